@@ -1,0 +1,114 @@
+"""The command line: declarations only. Each command calls one plain function that returns an Outcome.
+
+Heavy modules (requests, psutil, pynvml, torch) are imported inside those functions, never here, so
+`sdsetup --help` starts as fast as a bare Typer app (bench/startup measures it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from sdsetup import __version__
+
+app = typer.Typer(
+    name="sdsetup",
+    help="Install a Stable Diffusion web UI, prove it generates an image, and diagnose it when it does not.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"debug": False}
+
+# Options shared by several commands.
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (progress stays on stderr).")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and log more.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+ProxyOpt = Annotated[
+    Optional[str], typer.Option("--proxy", help="Proxy for every network call: http://, https://, socks5:// or socks5h://[user:pass@]host:port.")
+]
+MirrorOpt = Annotated[
+    Optional[List[str]],
+    typer.Option("--mirror", help="Mirror profile (official, cn, auto, or your own), or CHANNEL=URL to override one channel. Repeatable."),
+]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="Config file (default: SDSETUP_CONFIG or the platform config dir).")]
+ConnectionsOpt = Annotated[Optional[int], typer.Option("--connections", help="Connections per download (default 8).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sdsetup {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: DebugOpt = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _settings(**flags):
+    from sdsetup.settings import load_settings
+
+    flags["debug"] = flags.get("debug") or _state["debug"]
+    return load_settings(flags)
+
+
+def run_command(name: str, func: Callable, *, as_json: bool, debug: bool = False) -> None:
+    """Run a command function and render its Outcome; the one place errors become exit codes."""
+    from sdsetup.errors import ExitCode, SdsetupError
+    from sdsetup.output import emit, emit_error
+
+    debug = debug or _state["debug"] or os.environ.get("SDSETUP_DEBUG", "") not in ("", "0")
+    try:
+        outcome = func()
+    except SdsetupError as error:
+        if debug:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        emit_error(name, error, as_json)
+        raise typer.Exit(int(error.exit_code)) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted: partial work is kept; run the same command again to continue\n")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:  # a bug: say so, keep the traceback reachable
+        if debug:
+            raise
+        error = SdsetupError(
+            f"internal error in sdsetup ({type(exc).__name__}: {exc})",
+            "this is a bug; rerun with --debug to see the traceback and report it with `sdsetup doctor --bundle report.zip`",
+            ExitCode.INTERNAL,
+        )
+        emit_error(name, error, as_json)
+        raise typer.Exit(int(ExitCode.INTERNAL)) from None
+    emit(outcome, as_json)
+    raise typer.Exit(int(outcome.exit_code))
+
+
+@app.command()
+def check(
+    dir: Annotated[Path, typer.Option("--dir", help="Where the web UI will be installed (disk and path checks).")] = Path("stable-diffusion-webui"),
+    python: Annotated[Optional[str], typer.Option("--python", help="Python interpreter to use for the web UI.")] = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Check this machine: OS, git, Python, GPU and VRAM, RAM, disk, paths, proxies; verdicts with fixes."""
+    from sdsetup.commands import check as command
+
+    run_command("check", lambda: command.run(_settings(debug=debug), install_dir=dir, python=python), as_json=json, debug=debug)
+
+
+def main() -> None:
+    app(prog_name="sdsetup")

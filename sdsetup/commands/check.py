@@ -1,0 +1,1 @@
+"""`sdsetup check` (placeholder until detect/ lands)."""

@@ -1,0 +1,60 @@
+"""sha256 of files, with a cache keyed by (path, size, mtime) so re-verifying a 4 GB model is instant."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+CHUNK = 4 * 1024 * 1024
+
+
+def sha256_file(path: Path, progress=None) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as handle:
+        while True:
+            chunk = handle.read(CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return digest.hexdigest()
+
+
+class HashCache:
+    """A JSON file of {abs path: [size, mtime_ns, sha256]}; a stale entry is simply recomputed."""
+
+    def __init__(self, cache_file: Path) -> None:
+        self.cache_file = cache_file
+        try:
+            self.entries: dict[str, list] = json.loads(cache_file.read_text("utf-8"))
+        except (OSError, ValueError):
+            self.entries = {}
+
+    def sha256(self, path: Path, *, rehash: bool = False) -> tuple[str, bool]:
+        """(hex digest, whether it came from the cache)."""
+        stat = os.stat(path)
+        key = str(Path(path).resolve())
+        entry = self.entries.get(key)
+        if not rehash and entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
+            return entry[2], True
+        digest = sha256_file(path)
+        self.entries[key] = [stat.st_size, stat.st_mtime_ns, digest]
+        self._save()
+        return digest, False
+
+    def remember(self, path: Path, digest: str) -> None:
+        """Record a hash computed elsewhere (the download engine already verified the file)."""
+        stat = os.stat(path)
+        self.entries[str(Path(path).resolve())] = [stat.st_size, stat.st_mtime_ns, digest]
+        self._save()
+
+    def _save(self) -> None:
+        from sdsetup.fsutil import atomic_write_json
+
+        try:
+            atomic_write_json(self.cache_file, self.entries)
+        except OSError:
+            pass  # a cache that cannot be written only costs time

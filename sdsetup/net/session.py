@@ -1,0 +1,54 @@
+"""The one HTTP session, built from Settings and passed to whatever talks HTTP.
+
+Proxy: --proxy/SDSETUP_PROXY wins; otherwise requests honours HTTP(S)_PROXY/ALL_PROXY/NO_PROXY.
+TLS verification is always on; a custom CA bundle is added, never a way to turn it off.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sdsetup.settings import Settings
+
+if TYPE_CHECKING:  # requests is imported lazily so `sdsetup --help` stays fast
+    import requests
+
+
+def proxies_for(settings: Settings) -> dict[str, str]:
+    if not settings.proxy:
+        return {}
+    return {"http": settings.proxy, "https": settings.proxy}
+
+
+def build_session(settings: Settings, *, pool_size: int | None = None) -> "requests.Session":
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    session.headers["User-Agent"] = settings.user_agent
+    # Accept-Encoding identity: byte ranges and sizes must refer to the file, not a gzip stream.
+    session.headers["Accept-Encoding"] = "identity"
+    size = pool_size or max(16, settings.connections * 2)
+    adapter = HTTPAdapter(pool_connections=size, pool_maxsize=size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    if settings.proxy:
+        session.proxies.update(proxies_for(settings))
+        # An explicit proxy must not be bypassed by NO_PROXY or env proxies picked per request.
+        session.trust_env = False
+        if settings.ca_bundle:
+            session.verify = settings.ca_bundle
+        else:
+            import certifi  # requests' own CA store; trust_env=False would otherwise drop REQUESTS_CA_BUNDLE
+
+            import os
+
+            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or certifi.where()
+    elif settings.ca_bundle:
+        session.verify = settings.ca_bundle
+    return session
+
+
+def timeouts(settings: Settings) -> tuple[float, float]:
+    """(connect, read) timeouts: connecting should be quick; the read timeout is the stall timeout."""
+    return (min(10.0, settings.timeout), settings.timeout)

@@ -1,0 +1,86 @@
+"""Credential redaction: proxy passwords, tokens and the user's home path never leave the machine.
+
+Used by every place that prints, logs or packs text: the logger's filter, error messages that quote
+a URL, the doctor's support bundle.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "***"
+
+# scheme://user:password@host  ->  scheme://user:***@host (also user-only userinfo that looks like a token)
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]+):(?P<password>[^@/\s]+)@")
+_TOKENS = [
+    re.compile(r"\bhf_[A-Za-z0-9]{20,}\b"),  # Hugging Face
+    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b"),  # GitHub
+    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}\b"),
+    re.compile(r"\bsk-[A-Za-z0-9]{20,}\b"),
+]
+_AUTH_HEADER = re.compile(r"(?i)\b(authorization|proxy-authorization|x-api-key)(\s*[:=]\s*)(\S+(?:\s+\S+)?)")
+_KEY_VALUE = re.compile(r"(?i)\b([A-Z0-9_]*(?:TOKEN|PASSWORD|PASSWD|SECRET|API_KEY))(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***; the user name stays (it helps the helpdesk)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact_text(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:{MASK}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def redact_text(text: str, secrets: tuple[str, ...] | list[str] = (), home: str | None = None) -> str:
+    """Mask URL passwords, known token shapes, auth headers, KEY=secret pairs, extra secrets and home."""
+    if not text:
+        return text
+    out = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+    for pattern in _TOKENS:
+        out = pattern.sub(MASK, out)
+    out = _AUTH_HEADER.sub(lambda m: f"{m[1]}{m[2]}{MASK}", out)
+    out = _KEY_VALUE.sub(lambda m: f"{m[1]}{m[2]}{MASK}", out)
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            out = out.replace(secret, MASK)
+    if home:
+        out = redact_home(out, home)
+    return out
+
+
+def redact_home(text: str, home: str | None = None) -> str:
+    """Replace the user's home directory (which carries their name) with ~."""
+    home = home or os.path.expanduser("~")
+    if not home or home in ("/", "~") or len(home) < 3:
+        return text
+    variants = {home, home.replace("\\", "/"), home.replace("/", "\\"), str(Path(home))}
+    for variant in sorted(variants, key=len, reverse=True):
+        text = text.replace(variant, "~")
+    return text
+
+
+def secrets_in_url(url: str | None) -> list[str]:
+    """The password (and a long user name used as a token) in a URL, to mask wherever it appears."""
+    if not url:
+        return []
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found = []
+    if parts.password:
+        found.append(parts.password)
+        from urllib.parse import unquote
+
+        if unquote(parts.password) != parts.password:
+            found.append(unquote(parts.password))
+    return found

@@ -1,0 +1,141 @@
+"""The CLI contract: one JSON envelope, one error line + hint, documented exit codes, no traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from sdsetup import cli
+from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.fsutil import safe_join
+from sdsetup.output import Outcome
+from sdsetup.redact import redact_text, redact_url
+from sdsetup.settings import load_settings, parse_mirror_option
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(func, as_json):
+    probe = typer.Typer()
+
+    @probe.command()
+    def go() -> None:
+        cli.run_command("probe", func, as_json=as_json)
+
+    return CliRunner().invoke(probe, [])
+
+
+def test_json_envelope_keys_and_types():
+    result = _run(lambda: Outcome("probe", {"answer": 42}), as_json=True)
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert doc == {"schema_version": 1, "command": "probe", "ok": True, "exit_code": 0, "warnings": [], "data": {"answer": 42}}
+
+
+def test_user_error_is_one_line_and_a_hint_without_traceback():
+    def boom():
+        raise SdsetupError("the thing is broken", "do this next", ExitCode.USAGE)
+
+    result = _run(boom, as_json=False)
+    assert result.exit_code == 2
+    assert "error: the thing is broken" in result.stderr
+    assert "hint: do this next" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_user_error_in_json_mode_is_still_one_document():
+    def boom():
+        raise SdsetupError("no route", "set --proxy", ExitCode.NETWORK)
+
+    result = _run(boom, as_json=True)
+    assert result.exit_code == 3
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and doc["error"]["message"] == "no route" and doc["error"]["kind"] == "network"
+
+
+def test_bug_reports_internal_error_exit_code():
+    result = _run(lambda: 1 / 0, as_json=False)
+    assert result.exit_code == ExitCode.INTERNAL
+    assert "internal error" in result.stderr and "--debug" in result.stderr
+
+
+def test_settings_precedence_flag_env_config(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('proxy = "http://config:1"\nconnections = 3\nmirror = "cn"\n')
+    env = {"SDSETUP_CONFIG": str(config), "SDSETUP_PROXY": "http://env:2"}
+    assert load_settings({}, env).proxy == "http://env:2"
+    assert load_settings({"proxy": "socks5h://flag:3"}, env).proxy == "socks5h://flag:3"
+    assert load_settings({}, {"SDSETUP_CONFIG": str(config)}).proxy == "http://config:1"
+    assert load_settings({}, env).connections == 3
+    assert load_settings({}, env).mirror == "cn"
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        ({"proxy": "ftp://x:1"}, "not a proxy URL"),
+        ({"connections": "many"}, "not a whole number"),
+        ({"connections": 0}, "out of range"),
+        ({"mirror": ["bogus=https://x"]}, "unknown channel"),
+        ({"config": "/nonexistent/c.toml"}, "config file not found"),
+    ],
+)
+def test_bad_settings_are_usage_errors(flags, message):
+    with pytest.raises(SdsetupError) as info:
+        load_settings(flags, {})
+    assert info.value.exit_code == ExitCode.USAGE and message in info.value.message
+
+
+def test_broken_config_names_file_and_problem(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("proxy = \n")
+    with pytest.raises(SdsetupError) as info:
+        load_settings({}, {"SDSETUP_CONFIG": str(config)})
+    assert str(config) in info.value.message and "TOML" in info.value.message
+
+
+def test_mirror_option_profile_plus_channel_overrides():
+    assert parse_mirror_option(["cn", "huggingface=https://hf.example"]) == ("cn", (("huggingface", "https://hf.example"),))
+
+
+def test_redaction_masks_passwords_tokens_and_home():
+    canary = "s3cr3t-CANARY"
+    text = f"proxy http://alice:{canary}@proxy:3128 token hf_{'a' * 30} HF_TOKEN={canary} /home/alice/sd"
+    out = redact_text(text, [canary], home="/home/alice")
+    assert canary not in out and "hf_aaaa" not in out and "/home/alice" not in out
+    assert "alice:***@proxy:3128" in out
+    assert redact_url(f"socks5h://bob:{canary}@127.0.0.1:1080") == "socks5h://bob:***@127.0.0.1:1080"
+
+
+def test_safe_join_refuses_escapes(tmp_path):
+    assert safe_join(tmp_path, "models/a.safetensors") == tmp_path / "models" / "a.safetensors"
+    for bad in ("../x", "/etc/passwd", "a/../../x", "C:/Windows"):
+        with pytest.raises(SdsetupError):
+            safe_join(tmp_path, bad)
+
+
+def test_packaging_lists_every_subpackage():
+    text = (ROOT / "pyproject.toml").read_text()
+    for init in (ROOT / "sdsetup").rglob("__init__.py"):
+        package = ".".join(init.parent.relative_to(ROOT).parts)
+        assert f'"{package}"' in text, f"{package} missing from [tool.setuptools] packages"
+
+
+def test_help_does_not_import_heavy_modules():
+    code = "import sys; sys.argv=['sdsetup','--help']\ntry:\n import sdsetup.cli as c; c.main()\nexcept SystemExit: pass\nimport json; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('requests','psutil','pynvml','torch','tqdm','platformdirs'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == []
+
+
+def test_console_script_runs_as_installed():
+    exe = Path(sys.executable).parent / "sdsetup"
+    result = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("sdsetup ")
+    result = subprocess.run([sys.executable, "-m", "sdsetup", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0
