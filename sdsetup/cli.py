@@ -110,5 +110,43 @@ def check(
     run_command("check", lambda: command.run(_settings(debug=debug), install_dir=dir, python=python), as_json=json, debug=debug)
 
 
+# --- mirrors (issue 4) ---------------------------------------------------------------------------
+mirrors_app = typer.Typer(help="Mirror profiles for PyPI, PyTorch wheels, GitHub and Hugging Face: list and probe them.", no_args_is_help=True)
+app.add_typer(mirrors_app, name="mirrors")
+
+
+@mirrors_app.command("list")
+def mirrors_list(
+    mirror: MirrorOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show every mirror profile and what each channel resolves to now."""
+    from sdsetup.commands import mirrors as command
+
+    run_command("mirrors list", lambda: command.list_profiles(_settings(mirror=mirror, config=config, debug=debug)), as_json=json, debug=debug)
+
+
+@mirrors_app.command("probe")
+def mirrors_probe(
+    mirror: MirrorOpt = None,
+    proxy: ProxyOpt = None,
+    channel: Annotated[Optional[List[str]], typer.Option("--channel", help="Only this channel (pypi, torch, github, huggingface). Repeatable.")] = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Probe every mirror candidate at once (short timeouts) and rank them by speed."""
+    from sdsetup.commands import mirrors as command
+
+    run_command(
+        "mirrors probe",
+        lambda: command.probe(_settings(mirror=mirror, proxy=proxy, config=config, debug=debug), channel),
+        as_json=json,
+        debug=debug,
+    )
+
+
 def main() -> None:
     app(prog_name="sdsetup")

@@ -1,0 +1,123 @@
+"""`sdsetup mirrors list` and `sdsetup mirrors probe`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sdsetup.errors import ExitCode
+from sdsetup.output import Outcome
+from sdsetup.settings import CHANNELS, Settings
+
+
+def _selection_origin(settings: Settings) -> str:
+    if settings.mirror:
+        return settings.mirror
+    return "official (default)"
+
+
+def list_profiles(settings: Settings) -> Outcome:
+    """Every profile (built-in and the user's), and what the current selection resolves to."""
+    from sdsetup.net.mirrors import load_catalog, select_mirrors
+
+    catalog = load_catalog(settings)
+    data: dict[str, Any] = {
+        "profiles": {name: profile.to_json() for name, profile in catalog.profiles.items()},
+        "rewrite": [rule.to_json() for rule in catalog.rewrites],
+        "probe_urls": dict(catalog.probe_urls),
+    }
+    warnings: list[str] = []
+    if settings.mirror == "auto":
+        data["selected"] = {"profile": "auto", "notes": ["auto: decided by probing when a command needs the network "
+                                                         "(`sdsetup mirrors probe` shows what it would find)"]}
+    else:
+        plan = select_mirrors(settings, catalog=catalog)
+        data["selected"] = plan.to_json()
+        warnings = plan.warnings
+    return Outcome("mirrors list", data, human=_render_list, warnings=warnings)
+
+
+def _candidate_line(candidate: dict[str, Any]) -> str:
+    extra = [candidate[k] for k in ("layout", "style") if k in candidate]
+    if "serves" in candidate:
+        extra.append("serves " + "+".join(candidate["serves"]))
+    suffix = f"  ({', '.join(extra)})" if extra else ""
+    return f"{candidate['name']:<16} {candidate['url']}{suffix}"
+
+
+def _render_list(data: dict[str, Any]) -> str:
+    lines = []
+    for name, profile in data["profiles"].items():
+        lines.append(f"profile {name} [{profile['source']}]" + (f": {profile['description']}" if profile["description"] else ""))
+        for channel in CHANNELS:
+            for i, candidate in enumerate(profile["channels"][channel]):
+                label = channel if i == 0 else ""
+                lines.append(f"  {label:<12} {_candidate_line(candidate)}")
+        lines.append("")
+    for rule in data["rewrite"]:
+        lines.append(f"rewrite {rule['prefix']} -> {rule['replace']}")
+    selected = data["selected"]
+    lines.append(f"selected: {selected['profile']}")
+    if "channels" in selected:
+        for channel in CHANNELS:
+            lines.append(f"  {channel:<12} {_candidate_line(selected['channels'][channel]['selected'])}")
+        if selected.get("proxy"):
+            lines.append(f"  {'proxy':<12} {selected['proxy']}")
+    for note in selected.get("notes", []):
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def probe(settings: Settings, channels: list[str] | None = None) -> Outcome:
+    """Probe every candidate (of the chosen profile, or of all profiles) concurrently and rank them."""
+    from sdsetup.errors import usage_error
+    from sdsetup.net import mirror_probe
+    from sdsetup.net.mirrors import MirrorPlan, load_catalog, looks_like_url, override_mirror
+
+    for channel in channels or ():
+        if channel not in CHANNELS:
+            raise usage_error(f"--channel {channel}: unknown channel", f"channels are {', '.join(CHANNELS)}")
+    wanted = list(channels or CHANNELS)
+    catalog = load_catalog(settings)
+    name = settings.mirror
+    if looks_like_url(name):
+        pool = dict(MirrorPlan.single_base(str(name)).channels)
+    elif name and name != "auto":
+        pool = dict(catalog.profile(name).channels)
+    else:  # every known candidate, each once
+        pool = {ch: tuple(dict.fromkeys(m for p in catalog.profiles.values() for m in p.channels[ch])) for ch in CHANNELS}
+    for channel, url in settings.mirror_overrides:
+        pool[channel] = (override_mirror(channel, url, catalog),)
+    pool = {ch: pool[ch] for ch in wanted}
+    ranked = mirror_probe.probe_channels(settings, catalog, pool)
+    data = {
+        "profile": name or "all",
+        "proxy": _redacted(settings.proxy),
+        "channels": mirror_probe.ranked_json(ranked),
+        "best": {ch: (results[0].name if results and results[0].ok else None) for ch, results in ranked.items()},
+    }
+    unreachable = [ch for ch, best in data["best"].items() if best is None]
+    warnings = [f"{ch}: no candidate answered" for ch in unreachable]
+    exit_code = ExitCode.NETWORK if unreachable else ExitCode.OK
+    return Outcome("mirrors probe", data, exit_code=exit_code, human=_render_probe, warnings=warnings)
+
+
+def _redacted(url: str | None) -> str | None:
+    from sdsetup.redact import redact_url
+
+    return redact_url(url) if url else None
+
+
+def _render_probe(data: dict[str, Any]) -> str:
+    lines = [f"probed: {data['profile']}" + (f" through proxy {data['proxy']}" if data["proxy"] else "")]
+    for channel, results in data["channels"].items():
+        lines.append(f"{channel}:")
+        for i, result in enumerate(results, 1):
+            if result["ok"]:
+                speed = result["throughput_bps"]
+                speed_text = f"{speed / 1024:.0f} KiB/s" if speed else "-"
+                verdict = f"ok   {result['latency_s'] * 1000:6.0f} ms  {result['seconds']:5.2f} s  {speed_text}"
+            else:
+                verdict = f"FAIL {result['error']}"
+            lines.append(f"  {i:>2}. {result['name']:<16} {verdict}")
+            lines.append(f"      {result['url']}")
+    return "\n".join(lines)

@@ -1,0 +1,792 @@
+"""Mirrors: profiles as data, URL rewriting, and the `MirrorPlan` every git, pip and download call uses.
+
+Everything here is pure (no network, no files except reading the bundled `manifests/mirrors.toml`);
+`mirror_probe.py` holds the effects. `select_mirrors()` is the one entry point: it resolves the profile
+(`--mirror NAME`, `SDSETUP_MIRROR`, the config file's `mirror`, default `official`), the per-channel
+overrides (`--mirror CHANNEL=URL`, `SDSETUP_MIRROR_<CHANNEL>`) and, for `auto`, asks the probe.
+
+Channels: `pypi`, `torch`, `github`, `huggingface` (see the comment at the top of mirrors.toml), plus
+user rewrite rules (`[[rewrite]] prefix=…, replace=…` in the config file) for any other host.
+
+How a plan reaches each tool:
+- downloads: `file_urls(canonical)` gives the engine mirrors first and the canonical URL last;
+- git: `git_config_args()` (`-c http.proxy=…`, `-c url.<mirror>.insteadOf=https://github.com/`) and
+  `git_env()` (`GIT_TERMINAL_PROMPT=0`, …) per invocation; the user's global git config is never written.
+  Use either insteadOf (the default) or explicit failover over `git_urls()` with
+  `git_config_args(insteadof=False)`: with both, insteadOf would also rewrite the canonical fallback;
+- pip: `pip_index_args()` (the mirror as the primary `--index-url`), `torch_index_args(tag)`
+  (`--extra-index-url` for a PEP 503 mirror, `--find-links` for a flat page), `pip_env()`;
+  a SOCKS proxy needs PySocks inside the venv that runs pip (`pip_needs_pysocks`);
+- the web UI at run time: `webui_env()` (HF_ENDPOINT + HF_HUB_DISABLE_XET=1, PIP_INDEX_URL,
+  TORCH_INDEX_URL/PIP_FIND_LINKS, git insteadOf through GIT_CONFIG_COUNT, HTTP(S)_PROXY).
+
+Credentials: a proxy password never goes on a command line (other local users can read argv): with a
+password, the proxy travels as `PIP_PROXY` in `pip_env()` and as `http.proxy` through `GIT_CONFIG_*` in
+`git_env()`; without one, as `--proxy`/`-c http.proxy=` in the argument lists. `to_json()`, warnings and
+errors show URLs redacted. `webui_env()` must carry the full proxy URL because the web UI's own pip, git
+and huggingface_hub need it; whoever writes it into webui-user.sh/.bat tells the user (`proxy_has_credentials`).
+
+One base URL for every channel (`MirrorPlan.single_base(url)`, `--mirror URL`, and `--mirror-url` of
+offline bundles). Under BASE (http(s):// or file://) the layout is:
+
+    BASE/pypi/simple/                       PEP 503 index (pip --index-url)
+    BASE/pypi/packages/…                    files.pythonhosted.org/packages/… (optional)
+    BASE/torch/{tag}/                       PEP 503 index per torch tag (cu121, cpu, rocm6.1, …)
+    BASE/git/<owner>/<repo>.git             git repositories (github.com/<owner>/<repo>.git)
+    BASE/git/<owner>/<repo>/archive/…       archive zips, as on github.com
+    BASE/git/<owner>/<repo>/releases/download/<tag>/<file>   release assets
+    BASE/raw/<owner>/<repo>/<ref>/<path>    raw.githubusercontent.com files
+    BASE/hf/<repo>/resolve/<rev>/<file>     Hugging Face endpoint = BASE/hf
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from urllib.parse import urlsplit
+
+from sdsetup.errors import ExitCode, SdsetupError, usage_error
+from sdsetup.redact import redact_url, secrets_in_url
+from sdsetup.settings import CHANNELS, Settings
+
+if TYPE_CHECKING:
+    import requests
+
+BUILTIN_ORIGIN = "manifests/mirrors.toml (built-in)"
+SCHEMA = 1
+
+# The canonical hosts. Rewriting recognises these URLs; a channel is "mirrored" when its first
+# candidate is anything else.
+GITHUB = "https://github.com/"
+RAW_GITHUB = "https://raw.githubusercontent.com/"
+PYPI_SIMPLE = "https://pypi.org/simple/"
+PYPI_FILES = "https://files.pythonhosted.org/packages/"
+TORCH_BASE = "https://download.pytorch.org/whl/"
+TORCH_TEMPLATE = TORCH_BASE + "{tag}/"
+HF_ENDPOINT = "https://huggingface.co"
+OFFICIAL_URL = {"pypi": PYPI_SIMPLE, "torch": TORCH_TEMPLATE, "github": GITHUB, "huggingface": HF_ENDPOINT}
+
+GITHUB_KINDS = ("git", "archive", "release", "raw")
+LAYOUTS = ("simple", "find-links")
+STYLES = ("prefix", "host")
+_CANDIDATE_KEYS = {
+    "pypi": {"name", "url", "files"},
+    "torch": {"name", "url", "layout"},
+    "github": {"name", "url", "style", "raw", "serves"},
+    "huggingface": {"name", "url"},
+}
+_PROFILE_KEYS = {"description", *CHANNELS}
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One candidate source for one channel."""
+
+    channel: str
+    name: str
+    url: str  # pypi: index root; torch: template with {tag}; github: replacement base; huggingface: endpoint
+    layout: str | None = None  # torch: simple | find-links
+    style: str | None = None  # github: prefix | host
+    raw: str | None = None  # github host style: replacement for https://raw.githubusercontent.com/
+    files: str | None = None  # pypi: replacement for https://files.pythonhosted.org/packages/
+    serves: tuple[str, ...] = GITHUB_KINDS  # github: what it can deliver
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"name": self.name, "url": redact_url(self.url)}
+        if self.layout:
+            doc["layout"] = self.layout
+        if self.style:
+            doc["style"] = self.style
+        if self.raw:
+            doc["raw"] = redact_url(self.raw)
+        if self.files:
+            doc["files"] = redact_url(self.files)
+        if self.channel == "github" and self.serves != GITHUB_KINDS:
+            doc["serves"] = list(self.serves)
+        return doc
+
+    def git_base(self) -> str:
+        """What https://github.com/ becomes for git (the insteadOf target)."""
+        return self.url + GITHUB if self.style == "prefix" else self.url
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    channels: Mapping[str, tuple[Mirror, ...]]
+    source: str  # "built-in", "config file", or "built-in + config file"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "description": self.description,
+            "source": self.source,
+            "channels": {ch: [m.to_json() for m in self.channels[ch]] for ch in CHANNELS},
+        }
+
+
+@dataclass(frozen=True)
+class RewriteRule:
+    prefix: str
+    replace: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"prefix": redact_url(self.prefix), "replace": redact_url(self.replace)}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Everything the mirror layer knows: profiles (built-in merged with the user's), rules, probe URLs."""
+
+    profiles: Mapping[str, Profile]
+    rewrites: tuple[RewriteRule, ...]
+    probe_urls: Mapping[str, str]
+
+    def profile(self, name: str) -> Profile:
+        if name not in self.profiles:
+            known = ", ".join(["auto", *self.profiles])
+            raise usage_error(
+                f"unknown mirror profile '{name}'",
+                f"pick one of: {known}; or define [profiles.{name}] in your config file (`sdsetup mirrors list` shows them)",
+            )
+        return self.profiles[name]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading and validating profiles
+
+
+def _problem(origin: str, key: str, problem: str, hint: str | None = None) -> SdsetupError:
+    return usage_error(
+        f"{origin}: {key}: {problem}",
+        hint or "fix that entry (the format is described in docs/mirrors.md)",
+    )
+
+
+def _check_url(value: Any, origin: str, key: str, *, template: bool = False) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _problem(origin, key, f"expected a URL string, got {type(value).__name__} {value!r}")
+    url = value.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise _problem(origin, key, f"'{redact_url(url)}' is not a valid URL") from None
+    if parts.scheme not in ("http", "https", "file"):
+        raise _problem(origin, key, f"'{redact_url(url)}' must start with https://, http:// or file://")
+    if parts.scheme != "file" and not parts.hostname:
+        raise _problem(origin, key, f"'{redact_url(url)}' has no host name")
+    placeholders = set(re.findall(r"\{([^}]*)\}", url))
+    if template:
+        if placeholders != {"tag"}:
+            raise _problem(
+                origin, key, f"'{redact_url(url)}' must contain {{tag}} (and no other placeholder)",
+                "write the torch index with {tag} where cu121/cpu/rocm6.1 goes, e.g. https://host/whl/{tag}/",
+            )
+    elif placeholders or "{" in url or "}" in url:
+        raise _problem(origin, key, f"'{redact_url(url)}' contains a placeholder; only torch URLs take {{tag}}")
+    return url
+
+
+def _slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+def _default_name(url: str) -> str:
+    parts = urlsplit(url.replace("{tag}", "tag"))
+    return parts.hostname or url
+
+
+def parse_candidate(channel: str, raw: Any, origin: str, key: str) -> Mirror:
+    """One candidate from TOML: a URL string (defaults: torch simple, github prefix) or a table."""
+    if isinstance(raw, str):
+        raw = {"url": raw}
+    if not isinstance(raw, Mapping):
+        raise _problem(origin, key, f"expected a URL string or a table, got {type(raw).__name__}")
+    unknown = set(raw) - _CANDIDATE_KEYS[channel]
+    if unknown:
+        raise _problem(
+            origin, key, f"unknown key(s) {', '.join(sorted(unknown))}",
+            f"a {channel} candidate takes: {', '.join(sorted(_CANDIDATE_KEYS[channel]))}",
+        )
+    if "url" not in raw:
+        raise _problem(origin, key, "missing 'url'")
+    url = _check_url(raw["url"], origin, f"{key}.url", template=channel == "torch")
+    name = raw.get("name", _default_name(url))
+    if not isinstance(name, str) or not name.strip():
+        raise _problem(origin, f"{key}.name", f"expected a non-empty string, got {name!r}")
+    if channel == "pypi":
+        files = raw.get("files")
+        return Mirror(channel, name, _slash(url), files=_slash(_check_url(files, origin, f"{key}.files")) if files is not None else None)
+    if channel == "torch":
+        layout = raw.get("layout", "simple")
+        if layout not in LAYOUTS:
+            raise _problem(origin, f"{key}.layout", f"{layout!r} is not one of {', '.join(LAYOUTS)}",
+                           "simple = a PEP 503 index (pip --extra-index-url); find-links = one flat page of wheel links")
+        return Mirror(channel, name, _slash(url), layout=layout)
+    if channel == "github":
+        style = raw.get("style", "prefix")
+        if style not in STYLES:
+            raise _problem(origin, f"{key}.style", f"{style!r} is not one of {', '.join(STYLES)}",
+                           "prefix = https://PROXY/https://github.com/…; host = the proxy replaces https://github.com/")
+        serves = raw.get("serves", list(GITHUB_KINDS))
+        if not isinstance(serves, list) or not serves or any(s not in GITHUB_KINDS for s in serves):
+            raise _problem(origin, f"{key}.serves", f"{serves!r} must be a non-empty list drawn from {', '.join(GITHUB_KINDS)}")
+        raw_base = raw.get("raw")
+        if raw_base is not None and style != "host":
+            raise _problem(origin, f"{key}.raw", "only a host-style candidate takes 'raw' (a prefix proxy serves raw files itself)")
+        return Mirror(
+            channel, name, _slash(url), style=style,
+            raw=_slash(_check_url(raw_base, origin, f"{key}.raw")) if raw_base is not None else None,
+            serves=tuple(k for k in GITHUB_KINDS if k in serves),
+        )
+    return Mirror(channel, name, url.rstrip("/"))
+
+
+def _parse_channel(channel: str, value: Any, origin: str, key: str) -> tuple[Mirror, ...]:
+    if isinstance(value, (str, Mapping)):
+        value = [value]
+    if not isinstance(value, list):
+        raise _problem(origin, key, f"expected a list of candidates, got {type(value).__name__}")
+    if not value:
+        raise _problem(origin, key, "needs at least one candidate", "list one URL, or leave the channel out to inherit it")
+    return tuple(parse_candidate(channel, item, origin, f"{key}[{i}]") for i, item in enumerate(value))
+
+
+def _parse_profiles(raw: Any, origin: str, base: Mapping[str, Profile], source: str) -> dict[str, Profile]:
+    if not isinstance(raw, Mapping):
+        raise _problem(origin, "profiles", f"expected a table of profiles, got {type(raw).__name__}")
+    profiles = dict(base)
+    for name, body in raw.items():
+        key = f"profiles.{name}"
+        if name == "auto" or not _PROFILE_NAME.match(str(name)):
+            raise _problem(origin, key, f"'{name}' cannot be a profile name",
+                           "use letters, digits, '.', '_' or '-' (and not 'auto', which means: probe and decide)")
+        if not isinstance(body, Mapping):
+            raise _problem(origin, key, f"expected a table, got {type(body).__name__}")
+        unknown = set(body) - _PROFILE_KEYS
+        if unknown:
+            raise _problem(origin, key, f"unknown key(s) {', '.join(sorted(unknown))}",
+                           f"a profile takes: description, {', '.join(CHANNELS)}")
+        description = body.get("description", "")
+        if not isinstance(description, str):
+            raise _problem(origin, f"{key}.description", "expected a string")
+        parent = profiles.get(name) or profiles.get("official")
+        channels: dict[str, tuple[Mirror, ...]] = {}
+        for channel in CHANNELS:
+            if channel in body:
+                channels[channel] = _parse_channel(channel, body[channel], origin, f"{key}.{channel}")
+            elif parent is not None:
+                channels[channel] = parent.channels[channel]
+            else:
+                raise _problem(origin, f"{key}.{channel}", "missing (every built-in profile lists all four channels)")
+        merged_source = source if name not in profiles else f"{profiles[name].source} + {source}"
+        profiles[name] = Profile(name, description or (profiles[name].description if name in profiles else ""), channels, merged_source)
+    return profiles
+
+
+def _parse_rewrites(raw: Any, origin: str) -> tuple[RewriteRule, ...]:
+    if isinstance(raw, Mapping):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise _problem(origin, "rewrite", f"expected [[rewrite]] tables, got {type(raw).__name__}")
+    rules = []
+    for i, item in enumerate(raw):
+        key = f"rewrite[{i}]"
+        if not isinstance(item, Mapping):
+            raise _problem(origin, key, f"expected a table with prefix and replace, got {type(item).__name__}")
+        unknown = set(item) - {"prefix", "replace"}
+        if unknown or "prefix" not in item or "replace" not in item:
+            raise _problem(origin, key, "needs exactly the keys 'prefix' and 'replace'",
+                           'e.g. [[rewrite]]\\nprefix = "https://example.com/models/"\\nreplace = "https://mirror.example/models/"')
+        prefix = _check_url(item["prefix"], origin, f"{key}.prefix")
+        replace = _check_url(item["replace"], origin, f"{key}.replace")
+        rules.append(RewriteRule(prefix, replace))
+    return tuple(rules)
+
+
+def parse_catalog(builtin: Mapping[str, Any], config: Mapping[str, Any] | None = None, *, config_origin: str = "config file") -> Catalog:
+    """Validate the bundled profiles, then merge the user's config file over them."""
+    origin = BUILTIN_ORIGIN
+    if builtin.get("schema") != SCHEMA:
+        raise SdsetupError(f"{origin}: schema: expected {SCHEMA}, got {builtin.get('schema')!r}",
+                           "reinstall sdsetup (its bundled files do not match this version)", ExitCode.INTERNAL)
+    probe = builtin.get("probe")
+    if not isinstance(probe, Mapping) or set(probe) != set(CHANNELS):
+        raise _problem(origin, "probe", f"needs one URL per channel ({', '.join(CHANNELS)})")
+    probe_urls = {ch: _check_url(probe[ch], origin, f"probe.{ch}") for ch in CHANNELS}
+    profiles = _parse_profiles(builtin.get("profiles", {}), origin, {}, "built-in")
+    for required in ("official", "cn"):
+        if required not in profiles:
+            raise _problem(origin, f"profiles.{required}", "missing")
+    rewrites: tuple[RewriteRule, ...] = ()
+    config = config or {}
+    if "profiles" in config:
+        profiles = _parse_profiles(config["profiles"], config_origin, profiles, "config file")
+    if "rewrite" in config:
+        rewrites = _parse_rewrites(config["rewrite"], config_origin)
+    return Catalog(profiles, rewrites, probe_urls)
+
+
+@lru_cache(maxsize=1)
+def _builtin_toml() -> dict[str, Any]:
+    from importlib.resources import files
+
+    from sdsetup.tomlcompat import loads_toml
+
+    text = files("sdsetup.manifests").joinpath("mirrors.toml").read_text(encoding="utf-8")
+    return loads_toml(text, BUILTIN_ORIGIN)
+
+
+def load_catalog(settings: Settings) -> Catalog:
+    origin = f"config file {settings.config_path}" if settings.config_path else "config file"
+    return parse_catalog(_builtin_toml(), settings.config, config_origin=origin)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rewriting (pure string work; every function here is table-tested)
+
+
+def _split_github(url: str) -> tuple[str, str] | None:
+    """(kind, canonical URL) for a GitHub URL, or None. Kinds: git, archive, release, raw, page.
+
+    codeload.github.com archive URLs become their github.com/…/archive/… form, which every proxy style
+    understands (prefix proxies reject codeload)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or parts.username or parts.port:
+        return None
+    host = (parts.hostname or "").lower()
+    path = parts.path
+    query = f"?{parts.query}" if parts.query else ""
+    if host == "raw.githubusercontent.com":
+        return ("raw", RAW_GITHUB + path.lstrip("/") + query) if path.count("/") >= 4 else None
+    if host == "codeload.github.com":
+        match = re.match(r"^/([^/]+)/([^/]+)/(zip|tar\.gz)/(.+)$", path)
+        if not match:
+            return None
+        owner, repo, kind, ref = match.groups()
+        return "archive", f"{GITHUB}{owner}/{repo}/archive/{ref}.{'zip' if kind == 'zip' else 'tar.gz'}"
+    if host not in ("github.com", "www.github.com"):
+        return None
+    segments = path.strip("/").split("/")
+    if len(segments) < 2 or not all(segments[:2]):
+        return None
+    canonical = GITHUB + path.lstrip("/") + query
+    rest = segments[2:]
+    if not rest or rest[0] in ("info", "git-upload-pack", "git-receive-pack", "HEAD", "objects"):
+        return "git", canonical
+    if rest[0] == "archive":
+        return "archive", canonical
+    if rest[:2] == ["releases", "download"]:
+        return "release", canonical
+    if rest[0] == "raw":
+        return "raw", canonical
+    return "page", canonical
+
+
+def rewrite_github(url: str, mirror: Mirror) -> str | None:
+    """The URL as `mirror` serves it, or None when the mirror cannot serve it."""
+    split = _split_github(url)
+    if split is None:
+        return None
+    kind, canonical = split
+    if kind == "page":
+        if mirror.style != "host" or mirror.serves != GITHUB_KINDS:
+            return None  # prefix proxies only pass git, archive, release and raw paths
+    elif kind not in mirror.serves:
+        return None
+    if mirror.style == "prefix":
+        return mirror.url + canonical
+    if canonical.startswith(RAW_GITHUB):
+        tail = canonical[len(RAW_GITHUB):]
+        if mirror.raw:
+            return mirror.raw + tail
+        owner, repo, ref_path = tail.split("/", 2)  # github.com serves the same file at /OWNER/REPO/raw/REF/PATH
+        return f"{mirror.url}{owner}/{repo}/raw/{ref_path}"
+    return mirror.url + canonical[len(GITHUB):]
+
+
+def _split_torch(url: str) -> tuple[str, str] | None:
+    """(tag, rest) for https://download.pytorch.org/whl/TAG/REST (REST: '' or a wheel file name)."""
+    if not url.startswith(TORCH_BASE):
+        return None
+    tail = url[len(TORCH_BASE):]
+    tag, sep, rest = tail.partition("/")
+    if not sep or not _TAG.match(tag) or "/" in rest.rstrip("/"):
+        return None
+    return tag, rest
+
+
+def torch_index_url(mirror: Mirror, tag: str) -> str:
+    if not _TAG.match(tag or ""):
+        raise usage_error(f"'{tag}' is not a torch wheel tag", "tags look like cu121, cu128, cpu or rocm6.1")
+    return mirror.url.replace("{tag}", tag)
+
+
+def rewrite_for(mirror: Mirror, url: str) -> str | None:
+    """`url` (on a canonical host of mirror.channel) as served by `mirror`; None when not applicable."""
+    if mirror.channel == "github":
+        return rewrite_github(url, mirror)
+    if mirror.channel == "huggingface":
+        for host in (HF_ENDPOINT, "https://hf.co"):
+            if url == host or url.startswith(host + "/"):
+                return mirror.url + url[len(host):]
+        return None
+    if mirror.channel == "torch":
+        split = _split_torch(url)
+        return torch_index_url(mirror, split[0]) + split[1] if split else None
+    if url.startswith(PYPI_SIMPLE):
+        return mirror.url + url[len(PYPI_SIMPLE):]
+    if url.startswith(PYPI_FILES) and mirror.files:
+        return mirror.files + url[len(PYPI_FILES):]
+    return None
+
+
+def channel_of(url: str) -> str | None:
+    """Which channel's mirrors can serve `url` (None: only user rewrite rules apply)."""
+    if _split_github(url):
+        return "github"
+    if url.startswith((HF_ENDPOINT + "/", "https://hf.co/")):
+        return "huggingface"
+    if _split_torch(url):
+        return "torch"
+    if url.startswith((PYPI_SIMPLE, PYPI_FILES)):
+        return "pypi"
+    return None
+
+
+def _ordered_unique(urls: Iterable[str | None], last: str) -> tuple[str, ...]:
+    seen = {last}
+    out = []
+    for url in urls:
+        if url and url not in seen:
+            seen.add(url)
+            out.append(url)
+    return (*out, last)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The plan
+
+
+def _has_secret(url: str | None) -> bool:
+    return bool(secrets_in_url(url))
+
+
+@dataclass(frozen=True)
+class MirrorPlan:
+    """Where each channel goes and how: the one object git, pip, the engine and the web UI env read."""
+
+    profile: str
+    channels: Mapping[str, tuple[Mirror, ...]]  # ordered; the first candidate is the one pip/git use
+    proxy: str | None = None  # --proxy / SDSETUP_PROXY / config (may carry a password: never shown)
+    rewrites: tuple[RewriteRule, ...] = ()
+    notes: tuple[str, ...] = ()  # how `auto` or overrides decided, for people
+    env_proxy: bool = False  # HTTP(S)_PROXY/ALL_PROXY set in the environment (tools honour it themselves)
+    base_url: str | None = None  # set for single_base plans
+    _extra_warnings: tuple[str, ...] = field(default=(), repr=False)
+
+    # -- channel queries ---------------------------------------------------------------------------
+    def primary(self, channel: str) -> Mirror:
+        return self.channels[channel][0]
+
+    def mirrored(self, channel: str) -> bool:
+        """True when the channel's first choice is not the upstream host."""
+        return self.primary(channel).url != OFFICIAL_URL[channel]
+
+    @property
+    def mirrored_channels(self) -> list[str]:
+        return [ch for ch in CHANNELS if self.mirrored(ch)]
+
+    @property
+    def proxy_has_credentials(self) -> bool:
+        return _has_secret(self.proxy)
+
+    @property
+    def pip_needs_pysocks(self) -> bool:
+        """pip speaks SOCKS only with PySocks installed in the venv that runs it."""
+        return bool(self.proxy) and urlsplit(self.proxy).scheme.startswith("socks")
+
+    @property
+    def warnings(self) -> list[str]:
+        out = list(self._extra_warnings)
+        if (self.proxy or self.env_proxy) and self.mirrored_channels:
+            which = f"the proxy {redact_url(self.proxy)}" if self.proxy else "a proxy from HTTP(S)_PROXY/ALL_PROXY"
+            out.append(
+                f"{which} and mirrors ({', '.join(self.mirrored_channels)}) are both active: traffic goes to the "
+                "mirror through the proxy, which is often slower than either alone; if the proxy reaches the "
+                "official hosts, use --mirror official, otherwise drop the proxy"
+            )
+        return out
+
+    # -- downloads -----------------------------------------------------------------------------------
+    def file_urls(self, canonical_url: str) -> tuple[str, ...]:
+        """Mirrors first (user rewrite rules, then the channel's candidates in order), canonical last."""
+        candidates: list[str | None] = []
+        for rule in self.rewrites:
+            if canonical_url.startswith(rule.prefix):
+                candidates.append(rule.replace + canonical_url[len(rule.prefix):])
+        channel = channel_of(canonical_url)
+        if channel:
+            candidates.extend(rewrite_for(m, canonical_url) for m in self.channels[channel])
+        return _ordered_unique(candidates, canonical_url)
+
+    # -- git -----------------------------------------------------------------------------------------
+    def _git_mirror(self) -> Mirror | None:
+        for mirror in self.channels["github"]:
+            if "git" in mirror.serves:
+                return None if mirror.git_base() == GITHUB else mirror
+        return None
+
+    def git_urls(self, clone_url: str) -> tuple[str, ...]:
+        """Clone URLs to try in order (mirrors, then `clone_url`); use with git_config_args(insteadof=False)."""
+        candidates: list[str | None] = []
+        for rule in self.rewrites:
+            if clone_url.startswith(rule.prefix):
+                candidates.append(rule.replace + clone_url[len(rule.prefix):])
+        split = _split_github(clone_url)
+        if split and split[0] == "git":
+            candidates.extend(rewrite_github(clone_url, m) for m in self.channels["github"])
+        return _ordered_unique(candidates, clone_url)
+
+    def _insteadof_pairs(self) -> list[tuple[str, str]]:
+        pairs = []
+        mirror = self._git_mirror()
+        if mirror:
+            pairs.append((f"url.{mirror.git_base()}.insteadOf", GITHUB))
+        for rule in self.rewrites:
+            pairs.append((f"url.{rule.replace}.insteadOf", rule.prefix))
+        return pairs
+
+    def git_config_args(self, *, insteadof: bool = True) -> list[str]:
+        """`-c` options for one git invocation (put them before the subcommand)."""
+        args: list[str] = []
+        if self.proxy and not self.proxy_has_credentials:
+            args += ["-c", f"http.proxy={self.proxy}"]
+        if insteadof:
+            for key, value in self._insteadof_pairs():
+                args += ["-c", f"{key}={value}"]
+        return args
+
+    def git_env(self) -> dict[str, str]:
+        """Environment for git: never prompt (a missing repo fails instead of asking for a password);
+        a proxy with a password goes here as http.proxy (GIT_CONFIG_*: git >= 2.31), not on argv."""
+        env = {"GIT_TERMINAL_PROMPT": "0", "GCM_INTERACTIVE": "never"}
+        if self.proxy and self.proxy_has_credentials:
+            env.update(_git_config_env([("http.proxy", self.proxy)]))
+        return env
+
+    # -- pip -----------------------------------------------------------------------------------------
+    def pip_index_args(self) -> list[str]:
+        """The primary index as --index-url (a mirror replaces PyPI, it is not an extra index)."""
+        index = self.primary("pypi").url
+        args = ["--index-url", index]
+        args += _trusted_host_args(index)
+        if self.proxy and not self.proxy_has_credentials:
+            args += ["--proxy", self.proxy]
+        return args
+
+    def torch_index_args(self, tag: str) -> list[str]:
+        mirror = self.primary("torch")
+        url = torch_index_url(mirror, tag)
+        option = "--find-links" if mirror.layout == "find-links" else "--extra-index-url"
+        return [option, url, *_trusted_host_args(url)]
+
+    def pip_env(self) -> dict[str, str]:
+        """The proxy as PIP_PROXY (works with and without a password, and stays off argv)."""
+        return {"PIP_PROXY": self.proxy} if self.proxy else {}
+
+    # -- Hugging Face and the web UI ------------------------------------------------------------------
+    @property
+    def hf_endpoint(self) -> str:
+        return self.primary("huggingface").url
+
+    def webui_env(self, torch_tag: str | None = None) -> dict[str, str]:
+        """Variables for webui-user.sh/.bat so the web UI's own pip, git and huggingface_hub follow the plan."""
+        env: dict[str, str] = {}
+        if self.mirrored("huggingface"):
+            env["HF_ENDPOINT"] = self.hf_endpoint
+            env["HF_HUB_DISABLE_XET"] = "1"  # xet transfers bypass HF_ENDPOINT and mirrors do not serve them
+        if self.mirrored("pypi"):
+            env["PIP_INDEX_URL"] = self.primary("pypi").url
+            trusted = _trusted_host_args(env["PIP_INDEX_URL"])
+            if trusted:
+                env["PIP_TRUSTED_HOST"] = trusted[1]
+        if torch_tag:
+            mirror = self.primary("torch")
+            url = torch_index_url(mirror, torch_tag)
+            if mirror.layout == "find-links":
+                env["PIP_FIND_LINKS"] = url  # A1111 passes TORCH_INDEX_URL as --extra-index-url: flat pages need -f
+            else:
+                env["TORCH_INDEX_URL"] = url
+        pairs = self._insteadof_pairs()
+        if pairs:
+            env.update(_git_config_env(pairs))  # A1111 clones repositories itself at launch
+        if self.proxy:
+            for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+                env[name] = self.proxy
+            env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"  # gradio talks to itself
+        return env
+
+    # -- reporting -----------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "profile": redact_url(self.profile),
+            "base_url": redact_url(self.base_url) if self.base_url else None,
+            "channels": {
+                ch: {
+                    "mirrored": self.mirrored(ch),
+                    "selected": self.primary(ch).to_json(),
+                    "candidates": [m.to_json() for m in self.channels[ch]],
+                }
+                for ch in CHANNELS
+            },
+            "rewrite": [rule.to_json() for rule in self.rewrites],
+            "proxy": redact_url(self.proxy) if self.proxy else None,
+            "proxy_from_environment": self.env_proxy,
+            "notes": list(self.notes),
+            "warnings": self.warnings,
+        }
+
+    # -- one base URL for every channel (offline bundles, a company mirror) ---------------------------
+    @classmethod
+    def single_base(cls, url: str, *, proxy: str | None = None, env_proxy: bool = False,
+                    rewrites: tuple[RewriteRule, ...] = ()) -> "MirrorPlan":
+        """Every channel under one base, in the layout in this module's docstring."""
+        base = _check_url(url, "--mirror-url", "base URL").rstrip("/")
+        channels = {
+            "pypi": (Mirror("pypi", "base", f"{base}/pypi/simple/", files=f"{base}/pypi/packages/"),),
+            "torch": (Mirror("torch", "base", f"{base}/torch/{{tag}}/", layout="simple"),),
+            "github": (Mirror("github", "base", f"{base}/git/", style="host", raw=f"{base}/raw/"),),
+            "huggingface": (Mirror("huggingface", "base", f"{base}/hf"),),
+        }
+        return cls(profile=base, channels=channels, proxy=proxy, rewrites=rewrites, env_proxy=env_proxy, base_url=base)
+
+
+def _git_config_env(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    env = {"GIT_CONFIG_COUNT": str(len(pairs))}
+    for i, (key, value) in enumerate(pairs):
+        env[f"GIT_CONFIG_KEY_{i}"] = key
+        env[f"GIT_CONFIG_VALUE_{i}"] = value
+    return env
+
+
+def _trusted_host_args(url: str) -> list[str]:
+    """pip refuses plain-http indexes except on localhost; a user who configured one gets it trusted."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme != "http" or host in ("localhost", "127.0.0.1", "::1"):
+        return []
+    return ["--trusted-host", f"{host}:{parts.port}" if parts.port else host]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Overrides and selection
+
+
+def override_mirror(channel: str, url: str, catalog: Catalog | None = None) -> Mirror:
+    """A candidate from `--mirror CHANNEL=URL` / `SDSETUP_MIRROR_<CHANNEL>`.
+
+    torch: `{tag}` is appended when missing; a URL with 'pytorch-wheels' in it is a flat find-links page
+    (Aliyun/SJTU naming), anything else a PEP 503 index. github: `https://P/https://github.com/` is a
+    prefix proxy; a bare URL is host style when a known profile lists it so, else a prefix proxy.
+    """
+    origin = f"--mirror {channel}=…"
+    if channel not in CHANNELS:
+        raise usage_error(f"{origin}: unknown channel '{channel}'", f"channels are {', '.join(CHANNELS)}")
+    url = url.strip()
+    if channel == "torch":
+        if "{tag}" not in url:
+            url = _slash(url) + "{tag}/"
+        layout = "find-links" if "pytorch-wheels" in url else "simple"
+        return parse_candidate(channel, {"url": url, "layout": layout, "name": "override"}, origin, "url")
+    if channel == "github":
+        if url.rstrip("/").endswith("https://github.com"):
+            prefix = url.rstrip("/")[: -len("https://github.com")]
+            return parse_candidate(channel, {"url": prefix, "style": "prefix", "name": "override"}, origin, "url")
+        known = [m for p in (catalog.profiles.values() if catalog else ()) for m in p.channels["github"]]
+        for mirror in known:
+            if mirror.url == _slash(url):
+                return Mirror("github", "override", mirror.url, style=mirror.style, raw=mirror.raw, serves=mirror.serves)
+        return parse_candidate(channel, {"url": url, "style": "prefix", "name": "override"}, origin, "url")
+    return parse_candidate(channel, {"url": url, "name": "override"}, origin, "url")
+
+
+def looks_like_url(name: str | None) -> bool:
+    return bool(name) and str(name).startswith(("http://", "https://", "file://"))
+
+
+def env_has_proxy(env: Mapping[str, str]) -> bool:
+    return any(env.get(name) for name in _PROXY_VARS)
+
+
+def select_mirrors(
+    settings: Settings,
+    session: "requests.Session | None" = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    catalog: Catalog | None = None,
+) -> MirrorPlan:
+    """Resolve the profile and overrides into a MirrorPlan; `auto` probes (see mirror_probe.auto_channels)."""
+    import os
+
+    env = os.environ if env is None else env
+    catalog = catalog or load_catalog(settings)
+    name = settings.mirror or "official"
+    env_proxy = not settings.proxy and env_has_proxy(env)
+    notes: list[str] = []
+    if looks_like_url(name):
+        plan = MirrorPlan.single_base(name, proxy=settings.proxy, env_proxy=env_proxy, rewrites=catalog.rewrites)
+        channels = dict(plan.channels)
+        name = plan.profile
+    elif name == "auto":
+        from sdsetup.net import mirror_probe
+
+        channels, auto_notes = mirror_probe.auto_channels(catalog, settings, session)
+        notes += auto_notes
+    else:
+        channels = dict(catalog.profile(name).channels)
+    for channel, url in settings.mirror_overrides:
+        channels[channel] = (override_mirror(channel, url, catalog),)
+        notes.append(f"{channel}: overridden to {redact_url(url)}")
+    return MirrorPlan(
+        profile=name,
+        channels=channels,
+        proxy=settings.proxy,
+        rewrites=catalog.rewrites,
+        notes=tuple(notes),
+        env_proxy=env_proxy,
+        base_url=name if looks_like_url(settings.mirror) else None,
+    )
+
+
+def rank_key(result: Mapping[str, Any]) -> tuple:
+    """Order probe results: reachable first, then by the time the probe file took (latency + transfer)."""
+    ok = bool(result.get("ok"))
+    seconds = result.get("seconds")
+    return (0 if ok else 1, seconds if ok and seconds is not None else float("inf"), result.get("name", ""))
+
+
+def rank(results: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return sorted(results, key=rank_key)
+
+
+def probe_targets(catalog: Catalog, channels: Mapping[str, Iterable[Mirror]]) -> list[tuple[Mirror, str]]:
+    """(mirror, URL to fetch) for each candidate: the channel's probe URL as that mirror serves it."""
+    targets = []
+    seen = set()
+    for channel in CHANNELS:
+        for mirror in channels.get(channel, ()):
+            url = rewrite_for(mirror, catalog.probe_urls[channel])
+            if url and (channel, url) not in seen:
+                seen.add((channel, url))
+                targets.append((mirror, url))
+    return targets
