@@ -1,0 +1,242 @@
+"""Python interpreters for the web UI: every candidate, its version and bitness, and the one to use.
+
+A1111 master pins torch 2.1.2 (facts §1.2), which has wheels for CPython 3.8-3.11 on 64-bit only:
+3.10 is what the web UI is tested with, 3.11 works, 3.12+ gets "No matching distribution found for
+torch==2.1.2" (facts §3.3), below 3.10 is refused by sdsetup, and 32-bit Python has no torch at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+import sys
+from typing import Any, Iterable, Sequence
+
+from sdsetup.detect._probe import run_result, run_text
+
+PATH_NAMES = ("python3.10", "python3.11", "python3.12")
+MIN_VERSION = (3, 10)
+PREFERRED = ((3, 10), (3, 11))  # in this order; anything newer only when nothing else is there
+
+# Runs under whatever the candidate is (even Python 2), so: no f-strings, nothing newer than 2.7.
+_SNIPPET = (
+    "import sys, struct, json; "
+    "print(json.dumps({'version': '%d.%d.%d' % tuple(sys.version_info[:3]), "
+    "'bits': struct.calcsize('P') * 8, 'executable': sys.executable}))"
+)
+
+# `py -0p`: new launcher " -V:3.12 *        C:\...\python.exe", old launcher " -3.10-64 *     C:\...".
+_PY_LIST_LINE = re.compile(r"^\s*-(?:V:)?(?P<tag>\S+?)(?:\s+\*)?\s+(?P<path>\S.*?)\s*$")
+
+
+def parse_py_launcher_list(text: str | None) -> list[tuple[str, str]]:
+    """(tag, path) for each interpreter the Windows `py` launcher knows (`py -0p` output)."""
+    found = []
+    for line in (text or "").splitlines():
+        match = _PY_LIST_LINE.match(line)
+        if not match:
+            continue
+        path = match.group("path")
+        # Entries without an executable path (e.g. "(venv)") are not interpreters we can run.
+        if not (path.lower().endswith(".exe") or "\\" in path or "/" in path):
+            continue
+        found.append((match.group("tag"), path))
+    return found
+
+
+def parse_probe_output(text: str | None) -> dict[str, Any] | None:
+    """The candidate's own answer to _SNIPPET, or None when it printed something else."""
+    for line in reversed((text or "").strip().splitlines()):
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("version"), str):
+            return {"version": data["version"], "bits": data.get("bits"), "executable": data.get("executable")}
+    return None
+
+
+def version_tuple(version: str | None) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in (version or "").split(".")[:3])
+    except ValueError:
+        return ()
+
+
+def assess_candidate(candidate: dict[str, Any]) -> tuple[str, str | None]:
+    """(status, note) for one interpreter: ok, warn (works with caveats) or fail (unusable)."""
+    if candidate.get("error"):
+        return "fail", f"does not run: {candidate['error']}"
+    version = version_tuple(candidate.get("version"))
+    if not version:
+        return "fail", "version unknown"
+    if candidate.get("bits") == 32:
+        return "fail", "32-bit Python has no torch wheels; install 64-bit Python 3.10"
+    if version[:2] < MIN_VERSION:
+        return "fail", f"Python {candidate['version']} is too old; the web UI needs 3.10"
+    if version[:2] >= (3, 12):
+        return (
+            "warn",
+            f"A1111 master pins torch 2.1.2, which has no wheels for Python {version[0]}.{version[1]}; "
+            "use Python 3.10 (or the a1111-dev manifest, torch 2.7)",
+        )
+    return "ok", None
+
+
+def _preference(candidate: dict[str, Any]) -> tuple[int, int]:
+    version = version_tuple(candidate.get("version"))[:2]
+    if version in PREFERRED:
+        return (PREFERRED.index(version), 0)
+    # Newer than 3.11: the oldest of them is the most likely to have wheels.
+    return (len(PREFERRED), version[1] if len(version) == 2 else 99)
+
+
+def choose_python(candidates: Sequence[dict[str, Any]], requested: str | None = None) -> dict[str, Any] | None:
+    """The interpreter to use: the requested one when given, else 3.10, then 3.11, then the oldest newer one.
+
+    Candidates with status "fail" are never chosen automatically; a requested one is returned as is
+    (its own status says what is wrong with it).
+    """
+    if requested is not None:
+        for candidate in candidates:
+            if candidate.get("source") == "--python":
+                return candidate
+        return None
+    usable = [c for c in candidates if c.get("status") != "fail"]
+    if not usable:
+        return None
+    # sorted() is stable: among equals, discovery order (current interpreter first) wins.
+    return sorted(usable, key=_preference)[0]
+
+
+def dedupe(candidates: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per real interpreter (a venv's python and its base count once; the first seen wins)."""
+    seen: set[str] = set()
+    unique = []
+    for candidate in candidates:
+        key = candidate.get("real_path") or candidate.get("path") or ""
+        if not candidate.get("error") and key:
+            key = os.path.normcase(key)
+            if key in seen:
+                continue
+            seen.add(key)
+        unique.append(candidate)
+    return unique
+
+
+def _current() -> dict[str, Any]:
+    return {
+        "path": sys.executable,
+        "real_path": os.path.realpath(sys.executable),
+        "version": "%d.%d.%d" % sys.version_info[:3],
+        "bits": struct.calcsize("P") * 8,
+        "source": "current",
+    }
+
+
+def probe_interpreter(path: str, source: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Run the candidate once to learn its version and bitness (first start on Windows can be slow)."""
+    candidate: dict[str, Any] = {"path": path, "version": None, "bits": None, "source": source}
+    result = run_result([path, "-c", _SNIPPET], timeout=timeout)
+    if result is None:
+        candidate["error"] = "could not be started or did not answer in time"
+        return candidate
+    code, stdout, stderr = result
+    answer = parse_probe_output(stdout) if code == 0 else None
+    if answer is None:
+        # e.g. a pyenv shim for a version that is not selected: "pyenv: python3.10: command not found"
+        first = next((line.strip() for line in (stderr or stdout).splitlines() if line.strip()), "")
+        candidate["error"] = f"exit code {code}" + (f": {first}" if first else "")
+        return candidate
+    candidate.update(version=answer["version"], bits=answer["bits"])
+    executable = answer.get("executable") or path
+    candidate["real_path"] = os.path.realpath(executable)
+    return candidate
+
+
+def resolve_requested(requested: str) -> str | None:
+    """A --python value as an executable path: a path to a file, or a command name on PATH."""
+    expanded = os.path.expanduser(requested)
+    if os.path.isfile(expanded):
+        return os.path.abspath(expanded)
+    return shutil.which(expanded)
+
+
+def discover_paths(system: str) -> list[tuple[str, str]]:
+    """(path, source) of every interpreter worth probing, besides the current one."""
+    found = []
+    for name in PATH_NAMES:
+        path = shutil.which(name)
+        if path:
+            found.append((path, "PATH"))
+    if system == "Windows":
+        launcher = shutil.which("py")
+        if launcher:
+            for _tag, path in parse_py_launcher_list(run_text([launcher, "-0p"], timeout=5.0)):
+                found.append((path, "py launcher"))
+    return found
+
+
+def probe_pythons(system: str, requested_path: str | None = None) -> list[dict[str, Any]]:
+    """Every candidate with its status and note; the requested one (if any) first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = ([(requested_path, "--python")] if requested_path else []) + discover_paths(system)
+    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
+        probed = list(pool.map(lambda job: probe_interpreter(*job), jobs))
+    if requested_path:
+        ordered = [probed[0], _current(), *probed[1:]]
+    else:
+        ordered = [_current(), *probed]
+    candidates = dedupe(ordered)
+    for candidate in candidates:
+        candidate["status"], candidate["note"] = assess_candidate(candidate)
+    return candidates
+
+
+def public(candidate: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The JSON form of a candidate (stable keys)."""
+    if candidate is None:
+        return None
+    return {
+        "path": candidate.get("path"),
+        "version": candidate.get("version"),
+        "bits": candidate.get("bits"),
+        "source": candidate.get("source"),
+        "status": candidate.get("status"),
+        "note": candidate.get("note"),
+    }
+
+
+def python_section(candidates: Sequence[dict[str, Any]], requested: str | None) -> dict[str, Any]:
+    chosen = choose_python(candidates, requested)
+    return {
+        "requested": requested,
+        "chosen": public(chosen),
+        "candidates": [public(c) for c in candidates],
+    }
+
+
+def assess_python(section: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(status, value, fix) of the `python` check item."""
+    chosen = section.get("chosen")
+    found = len(section.get("candidates") or [])
+    if chosen is None:
+        return (
+            "fail",
+            f"no usable Python among {found} found",
+            "install 64-bit Python 3.10 (python.org; on Windows tick 'Add python.exe to PATH'), "
+            "then pass it with --python PATH if it is not on PATH",
+        )
+    value = f"{chosen['version']} ({chosen['bits']}-bit) {chosen['path']}"
+    if chosen["status"] == "ok":
+        return "ok", value, None
+    fix = chosen.get("note") or ""
+    if chosen["status"] == "fail":
+        fix += "; pass another interpreter with --python PATH, or leave --python out to pick one"
+    else:
+        fix += "; install Python 3.10 and pass it with --python PATH"
+    return chosen["status"], value, fix

@@ -1,0 +1,162 @@
+"""Python candidates: the `py -0p` parser, the verdict and choice tables, and real interpreter probes."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from sdsetup.detect import python as pythons
+
+FIXTURES = Path(__file__).parent / "fixtures" / "detect"
+posix_only = pytest.mark.skipif(os.name == "nt", reason="fake interpreters are shell scripts")
+
+
+def test_py_launcher_list_new_format():
+    found = pythons.parse_py_launcher_list((FIXTURES / "py-0p-new.txt").read_text())
+    assert found == [
+        ("3.12", r"C:\Users\Wei\AppData\Local\Programs\Python\Python312\python.exe"),
+        ("3.11", r"C:\Users\Wei\AppData\Local\Programs\Python\Python311\python.exe"),
+        ("3.10-32", r"C:\Program Files (x86)\Python310-32\python.exe"),
+        ("ContinuumAnalytics/Anaconda39-64", r"C:\ProgramData\Anaconda3\python.exe"),
+    ]
+
+
+def test_py_launcher_list_old_format():
+    found = pythons.parse_py_launcher_list((FIXTURES / "py-0p-old.txt").read_text())
+    assert found == [("3.10-64", r"C:\Python310\python.exe"), ("3.9-32", r"C:\Python39-32\python.exe")]
+    assert pythons.parse_py_launcher_list("No installed Pythons found!\r\n") == []
+
+
+def test_probe_output_parser_takes_the_json_line():
+    assert pythons.parse_probe_output('warning: something\n{"version": "3.10.13", "bits": 64, "executable": "/x"}\n') == {
+        "version": "3.10.13",
+        "bits": 64,
+        "executable": "/x",
+    }
+    assert pythons.parse_probe_output("Python was not found; run without arguments to install from the Microsoft Store") is None
+
+
+@pytest.mark.parametrize(
+    "candidate, status, note_contains",
+    [
+        ({"version": "3.10.11", "bits": 64}, "ok", None),
+        ({"version": "3.11.9", "bits": 64}, "ok", None),
+        ({"version": "3.12.3", "bits": 64}, "warn", "torch 2.1.2"),
+        ({"version": "3.13.0", "bits": 64}, "warn", "3.13"),
+        ({"version": "3.9.18", "bits": 64}, "fail", "too old"),
+        ({"version": "2.7.18", "bits": 64}, "fail", "too old"),
+        ({"version": "3.10.6", "bits": 32}, "fail", "32-bit"),
+        ({"version": None, "error": "exit code 9009: Python was not found"}, "fail", "9009"),
+    ],
+)
+def test_assess_candidate(candidate, status, note_contains):
+    got_status, note = pythons.assess_candidate(candidate)
+    assert got_status == status
+    assert (note is None) if note_contains is None else (note_contains in note)
+
+
+def cand(version, source="PATH", status=None, path=None):
+    candidate = {"version": version, "bits": 64, "source": source, "path": path or f"/usr/bin/python{version}"}
+    candidate["status"] = status or pythons.assess_candidate(candidate)[0]
+    return candidate
+
+
+@pytest.mark.parametrize(
+    "versions, requested, chosen",
+    [
+        (["3.11.7", "3.10.13", "3.12.1"], None, "3.10.13"),  # 3.10 first
+        (["3.12.1", "3.11.7"], None, "3.11.7"),  # then 3.11
+        (["3.13.0", "3.12.1"], None, "3.12.1"),  # then the oldest newer one (warned)
+        (["3.9.18", "2.7.18"], None, None),  # nothing usable
+        (["3.12.1", "3.10.13"], "--python", "3.12.1"),  # asked for: used even when another is preferred
+        (["3.9.18", "3.10.13"], "--python", "3.9.18"),  # asked for a bad one: returned, its status says why
+    ],
+)
+def test_choose_python(versions, requested, chosen):
+    candidates = [cand(v, source=("--python" if requested and i == 0 else "PATH")) for i, v in enumerate(versions)]
+    result = pythons.choose_python(candidates, "python" if requested else None)
+    assert (result["version"] if result else None) == chosen
+
+
+def test_choice_keeps_discovery_order_among_equals():
+    first, second = cand("3.10.13", "current", path="/a"), cand("3.10.11", path="/b")
+    assert pythons.choose_python([first, second])["path"] == "/a"
+
+
+def test_assess_python_item():
+    section = pythons.python_section([cand("3.12.1")], None)
+    status, value, fix = pythons.assess_python(section)
+    assert status == "warn" and "3.12.1" in value and "Python 3.10" in fix
+    status, value, fix = pythons.assess_python(pythons.python_section([cand("3.9.1")], None))
+    assert status == "fail" and "no usable Python" in value and "3.10" in fix
+
+
+def test_current_interpreter_probe_is_real():
+    candidate = pythons.probe_interpreter(sys.executable, "test")
+    assert candidate["version"] == platform.python_version()
+    assert candidate["bits"] == (64 if sys.maxsize > 2**32 else 32)
+    assert "error" not in candidate
+
+
+def fake_python(folder: Path, name: str, body: str) -> Path:
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def answer(version: str, executable: str) -> str:
+    return "echo '" + json.dumps({"version": version, "bits": 64, "executable": executable}) + "'"
+
+
+@posix_only
+def test_broken_interpreter_reports_its_first_line(tmp_path):
+    shim = fake_python(tmp_path, "python3.10", 'echo "pyenv: python3.10: command not found" >&2\nexit 127')
+    candidate = pythons.probe_interpreter(str(shim), "PATH")
+    assert candidate["error"] == "exit code 127: pyenv: python3.10: command not found"
+    assert pythons.probe_interpreter(str(tmp_path / "missing"), "PATH")["error"]
+
+
+@posix_only
+def test_discovery_on_path_probes_each_and_prefers_310(tmp_path, monkeypatch):
+    fake_python(tmp_path, "python3.10", answer("3.10.13", "/opt/py310/bin/python3.10"))
+    fake_python(tmp_path, "python3.12", answer("3.12.1", "/opt/py312/bin/python3.12"))
+    fake_python(tmp_path, "python3.11", 'echo "pyenv: python3.11: command not found" >&2\nexit 127')
+    monkeypatch.setenv("PATH", str(tmp_path))
+    candidates = pythons.probe_pythons("Linux")
+    summary = [(c["source"], c["version"], c["status"]) for c in candidates]
+    assert summary[0] == ("current", platform.python_version(), pythons.assess_candidate(candidates[0])[0])
+    assert ("PATH", "3.10.13", "ok") in summary and ("PATH", "3.12.1", "warn") in summary and ("PATH", None, "fail") in summary
+    section = pythons.python_section(candidates, None)
+    assert section["chosen"]["version"] == "3.10.13"
+    assert set(section["chosen"]) == {"path", "version", "bits", "source", "status", "note"}
+
+
+@posix_only
+def test_requested_interpreter_comes_first_and_is_chosen(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    fake_python(tmp_path, "python3.10", answer("3.10.13", "/opt/py310/bin/python3.10"))
+    mine = fake_python(tmp_path, "mypython", answer("3.12.4", "/opt/mine/bin/python3.12"))
+    assert pythons.resolve_requested("mypython") == str(mine)
+    assert pythons.resolve_requested(str(mine)) == str(mine)
+    assert pythons.resolve_requested("no-such-python") is None
+    candidates = pythons.probe_pythons("Linux", str(mine))
+    section = pythons.python_section(candidates, "mypython")
+    assert candidates[0]["source"] == "--python"
+    assert section["chosen"]["version"] == "3.12.4" and section["chosen"]["status"] == "warn"
+
+
+def test_the_same_interpreter_counts_once():
+    candidates = [
+        {"path": "/venv/bin/python", "real_path": "/usr/bin/python3.11", "source": "current"},
+        {"path": "/usr/bin/python3.11", "real_path": "/usr/bin/python3.11", "source": "PATH"},
+        {"path": "/x/python3.10", "error": "exit code 127", "source": "PATH"},
+    ]
+    assert [c["source"] for c in pythons.dedupe(candidates)] == ["current", "PATH"]
+    assert pythons.dedupe(candidates)[1]["path"] == "/x/python3.10"
