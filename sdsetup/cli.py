@@ -100,14 +100,25 @@ def run_command(name: str, func: Callable, *, as_json: bool, debug: bool = False
 @app.command()
 def check(
     dir: Annotated[Path, typer.Option("--dir", help="Where the web UI will be installed (disk and path checks).")] = Path("stable-diffusion-webui"),
-    python: Annotated[Optional[str], typer.Option("--python", help="Python interpreter to use for the web UI.")] = None,
+    python: Annotated[Optional[str], typer.Option("--python", help="Python interpreter to use for the web UI (path or command name).")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="Torch backend to plan for: auto, cuda, rocm, mps or cpu.")] = "auto",
+    proxy: ProxyOpt = None,
+    config: ConfigOpt = None,
     json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Check this machine: OS, git, Python, GPU and VRAM, RAM, disk, paths, proxies; verdicts with fixes."""
+    """Check this machine: OS, git, Python, GPU and VRAM, RAM, disk, paths, proxies; verdicts with fixes.
+
+    Exit code 0 when nothing fails, 1 when a hard requirement fails. Nothing goes over the network.
+    """
     from sdsetup.commands import check as command
 
-    run_command("check", lambda: command.run(_settings(debug=debug), install_dir=dir, python=python), as_json=json, debug=debug)
+    run_command(
+        "check",
+        lambda: command.run(_settings(proxy=proxy, config=config, debug=debug), install_dir=dir, python=python, backend=backend.lower()),
+        as_json=json,
+        debug=debug,
+    )
 
 
 # --- mirrors (issue 4) ---------------------------------------------------------------------------
