@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from sdsetup import cli
 from sdsetup.errors import ExitCode, SdsetupError
-from sdsetup.net.mirrors import _builtin_toml, load_catalog, parse_catalog, select_mirrors
+from sdsetup.net.mirror_profiles import builtin_toml, load_catalog, parse_catalog
+from sdsetup.net.mirrors import select_mirrors
 from sdsetup.settings import CHANNELS, load_settings
 
 
@@ -129,7 +130,7 @@ def test_credentials_in_a_bad_mirror_url_are_not_echoed(tmp_path):
 
 
 def test_bundled_file_errors_name_the_bundled_file():
-    broken = json.loads(json.dumps(_builtin_toml()))
+    broken = json.loads(json.dumps(builtin_toml()))
     broken["profiles"]["cn"]["torch"][1]["layout"] = "flat"
     with pytest.raises(SdsetupError, match=r"manifests/mirrors.toml \(built-in\): profiles.cn.torch\[1\].layout"):
         parse_catalog(broken)

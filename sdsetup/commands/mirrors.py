@@ -70,6 +70,7 @@ def _render_list(data: dict[str, Any]) -> str:
 def probe(settings: Settings, channels: list[str] | None = None) -> Outcome:
     """Probe every candidate (of the chosen profile, or of all profiles) concurrently and rank them."""
     from sdsetup.errors import usage_error
+    from sdsetup.logs import get_logger, start_run_log
     from sdsetup.net import mirror_probe
     from sdsetup.net.mirrors import MirrorPlan, load_catalog, looks_like_url, override_mirror
 
@@ -88,12 +89,19 @@ def probe(settings: Settings, channels: list[str] | None = None) -> Outcome:
     for channel, url in settings.mirror_overrides:
         pool[channel] = (override_mirror(channel, url, catalog),)
     pool = {ch: pool[ch] for ch in wanted}
+    log_path = start_run_log(settings, "mirrors-probe")
+    log = get_logger("mirrors")
+    log.info("probing %s through %s", name or "all profiles", _redacted(settings.proxy) or "no explicit proxy")
     ranked = mirror_probe.probe_channels(settings, catalog, pool)
+    for results in ranked.values():
+        for result in results:
+            log.info("probe %s", result.to_json())  # URLs and errors are already redacted
     data = {
         "profile": name or "all",
         "proxy": _redacted(settings.proxy),
         "channels": mirror_probe.ranked_json(ranked),
         "best": {ch: (results[0].name if results and results[0].ok else None) for ch, results in ranked.items()},
+        "log": str(log_path) if log_path else None,
     }
     unreachable = [ch for ch, best in data["best"].items() if best is None]
     warnings = [f"{ch}: no candidate answered" for ch in unreachable]

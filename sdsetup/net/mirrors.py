@@ -1,7 +1,7 @@
 """Mirrors: profiles as data, URL rewriting, and the `MirrorPlan` every git, pip and download call uses.
 
-Everything here is pure (no network, no files except reading the bundled `manifests/mirrors.toml`);
-`mirror_probe.py` holds the effects. `select_mirrors()` is the one entry point: it resolves the profile
+Everything here is pure (no network, no files); the profiles themselves are loaded and validated in
+`mirror_profiles.py`, and `mirror_probe.py` holds the effects. `select_mirrors()` is the one entry point: it resolves the profile
 (`--mirror NAME`, `SDSETUP_MIRROR`, the config file's `mirror`, default `official`), the per-channel
 overrides (`--mirror CHANNEL=URL`, `SDSETUP_MIRROR_<CHANNEL>`) and, for `auto`, asks the probe.
 
@@ -43,309 +43,35 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
-from sdsetup.errors import ExitCode, SdsetupError, usage_error
+from sdsetup.errors import usage_error
+from sdsetup.net.mirror_profiles import (
+    GITHUB,
+    GITHUB_KINDS,
+    HF_ENDPOINT,
+    OFFICIAL_URL,
+    PYPI_FILES,
+    PYPI_SIMPLE,
+    RAW_GITHUB,
+    TORCH_BASE,
+    Catalog,
+    Mirror,
+    RewriteRule,
+    check_url,
+    load_catalog,
+    parse_candidate,
+    with_slash,
+)
 from sdsetup.redact import redact_url, secrets_in_url
 from sdsetup.settings import CHANNELS, Settings
 
 if TYPE_CHECKING:
     import requests
 
-BUILTIN_ORIGIN = "manifests/mirrors.toml (built-in)"
-SCHEMA = 1
-
-# The canonical hosts. Rewriting recognises these URLs; a channel is "mirrored" when its first
-# candidate is anything else.
-GITHUB = "https://github.com/"
-RAW_GITHUB = "https://raw.githubusercontent.com/"
-PYPI_SIMPLE = "https://pypi.org/simple/"
-PYPI_FILES = "https://files.pythonhosted.org/packages/"
-TORCH_BASE = "https://download.pytorch.org/whl/"
-TORCH_TEMPLATE = TORCH_BASE + "{tag}/"
-HF_ENDPOINT = "https://huggingface.co"
-OFFICIAL_URL = {"pypi": PYPI_SIMPLE, "torch": TORCH_TEMPLATE, "github": GITHUB, "huggingface": HF_ENDPOINT}
-
-GITHUB_KINDS = ("git", "archive", "release", "raw")
-LAYOUTS = ("simple", "find-links")
-STYLES = ("prefix", "host")
-_CANDIDATE_KEYS = {
-    "pypi": {"name", "url", "files"},
-    "torch": {"name", "url", "layout"},
-    "github": {"name", "url", "style", "raw", "serves"},
-    "huggingface": {"name", "url"},
-}
-_PROFILE_KEYS = {"description", *CHANNELS}
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
-
-
-@dataclass(frozen=True)
-class Mirror:
-    """One candidate source for one channel."""
-
-    channel: str
-    name: str
-    url: str  # pypi: index root; torch: template with {tag}; github: replacement base; huggingface: endpoint
-    layout: str | None = None  # torch: simple | find-links
-    style: str | None = None  # github: prefix | host
-    raw: str | None = None  # github host style: replacement for https://raw.githubusercontent.com/
-    files: str | None = None  # pypi: replacement for https://files.pythonhosted.org/packages/
-    serves: tuple[str, ...] = GITHUB_KINDS  # github: what it can deliver
-
-    def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"name": self.name, "url": redact_url(self.url)}
-        if self.layout:
-            doc["layout"] = self.layout
-        if self.style:
-            doc["style"] = self.style
-        if self.raw:
-            doc["raw"] = redact_url(self.raw)
-        if self.files:
-            doc["files"] = redact_url(self.files)
-        if self.channel == "github" and self.serves != GITHUB_KINDS:
-            doc["serves"] = list(self.serves)
-        return doc
-
-    def git_base(self) -> str:
-        """What https://github.com/ becomes for git (the insteadOf target)."""
-        return self.url + GITHUB if self.style == "prefix" else self.url
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    description: str
-    channels: Mapping[str, tuple[Mirror, ...]]
-    source: str  # "built-in", "config file", or "built-in + config file"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "description": self.description,
-            "source": self.source,
-            "channels": {ch: [m.to_json() for m in self.channels[ch]] for ch in CHANNELS},
-        }
-
-
-@dataclass(frozen=True)
-class RewriteRule:
-    prefix: str
-    replace: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"prefix": redact_url(self.prefix), "replace": redact_url(self.replace)}
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """Everything the mirror layer knows: profiles (built-in merged with the user's), rules, probe URLs."""
-
-    profiles: Mapping[str, Profile]
-    rewrites: tuple[RewriteRule, ...]
-    probe_urls: Mapping[str, str]
-
-    def profile(self, name: str) -> Profile:
-        if name not in self.profiles:
-            known = ", ".join(["auto", *self.profiles])
-            raise usage_error(
-                f"unknown mirror profile '{name}'",
-                f"pick one of: {known}; or define [profiles.{name}] in your config file (`sdsetup mirrors list` shows them)",
-            )
-        return self.profiles[name]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Loading and validating profiles
-
-
-def _problem(origin: str, key: str, problem: str, hint: str | None = None) -> SdsetupError:
-    return usage_error(
-        f"{origin}: {key}: {problem}",
-        hint or "fix that entry (the format is described in docs/mirrors.md)",
-    )
-
-
-def _check_url(value: Any, origin: str, key: str, *, template: bool = False) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _problem(origin, key, f"expected a URL string, got {type(value).__name__} {value!r}")
-    url = value.strip()
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise _problem(origin, key, f"'{redact_url(url)}' is not a valid URL") from None
-    if parts.scheme not in ("http", "https", "file"):
-        raise _problem(origin, key, f"'{redact_url(url)}' must start with https://, http:// or file://")
-    if parts.scheme != "file" and not parts.hostname:
-        raise _problem(origin, key, f"'{redact_url(url)}' has no host name")
-    placeholders = set(re.findall(r"\{([^}]*)\}", url))
-    if template:
-        if placeholders != {"tag"}:
-            raise _problem(
-                origin, key, f"'{redact_url(url)}' must contain {{tag}} (and no other placeholder)",
-                "write the torch index with {tag} where cu121/cpu/rocm6.1 goes, e.g. https://host/whl/{tag}/",
-            )
-    elif placeholders or "{" in url or "}" in url:
-        raise _problem(origin, key, f"'{redact_url(url)}' contains a placeholder; only torch URLs take {{tag}}")
-    return url
-
-
-def _slash(url: str) -> str:
-    return url if url.endswith("/") else url + "/"
-
-
-def _default_name(url: str) -> str:
-    parts = urlsplit(url.replace("{tag}", "tag"))
-    return parts.hostname or url
-
-
-def parse_candidate(channel: str, raw: Any, origin: str, key: str) -> Mirror:
-    """One candidate from TOML: a URL string (defaults: torch simple, github prefix) or a table."""
-    if isinstance(raw, str):
-        raw = {"url": raw}
-    if not isinstance(raw, Mapping):
-        raise _problem(origin, key, f"expected a URL string or a table, got {type(raw).__name__}")
-    unknown = set(raw) - _CANDIDATE_KEYS[channel]
-    if unknown:
-        raise _problem(
-            origin, key, f"unknown key(s) {', '.join(sorted(unknown))}",
-            f"a {channel} candidate takes: {', '.join(sorted(_CANDIDATE_KEYS[channel]))}",
-        )
-    if "url" not in raw:
-        raise _problem(origin, key, "missing 'url'")
-    url = _check_url(raw["url"], origin, f"{key}.url", template=channel == "torch")
-    name = raw.get("name", _default_name(url))
-    if not isinstance(name, str) or not name.strip():
-        raise _problem(origin, f"{key}.name", f"expected a non-empty string, got {name!r}")
-    if channel == "pypi":
-        files = raw.get("files")
-        return Mirror(channel, name, _slash(url), files=_slash(_check_url(files, origin, f"{key}.files")) if files is not None else None)
-    if channel == "torch":
-        layout = raw.get("layout", "simple")
-        if layout not in LAYOUTS:
-            raise _problem(origin, f"{key}.layout", f"{layout!r} is not one of {', '.join(LAYOUTS)}",
-                           "simple = a PEP 503 index (pip --extra-index-url); find-links = one flat page of wheel links")
-        return Mirror(channel, name, _slash(url), layout=layout)
-    if channel == "github":
-        style = raw.get("style", "prefix")
-        if style not in STYLES:
-            raise _problem(origin, f"{key}.style", f"{style!r} is not one of {', '.join(STYLES)}",
-                           "prefix = https://PROXY/https://github.com/…; host = the proxy replaces https://github.com/")
-        serves = raw.get("serves", list(GITHUB_KINDS))
-        if not isinstance(serves, list) or not serves or any(s not in GITHUB_KINDS for s in serves):
-            raise _problem(origin, f"{key}.serves", f"{serves!r} must be a non-empty list drawn from {', '.join(GITHUB_KINDS)}")
-        raw_base = raw.get("raw")
-        if raw_base is not None and style != "host":
-            raise _problem(origin, f"{key}.raw", "only a host-style candidate takes 'raw' (a prefix proxy serves raw files itself)")
-        return Mirror(
-            channel, name, _slash(url), style=style,
-            raw=_slash(_check_url(raw_base, origin, f"{key}.raw")) if raw_base is not None else None,
-            serves=tuple(k for k in GITHUB_KINDS if k in serves),
-        )
-    return Mirror(channel, name, url.rstrip("/"))
-
-
-def _parse_channel(channel: str, value: Any, origin: str, key: str) -> tuple[Mirror, ...]:
-    if isinstance(value, (str, Mapping)):
-        value = [value]
-    if not isinstance(value, list):
-        raise _problem(origin, key, f"expected a list of candidates, got {type(value).__name__}")
-    if not value:
-        raise _problem(origin, key, "needs at least one candidate", "list one URL, or leave the channel out to inherit it")
-    return tuple(parse_candidate(channel, item, origin, f"{key}[{i}]") for i, item in enumerate(value))
-
-
-def _parse_profiles(raw: Any, origin: str, base: Mapping[str, Profile], source: str) -> dict[str, Profile]:
-    if not isinstance(raw, Mapping):
-        raise _problem(origin, "profiles", f"expected a table of profiles, got {type(raw).__name__}")
-    profiles = dict(base)
-    for name, body in raw.items():
-        key = f"profiles.{name}"
-        if name == "auto" or not _PROFILE_NAME.match(str(name)):
-            raise _problem(origin, key, f"'{name}' cannot be a profile name",
-                           "use letters, digits, '.', '_' or '-' (and not 'auto', which means: probe and decide)")
-        if not isinstance(body, Mapping):
-            raise _problem(origin, key, f"expected a table, got {type(body).__name__}")
-        unknown = set(body) - _PROFILE_KEYS
-        if unknown:
-            raise _problem(origin, key, f"unknown key(s) {', '.join(sorted(unknown))}",
-                           f"a profile takes: description, {', '.join(CHANNELS)}")
-        description = body.get("description", "")
-        if not isinstance(description, str):
-            raise _problem(origin, f"{key}.description", "expected a string")
-        parent = profiles.get(name) or profiles.get("official")
-        channels: dict[str, tuple[Mirror, ...]] = {}
-        for channel in CHANNELS:
-            if channel in body:
-                channels[channel] = _parse_channel(channel, body[channel], origin, f"{key}.{channel}")
-            elif parent is not None:
-                channels[channel] = parent.channels[channel]
-            else:
-                raise _problem(origin, f"{key}.{channel}", "missing (every built-in profile lists all four channels)")
-        merged_source = source if name not in profiles else f"{profiles[name].source} + {source}"
-        profiles[name] = Profile(name, description or (profiles[name].description if name in profiles else ""), channels, merged_source)
-    return profiles
-
-
-def _parse_rewrites(raw: Any, origin: str) -> tuple[RewriteRule, ...]:
-    if isinstance(raw, Mapping):
-        raw = [raw]
-    if not isinstance(raw, list):
-        raise _problem(origin, "rewrite", f"expected [[rewrite]] tables, got {type(raw).__name__}")
-    rules = []
-    for i, item in enumerate(raw):
-        key = f"rewrite[{i}]"
-        if not isinstance(item, Mapping):
-            raise _problem(origin, key, f"expected a table with prefix and replace, got {type(item).__name__}")
-        unknown = set(item) - {"prefix", "replace"}
-        if unknown or "prefix" not in item or "replace" not in item:
-            raise _problem(origin, key, "needs exactly the keys 'prefix' and 'replace'",
-                           'e.g. [[rewrite]]\\nprefix = "https://example.com/models/"\\nreplace = "https://mirror.example/models/"')
-        prefix = _check_url(item["prefix"], origin, f"{key}.prefix")
-        replace = _check_url(item["replace"], origin, f"{key}.replace")
-        rules.append(RewriteRule(prefix, replace))
-    return tuple(rules)
-
-
-def parse_catalog(builtin: Mapping[str, Any], config: Mapping[str, Any] | None = None, *, config_origin: str = "config file") -> Catalog:
-    """Validate the bundled profiles, then merge the user's config file over them."""
-    origin = BUILTIN_ORIGIN
-    if builtin.get("schema") != SCHEMA:
-        raise SdsetupError(f"{origin}: schema: expected {SCHEMA}, got {builtin.get('schema')!r}",
-                           "reinstall sdsetup (its bundled files do not match this version)", ExitCode.INTERNAL)
-    probe = builtin.get("probe")
-    if not isinstance(probe, Mapping) or set(probe) != set(CHANNELS):
-        raise _problem(origin, "probe", f"needs one URL per channel ({', '.join(CHANNELS)})")
-    probe_urls = {ch: _check_url(probe[ch], origin, f"probe.{ch}") for ch in CHANNELS}
-    profiles = _parse_profiles(builtin.get("profiles", {}), origin, {}, "built-in")
-    for required in ("official", "cn"):
-        if required not in profiles:
-            raise _problem(origin, f"profiles.{required}", "missing")
-    rewrites: tuple[RewriteRule, ...] = ()
-    config = config or {}
-    if "profiles" in config:
-        profiles = _parse_profiles(config["profiles"], config_origin, profiles, "config file")
-    if "rewrite" in config:
-        rewrites = _parse_rewrites(config["rewrite"], config_origin)
-    return Catalog(profiles, rewrites, probe_urls)
-
-
-@lru_cache(maxsize=1)
-def _builtin_toml() -> dict[str, Any]:
-    from importlib.resources import files
-
-    from sdsetup.tomlcompat import loads_toml
-
-    text = files("sdsetup.manifests").joinpath("mirrors.toml").read_text(encoding="utf-8")
-    return loads_toml(text, BUILTIN_ORIGIN)
-
-
-def load_catalog(settings: Settings) -> Catalog:
-    origin = f"config file {settings.config_path}" if settings.config_path else "config file"
-    return parse_catalog(_builtin_toml(), settings.config, config_origin=origin)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -661,7 +387,7 @@ class MirrorPlan:
     def single_base(cls, url: str, *, proxy: str | None = None, env_proxy: bool = False,
                     rewrites: tuple[RewriteRule, ...] = ()) -> "MirrorPlan":
         """Every channel under one base, in the layout in this module's docstring."""
-        base = _check_url(url, "--mirror-url", "base URL").rstrip("/")
+        base = check_url(url, "--mirror-url", "base URL").rstrip("/")
         channels = {
             "pypi": (Mirror("pypi", "base", f"{base}/pypi/simple/", files=f"{base}/pypi/packages/"),),
             "torch": (Mirror("torch", "base", f"{base}/torch/{{tag}}/", layout="simple"),),
@@ -705,7 +431,7 @@ def override_mirror(channel: str, url: str, catalog: Catalog | None = None) -> M
     url = url.strip()
     if channel == "torch":
         if "{tag}" not in url:
-            url = _slash(url) + "{tag}/"
+            url = with_slash(url) + "{tag}/"
         layout = "find-links" if "pytorch-wheels" in url else "simple"
         return parse_candidate(channel, {"url": url, "layout": layout, "name": "override"}, origin, "url")
     if channel == "github":
@@ -714,7 +440,7 @@ def override_mirror(channel: str, url: str, catalog: Catalog | None = None) -> M
             return parse_candidate(channel, {"url": prefix, "style": "prefix", "name": "override"}, origin, "url")
         known = [m for p in (catalog.profiles.values() if catalog else ()) for m in p.channels["github"]]
         for mirror in known:
-            if mirror.url == _slash(url):
+            if mirror.url == with_slash(url):
                 return Mirror("github", "override", mirror.url, style=mirror.style, raw=mirror.raw, serves=mirror.serves)
         return parse_candidate(channel, {"url": url, "style": "prefix", "name": "override"}, origin, "url")
     return parse_candidate(channel, {"url": url, "name": "override"}, origin, "url")
