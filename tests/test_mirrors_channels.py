@@ -179,3 +179,30 @@ def test_webui_env_points_huggingface_hub_at_the_mirror(tmp_path, servers):
     assert result.returncode == 0, result.stderr
     path = Path(result.stdout.strip().splitlines()[-1])
     assert path.read_bytes() == b'{"model_type": "clip"}\n' and HF_COMMIT in str(path)
+
+
+def _has_command(name: str) -> bool:
+    from sdsetup import cli
+
+    return any((c.name or c.callback.__name__) == name for c in cli.app.registered_commands)
+
+
+@pytest.mark.skipif(not _has_command("fetch"), reason="the `fetch` command (issue 3) is not in the CLI yet")
+def test_fetch_of_a_hugging_face_url_comes_from_the_profile_mirror_through_the_proxy(tmp_path, servers):
+    """The user names the canonical URL; the profile's mirror serves it, through the proxy (which only
+    reaches 127.0.0.1, so the canonical host is never contacted)."""
+    canonical = "https://huggingface.co/openai/clip-vit-large-patch14/resolve/main/config.json"
+    _plan(tmp_path, servers)  # writes tmp_path/config.toml with the `local` profile
+    out = tmp_path / "out" / "config.json"
+    with serve_proxy("alice", PASSWORD) as proxy:
+        result = subprocess.run(
+            [sys.executable, "-m", "sdsetup", "fetch", canonical, "-o", str(out), "--mirror", "local",
+             "--config", str(tmp_path / "config.toml"), "--proxy", proxy.url, "--json"],
+            capture_output=True, text=True, timeout=120,
+        )
+        seen = proxy.requests
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert out.read_bytes() == b'{"model_type": "clip"}\n'
+    mirrored = servers["tree"].url("/hf/openai/clip-vit-large-patch14/resolve/main/config.json")
+    assert {r["target"] for r in seen if r["status"] in (200, 206)} == {mirrored}
+    assert PASSWORD not in result.stdout + result.stderr

@@ -155,10 +155,17 @@ def test_probe_of_an_https_mirror_tunnels_through_connect(tmp_path, isolated_env
         result = _run(["mirrors", "probe", "--mirror", "local", "--channel", "pypi", "--proxy", proxy.url,
                        "--config", str(config), "--json"], isolated_env, {"SDSETUP_CA_BUNDLE": str(cert)})
         seen = proxy.requests
+        denied = _run(["mirrors", "probe", "--mirror", "local", "--channel", "pypi", "--proxy",
+                       proxy.url_with(USER, PASSWORD + "-wrong"), "--config", str(config), "--json"],
+                      isolated_env, {"SDSETUP_CA_BUNDLE": str(cert)})
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert json.loads(result.stdout)["data"]["channels"]["pypi"][0]["ok"] is True
     assert ("CONNECT", f"127.0.0.1:{server.port}", 200) in [(r["method"], r["target"], r["status"]) for r in seen]
     _assert_nowhere(result, isolated_env, tmp_path)
+    assert denied.returncode == 3
+    failure = json.loads(denied.stdout)["data"]["channels"]["pypi"][0]
+    assert failure["ok"] is False and "407 Proxy Authentication Required" in failure["error"]
+    _assert_nowhere(denied, isolated_env, tmp_path)
 
 
 # --- fetch (issue 3's command; the acceptance test of issue 4) ------------------------------------------

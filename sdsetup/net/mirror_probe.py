@@ -6,6 +6,7 @@ results) are pure functions in mirrors.py and below; this module only does the H
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -75,7 +76,11 @@ def _describe(exc: BaseException, secrets: list[str]) -> str:
         kind = "connection failed"
     else:
         kind = type(exc).__name__
-    detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+    text = str(exc)
+    # requests nests urllib3's story several levels deep; the OS reason at the bottom is what helps.
+    errno = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    status = re.search(r"\b(\d{3} [A-Z][A-Za-z ]+)", text) if "Tunnel connection failed" in text else None
+    detail = errno[-1].strip() if errno else status.group(1).strip() if status else text.splitlines()[0][:160] if text else ""
     return redact_text(f"{kind}: {detail}" if detail else kind, secrets)
 
 
