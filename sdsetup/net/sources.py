@@ -1,0 +1,95 @@
+"""The sources (mirror URLs) of one file during one download, and the pure choices about them:
+which source the next request goes to, and which sources are far slower than the best.
+
+A source is `active` until it is demoted (gone, failing, far slower, different size); a demoted
+source takes no new requests and its ranges continue from the others, keeping what is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sdsetup.redact import redact_url
+
+
+class SourceError(Exception):
+    """One source could not give the bytes asked for. `kind`:
+    retry (try again later), gone (404 & co), fail (other status), changed (file differs from the
+    one being assembled), norange (ranges not usable), demoted (the source was given up meanwhile)."""
+
+    def __init__(self, kind: str, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(eq=False)
+class Source:
+    url: str
+    index: int  # preference: 0 is the first URL given
+    final_url: str | None = None
+    size: int | None = None
+    ranges: bool = False
+    etag: str | None = None
+    last_modified: str | None = None
+    state: str = "new"  # new (not probed yet) | active | demoted
+    reason: str | None = None  # why it was demoted, or the last error
+    cooldown_until: float = 0.0  # Retry-After: no request before this (monotonic seconds)
+    bytes: int = 0  # body bytes written from this source
+    busy_seconds: float = 0.0  # finished request time (from sending to the last byte)
+    open_since: dict[int, float] = field(default_factory=dict)  # request id -> monotonic start
+
+    @property
+    def label(self) -> str:
+        return redact_url(self.url)
+
+    @property
+    def fetch_url(self) -> str:
+        return self.final_url or self.url
+
+    def rate(self, now: float) -> tuple[float, float]:
+        """(bytes per second per connection, seconds of connection time measured)."""
+        seconds = self.busy_seconds + sum(now - start for start in self.open_since.values())
+        return (self.bytes / seconds if seconds > 0 else 0.0), seconds
+
+
+def pick_source(sources: list[Source], now: float, *, need_ranges: bool) -> Source | float | None:
+    """The active source with the fewest open requests (ties: the preferred one), skipping sources
+    cooling down after a Retry-After. Returns seconds to wait when every usable source is cooling
+    down, None when no usable source is left."""
+    usable = [s for s in sources if s.state == "active" and (s.ranges or not need_ranges)]
+    if not usable:
+        return None
+    ready = [s for s in usable if s.cooldown_until <= now]
+    if not ready:
+        return max(0.0, min(s.cooldown_until for s in usable) - now)
+    return min(ready, key=lambda s: (len(s.open_since), s.index))
+
+
+# A source is "far slower" when its per-connection speed is below the best one's divided by this,
+# measured over at least MIN_MEASURE seconds of its own connection time.
+SLOW_FACTOR = 5.0
+MIN_MEASURE = 1.5
+MIN_BEST_BYTES = 512 * 1024
+
+
+def far_slower(sources: list[Source], now: float, *, factor: float = SLOW_FACTOR, min_seconds: float = MIN_MEASURE) -> list[Source]:
+    """Active sources to demote for slowness (never the last active one, never the fastest)."""
+    active = [s for s in sources if s.state == "active"]
+    if len(active) < 2:
+        return []
+    rates = {id(s): s.rate(now) for s in active}
+    measured = [s for s in active if rates[id(s)][1] >= min_seconds or s.bytes >= MIN_BEST_BYTES]
+    if not measured:
+        return []
+    best = max(measured, key=lambda s: rates[id(s)][0])
+    best_rate = rates[id(best)][0]
+    if best.bytes < MIN_BEST_BYTES or best_rate <= 0:
+        return []
+    return [
+        s
+        for s in active
+        if s is not best and rates[id(s)][1] >= min_seconds and rates[id(s)][0] * factor < best_rate
+    ]
