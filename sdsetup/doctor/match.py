@@ -1,0 +1,237 @@
+"""Match clean log lines against the knowledge base, then rank what was found.
+
+Scanning streams: per entry it keeps one aggregate of its hits in the latest run, so memory does not
+grow with the log. Ranking is a pure function of those aggregates:
+
+1. the latest run of each log first (a log often holds several attempts; the last one is the state
+   the user is in now), then errors over warnings;
+2. the most specific entry first (a named cause over a generic one; "Couldn't install torch" is a
+   wrapper shown only when nothing explains it);
+3. entries another found entry `supersedes` are dropped; harmless lines (pip's upgrade notice) never
+   become findings, whatever comes after them;
+4. at most `limit` findings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from sdsetup.doctor.kb import KnowledgeBase, KnownError
+
+MAX_EVIDENCE = 3
+MAX_EVIDENCE_CHARS = 400
+DEFAULT_LIMIT = 5
+_SEVERITY_RANK = {"error": 2, "warning": 1, "harmless": 0}
+
+# A new attempt starts where a launcher starts: webui.bat prints `venv "…python.exe"`, webui.sh its
+# banner and "Launching launch.py...", launch.py itself the Python version (after an optional warning).
+_RUN_START = re.compile(r'^(venv "|Creating venv in directory |Install script for stable-diffusion|Launching launch\.py)')
+_RUN_START_WEAK = re.compile(r"^(Python 3\.\d+\.\d+|INCOMPATIBLE PYTHON VERSION)")
+_WEAK_GAP = 30  # a weak marker this close after another marker belongs to the same start
+
+
+@dataclass
+class Hit:
+    """One entry's hits in one source: those of the latest run that had any, plus a total."""
+
+    entry_id: str
+    run: int
+    first_line: int
+    last_line: int
+    count: int = 1
+    total: int = 1
+    evidence: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, line_no: int, text: str) -> None:
+        self.last_line = max(self.last_line, line_no)
+        self.first_line = min(self.first_line, line_no)
+        self.count += 1
+        self.total += 1
+        if len(self.evidence) < MAX_EVIDENCE and all(t != text for _, t in self.evidence):
+            self.evidence.append((line_no, text))
+            self.evidence.sort()
+
+
+@dataclass
+class SourceScan:
+    """The result of scanning one source (a log file, stdin, or the text of install checks)."""
+
+    source: str  # what to show: a path (home redacted), "stdin", "check", "verify", "repositories"
+    kind: str  # log | run-log | install
+    priority: int  # among equally good findings, which source wins (given logs first)
+    lines: int = 0
+    last_run: int = 0
+    hits: dict[str, Hit] = field(default_factory=dict)
+    stats: Any = None  # logread.ReadStats for files and stdin
+
+
+class _Compiled:
+    """The knowledge base as scanning needs it: one prefilter regex, then the entries' own patterns."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.entries = [(e, e.patterns, e.context) for e in kb.entries]
+        sources = [p.pattern for e in kb.entries for p in (*e.patterns, *e.context)]
+        try:
+            self.prefilter: re.Pattern | None = re.compile("|".join(f"(?:{s})" for s in sources))
+        except re.error:  # an entry uses a construct that cannot be combined (global flags, groups)
+            self.prefilter = None
+
+
+_compiled_cache: dict[int, _Compiled] = {}
+
+
+def _compiled(kb: KnowledgeBase) -> _Compiled:
+    key = id(kb)
+    if key not in _compiled_cache:
+        _compiled_cache[key] = _Compiled(kb)
+    return _compiled_cache[key]
+
+
+class _ContextState:
+    """Per entry and run: where its context last matched, and hits waiting for context after them."""
+
+    __slots__ = ("last_context", "pending")
+
+    def __init__(self) -> None:
+        self.last_context: int | None = None
+        self.pending: deque[tuple[int, str]] = deque(maxlen=16)
+
+
+class Scanner:
+    """Feed clean lines one at a time; `finish()` returns the SourceScan."""
+
+    def __init__(self, kb: KnowledgeBase, source: str, *, kind: str = "log", priority: int = 0,
+                 on_line: Callable[[int, str], None] | None = None) -> None:
+        self.kb = kb
+        self.compiled = _compiled(kb)
+        self.scan = SourceScan(source=source, kind=kind, priority=priority)
+        self.on_line = on_line
+        self.line_no = 0
+        self.run = 0
+        self.last_marker = -(10**9)
+        self.context: dict[str, _ContextState] = {}
+
+    def feed(self, text: str) -> None:
+        self.line_no += 1
+        line_no = self.line_no
+        if self.on_line is not None:
+            self.on_line(line_no, text)
+        if not text:
+            return
+        if _RUN_START.match(text) or (_RUN_START_WEAK.match(text) and line_no - self.last_marker > _WEAK_GAP):
+            if line_no - self.last_marker > _WEAK_GAP:
+                self._new_run()
+            self.last_marker = line_no
+        prefilter = self.compiled.prefilter
+        if prefilter is not None and not prefilter.search(text):
+            return
+        for entry, patterns, context in self.compiled.entries:
+            if context and any(c.search(text) for c in context):
+                self._context_seen(entry, line_no)
+            for pattern in patterns:
+                if pattern.search(text):
+                    self._candidate(entry, line_no, text)
+                    break
+
+    def feed_all(self, lines: Iterable[str]) -> "Scanner":
+        for line in lines:
+            self.feed(line)
+        return self
+
+    def finish(self) -> SourceScan:
+        self.scan.lines = self.line_no
+        self.scan.last_run = self.run
+        return self.scan
+
+    def _new_run(self) -> None:
+        if self.line_no > 1:
+            self.run += 1
+        self.context.clear()
+
+    def _state(self, entry: KnownError) -> _ContextState:
+        state = self.context.get(entry.id)
+        if state is None:
+            state = self.context[entry.id] = _ContextState()
+        return state
+
+    def _near(self, entry: KnownError, a: int, b: int) -> bool:
+        return entry.context_lines is None or abs(a - b) <= entry.context_lines
+
+    def _candidate(self, entry: KnownError, line_no: int, text: str) -> None:
+        if not entry.context:
+            self._accept(entry, line_no, text)
+            return
+        state = self._state(entry)
+        if state.last_context is not None and self._near(entry, line_no, state.last_context):
+            self._accept(entry, line_no, text)
+        else:
+            state.pending.append((line_no, text))
+
+    def _context_seen(self, entry: KnownError, line_no: int) -> None:
+        state = self._state(entry)
+        state.last_context = line_no
+        waiting = [(n, t) for n, t in state.pending if self._near(entry, n, line_no)]
+        state.pending.clear()
+        for n, t in waiting:
+            self._accept(entry, n, t)
+
+    def _accept(self, entry: KnownError, line_no: int, text: str) -> None:
+        text = text.strip()[:MAX_EVIDENCE_CHARS]
+        hit = self.scan.hits.get(entry.id)
+        if hit is None or hit.run != self.run:
+            total = hit.total + 1 if hit else 1
+            self.scan.hits[entry.id] = Hit(entry.id, self.run, line_no, line_no, 1, total, [(line_no, text)])
+        else:
+            hit.add(line_no, text)
+
+
+def scan_lines(kb: KnowledgeBase, lines: Iterable[str], source: str, **kwargs) -> SourceScan:
+    return Scanner(kb, source, **kwargs).feed_all(lines).finish()
+
+
+@dataclass
+class Ranked:
+    """A hit chosen for the report, with where it came from."""
+
+    entry: KnownError
+    hit: Hit
+    scan: SourceScan
+    occurrences: int
+
+    @property
+    def key(self) -> tuple:
+        return (
+            self.hit.run == self.scan.last_run,
+            _SEVERITY_RANK[self.entry.severity],
+            not self.entry.wrapper,
+            self.entry.specificity,
+            self.scan.priority,
+            self.hit.last_line,
+        )
+
+
+def rank(kb: KnowledgeBase, scans: Iterable[SourceScan], limit: int = DEFAULT_LIMIT) -> tuple[list[Ranked], list[Ranked]]:
+    """(findings best first, harmless notes). Pure: depends only on the scans and the knowledge base."""
+    best: dict[str, Ranked] = {}
+    harmless: dict[str, Ranked] = {}
+    totals: dict[str, int] = {}
+    for scan in scans:
+        for entry_id, hit in scan.hits.items():
+            entry = kb.get(entry_id)
+            totals[entry_id] = totals.get(entry_id, 0) + hit.total
+            candidate = Ranked(entry, hit, scan, 0)
+            table = harmless if entry.severity == "harmless" else best
+            if entry_id not in table or candidate.key > table[entry_id].key:
+                table[entry_id] = candidate
+    for ranked in list(best.values()) + list(harmless.values()):
+        ranked.occurrences = totals[ranked.entry.id]
+    superseded = {other for r in best.values() for other in r.entry.supersedes}
+    kept = [r for r in best.values() if r.entry.id not in superseded]
+    if any(r.entry.severity == "error" and not r.entry.wrapper for r in kept):
+        kept = [r for r in kept if not r.entry.wrapper]
+    kept.sort(key=lambda r: r.key, reverse=True)
+    notes = sorted(harmless.values(), key=lambda r: (r.scan.priority, r.hit.last_line), reverse=True)
+    return kept[:limit], notes
