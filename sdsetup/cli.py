@@ -159,5 +159,33 @@ def mirrors_probe(
     )
 
 
+# --- verify (issue 6) ----------------------------------------------------------------------------
+@app.command()
+def verify(
+    dir: Annotated[Optional[Path], typer.Argument(help="The install directory (default: . or ./stable-diffusion-webui, whichever holds an install).")] = None,
+    smoke: Annotated[bool, typer.Option("--smoke", help="Only run the smoke test (tiny model), in --python or DIR's venv or this Python.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Also generate with the installed checkpoint at 512x512 (slow on a CPU).")] = False,
+    python: Annotated[Optional[Path], typer.Option("--python", help="The Python to test (default: the install's venv).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Keep the generated image at this path (PNG).")] = None,
+    rehash: Annotated[bool, typer.Option("--rehash", help="Hash every model again instead of trusting the hash cache.")] = False,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Check an install against its record (pins, venv, torch vs hardware, model hashes, launch flags) and generate an image.
+
+    Exit code 0 only when every check passed, 1 when one failed, 2 when DIR holds no install.
+    """
+    from sdsetup.commands import verify as command
+
+    run_command(
+        "verify",
+        lambda: command.run(_settings(config=config, quiet=quiet, debug=debug), dir, smoke=smoke, full=full, python=python, out=out, rehash=rehash),
+        as_json=json,
+        debug=debug,
+    )
+
+
 def main() -> None:
     app(prog_name="sdsetup")

@@ -1,0 +1,63 @@
+"""`sdsetup verify`: check an install against its record and prove it generates an image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sdsetup.errors import ExitCode
+from sdsetup.output import Outcome, progress_enabled, status_lines
+
+DEFAULT_DIRS = (Path("."), Path("stable-diffusion-webui"))
+
+
+def find_install_dir(install_dir: Path | None) -> Path:
+    """DIR as given; without it, the current directory or ./stable-diffusion-webui if one holds a record."""
+    if install_dir is not None:
+        return Path(install_dir)
+    from sdsetup.install.record import record_path
+
+    for candidate in DEFAULT_DIRS:
+        if record_path(candidate).is_file():
+            return candidate
+    return DEFAULT_DIRS[1]
+
+
+def render(data: dict[str, Any]) -> str:
+    lines = [status_lines(data["items"])]
+    failed, warned = len(data["failed"]), len(data["warnings"])
+    if failed:
+        lines.append(f"\nverify: {failed} of {data['checks']} checks failed" + (f", {warned} warnings" if warned else "") + " (fixes under each FAIL)")
+    elif warned:
+        lines.append(f"\nverify: passed with {warned} warning{'s' if warned > 1 else ''}")
+    else:
+        lines.append(f"\nverify: all {data['checks']} checks passed")
+    return "\n".join(lines)
+
+
+def run(
+    settings: Any,
+    install_dir: Path | None,
+    *,
+    smoke: bool = False,
+    full: bool = False,
+    python: Path | None = None,
+    out: Path | None = None,
+    rehash: bool = False,
+) -> Outcome:
+    from sdsetup import verify
+
+    progress = progress_enabled(settings.quiet)
+    out = Path(out).expanduser().absolute() if out else None
+    if smoke:
+        explicit = Path(install_dir) if install_dir is not None else None
+        if explicit is None:
+            guessed = find_install_dir(None)
+            from sdsetup.install.record import record_path
+
+            explicit = guessed if record_path(guessed).is_file() else None
+        data = verify.verify_smoke_only(settings, explicit, python=python, out=out, full=full, progress=progress)
+    else:
+        data = verify.verify_install(settings, find_install_dir(install_dir), full=full, rehash=rehash, out=out,
+                                     python=python, progress=progress)
+    return Outcome("verify", data, ExitCode.OK if data["ok"] else ExitCode.FAILED, human=render)

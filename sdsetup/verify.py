@@ -1,0 +1,678 @@
+"""Verify an install against its record, and run the smoke test in the web UI's venv.
+
+Two entry points (contract in docs/ARCHITECTURE.md, protocol in docs/verify.md):
+- `run_smoke(python, ...) -> dict`: start runtime/smoke.py with that Python and return its JSON
+  document (plus `exit_code`, `stderr_tail`, `argv`); never raises for a failed smoke test.
+- `verify_install(settings, install_dir, ...) -> dict`: every check as an item
+  `{id, name, status, value, fix}`, then the smoke test in the install's venv.
+
+The decisions (is this torch right for this machine, are these launch flags right, what does this
+smoke document mean) are pure functions below the effects, tested by tables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from sdsetup.errors import ExitCode, SdsetupError
+
+SMOKE_TIMEOUT_TINY = 900.0  # first CUDA init and the one-time tiny-model build can be slow
+SMOKE_TIMEOUT_CHECKPOINT = 3 * 3600.0  # 20 steps at 512x512 on a slow CPU takes a long while
+HASH_CACHE_REL = ".sdsetup/hash-cache.json"  # shared with install, which remembers what it downloaded
+CLIP_REPO = "openai/clip-vit-large-patch14"
+WEBUI_PRECISION_FLAGS = ("--no-half", "--no-half-vae", "--upcast-sampling")
+MEMORY_FLAGS = ("--lowvram", "--medvram")
+
+# ----------------------------------------------------------------------------------------- runtime
+
+
+def runtime_dir() -> Path:
+    """Where runtime/smoke.py lives: `runtime/` in a checkout, `sdsetup/runtime/` in a wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sdsetup.runtime")
+    if spec is None or not spec.submodule_search_locations:
+        raise SdsetupError("sdsetup's runtime files are missing (sdsetup.runtime)", "reinstall sdsetup", ExitCode.INTERNAL)
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def smoke_argv(
+    python: str | os.PathLike,
+    *,
+    checkpoint: Path | None = None,
+    out: Path | None = None,
+    hf_home: Path | None = None,
+    cache_dir: Path | None = None,
+    seed: int = 0,
+    steps: int | None = None,
+    size: int | None = None,
+    device: str = "auto",
+    webui_flags: Sequence[str] = (),
+    info: bool = False,
+) -> list[str]:
+    argv = [str(python), str(runtime_dir() / "smoke.py"), "--seed", str(seed), "--device", device]
+    if info:
+        argv.append("--info")
+    for flag, value in (("--checkpoint", checkpoint), ("--out", out), ("--hf-home", hf_home), ("--cache-dir", cache_dir),
+                        ("--steps", steps), ("--size", size)):
+        if value is not None:
+            argv += [flag, str(Path(value).absolute()) if isinstance(value, Path) else str(value)]
+    argv += [flag for flag in webui_flags if flag in WEBUI_PRECISION_FLAGS]
+    return argv
+
+
+def run_smoke(
+    python: str | os.PathLike,
+    *,
+    checkpoint: Path | None = None,
+    out: Path | None = None,
+    hf_home: Path | None = None,
+    cache_dir: Path | None = None,
+    seed: int = 0,
+    steps: int | None = None,
+    size: int | None = None,
+    device: str = "auto",
+    webui_flags: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    progress: bool = False,
+    info: bool = False,
+) -> dict[str, Any]:
+    """Run the smoke test with `python`; its JSON document with `exit_code`, `stderr_tail`, `argv`.
+
+    A Python that does not start, a crash without JSON, or a timeout are reported in the same
+    shape (`ok: false`, `error: {kind, message, fix}`), so callers handle one thing.
+    `webui_flags`: the web UI's precision flags (--no-half, --no-half-vae, --upcast-sampling) to honour.
+    `info`: only import torch and report what it sees (about a second; no image).
+    """
+    argv = smoke_argv(python, checkpoint=checkpoint, out=out, hf_home=hf_home, cache_dir=cache_dir, seed=seed,
+                      steps=steps, size=size, device=device, webui_flags=webui_flags, info=info)
+    child_env = dict(os.environ if env is None else env)
+    child_env.update({"PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    timeout = timeout or (SMOKE_TIMEOUT_CHECKPOINT if checkpoint else SMOKE_TIMEOUT_TINY)
+    started = time.perf_counter()
+    try:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=child_env)
+    except OSError as exc:
+        return _smoke_failure(argv, "python_missing", f"cannot start {python}: {exc.strerror or exc}",
+                              "give the web UI venv's Python with --python, or rerun `sdsetup install DIR` to recreate the venv")
+    tail: deque[str] = deque(maxlen=40)
+
+    def pump_stderr() -> None:
+        for raw in iter(process.stderr.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            tail.append(line)
+            if progress and line:
+                sys.stderr.write(f"  smoke | {line}\n")
+                sys.stderr.flush()
+
+    reader = threading.Thread(target=pump_stderr, daemon=True)
+    reader.start()
+    try:
+        stdout, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        reader.join(5)
+        return _smoke_failure(argv, "timeout", f"the smoke test did not finish within {timeout:.0f} s",
+                              "run it again with --debug to watch its output; a first CUDA start can take minutes", tail)
+    reader.join(5)
+    wall = time.perf_counter() - started
+    try:
+        document = json.loads(stdout.decode("utf-8", "replace"))
+        if not isinstance(document, dict) or "ok" not in document:
+            raise ValueError("not a smoke document")
+    except ValueError:
+        return _smoke_failure(
+            argv, "crashed", f"the smoke test ended (exit code {process.returncode}) without its JSON answer: {_last_error_line(tail)}",
+            "the Python or torch in this venv is broken; see the lines above, or `sdsetup doctor` with them", tail,
+            exit_code=process.returncode,
+        )
+    document["exit_code"] = process.returncode
+    document["stderr_tail"] = list(tail)
+    document["argv"] = argv
+    document["wall_seconds"] = round(wall, 4)
+    if process.returncode != 0 and document.get("ok"):
+        document["ok"] = False  # an answer that says ok with a failing exit code is not ok
+    return document
+
+
+def _last_error_line(lines: Iterable[str]) -> str:
+    kept = [line for line in lines if line.strip()]
+    return kept[-1][:300] if kept else "no output"
+
+
+def _smoke_failure(argv, kind, message, fix, tail=(), exit_code=None) -> dict[str, Any]:
+    return {"ok": False, "error": {"kind": kind, "message": message, "fix": fix}, "exit_code": exit_code,
+            "stderr_tail": list(tail), "argv": argv}
+
+
+# ------------------------------------------------------------------------ pure: smoke and torch
+
+
+def torch_build(doc: Mapping[str, Any]) -> str | None:
+    """cuda | rocm | mps | cpu for the torch the smoke test imported (None when it did not import)."""
+    if not doc.get("torch"):
+        return None
+    if doc.get("torch_cuda"):
+        return "cuda"
+    if doc.get("torch_hip"):
+        return "rocm"
+    if doc.get("mps_available"):
+        return "mps"
+    return "cpu"
+
+
+def smoke_item(doc: Mapping[str, Any], *, item_id: str = "smoke", name: str = "smoke test") -> dict[str, Any]:
+    """One item from a smoke document: what ran where and how fast, or what failed and the fix."""
+    if doc.get("ok"):
+        timings = doc.get("timings") or {}
+        model = (doc.get("model") or {}).get("kind", "tiny")
+        what = "tiny model" if model == "tiny" else Path(str((doc.get("model") or {}).get("path", "checkpoint"))).name
+        value = (
+            f"{what} on {doc.get('device_name') or doc.get('device')} {doc.get('dtype')}: "
+            f"{doc.get('steps')} steps {doc.get('width')}x{doc.get('height')} in {timings.get('steps', 0):.2f} s "
+            f"({doc.get('seconds_per_step') or 0:.3f} s/step), {doc.get('seconds_total', 0):.1f} s in all"
+        )
+        if doc.get("peak_vram_bytes"):
+            from sdsetup.fsutil import human_bytes
+
+            value += f", peak VRAM {human_bytes(doc['peak_vram_bytes'])}"
+        if doc.get("image"):
+            value += f"; image {doc['image']}"
+        return {"id": item_id, "name": name, "status": "ok", "value": value, "fix": None}
+    error = doc.get("error") or {}
+    fix = error.get("fix") or "run `sdsetup doctor` with the output above"
+    item = {"id": item_id, "name": name, "status": "fail", "value": error.get("message") or "failed", "fix": fix,
+            "kind": error.get("kind")}
+    if error.get("fix_flags"):
+        item["fix_flags"] = list(error["fix_flags"])
+    return item
+
+
+def torch_item(
+    doc: Mapping[str, Any],
+    expected_backend: str | None,
+    *,
+    gpu_name: str | None = None,
+    fix_command: str | None = None,
+    driver_problem: str | None = None,
+) -> dict[str, Any]:
+    """Does the venv's torch match the hardware? `expected_backend` comes from the machine facts."""
+    item = {"id": "torch", "name": "torch backend", "status": "ok", "value": "", "fix": None}
+    build = torch_build(doc)
+    reinstall = f"reinstall torch for this machine: {fix_command}" if fix_command else "rerun `sdsetup install DIR`"
+    if build is None:
+        error = (doc.get("error") or {}).get("message", "torch did not import")
+        return dict(item, status="fail", value=error, fix=reinstall)
+    version = doc["torch"]
+    label = {"cuda": f"CUDA {doc.get('torch_cuda')}", "rocm": f"ROCm {doc.get('torch_hip')}", "mps": "Metal", "cpu": "CPU-only"}[build]
+    sees = doc.get("gpu", {}) or {}
+    value = f"torch {version} ({label} build)"
+    if expected_backend is None:
+        return dict(item, status="info", value=value + "; machine facts unknown, not compared")
+    if expected_backend in ("cuda", "rocm"):
+        wanted = "NVIDIA" if expected_backend == "cuda" else "AMD"
+        gpu = gpu_name or f"an {wanted} GPU"
+        if build != expected_backend and build != "mps":
+            return dict(item, status="fail",
+                        value=f"{value}, but this machine has {gpu}: the web UI would stop with 'Torch is not able to use GPU' or run on the CPU",
+                        fix=reinstall)
+        if not doc.get("cuda_available"):
+            why = driver_problem or (doc.get("cuda_error") or "the driver did not answer torch")
+            return dict(item, status="fail", value=f"{value} cannot use {gpu}: {why}",
+                        fix="update the GPU driver (or install a torch build for an older CUDA: " + (fix_command or "sdsetup install DIR") + ")")
+        return dict(item, value=f"{value} uses {sees.get('name') or gpu}")
+    if expected_backend == "mps":
+        if not doc.get("mps_available"):
+            return dict(item, status="fail", value=f"{value} cannot use the Apple GPU (MPS)", fix=reinstall)
+        return dict(item, value=f"{value} uses the Apple GPU (MPS)")
+    # expected cpu
+    if build in ("cuda", "rocm") and not doc.get("cuda_available"):
+        return dict(item, status="warn", value=f"{value} on a machine without a usable GPU: it runs on the CPU",
+                    fix="fine to keep; a CPU build is ~2 GB smaller: " + reinstall)
+    return dict(item, value=value)
+
+
+def parse_commandline_args(text: str, flavour: str) -> list[str] | None:
+    """COMMANDLINE_ARGS from webui-user.sh (`sh`) or webui-user.bat (`bat`); None when not set.
+
+    The last assignment wins, as in the shell. Commented lines are skipped.
+    """
+    found: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if flavour == "sh":
+            if line.startswith("#"):
+                continue
+            if line.startswith("export "):
+                line = line[len("export "):].strip()
+            if line.startswith("COMMANDLINE_ARGS="):
+                value = line[len("COMMANDLINE_ARGS="):]
+                try:
+                    parts = shlex.split(value, comments=True)
+                except ValueError:
+                    parts = [value.strip("\"'")]
+                found = " ".join(parts)
+        else:
+            lowered = line.lower()
+            if lowered.startswith(("rem ", "::")) or not lowered.startswith("set "):
+                continue
+            body = line[4:].strip()
+            if body.startswith('"') and body.endswith('"'):
+                body = body[1:-1]
+            if body.upper().startswith("COMMANDLINE_ARGS="):
+                found = body[len("COMMANDLINE_ARGS="):]
+    if found is None:
+        return None
+    try:
+        return shlex.split(found, posix=(flavour == "sh"))
+    except ValueError:
+        return found.split()
+
+
+def _use_cpu_targets(args: Sequence[str]) -> list[str]:
+    targets: list[str] = []
+    for index, arg in enumerate(args):
+        if arg == "--use-cpu":
+            for value in args[index + 1:]:
+                if value.startswith("--"):
+                    break
+                targets.append(value.lower())
+        elif arg.startswith("--use-cpu="):
+            targets += arg.split("=", 1)[1].lower().split(",")
+    return targets
+
+
+def launch_args_item(
+    args: Sequence[str],
+    backend: str | None,
+    *,
+    source: str,
+    gpu_name: str | None = None,
+    vram_flags: Sequence[str] = (),
+    upcast_card: bool = False,
+) -> dict[str, Any]:
+    """Are the web UI's COMMANDLINE_ARGS consistent with the machine? One item, worst finding first.
+
+    `vram_flags`: the memory flag the machine's VRAM tier calls for (detect.recommend.vram_tier).
+    """
+    item = {"id": "webui-user", "name": "launch flags", "status": "ok", "fix": None}
+    shown = " ".join(args) or "(none)"
+    edit = f"edit COMMANDLINE_ARGS in {source}"
+    fails: list[tuple[str, str]] = []
+    warns: list[tuple[str, str]] = []
+    cpu_targets = _use_cpu_targets(args)
+    if backend is None:
+        return dict(item, status="info", value=f"{shown} (machine facts unknown, not compared)")
+    if backend in ("cuda", "rocm", "mps"):
+        gpu = gpu_name or "a GPU"
+        if "all" in cpu_targets or "sd" in cpu_targets:
+            fails.append((f"--use-cpu {' '.join(cpu_targets)} makes the web UI generate on the CPU although {gpu} is here",
+                          f"{edit}: remove --use-cpu (keep `--use-cpu interrogate` only on macOS)"))
+        if "--skip-torch-cuda-test" in args and backend == "cuda":
+            warns.append(("--skip-torch-cuda-test hides a torch that cannot use the GPU (the web UI then runs on the CPU)",
+                          f"{edit}: remove --skip-torch-cuda-test once `sdsetup verify` passes"))
+        if backend == "cuda" and not upcast_card and ("--no-half" in args or _precision_full(args)):
+            warns.append(("--no-half / --precision full on this card doubles VRAM use and slows generation",
+                          f"{edit}: remove --no-half and --precision full (add --no-half-vae if images turn black)"))
+        tier_flag = next((flag for flag in vram_flags if flag in MEMORY_FLAGS), None)
+        present = [flag for flag in MEMORY_FLAGS if flag in args]
+        if tier_flag == "--lowvram" and not present:
+            fails.append((f"{gpu} has too little VRAM for SD without --lowvram: it will run out of memory",
+                          f"{edit}: add --lowvram"))
+        elif tier_flag and tier_flag not in args and not (tier_flag == "--medvram" and "--lowvram" in args):
+            warns.append((f"{gpu}'s VRAM calls for {tier_flag}", f"{edit}: add {tier_flag}"))
+    elif backend == "cpu":
+        if "--skip-torch-cuda-test" not in args:
+            fails.append(("no usable GPU and no --skip-torch-cuda-test: the web UI stops with 'Torch is not able to use GPU'",
+                          f"{edit}: add --skip-torch-cuda-test (CPU only: --use-cpu all --precision full --no-half --skip-torch-cuda-test)"))
+        if "--no-half" not in args and not _precision_full(args):
+            fails.append(("no --no-half on a CPU-only machine: half precision fails on the CPU",
+                          f"{edit}: add --no-half --precision full"))
+    if fails:
+        return dict(item, status="fail", value=f"{shown}: " + "; ".join(message for message, _ in fails + warns),
+                    fix="\n".join(fix for _, fix in fails + warns))
+    if warns:
+        return dict(item, status="warn", value=f"{shown}: " + "; ".join(message for message, _ in warns),
+                    fix="\n".join(fix for _, fix in warns))
+    return dict(item, value=f"{shown} (consistent with {gpu_name or backend})")
+
+
+def _precision_full(args: Sequence[str]) -> bool:
+    return "--precision=full" in args or any(a == "--precision" and b == "full" for a, b in zip(args, args[1:]))
+
+
+def smoke_options_from_args(args: Sequence[str]) -> dict[str, Any]:
+    """The smoke test runs as the web UI would: its precision flags, and the CPU when told to."""
+    options: dict[str, Any] = {"webui_flags": [flag for flag in WEBUI_PRECISION_FLAGS if flag in args]}
+    if _precision_full(args) and "--no-half" not in options["webui_flags"]:
+        options["webui_flags"].append("--no-half")
+    targets = _use_cpu_targets(args)
+    if "all" in targets or "sd" in targets:
+        options["device"] = "cpu"
+    return options
+
+
+def file_item(item_id: str, name: str, *, expected_size: int | None, expected_sha256: str | None,
+              exists: bool, size: int | None, sha256: str | None, cached: bool, fix_missing: str, fix_bad: str) -> dict[str, Any]:
+    """Present, complete, and the exact bytes the record names?"""
+    from sdsetup.fsutil import human_bytes
+
+    item = {"id": item_id, "name": name, "status": "ok", "fix": None}
+    if not exists:
+        return dict(item, status="fail", value="missing", fix=fix_missing)
+    if expected_size is not None and size != expected_size:
+        return dict(item, status="fail", value=f"{human_bytes(size)} ({size} bytes), expected {expected_size} bytes: incomplete or a different file",
+                    fix=fix_bad)
+    if expected_sha256 and sha256 and sha256.lower() != expected_sha256.lower():
+        return dict(item, status="fail", value=f"sha256 {sha256[:12]}…, expected {expected_sha256[:12]}…: damaged or a different file",
+                    fix=fix_bad)
+    how = "" if not expected_sha256 else (" (hash from cache)" if cached else " (hashed)")
+    return dict(item, value=f"{human_bytes(size)}, sha256 {'ok' if expected_sha256 else 'not recorded'}{how}")
+
+
+def repo_item(item_id: str, name: str, path: str, *, expected: str, head: str | None, exists: bool, dirty: bool) -> dict[str, Any]:
+    item = {"id": item_id, "name": name, "status": "ok", "fix": None}
+    if not exists:
+        return dict(item, status="fail", value=f"{path}: missing", fix="run `sdsetup install DIR` again: it fetches the pinned commit")
+    if head is None:
+        return dict(item, status="fail", value=f"{path}: not a git checkout",
+                    fix=f"move {path} away and run `sdsetup install DIR` again (the web UI refuses non-git folders there)")
+    if head != expected:
+        return dict(item, status="fail", value=f"at {head[:10]}, pinned {expected[:10]}",
+                    fix=f'git -C "{path}" checkout {expected}   (or run `sdsetup install DIR` again)')
+    if dirty:
+        return dict(item, status="warn", value=f"at {expected[:10]} (pinned) with local changes",
+                    fix=f'git -C "{path}" status shows them; `git -C "{path}" stash` sets them aside')
+    return dict(item, value=f"at {expected[:10]} (pinned)")
+
+
+def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    failed = [item["id"] for item in items if item.get("status") == "fail"]
+    warned = [item["id"] for item in items if item.get("status") == "warn"]
+    return {"ok": not failed, "failed": failed, "warnings": warned, "checks": len(items)}
+
+
+# ----------------------------------------------------------------------------------------- effects
+
+
+def record_path_in(install_dir: Path, relative: str, what: str) -> Path:
+    """A path from the install record, inside DIR by its spelling (no absolute paths, no '..').
+
+    Unlike fsutil.safe_join, symlinks are not resolved: verify only reads, and a venv's python is a
+    symlink to the base interpreter, as a models folder is often a symlink to a bigger disk.
+    """
+    text = str(relative).replace("\\", "/")
+    parts = [part for part in text.split("/") if part not in ("", ".")]
+    if not text or text.startswith("/") or (len(text) > 1 and text[1] == ":") or ".." in parts:
+        raise SdsetupError(
+            f"{what} '{relative}' in the install record escapes the install directory",
+            "the record is damaged or was edited; rerun `sdsetup install DIR`, it rewrites the record",
+            ExitCode.FAILED,
+        )
+    return Path(install_dir).joinpath(*parts)
+
+
+def _python_item(python: Path) -> tuple[dict[str, Any], bool]:
+    item = {"id": "python", "name": "venv python", "status": "ok", "fix": None}
+    fix = "run `sdsetup install DIR` again: it recreates the venv"
+    if not python.exists():
+        return dict(item, status="fail", value=f"{python}: missing", fix=fix), False
+    try:
+        result = subprocess.run([str(python), "-c", "import sys; print(sys.version.split()[0]); print(sys.prefix != sys.base_prefix)"],
+                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return dict(item, status="fail", value=f"{python} does not run: {exc}", fix=fix), False
+    if result.returncode != 0:
+        return dict(item, status="fail", value=f"{python} does not run: {_last_error_line(result.stderr.splitlines())}", fix=fix), False
+    version, in_venv = (result.stdout.split() + ["", ""])[:2]
+    return dict(item, value=f"Python {version} at {python}" + ("" if in_venv == "True" else " (not a venv)")), True
+
+
+def _git_state(path: Path) -> tuple[bool, str | None, bool]:
+    from sdsetup.gitops import head_commit, is_dirty
+
+    if not path.exists():
+        return False, None, False
+    head = head_commit(path)
+    return True, head, bool(head) and is_dirty(path)
+
+
+def _read_launch_args(install_dir: Path, record, system: str) -> tuple[list[str], str, dict[str, Any] | None]:
+    """COMMANDLINE_ARGS from this OS's webui-user file, else the record's (with a warning item)."""
+    name, flavour = ("webui-user.bat", "bat") if system == "Windows" else ("webui-user.sh", "sh")
+    path = install_dir / name
+    try:
+        args = parse_commandline_args(path.read_text("utf-8", "replace"), flavour)
+    except OSError:
+        item = {"id": "webui-user-file", "name": name, "status": "warn", "value": "missing",
+                "fix": "run `sdsetup install DIR` again: it writes webui-user with the flags for this machine"}
+        return list(record.launch_args), f"the install record (no {name})", item
+    return (args if args is not None else []), name, None
+
+
+def _torch_fix_command(settings, record, python: Path, backend: str, facts) -> str | None:
+    """The pip command that puts the right torch into the venv (mirrored like install would)."""
+    try:
+        from sdsetup.detect.recommend import torch_choice
+        from sdsetup.manifest import load_manifest
+
+        manifest = load_manifest(record.manifest)
+        spec = manifest.torch.get(backend)
+        if spec is None:
+            return None
+        choice = torch_choice(facts, backend, manifest.name)
+        tag = choice.tag if not spec.tags or choice.tag in spec.tags else spec.tags[0]
+        argv = [str(python), "-m", "pip", "install", "--force-reinstall", *spec.packages]
+        if spec.index:
+            index_args = ["--extra-index-url", spec.index.format(tag=tag)]
+            if settings is not None and (settings.mirror or "official") != "auto":
+                try:
+                    from sdsetup.net.mirrors import select_mirrors
+
+                    index_args = select_mirrors(settings).torch_index_args(tag)
+                except Exception:
+                    pass  # the canonical index is still right
+            argv += index_args
+    except Exception:
+        return None
+    return subprocess.list2cmdline(argv) if os.name == "nt" else shlex.join(argv)
+
+
+def verify_install(
+    settings,
+    install_dir: Path,
+    *,
+    full: bool = False,
+    rehash: bool = False,
+    out: Path | None = None,
+    python: Path | None = None,
+    progress: bool = False,
+    smoke: bool = True,
+) -> dict[str, Any]:
+    """Check the install in `install_dir` against its record, then run the smoke test in its venv.
+
+    `smoke=False` skips the generation and only asks the venv's torch what it is (for quick checks).
+    """
+    from sdsetup.hashing import HashCache
+    from sdsetup.install.record import load_record
+
+    install_dir = Path(install_dir)
+    record = require_record(install_dir)
+    items: list[dict[str, Any]] = []
+    items.append({"id": "record", "name": "install record", "status": "ok" if record.finished else "warn",
+                  "value": f"{record.manifest}, backend {record.backend}" + ("" if record.finished else ": the install did not finish"),
+                  "fix": None if record.finished else "run `sdsetup install DIR` again: it continues where it stopped"})
+
+    # Repositories at their pins.
+    for index, repo in enumerate([record.webui, *record.repositories]):
+        path = install_dir if repo.path in (".", "") else record_path_in(install_dir, repo.path, "repository path")
+        exists, head, dirty = _git_state(path)
+        item_id = "webui" if index == 0 else f"repo:{repo.name}"
+        items.append(repo_item(item_id, repo.name if index else "web UI", str(path), expected=repo.commit, head=head, exists=exists, dirty=dirty))
+
+    # Models and Hugging Face files: present, complete, the exact bytes.
+    cache = HashCache(install_dir / HASH_CACHE_REL)
+    for model in record.models:
+        items.append(_file_check(install_dir, cache, rehash, f"model:{model.path}", Path(model.path).name, model.path,
+                                 model.size, model.sha256, url=model.url))
+    for hub in record.hub_files:
+        items.append(_file_check(install_dir, cache, rehash, f"hub:{hub.repo_id}/{hub.filename}", f"{hub.repo_id}/{hub.filename}",
+                                 hub.path, hub.size, hub.sha256, url=None))
+
+    # The machine, for the torch build and the launch flags.
+    facts, facts_item = _machine_facts(settings)
+    if facts_item:
+        items.append(facts_item)
+    expected_backend = gpu = vram_flags = None
+    upcast_card = False
+    if facts is not None:
+        from sdsetup.detect.recommend import choose_backend, needs_upcast, primary_gpu, vram_tier
+
+        expected_backend = choose_backend(facts)
+        gpu = primary_gpu(facts, expected_backend)
+        vram_flags = vram_tier(gpu).flags if gpu else ()
+        upcast_card = needs_upcast(gpu)
+    import platform
+
+    launch_args, source, file_warning = _read_launch_args(install_dir, record, facts.system if facts else platform.system())
+    if file_warning:
+        items.append(file_warning)
+    items.append(launch_args_item(launch_args, expected_backend, source=source, gpu_name=gpu.name if gpu else None,
+                                  vram_flags=vram_flags or (), upcast_card=upcast_card))
+
+    # The venv: it runs, torch matches the hardware, and it generates an image.
+    venv_python = Path(python) if python else record_path_in(install_dir, record.python, "venv python")
+    py_item, runs = _python_item(venv_python)
+    items.append(py_item)
+    hf_home = record_path_in(install_dir, record.hf_home, "HF_HOME") if record.hf_home else None
+    smoke_options = smoke_options_from_args(launch_args)
+    tiny = full_doc = None
+    if runs:
+        if smoke:
+            tiny = run_smoke(venv_python, out=None if full else out, cache_dir=_tiny_cache(settings), progress=progress, **smoke_options)
+        else:
+            tiny = run_smoke(venv_python, info=True)
+        fix_command = _torch_fix_command(settings, record, venv_python, expected_backend, facts) if expected_backend else None
+        driver = None
+        if facts is not None and gpu is not None and expected_backend == "cuda":
+            from sdsetup.detect.recommend import driver_problem
+
+            tag = f"cu{(tiny.get('torch_cuda') or '').replace('.', '')}" if tiny.get("torch_cuda") else (record.torch_tag or "cu121")
+            driver = driver_problem(gpu, tag, facts.system)
+        items.append(torch_item(tiny, expected_backend, gpu_name=gpu.name if gpu else None, fix_command=fix_command, driver_problem=driver))
+        if smoke and torch_build(tiny) is not None:
+            items.append(smoke_item(tiny))
+        if smoke and full:
+            items.append(_full_smoke(install_dir, record, items, venv_python, hf_home, out, smoke_options, progress, holder := {}))
+            full_doc = holder.get("doc")
+    else:
+        items.append({"id": "smoke", "name": "smoke test", "status": "skip", "value": "the venv's Python does not run", "fix": None})
+    summary = summarize(items)
+    return {"mode": "install", "install_dir": str(install_dir.resolve()), "python": str(venv_python), "items": items,
+            "smoke": tiny, "full": full_doc, "machine": facts.to_json() if facts is not None else None, **summary}
+
+
+def _full_smoke(install_dir, record, items, python, hf_home, out, smoke_options, progress, holder) -> dict[str, Any]:
+
+    checkpoints = [m for m in record.models if m.path.lower().endswith((".safetensors", ".ckpt"))]
+    if not checkpoints:
+        return {"id": "smoke-full", "name": "smoke test (checkpoint)", "status": "fail", "value": "the record names no checkpoint",
+                "fix": "run `sdsetup install DIR` again"}
+    model = checkpoints[0]
+    if any(item["id"] == f"model:{model.path}" and item["status"] == "fail" for item in items):
+        return {"id": "smoke-full", "name": "smoke test (checkpoint)", "status": "skip",
+                "value": f"{Path(model.path).name} failed its check above", "fix": None}
+    doc = run_smoke(python, checkpoint=record_path_in(install_dir, model.path, "model path"), out=out, hf_home=hf_home,
+                    progress=progress, **smoke_options)
+    holder["doc"] = doc
+    return smoke_item(doc, item_id="smoke-full", name="smoke test (checkpoint)")
+
+
+def _file_check(install_dir, cache, rehash, item_id, name, rel_path, size, sha256, *, url) -> dict[str, Any]:
+
+    path = record_path_in(install_dir, rel_path, "model path")
+    fix_missing = "run `sdsetup install DIR` again: it downloads it (resuming a partial download)"
+    fix_bad = f"move {path} aside and run `sdsetup install DIR` again to download it afresh"
+    if url:
+        from sdsetup.redact import redact_url
+
+        fix_missing += f"; source: {redact_url(url)}"
+    exists = path.is_file()
+    actual_size = actual_sha = None
+    cached = False
+    if exists:
+        actual_size = path.stat().st_size
+        if sha256 and (size is None or actual_size == size):
+            actual_sha, cached = cache.sha256(path, rehash=rehash)
+    return file_item(item_id, name, expected_size=size, expected_sha256=sha256, exists=exists, size=actual_size,
+                     sha256=actual_sha, cached=cached, fix_missing=fix_missing, fix_bad=fix_bad)
+
+
+def _machine_facts(settings):
+    try:
+        from sdsetup.detect.machine import probe_machine
+
+        facts = probe_machine(settings)
+    except SdsetupError:
+        raise  # a replay file that cannot be read is the user's to fix
+    except Exception as exc:  # a probe that breaks must not hide the rest of the report
+        return None, {"id": "machine", "name": "machine", "status": "warn", "value": f"could not probe the hardware: {exc}",
+                      "fix": "run `sdsetup check` to see what fails"}
+    gpus = ", ".join(g.name or g.vendor for g in facts.gpus) or "no GPU"
+    source = f" (replayed from {facts.replayed_from})" if facts.replayed_from else ""
+    return facts, {"id": "machine", "name": "machine", "status": "info", "value": f"{facts.system} {facts.machine}, {gpus}{source}", "fix": None}
+
+
+def _tiny_cache(settings) -> Path | None:
+    return Path(settings.cache_dir) / "smoke-model" if settings is not None else None
+
+
+def require_record(install_dir: Path):
+    from sdsetup.install.record import load_record, record_path
+
+    if not install_dir.is_dir():
+        raise SdsetupError(f"{install_dir} does not exist", "give the directory `sdsetup install` installed into", ExitCode.USAGE)
+    record = load_record(install_dir)
+    if record is None:
+        raise SdsetupError(
+            f"{install_dir} has no install record ({record_path(install_dir)}): it was not installed by sdsetup",
+            f"run `sdsetup install {install_dir}` first, or `sdsetup verify --smoke --python PATH` to test any Python with torch",
+            ExitCode.USAGE,
+        )
+    return record
+
+
+def verify_smoke_only(settings, install_dir: Path | None, *, python: Path | None, out: Path | None, full: bool = False,
+                      progress: bool = False) -> dict[str, Any]:
+    """`verify --smoke`: only the smoke test, in --python, else DIR's venv, else this interpreter."""
+    from sdsetup.install.record import load_record
+
+    record = load_record(install_dir) if install_dir is not None and install_dir.is_dir() else None
+    if install_dir is not None and record is None and python is None:
+        require_record(install_dir)  # says what is wrong with DIR
+    if python is None:
+        python = record_path_in(install_dir, record.python, "venv python") if record else Path(sys.executable)
+    options = smoke_options_from_args(record.launch_args if record else [])
+    items = []
+    doc = run_smoke(python, out=None if full else out, cache_dir=_tiny_cache(settings), progress=progress, **options)
+    items.append(smoke_item(doc))
+    full_doc = None
+    if full:
+        if record is None:
+            raise SdsetupError("--full needs an install directory with a checkpoint", "give DIR: `sdsetup verify DIR --smoke --full`", ExitCode.USAGE)
+        hf_home = record_path_in(install_dir, record.hf_home, "HF_HOME") if record.hf_home else None
+        items.append(_full_smoke(install_dir, record, items, python, hf_home, out, options, progress, holder := {}))
+        full_doc = holder.get("doc")
+    return {"mode": "smoke", "install_dir": str(install_dir.resolve()) if install_dir else None, "python": str(python),
+            "items": items, "smoke": doc, "full": full_doc, **summarize(items)}
