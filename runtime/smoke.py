@@ -193,8 +193,14 @@ def _check_checkpoint_file(path: Path, torch) -> None:
 def load_pipeline(args, torch, dtype, timings: dict, report: dict):
     """Import the pipeline class, get the model folder, load it through diffusers' real loaders."""
     started = time.perf_counter()
-    from diffusers import StableDiffusionPipeline
-
+    try:
+        from diffusers import StableDiffusionPipeline
+    except Exception as exc:  # not only ImportError: a torch/diffusers mismatch raises RuntimeError here
+        raise SmokeFailure(
+            checks.EXIT_IMPORT, "import_diffusers", f"diffusers does not import in {sys.executable}: {type(exc).__name__}: {exc}",
+            "rerun `sdsetup install DIR` (it installs the smoke test's packages into the venv), "
+            f'or: "{sys.executable}" -m pip install diffusers safetensors',
+        ) from exc
     timings["import_diffusers"] = time.perf_counter() - started
     import diffusers
 
@@ -433,13 +439,7 @@ def run(argv, report: dict, timings: dict) -> int:
     )
     report.update({"device": device, "device_name": gpu.get("name") if device == "cuda" else device,
                    "dtype": precision["dtype"], "vae_dtype": precision["vae_dtype"], "precision_reason": precision["reason"]})
-    try:
-        pipe = load_pipeline(args, torch, precision["dtype"], timings, report)
-    except SmokeFailure:
-        raise
-    except ImportError as exc:
-        raise SmokeFailure(checks.EXIT_IMPORT, "import_diffusers", f"diffusers/transformers do not import in {sys.executable}: {exc}",
-                           "install the runtime packages into this venv: python -m pip install diffusers transformers safetensors") from exc
+    pipe = load_pipeline(args, torch, precision["dtype"], timings, report)
     generate(args, torch, pipe, device, precision, timings, report)
     return checks.EXIT_OK
 

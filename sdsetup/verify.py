@@ -62,10 +62,12 @@ def smoke_argv(
     argv = [str(python), str(runtime_dir() / "smoke.py"), "--seed", str(seed), "--device", device]
     if info:
         argv.append("--info")
-    for flag, value in (("--checkpoint", checkpoint), ("--out", out), ("--hf-home", hf_home), ("--cache-dir", cache_dir),
-                        ("--steps", steps), ("--size", size)):
+    for flag, value in (("--checkpoint", checkpoint), ("--out", out), ("--hf-home", hf_home), ("--cache-dir", cache_dir)):
         if value is not None:
-            argv += [flag, str(Path(value).absolute()) if isinstance(value, Path) else str(value)]
+            argv += [flag, str(Path(value).expanduser().absolute())]
+    for flag, number in (("--steps", steps), ("--size", size)):
+        if number is not None:
+            argv += [flag, str(int(number))]
     argv += [flag for flag in webui_flags if flag in WEBUI_PRECISION_FLAGS]
     return argv
 

@@ -155,3 +155,13 @@ def test_single_file_checkpoint_loads_offline_with_configs_and_the_cached_tokeni
     code, doc, _ = smoke("--checkpoint", str(checkpoint), "--config", str(config), "--hf-home", str(tmp_path / "empty-hf"), "--size", "64")
     assert code == 4 and doc["error"]["kind"] == "tokenizer_missing"
     assert "openai/clip-vit-large-patch14" in doc["error"]["message"] and "sdsetup install" in doc["error"]["fix"]
+
+
+def test_a_broken_diffusers_is_an_import_failure_that_still_reports_torch(tmp_path):
+    fake = tmp_path / "fake-site"
+    fake.mkdir()
+    (fake / "diffusers.py").write_text("raise RuntimeError('operator torchvision::nms does not exist')\n")
+    code, doc, _ = smoke(env={"PYTHONPATH": str(fake)})
+    assert code == 3 and doc["error"]["kind"] == "import_diffusers"
+    assert "torchvision::nms" in doc["error"]["message"] and "sdsetup install" in doc["error"]["fix"]
+    assert doc["torch"].startswith("2.") and doc["device"] == "cpu"  # what was learnt before the failure stays

@@ -83,3 +83,17 @@ def test_verify_install_for_people_and_json(tmp_path):
     assert bad.returncode == 1
     data = json.loads(bad.stdout)["data"]
     assert "torch" in data["failed"] and "webui-user" in data["failed"]
+
+
+def test_run_smoke_reports_a_crash_without_json_in_the_same_shape(tmp_path):
+    """A torch that kills the process on import (as an illegal instruction would) still gives an answer."""
+    from sdsetup.verify import run_smoke, smoke_item
+
+    fake = tmp_path / "fake-site"
+    fake.mkdir()
+    (fake / "torch.py").write_text("import os, sys\nsys.stderr.write('Illegal instruction (core dumped)\\n')\nos._exit(132)\n")
+    env = dict(os.environ, PYTHONPATH=str(fake))
+    doc = run_smoke(sys.executable, env=env, cache_dir=tmp_path / "cache")
+    assert doc["ok"] is False and doc["exit_code"] == 132
+    assert doc["error"]["kind"] == "crashed" and "Illegal instruction" in doc["error"]["message"]
+    assert smoke_item(doc)["status"] == "fail"
