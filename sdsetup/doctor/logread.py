@@ -161,12 +161,12 @@ def iter_lines(stream: BinaryIO, stats: ReadStats | None = None, *, max_line: in
         for raw in splitter.feed(chunk):
             text, sticky = _decode(raw, sticky, stats)
             stats.lines += 1
-            yield clean_line(text)
+            yield clean_line(text)[:max_line]
         chunk = stream.read(block)
     for raw in splitter.close():
         text, sticky = _decode(raw, sticky, stats)
         stats.lines += 1
-        yield clean_line(text)
+        yield clean_line(text)[:max_line]
     stats.finish()
 
 

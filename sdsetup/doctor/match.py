@@ -5,10 +5,10 @@ grow with the log. Ranking is a pure function of those aggregates:
 
 1. the latest run of each log first (a log often holds several attempts; the last one is the state
    the user is in now), then errors over warnings;
-2. the most specific entry first (a named cause over a generic one; "Couldn't install torch" is a
-   wrapper shown only when nothing explains it);
-3. entries another found entry `supersedes` are dropped; harmless lines (pip's upgrade notice) never
-   become findings, whatever comes after them;
+2. a named cause over a generic wrapper ("Couldn't install torch" is shown only when nothing in its
+   log explains it), the logs the user gave over sdsetup's own, then the most specific entry;
+3. within one log, entries that another found entry `supersedes` are dropped; harmless lines (pip's
+   upgrade notice) never become findings, whatever comes after them;
 4. at most `limit` findings.
 """
 
@@ -20,6 +20,16 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from sdsetup.doctor.kb import KnowledgeBase, KnownError
+
+try:  # the regex parser, to find the literal text a pattern needs (Python 3.11+ / 3.10)
+    import re._constants as _sre_constants
+    import re._parser as _sre_parse
+except ImportError:  # pragma: no cover
+    import sre_constants as _sre_constants  # type: ignore[no-redef]
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+_LITERAL = _sre_constants.LITERAL
+_BRANCH = _sre_constants.BRANCH
 
 MAX_EVIDENCE = 3
 MAX_EVIDENCE_CHARS = 400
@@ -68,16 +78,54 @@ class SourceScan:
     stats: Any = None  # logread.ReadStats for files and stdin
 
 
+def _literals(parsed) -> list[str] | None:
+    """Substrings one of which every match must contain (None when no such set is found)."""
+    best, run = "", []
+    for op, value in parsed:
+        if op is _LITERAL:
+            run.append(chr(value))
+            continue
+        best = max(best, "".join(run), key=len)
+        run = []
+        if op is _BRANCH and len(parsed) == 1:  # a top-level a|b|c: one literal per branch
+            branches = [_literals(branch) for branch in value[1]]
+            if all(branches):
+                return [lit for branch in branches for lit in branch]
+    best = max(best, "".join(run), key=len)
+    return [best] if len(best) >= 4 else None
+
+
 class _Compiled:
-    """The knowledge base as scanning needs it: one prefilter regex, then the entries' own patterns."""
+    """The knowledge base as scanning needs it.
+
+    Most lines of a big log match nothing, so each line is first tested for the literal text every
+    pattern requires (derived from the regexes themselves, so entries need no extra keys); only
+    lines that contain one are run through the entries' own patterns.
+    """
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self.entries = [(e, e.patterns, e.context) for e in kb.entries]
-        sources = [p.pattern for e in kb.entries for p in (*e.patterns, *e.context)]
-        try:
-            self.prefilter: re.Pattern | None = re.compile("|".join(f"(?:{s})" for s in sources))
-        except re.error:  # an entry uses a construct that cannot be combined (global flags, groups)
-            self.prefilter = None
+        literals: set[str] = set()
+        leftovers: list[re.Pattern] = []
+        for entry in kb.entries:
+            for pattern in (*entry.patterns, *entry.context):
+                found = None
+                if not pattern.flags & re.IGNORECASE:  # `in` is case-sensitive
+                    try:
+                        found = _literals(_sre_parse.parse(pattern.pattern, pattern.flags))
+                    except Exception:  # an exotic pattern: match it in full instead
+                        found = None
+                if found:
+                    literals.update(found)
+                else:
+                    leftovers.append(pattern)
+        self.literals = tuple(sorted(literals, key=len))
+        self.rest = tuple(leftovers)  # patterns without a usable literal: searched in full
+
+    def candidate(self, text: str) -> bool:
+        if any(map(text.__contains__, self.literals)):
+            return True
+        return any(pattern.search(text) for pattern in self.rest)
 
 
 _compiled_cache: dict[int, _Compiled] = {}
@@ -125,8 +173,7 @@ class Scanner:
             if line_no - self.last_marker > _WEAK_GAP:
                 self._new_run()
             self.last_marker = line_no
-        prefilter = self.compiled.prefilter
-        if prefilter is not None and not prefilter.search(text):
+        if not self.compiled.candidate(text):
             return
         for entry, patterns, context in self.compiled.entries:
             if context and any(c.search(text) for c in context):
@@ -207,10 +254,20 @@ class Ranked:
             self.hit.run == self.scan.last_run,
             _SEVERITY_RANK[self.entry.severity],
             not self.entry.wrapper,
-            self.entry.specificity,
             self.scan.priority,
+            self.entry.specificity,
             self.hit.last_line,
         )
+
+
+def _explained(kb: KnowledgeBase, scan: SourceScan) -> set[str]:
+    """Ids this source's own findings make redundant: superseded entries, and wrappers once a
+    specific error explains them. Judged per source: an old log must not hide a new one's cause."""
+    found = [kb.get(entry_id) for entry_id in scan.hits]
+    drop = {other for entry in found for other in entry.supersedes}
+    if any(e.severity == "error" and not e.wrapper for e in found if e.id not in drop):
+        drop |= {e.id for e in found if e.wrapper}
+    return drop
 
 
 def rank(kb: KnowledgeBase, scans: Iterable[SourceScan], limit: int = DEFAULT_LIMIT) -> tuple[list[Ranked], list[Ranked]]:
@@ -219,19 +276,18 @@ def rank(kb: KnowledgeBase, scans: Iterable[SourceScan], limit: int = DEFAULT_LI
     harmless: dict[str, Ranked] = {}
     totals: dict[str, int] = {}
     for scan in scans:
+        drop = _explained(kb, scan)
         for entry_id, hit in scan.hits.items():
             entry = kb.get(entry_id)
             totals[entry_id] = totals.get(entry_id, 0) + hit.total
+            if entry_id in drop:
+                continue
             candidate = Ranked(entry, hit, scan, 0)
             table = harmless if entry.severity == "harmless" else best
             if entry_id not in table or candidate.key > table[entry_id].key:
                 table[entry_id] = candidate
     for ranked in list(best.values()) + list(harmless.values()):
         ranked.occurrences = totals[ranked.entry.id]
-    superseded = {other for r in best.values() for other in r.entry.supersedes}
-    kept = [r for r in best.values() if r.entry.id not in superseded]
-    if any(r.entry.severity == "error" and not r.entry.wrapper for r in kept):
-        kept = [r for r in kept if not r.entry.wrapper]
-    kept.sort(key=lambda r: r.key, reverse=True)
+    kept = sorted(best.values(), key=lambda r: r.key, reverse=True)
     notes = sorted(harmless.values(), key=lambda r: (r.scan.priority, r.hit.last_line), reverse=True)
     return kept[:limit], notes

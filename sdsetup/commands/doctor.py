@@ -1,0 +1,389 @@
+"""`sdsetup doctor [DIR] [--log FILE|- ...] [--fix] [--bundle PATH.zip]`: name the cause, give the fix.
+
+Reads the logs given (or stdin), sdsetup's own recent run logs and, with DIR, the install itself
+(the `check` results, the quick `verify` checks and the repositories' git state), matches every line
+against manifests/known_errors.toml and reports the most likely cause first.
+
+Exit codes: 0 no error-level finding (or all of them fixed by --fix); 1 an error-level finding;
+2 bad arguments; 5 a fix was attempted and failed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterable
+
+from sdsetup import __version__
+from sdsetup.errors import ExitCode, SdsetupError, usage_error
+from sdsetup.output import Outcome
+
+PRIORITY = {"log": 3, "install": 2, "install-log": 1, "run-log": 0}
+MAX_RUN_LOGS = 5
+SKIP_RUN_LOGS = ("sdsetup-doctor-", "sdsetup-mirrors-")
+
+
+@dataclass
+class LogSpec:
+    name: str  # what to show (home redacted later)
+    kind: str  # log | install-log | run-log
+    path: Path | None = None  # None: stdin
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+def _given_logs(logs: Iterable[str]) -> list[LogSpec]:
+    specs: list[LogSpec] = []
+    seen_stdin = False
+    for raw in logs:
+        if raw == "-":
+            if seen_stdin:
+                raise usage_error("--log - is given twice", "stdin can be read once; give it one time")
+            seen_stdin = True
+            specs.append(LogSpec("stdin", "log"))
+            continue
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise usage_error(f"--log {raw}: no such file", "give the path of a saved console log, or --log - to read stdin")
+        if path.is_dir():
+            raise usage_error(f"--log {raw} is a folder", "give a log file; for an install folder use `sdsetup doctor DIR`")
+        if not os.access(path, os.R_OK):
+            raise usage_error(f"--log {raw}: cannot read it (permissions)", "copy the log somewhere you can read and try again")
+        specs.append(LogSpec(raw, "log", path))
+    return specs
+
+
+def _own_logs(settings: Any, install_dir: Path | None) -> list[LogSpec]:
+    from sdsetup.logs import recent_run_logs
+
+    specs: list[LogSpec] = []
+    if install_dir is not None:
+        folder = install_dir / ".sdsetup" / "logs"
+        if folder.is_dir():
+            files = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)[:MAX_RUN_LOGS]
+            specs += [LogSpec(str(p), "install-log", p) for p in files]
+    try:
+        recent = recent_run_logs(settings, limit=50)
+    except OSError:
+        recent = []
+    # The doctor's own logs would quote earlier findings back to it; mirror probes fail on purpose.
+    specs += [LogSpec(str(p), "run-log", p) for p in recent if not p.name.startswith(SKIP_RUN_LOGS)][:MAX_RUN_LOGS]
+    return specs
+
+
+def _dedupe(specs: list[LogSpec]) -> list[LogSpec]:
+    seen: set[str] = set()
+    out = []
+    for spec in specs:
+        key = str(spec.path.resolve()) if spec.path else "-"
+        if key not in seen:
+            seen.add(key)
+            out.append(spec)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ adapters
+# check, verify and detect are other parts of sdsetup; the doctor must still work when one of them is
+# missing or fails, so each call is guarded and its failure becomes a note in the report.
+
+
+def _call_supported(func: Callable, *args: Any, **kwargs: Any) -> Any:
+    parameters = inspect.signature(func).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    return func(*args, **{k: v for k, v in kwargs.items() if accepts_any or k in parameters})
+
+
+def collect_check(settings: Any, install_dir: Path, python: Path | None) -> dict[str, Any]:
+    try:
+        from sdsetup.commands import check
+    except ImportError as exc:
+        return {"unavailable": f"check is not available ({exc})"}
+    collect = getattr(check, "collect", None)
+    if collect is None:
+        return {"unavailable": "check.collect is not available in this build"}
+    try:
+        return collect(settings, install_dir, str(python) if python and python.exists() else None)
+    except SdsetupError as exc:
+        return {"unavailable": exc.message}
+    except Exception as exc:  # another part's bug must not hide the diagnosis
+        return {"unavailable": f"check failed: {type(exc).__name__}: {exc}"}
+
+
+def collect_verify(settings: Any, install_dir: Path) -> dict[str, Any]:
+    try:
+        from sdsetup import verify
+    except ImportError as exc:
+        return {"unavailable": f"verify is not available ({exc})"}
+    verify_install = getattr(verify, "verify_install", None)
+    if verify_install is None:
+        return {"unavailable": "verify.verify_install is not available in this build"}
+    try:
+        return _call_supported(verify_install, settings, install_dir, full=False, rehash=False, out=None, smoke=False, progress=False)
+    except SdsetupError as exc:
+        return {"unavailable": exc.message}
+    except Exception as exc:
+        return {"unavailable": f"verify failed: {type(exc).__name__}: {exc}"}
+
+
+def machine_facts(settings: Any, check: dict[str, Any] | None) -> Any:
+    try:
+        from sdsetup.detect.machine import MachineFacts, probe_machine
+    except ImportError:
+        return None
+    try:
+        if check and isinstance(check.get("machine"), dict):
+            return MachineFacts.from_json(check["machine"])
+        return probe_machine(settings)
+    except SdsetupError:
+        raise
+    except Exception:
+        return None
+
+
+def _venv_python(install_dir: Path, record: Any) -> Path | None:
+    from sdsetup.fsutil import safe_join
+
+    if record is not None and record.python:
+        try:
+            return safe_join(install_dir, record.python, "venv python")
+        except SdsetupError:
+            pass
+    for rel in ("venv/Scripts/python.exe", "venv/bin/python"):
+        if (install_dir / rel).exists():
+            return install_dir / rel
+    return None
+
+
+def _item_lines(section: dict[str, Any]) -> list[str]:
+    """Text of failed/warned checks (and a smoke test's error), for the matcher."""
+    lines = []
+    for item in section.get("items", []) or []:
+        if item.get("status") in ("fail", "warn"):
+            lines.append(f"{item.get('name')}: {item.get('value')}")
+            if item.get("fix"):
+                lines += str(item["fix"]).splitlines()
+    smoke = section.get("smoke")
+    if isinstance(smoke, dict) and isinstance(smoke.get("error"), dict):
+        lines += str(smoke["error"].get("message", "")).splitlines()
+        for key in ("tail", "stderr"):
+            if isinstance(smoke.get(key), list):
+                lines += [str(x) for x in smoke[key]]
+            elif isinstance(smoke.get(key), str):
+                lines += smoke[key].splitlines()
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ the command
+
+
+def run(
+    settings: Any,
+    install_dir: Path | None = None,
+    logs: Iterable[str] = (),
+    *,
+    as_json: bool = False,
+    fix: bool = False,
+    yes: bool = False,
+    bundle: Path | None = None,
+    confirm: Callable[[str], bool] | None = None,
+    stdin: BinaryIO | None = None,
+    err: Any = None,
+) -> Outcome:
+    from sdsetup.doctor import fixes as fixes_mod
+    from sdsetup.doctor.bundle import Excerpt, write_bundle
+    from sdsetup.doctor.kb import load_kb
+    from sdsetup.doctor.logread import ReadStats, iter_lines, read_text_lines
+    from sdsetup.doctor.match import Scanner, rank
+    from sdsetup.doctor.report import finding_json, note_json, render
+    from sdsetup.doctor.secrets import Redactor, machine_secrets
+
+    err = err or sys.stderr
+    logs = list(logs or [])
+    specs = _given_logs(logs)
+    if install_dir is not None:
+        install_dir = Path(install_dir).expanduser()
+        if not install_dir.is_dir():
+            raise usage_error(f"{install_dir} is not a folder", "give the web UI's folder (the one with webui-user.bat/.sh), or leave DIR out")
+        install_dir = install_dir.resolve()
+    if fix and install_dir is None:
+        raise usage_error("--fix needs the install folder", "run `sdsetup doctor DIR --fix` with the web UI's folder")
+    if fix and not yes and any(s.path is None for s in specs):
+        raise usage_error("--fix cannot ask for confirmation while the log comes from stdin",
+                          "add --yes to apply the fixes without asking, or save the log to a file and use --log FILE")
+    if bundle is not None:
+        bundle = Path(bundle).expanduser()
+        if bundle.exists():
+            raise usage_error(f"--bundle {bundle} already exists", "choose another file name, or move the old bundle away first")
+        if bundle.parent and not bundle.parent.exists():
+            raise usage_error(f"--bundle {bundle}: the folder {bundle.parent} does not exist", "create it, or choose another path")
+
+    kb = load_kb()
+    webui_texts = []
+    if install_dir is not None:
+        for name in ("webui-user.bat", "webui-user.sh"):
+            try:
+                webui_texts.append((install_dir / name).read_text("utf-8", "replace"))
+            except OSError:
+                pass
+    redactor = Redactor(machine_secrets(settings, install_dir, extra_texts=webui_texts))
+    specs = _dedupe(specs + _own_logs(settings, install_dir))
+
+    scans = []
+    sources: list[dict[str, Any]] = []
+    problems: list[str] = []
+    excerpts: list[tuple[str, Excerpt]] = []
+    for spec in specs:
+        display = redactor(spec.name)
+        excerpt = Excerpt() if bundle is not None else None
+        scanner = Scanner(kb, display, kind=spec.kind, priority=PRIORITY[spec.kind], on_line=excerpt.add if excerpt else None)
+        stats = ReadStats()
+        try:
+            if spec.path is None:
+                stream = stdin if stdin is not None else sys.stdin.buffer
+                scanner.feed_all(iter_lines(stream, stats))
+            else:
+                with open(spec.path, "rb") as handle:
+                    scanner.feed_all(iter_lines(handle, stats))
+        except OSError as exc:
+            problems.append(f"could not read {display}: {exc.strerror or exc}")
+            continue
+        scan = scanner.finish()
+        scan.stats = stats
+        scans.append(scan)
+        sources.append({"source": display, "kind": spec.kind, "lines": stats.lines, "bytes": stats.bytes,
+                        "encoding": stats.encoding, "cut_lines": stats.cut_lines})
+        if excerpt is not None:
+            excerpts.append((display, excerpt))
+
+    record = check = verify = repositories = None
+    venv_python = None
+    install: dict[str, Any] | None = None
+    if install_dir is not None:
+        from sdsetup.doctor.repos import install_repo_states
+        from sdsetup.install.record import load_record
+
+        try:
+            record = load_record(install_dir)
+        except SdsetupError as exc:
+            problems.append(exc.message)
+        venv_python = _venv_python(install_dir, record)
+        check = collect_check(settings, install_dir, venv_python)
+        verify = collect_verify(settings, install_dir) if record is not None else {
+            "unavailable": "no install record (DIR/.sdsetup/install.json): this folder was not installed by sdsetup"}
+        repositories = install_repo_states(install_dir, record)
+        for name, lines in (("check", _item_lines(check)), ("verify", _item_lines(verify)),
+                            ("repositories", [e for r in repositories for err_text in r["errors"] for e in err_text.splitlines()])):
+            scanner = Scanner(kb, name, kind="install", priority=PRIORITY["install"])
+            scanner.feed_all(read_text_lines("\n".join(lines)) if lines else [])
+            scans.append(scanner.finish())
+            if lines:
+                sources.append({"source": name, "kind": "install", "lines": len(lines)})
+        install = {
+            "dir": redactor(str(install_dir)),
+            "record": {"manifest": record.manifest, "backend": record.backend, "torch_tag": record.torch_tag,
+                       "webui_commit": record.webui.commit, "finished": record.finished} if record else None,
+            "venv_python": redactor(str(venv_python)) if venv_python else None,
+            "check": _install_section(check, redactor),
+            "verify": _install_section(verify, redactor),
+            "repositories": [{"name": r["name"], "head": r["head"], "pinned": r["pinned"], "at_pin": r.get("at_pin"),
+                              "changed_files": len(r["status"]), "errors": [redactor(e) for e in r["errors"]]} for r in repositories],
+        }
+
+    ranked, notes = rank(kb, scans)
+    findings = [finding_json(r, redactor) for r in ranked]
+    facts = machine_facts(settings, check if isinstance(check, dict) and "unavailable" not in check else None)
+    data: dict[str, Any] = {
+        "findings": findings,
+        "harmless": [note_json(n) for n in notes],
+        "sources": sources,
+        "problems_reading": problems,
+        "environment": environment(settings, facts, redactor),
+        "install": install,
+        "summary": _summary(findings, sources),
+    }
+
+    exit_code = ExitCode.FAILED if any(f["severity"] == "error" for f in findings) else ExitCode.OK
+    if fix:
+        assert install_dir is not None
+        ctx = fixes_mod.FixContext(install_dir=install_dir, settings=settings, system=platform.system(),
+                                   venv_python=venv_python, facts=facts)
+        wanted = [(r.entry.id, r.entry.autofix) for r in ranked if r.entry.autofix]
+        plans = fixes_mod.plan_fixes(ctx, wanted)
+
+        def ask(plan) -> bool:
+            err.write("\n" + describe_plan(plan, redactor) + "\n")
+            err.flush()
+            if yes:
+                return True
+            return bool(confirm and confirm("Apply this fix?"))
+
+        fixes_mod.apply_fixes(plans, ctx, ask)
+        data["fixes"] = [p.to_json(redactor) for p in plans]
+        if any(p.result == "failed" for p in plans):
+            exit_code = ExitCode.STEP
+        elif exit_code == ExitCode.FAILED:
+            fixed = {fid for p in plans if p.result == "applied" or p.status == "done" for fid in p.finding_ids}
+            if all(f["id"] in fixed for f in findings if f["severity"] == "error"):
+                exit_code = ExitCode.OK
+
+    if bundle is not None:
+        data["bundle"] = {"path": redactor(str(bundle))}
+        summary = write_bundle(bundle, redactor=redactor, doctor_data=data, check=check, verify=verify, logs=excerpts,
+                               install_dir=install_dir, venv_python=venv_python, repositories=repositories)
+        data["bundle"] = {"path": redactor(summary["path"]), "files": summary["files"], "removed": summary["removed"],
+                          "removed_text": summary["removed_text"]}
+    return Outcome("doctor", data, exit_code, human=render)
+
+
+def _install_section(section: dict[str, Any] | None, redact: Callable[[str], str]) -> dict[str, Any] | None:
+    if section is None:
+        return None
+    if section.get("unavailable"):
+        return {"unavailable": redact(str(section["unavailable"]))}
+    items = [{k: (redact(v) if isinstance(v, str) else v) for k, v in item.items() if k in ("id", "name", "status", "value", "fix")}
+             for item in section.get("items", [])]
+    return {"items": items}
+
+
+def _summary(findings: list[dict[str, Any]], sources: list[dict[str, Any]]) -> str:
+    read = f"{len(sources)} source{'s' if len(sources) != 1 else ''}"
+    if not findings:
+        return f"No known problem found in {read}." if sources else "No known problem found (nothing was read)."
+    errors = sum(1 for f in findings if f["severity"] == "error")
+    warnings = len(findings) - errors
+    parts = [f"{errors} problem{'s' if errors != 1 else ''}"] if errors else []
+    if warnings:
+        parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+    return f"Found {' and '.join(parts)} in {read}, the most likely cause first:"
+
+
+def environment(settings: Any, facts: Any, redact: Callable[[str], str]) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "sdsetup": __version__,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "proxy": redact(settings.proxy) if getattr(settings, "proxy", None) else None,
+        "proxy_env": sorted(n for n in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+                            if os.environ.get(n)),
+        "mirror": getattr(settings, "mirror", None),
+        "gpus": None,
+    }
+    if facts is not None:
+        env["os"] = {k: facts.os.get(k) for k in ("system", "release", "machine", "bits", "wsl")}
+        env["gpus"] = [{"vendor": g.vendor, "name": g.name, "vram_total_bytes": g.vram_total_bytes, "driver_version": g.driver_version,
+                        "cuda_driver_version": g.cuda_driver_version, "compute_capability": g.compute_capability} for g in facts.gpus]
+    return env
+
+
+def describe_plan(plan: Any, redact: Callable[[str], str]) -> str:
+    lines = [f"Fix for {', '.join(plan.finding_ids)}: {plan.autofix.text}"]
+    for op in plan.operations:
+        lines.append(f"  - {redact(op.summary)}")
+        if op.kind == "edit" and op.path is not None and op.path.exists():
+            lines.append(f"    (the old file is kept in {redact(str(op.path.parent / '.sdsetup' / 'backups'))})")
+    return "\n".join(lines)

@@ -1,0 +1,517 @@
+"""The fixes `sdsetup doctor DIR --fix` applies: plan them, show them, ask, apply them.
+
+Planning probes the install (webui-user files, the venv, git config) and decides what each autofix
+would change; a fix already in effect plans to nothing ("done"), so a second run is a no-op. Applying
+backs up every file before it is edited (DIR/.sdsetup/backups/) and writes atomically; no fix
+deletes anything the user made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
+
+from sdsetup.doctor import webui_user
+from sdsetup.doctor.kb import Autofix
+from sdsetup.fsutil import atomic_write_bytes
+
+BACKUP_DIR = ".sdsetup/backups"
+PIP_TIMEOUT = 3600  # torch is 2.5 GB
+DEFAULT_CLIP = "https://github.com/openai/CLIP/archive/d50d76daa670286dd6cacf3bcd80b5e4823fc8e1.zip"
+DEFAULT_OPENCLIP = "https://github.com/mlfoundations/open_clip/archive/bb6e834e9c70d9c27d0dc3ecedeebeaeb1ffad6b.zip"
+DEFAULT_HF_MIRROR = "https://hf-mirror.com"
+SETUPTOOLS_PIN = "setuptools==69.5.1"
+# torchvision that pairs with each torch the web UI installs (release branch, dev branch).
+TORCHVISION_FOR = {"2.1.2": "0.16.2", "2.7.0": "0.22.0"}
+BLACKWELL_TORCH = ("2.7.0", "0.22.0", "cu128")
+
+
+class FixFailed(Exception):
+    pass
+
+
+@dataclass
+class Operation:
+    summary: str
+    kind: str  # edit | run | note
+    path: Path | None = None
+    old_text: str | None = None  # edit: what the file held when planned (None: it is created)
+    new_text: str | None = None
+    encoding: str = "utf-8"
+    argv: list[str] | None = None
+    env: dict[str, str] | None = None
+    timeout: float = PIP_TIMEOUT
+
+    def to_json(self, redact: Callable[[str], str]) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "summary": redact(self.summary)}
+        if self.path is not None:
+            out["path"] = redact(str(self.path))
+        if self.argv:
+            out["command"] = [redact(a) for a in self.argv]
+        return out
+
+
+@dataclass
+class PlannedFix:
+    finding_ids: list[str]
+    autofix: Autofix
+    status: str  # ready | done | skip
+    reason: str = ""
+    operations: list[Operation] = field(default_factory=list)
+    result: str | None = None  # applied | declined | failed (after apply)
+    detail: str = ""
+    backups: list[str] = field(default_factory=list)
+
+    def to_json(self, redact: Callable[[str], str]) -> dict[str, Any]:
+        return {
+            "findings": self.finding_ids,
+            "action": self.autofix.text,
+            "status": self.status,
+            "reason": redact(self.reason),
+            "operations": [op.to_json(redact) for op in self.operations],
+            "result": self.result,
+            "detail": redact(self.detail),
+            "backups": [redact(b) for b in self.backups],
+        }
+
+
+@dataclass
+class FixContext:
+    install_dir: Path
+    settings: Any
+    system: str  # Windows | Linux | Darwin
+    venv_python: Path | None
+    facts: Any = None  # MachineFacts, or None when unknown
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    stamp: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
+
+
+# ------------------------------------------------------------------------------------------ probes
+
+
+def _read_text(path: Path) -> tuple[str | None, str]:
+    """(text, encoding) of a webui-user file: UTF-8, else the Windows code pages people save it in."""
+    if not path.is_file():
+        return None, "utf-8"
+    data = path.read_bytes()
+    for encoding in ("utf-8", "gb18030", "cp1252", "latin-1"):
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1"), "latin-1"  # unreachable
+
+
+def _targets(ctx: FixContext) -> list[tuple[Path, str, str | None, str]]:
+    """The webui-user files to edit: the ones there are, else a new one for this OS."""
+    found = []
+    for name in ("webui-user.bat", "webui-user.sh"):
+        path = ctx.install_dir / name
+        if path.is_file():
+            text, encoding = _read_text(path)
+            found.append((path, webui_user.flavour_of(name), text, encoding))
+    if not found:
+        name = "webui-user.bat" if ctx.system == "Windows" else "webui-user.sh"
+        found.append((ctx.install_dir / name, webui_user.flavour_of(name), None, "utf-8"))
+    return found
+
+
+def _venv_run(python: Path, code: str, *args: str, timeout: float = 120) -> tuple[int, str]:
+    try:
+        result = subprocess.run([str(python), "-c", code, *args], capture_output=True, text=True, errors="replace",
+                                timeout=timeout, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return 1, str(exc)
+    return result.returncode, result.stdout.strip() if result.returncode == 0 else (result.stderr.strip() or result.stdout.strip())
+
+
+_VERSIONS = """
+import json, sys
+from importlib import metadata
+out = {}
+for name in sys.argv[1:]:
+    try:
+        out[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        out[name] = None
+print(json.dumps(out))
+"""
+
+_IMPORTABLE = """
+import importlib.util, json, sys
+print(json.dumps({name: importlib.util.find_spec(name) is not None for name in sys.argv[1:]}))
+"""
+
+
+def installed_versions(python: Path, names: Iterable[str]) -> dict[str, str | None] | None:
+    code, out = _venv_run(python, _VERSIONS, *names)
+    if code != 0:
+        return None
+    try:
+        return json.loads(out.splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def _importable(python: Path, names: Iterable[str]) -> dict[str, bool] | None:
+    code, out = _venv_run(python, _IMPORTABLE, *names)
+    if code != 0:
+        return None
+    try:
+        return json.loads(out.splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def _mirror_plan(settings: Any):
+    """The mirror plan from settings, or None when the mirrors module cannot give one."""
+    try:
+        from sdsetup.net.mirrors import select_mirrors
+
+        return select_mirrors(settings)
+    except Exception:  # a missing or broken mirror setup must not stop a local fix
+        return None
+
+
+def _pip_env(ctx: FixContext, plan, *, drop_socks: bool) -> dict[str, str]:
+    env = dict(ctx.env)
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    if plan is not None:
+        env.update(plan.pip_env())
+    if drop_socks:
+        # pip itself cannot use a SOCKS proxy until PySocks is installed: install it without one.
+        for name in ("ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "PIP_PROXY"):
+            if env.get(name, "").lower().startswith("socks"):
+                env.pop(name)
+    return env
+
+
+def _pip(ctx: FixContext, args: list[str], summary: str, *, drop_socks: bool = False, plan=None) -> Operation:
+    assert ctx.venv_python is not None
+    # Only a mirror replaces the index: otherwise pip keeps the user's own pip.ini / PIP_INDEX_URL.
+    index = list(plan.pip_index_args()) if plan is not None and plan.mirrored("pypi") else []
+    argv = [str(ctx.venv_python), "-m", "pip", "install", *args, *index]
+    return Operation(summary, "run", argv=argv, env=_pip_env(ctx, plan, drop_socks=drop_socks))
+
+
+# ------------------------------------------------------------------------------------------ planners
+
+
+def _edits(ctx: FixContext, describe: str, **changes) -> list[Operation]:
+    ops = []
+    for path, flavour, text, encoding in _targets(ctx):
+        try:
+            new = webui_user.change(text, flavour, **changes)
+        except ValueError as exc:  # a value a .bat file cannot hold
+            raise FixFailed(str(exc)) from None
+        if new != text:
+            verb = "create" if text is None else "edit"
+            ops.append(Operation(f"{verb} {path.name}: {describe}", "edit", path=path, old_text=text, new_text=new, encoding=encoding))
+    return ops
+
+
+def plan_set_env(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, list[Operation]]:
+    pairs = dict(arg.split("=", 1) for arg in args)
+    ops = _edits(ctx, "set " + ", ".join(f"{k}={v}" for k, v in pairs.items()), set_env=pairs)
+    return ("ready", "", ops) if ops else ("done", "already set in webui-user", [])
+
+
+def plan_add_args(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, list[Operation]]:
+    ops = _edits(ctx, "add " + " ".join(args) + " to COMMANDLINE_ARGS", add_args=list(args))
+    return ("ready", "", ops) if ops else ("done", f"{' '.join(args)} already in COMMANDLINE_ARGS", [])
+
+
+def plan_swap_args(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, list[Operation]]:
+    old, new = args
+    ops = []
+    for path, flavour, text, encoding in _targets(ctx):
+        if text is not None and old in webui_user.effective_args(text, flavour):
+            changed = webui_user.change(text, flavour, remove_args=[old], add_args=[new])
+            ops.append(Operation(f"edit {path.name}: replace {old} with {new} in COMMANDLINE_ARGS", "edit", path=path,
+                                 old_text=text, new_text=changed, encoding=encoding))
+    if ops:
+        return "ready", "", ops
+    return "skip", f"{old} is not in webui-user's COMMANDLINE_ARGS; where you pass it, replace it with {new}", []
+
+
+def plan_vram_flags(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, list[Operation]]:
+    ops = []
+    for path, flavour, text, encoding in _targets(ctx):
+        current = webui_user.effective_args(text, flavour) if text is not None else []
+        if "--lowvram" in current:
+            continue
+        if "--medvram" in current:
+            change = {"remove_args": ["--medvram"], "add_args": ["--lowvram"]}
+            describe = "replace --medvram with --lowvram"
+        else:
+            change = {"add_args": ["--medvram"]}
+            describe = "add --medvram"
+        new = webui_user.change(text, flavour, **change)
+        ops.append(Operation(f"{'create' if text is None else 'edit'} {path.name}: {describe}", "edit", path=path,
+                             old_text=text, new_text=new, encoding=encoding))
+    if ops:
+        return "ready", "", ops
+    return "skip", "--lowvram is already set, the lowest setting: generate smaller images or use a smaller model", []
+
+
+def plan_hf_mirror(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, list[Operation]]:
+    endpoint = DEFAULT_HF_MIRROR
+    plan = _mirror_plan(ctx.settings)
+    if plan is not None and plan.mirrored("huggingface"):
+        endpoint = plan.hf_endpoint
+    ops = _edits(ctx, f"set HF_ENDPOINT={endpoint}, HF_HUB_DISABLE_XET=1",
+                 set_env={"HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_XET": "1"})
+    if ops:
+        return "ready", "", ops
+    return "skip", f"HF_ENDPOINT already points at {endpoint}; if it still fails, use a proxy or `sdsetup install DIR`", []
+
+
+def _need_venv(ctx: FixContext) -> str | None:
+    if ctx.venv_python is None or not ctx.venv_python.exists():
+        return "the web UI's venv was not found (DIR/venv); launch the web UI once or run `sdsetup install DIR`"
+    return None
+
+
+def plan_pip_install(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, list[Operation]]:
+    from packaging.requirements import Requirement
+
+    missing = _need_venv(ctx)
+    if missing:
+        return "skip", missing, []
+    requirements = [Requirement(a) for a in args]
+    versions = installed_versions(ctx.venv_python, [r.name for r in requirements]) or {}
+    wanted = [str(r) for r in requirements if not versions.get(r.name) or not r.specifier.contains(versions[r.name], prereleases=True)]
+    if not wanted:
+        return "done", "already installed: " + ", ".join(f"{r.name} {versions[r.name]}" for r in requirements), []
+    drop_socks = any(r.name.lower() in ("pysocks", "socksio") for r in requirements)
+    return "ready", "", [_pip(ctx, wanted, f"pip install {' '.join(wanted)} into the web UI's venv", drop_socks=drop_socks,
+                              plan=_mirror_plan(ctx.settings))]
+
+
+def plan_reinstall_clip(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, list[Operation]]:
+    missing = _need_venv(ctx)
+    if missing:
+        return "skip", missing, []
+    present = _importable(ctx.venv_python, ["clip", "open_clip"]) or {}
+    if present.get("clip") and present.get("open_clip"):
+        return "done", "CLIP and open_clip are installed in the venv", []
+    env = {}
+    for path, flavour, text, _ in _targets(ctx):
+        if text is not None:
+            env.update(webui_user.effective_env(text, flavour))
+    plan = _mirror_plan(ctx.settings)
+    ops = [_pip(ctx, [SETUPTOOLS_PIN, "wheel"], f"pip install {SETUPTOOLS_PIN} wheel (setuptools that still has pkg_resources)", plan=plan)]
+    for module, variable, default in (("clip", "CLIP_PACKAGE", DEFAULT_CLIP), ("open_clip", "OPENCLIP_PACKAGE", DEFAULT_OPENCLIP)):
+        if not present.get(module):
+            package = env.get(variable) or default
+            if plan is not None and package.startswith("https://"):
+                package = plan.file_urls(package)[0]
+            ops.append(_pip(ctx, ["--no-build-isolation", package], f"pip install --no-build-isolation {module}", plan=plan))
+    return "ready", "", ops
+
+
+def _blackwell(facts: Any) -> bool:
+    from sdsetup.detect.recommend import is_blackwell
+
+    return any(is_blackwell(gpu.compute_capability) for gpu in facts.gpus if gpu.vendor == "nvidia")
+
+
+def choose_torch_build(installed_torch: str, installed_vision: str | None, cuda_driver_version: str | None,
+                       compute_capability: str | None) -> tuple[str, str, str]:
+    """(torch, torchvision, tag) to install for this NVIDIA card (pure; tested by table).
+
+    Keeps the installed versions and changes only the build, except on Blackwell (sm_100/sm_120),
+    which needs torch 2.7 with CUDA 12.8.
+    """
+    from sdsetup.detect.recommend import ALL_CUDA_TAGS, MANIFESTS, cuda_tag_for_driver, is_blackwell, version_tuple
+
+    base = installed_torch.split("+", 1)[0]
+    vision = (installed_vision or "").split("+", 1)[0] or TORCHVISION_FOR.get(base, "")
+    if is_blackwell(compute_capability) and (version_tuple(base) or (0,)) < (2, 7):
+        return BLACKWELL_TORCH
+    available = next((m.cuda_tags for m in MANIFESTS.values() if m.torch == base), ALL_CUDA_TAGS)
+    default = next((m.default_cuda_tag for m in MANIFESTS.values() if m.torch == base), "cu121")
+    return base, vision, cuda_tag_for_driver(cuda_driver_version, compute_capability, available=available, default=default)
+
+
+def plan_torch_cuda(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, list[Operation]]:
+    missing = _need_venv(ctx)
+    if missing:
+        return "skip", missing, []
+    if ctx.facts is None:
+        return "skip", "the GPU could not be probed (see `sdsetup check`)", []
+    nvidia = [gpu for gpu in ctx.facts.gpus if gpu.vendor == "nvidia"]
+    if not nvidia:
+        return ("skip", "no NVIDIA GPU found: the CUDA build cannot help; to run on the CPU add "
+                "--use-cpu all --precision full --no-half --skip-torch-cuda-test", [])
+    gpu = max(nvidia, key=lambda g: g.vram_total_bytes or 0)
+    versions = installed_versions(ctx.venv_python, ["torch", "torchvision"]) or {}
+    if not versions.get("torch"):
+        return "skip", "torch is not installed in the venv; launching the web UI installs it", []
+    torch_version, vision, tag = choose_torch_build(versions["torch"], versions.get("torchvision"), gpu.cuda_driver_version,
+                                                    gpu.compute_capability)
+    if versions["torch"] == f"{torch_version}+{tag}":
+        return ("skip", f"torch {versions['torch']} is already the right CUDA build; update the NVIDIA driver "
+                f"(yours: {gpu.driver_version or 'unknown'}) and check `nvidia-smi`", [])
+    plan = _mirror_plan(ctx.settings)
+    torch_index = list(plan.torch_index_args(tag)) if plan is not None else ["--extra-index-url", f"https://download.pytorch.org/whl/{tag}"]
+    wanted = [f"torch=={torch_version}+{tag}"] + ([f"torchvision=={vision}+{tag}"] if vision else [])
+    op = _pip(ctx, [*wanted, *torch_index], f"pip install {' '.join(wanted)} (CUDA build for {gpu.name})", plan=plan)
+    command = "pip install " + " ".join([*wanted, *torch_index])
+    ops = [op] + _edits(ctx, "set TORCH_COMMAND so a later --reinstall-torch keeps this build", set_env={"TORCH_COMMAND": command})
+    return "ready", "", ops
+
+
+def plan_git_safe_directory(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, list[Operation]]:
+    from sdsetup.doctor.repos import install_repo_states, safe_directory_requests
+
+    git = shutil.which("git")
+    if not git:
+        return "skip", "git is not installed", []
+    paths = safe_directory_requests(install_repo_states(ctx.install_dir))
+    if not paths:
+        return "done", "git accepts every repository in the install", []
+    ops = [Operation(f"git config --global --add safe.directory {p}", "run", argv=[git, "config", "--global", "--add", "safe.directory", p],
+                     env=dict(ctx.env), timeout=60) for p in paths]
+    return "ready", "", ops
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def plan_unset_git_proxy(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, list[Operation]]:
+    git = shutil.which("git")
+    if not git:
+        return "skip", "git is not installed", []
+    ops: list[Operation] = []
+    answering = []
+    for key in ("http.proxy", "https.proxy"):
+        try:
+            result = subprocess.run([git, "config", "--global", "--get", key], capture_output=True, text=True, timeout=30,
+                                    stdin=subprocess.DEVNULL, env=ctx.env)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        value = result.stdout.strip()
+        if result.returncode != 0 or not value:
+            continue
+        parts = urlsplit(value if "://" in value else f"http://{value}")
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.hostname not in ("127.0.0.1", "localhost", "::1") or not port:
+            continue
+        if _port_open(parts.hostname, port):
+            answering.append(f"{parts.hostname}:{port}")
+            continue
+        backup = ctx.install_dir / BACKUP_DIR / f"git-{key.replace('.', '-')}.{ctx.stamp}.txt"
+        ops.append(Operation(f"save the old {key} value to {backup.name}", "note", path=backup,
+                             new_text=f"# git config --global {key} before `sdsetup doctor --fix`; restore with:\n"
+                                      f"# git config --global {key} <value below>\n{value}\n"))
+        ops.append(Operation(f"git config --global --unset {key} (nothing answers on {parts.hostname}:{port})", "run",
+                             argv=[git, "config", "--global", "--unset", key], env=dict(ctx.env), timeout=60))
+    if ops:
+        return "ready", "", ops
+    if answering:
+        return "skip", f"the proxy at {', '.join(answering)} answers now; start the run again", []
+    return ("skip", "git's global config has no local proxy; check HTTP_PROXY/HTTPS_PROXY and that your proxy app is running", [])
+
+
+PLANNERS: dict[str, Callable[[FixContext, tuple[str, ...]], tuple[str, str, list[Operation]]]] = {
+    "set_env": plan_set_env,
+    "add_args": plan_add_args,
+    "swap_args": plan_swap_args,
+    "vram_flags": plan_vram_flags,
+    "pip_install": plan_pip_install,
+    "reinstall_clip": plan_reinstall_clip,
+    "torch_cuda": plan_torch_cuda,
+    "hf_mirror": plan_hf_mirror,
+    "git_safe_directory": plan_git_safe_directory,
+    "unset_git_proxy": plan_unset_git_proxy,
+}
+
+
+def plan_fixes(ctx: FixContext, wanted: Iterable[tuple[str, Autofix]]) -> list[PlannedFix]:
+    """One plan per distinct autofix, in the order of the findings that asked for it."""
+    plans: dict[str, PlannedFix] = {}
+    for finding_id, autofix in wanted:
+        if autofix.text in plans:
+            plans[autofix.text].finding_ids.append(finding_id)
+            continue
+        try:
+            status, reason, ops = PLANNERS[autofix.action](ctx, autofix.args)
+        except FixFailed as exc:
+            status, reason, ops = "skip", str(exc), []
+        plans[autofix.text] = PlannedFix([finding_id], autofix, status, reason, ops)
+    return list(plans.values())
+
+
+# ------------------------------------------------------------------------------------------ apply
+
+
+def _backup(ctx: FixContext, path: Path) -> Path:
+    folder = ctx.install_dir / BACKUP_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{path.name}.{ctx.stamp}"
+    counter = 1
+    while target.exists():
+        target = folder / f"{path.name}.{ctx.stamp}-{counter}"
+        counter += 1
+    shutil.copy2(path, target)
+    return target
+
+
+def _apply(op: Operation, ctx: FixContext, plan: PlannedFix) -> None:
+    if op.kind == "edit":
+        assert op.path is not None and op.new_text is not None
+        current, _ = _read_text(op.path)
+        if current != op.old_text:
+            raise FixFailed(f"{op.path.name} changed while the doctor was running; run `sdsetup doctor --fix` again")
+        if op.path.exists():
+            plan.backups.append(str(_backup(ctx, op.path)))
+        atomic_write_bytes(op.path, op.new_text.encode(op.encoding))
+    elif op.kind == "note":
+        assert op.path is not None and op.new_text is not None
+        atomic_write_bytes(op.path, op.new_text.encode("utf-8"))
+        plan.backups.append(str(op.path))
+    else:
+        assert op.argv
+        try:
+            result = subprocess.run(op.argv, env=op.env, capture_output=True, text=True, errors="replace",
+                                    timeout=op.timeout, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise FixFailed(f"{op.summary}: {exc}") from None
+        if result.returncode != 0:
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-6:])
+            raise FixFailed(f"{op.summary}: exited with {result.returncode}\n{tail}")
+
+
+def apply_fixes(plans: list[PlannedFix], ctx: FixContext, confirm: Callable[[PlannedFix], bool]) -> None:
+    """Apply each ready plan the user confirms; record the result on the plan."""
+    for plan in plans:
+        if plan.status != "ready":
+            continue
+        if not confirm(plan):
+            plan.result = "declined"
+            continue
+        try:
+            for op in plan.operations:
+                _apply(op, ctx, plan)
+        except (FixFailed, OSError) as exc:
+            plan.result = "failed"
+            plan.detail = str(exc)
+            continue
+        plan.result = "applied"

@@ -1,0 +1,128 @@
+"""Findings as JSON, and the doctor's report for people (one renderer; the command returns the data)."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any, Callable, Mapping
+
+from sdsetup.doctor.match import Ranked
+from sdsetup.output import status_lines
+
+WIDTH = 100
+PLATFORM_LABELS = {"windows": "Windows", "linux": "Linux", "macos": "macOS", "all": "Any OS"}
+
+
+def finding_json(ranked: Ranked, redact: Callable[[str], str]) -> dict[str, Any]:
+    entry, hit = ranked.entry, ranked.hit
+    return {
+        "id": entry.id,
+        "title": entry.title,
+        "severity": entry.severity,
+        "explanation": entry.explanation,
+        "fix": entry.fix.to_json(),
+        "evidence": [redact(text) for _, text in hit.evidence],
+        "source": ranked.scan.source,
+        "line": hit.evidence[0][0] if hit.evidence else hit.first_line,
+        "lines": [line for line, _ in hit.evidence],
+        "occurrences": ranked.occurrences,
+        "latest_run": hit.run == ranked.scan.last_run,
+        "specificity": entry.specificity,
+        "autofix": {"action": entry.autofix.action, "args": list(entry.autofix.args), "text": entry.autofix.text}
+        if entry.autofix else None,
+        "refs": list(entry.refs),
+    }
+
+
+def note_json(ranked: Ranked) -> dict[str, Any]:
+    return {"id": ranked.entry.id, "title": ranked.entry.title, "source": ranked.scan.source, "line": ranked.hit.last_line,
+            "occurrences": ranked.occurrences}
+
+
+def _wrap(text: str, indent: str) -> list[str]:
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent) or [indent]
+
+
+def _source_line(source: Mapping[str, Any]) -> str:
+    if source.get("kind") == "install":
+        return f"{source['source']} ({source['lines']} lines)"
+    extra = [f"{source['lines']:,} lines"]
+    if source.get("encoding") and source["encoding"] not in ("utf-8", "ascii"):
+        extra.append(source["encoding"])
+    if source.get("cut_lines"):
+        extra.append(f"{source['cut_lines']} over-long lines cut")
+    return f"{source['source']} ({', '.join(extra)})"
+
+
+def render(data: Mapping[str, Any]) -> str:
+    out: list[str] = []
+    sources = data.get("sources", [])
+    if sources:
+        out.append("sdsetup doctor read:")
+        out += [f"  - {_source_line(s)}" for s in sources]
+    else:
+        out.append("sdsetup doctor: nothing to read. Give a saved console log with --log FILE (or --log - for stdin),")
+        out.append("and/or the install folder: sdsetup doctor DIR")
+    for warning in data.get("problems_reading", []):
+        out.append(f"  ! {warning}")
+    out.append("")
+    findings = data.get("findings", [])
+    if not findings:
+        out.append(data.get("summary") or "No known problem found.")
+    else:
+        out.append(data.get("summary", ""))
+        for number, finding in enumerate(findings, start=1):
+            out.append("")
+            out.append(f"{number}. {finding['title']}   [{finding['id']}]" + ("  (warning)" if finding["severity"] == "warning" else ""))
+            out.append(f"   seen in {finding['source']}, line {finding['line']}"
+                       + (f" ({finding['occurrences']} times)" if finding.get("occurrences", 1) > 1 else "") + ":")
+            for evidence in finding["evidence"]:
+                out.append("     " + evidence[:WIDTH * 2])
+            out += _wrap("why: " + finding["explanation"], "   ")
+            out.append("   fix:")
+            for step in finding["fix"]["steps"]:
+                wrapped = textwrap.wrap(step, WIDTH - 7) or [""]
+                out.append("     - " + wrapped[0])
+                out += ["       " + more for more in wrapped[1:]]
+            for platform, commands in finding["fix"]["commands"].items():
+                label = PLATFORM_LABELS.get(platform, platform)
+                for index, command in enumerate(commands):
+                    out.append(f"     {label + ':' if index == 0 else '':<9} {command}")
+            if finding.get("autofix"):
+                out.append(f"   sdsetup can apply this: sdsetup doctor DIR --fix   ({finding['autofix']['text']})")
+    harmless = data.get("harmless", [])
+    if harmless:
+        out.append("")
+        out.append("Harmless, nothing to do: " + "; ".join(f"{h['title']} ({h['source']} line {h['line']})" for h in harmless))
+    install = data.get("install")
+    if install:
+        out.append("")
+        out.append(f"Install {install.get('dir')}:")
+        for part in ("check", "verify"):
+            section = install.get(part) or {}
+            if section.get("unavailable"):
+                out.append(f"  {part}: not run ({section['unavailable']})")
+                continue
+            items = [i for i in section.get("items", []) if i.get("status") in ("fail", "warn")]
+            if items:
+                out.append(status_lines(items))
+            elif section.get("items"):
+                out.append(f"  {part}: {len(section['items'])} checks, all fine")
+    fixes = data.get("fixes")
+    if fixes is not None:
+        out.append("")
+        out.append("Fixes:" if fixes else "Fixes: none of the findings has a fix sdsetup can apply; follow the steps above.")
+        for fix in fixes:
+            result = fix.get("result") or fix["status"]
+            label = {"applied": "applied", "declined": "not applied (declined)", "failed": "FAILED", "done": "already in place",
+                     "skip": "skipped", "ready": "not applied"}.get(result, result)
+            out.append(f"  - {fix['action']}: {label}" + (f": {fix['reason']}" if fix.get("reason") else ""))
+            if fix.get("detail"):
+                out += ["      " + line for line in fix["detail"].splitlines()]
+            for backup in fix.get("backups", []):
+                out.append(f"      backup: {backup}")
+    bundle = data.get("bundle")
+    if bundle:
+        out.append("")
+        out.append(f"Support bundle written: {bundle['path']} ({len(bundle['files'])} files; {bundle['removed_text']}).")
+        out.append("Send that file to the helpdesk.")
+    return "\n".join(out).rstrip()

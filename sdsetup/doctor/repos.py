@@ -1,0 +1,98 @@
+"""The git repositories of an install and their state (HEAD, remote, local changes, git's complaints).
+
+Used by the support bundle, and by the doctor to notice problems without a log: git's own error
+("detected dubious ownership …") is fed to the matcher like any log line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+GIT_TIMEOUT = 30
+MAX_STATUS_LINES = 200
+
+
+def repo_dirs(install_dir: Path) -> list[tuple[str, Path]]:
+    """(name, path) of the web UI checkout, repositories/* and extensions/* that are git repositories."""
+    found: list[tuple[str, Path]] = []
+    if (install_dir / ".git").exists():
+        found.append(("stable-diffusion-webui", install_dir))
+    for parent in ("repositories", "extensions"):
+        folder = install_dir / parent
+        if folder.is_dir():
+            for child in sorted(folder.iterdir()):
+                if child.is_dir():
+                    found.append((f"{parent}/{child.name}", child))
+    return found
+
+
+def _git(args: list[str], cwd: Path) -> tuple[int, str, str]:
+    git = shutil.which("git")
+    if not git:
+        return 127, "", "git: command not found"
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", LC_ALL="C", LANG="C")
+    try:
+        result = subprocess.run([git, "-C", str(cwd), *args], capture_output=True, text=True, errors="replace",
+                                timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return 1, "", f"git {' '.join(args)}: {exc}"
+    return result.returncode, result.stdout, result.stderr
+
+
+def repo_state(name: str, path: Path, pinned: str | None = None) -> dict[str, Any]:
+    """HEAD, origin URL and `git status --porcelain` of one folder, with git's errors kept verbatim."""
+    state: dict[str, Any] = {"name": name, "path": str(path), "is_git": (path / ".git").exists(), "head": None,
+                             "pinned": pinned, "remote": None, "status": [], "errors": []}
+    if not state["is_git"]:
+        state["errors"].append("not a git repository (no .git)")
+        return state
+    code, out, err = _git(["rev-parse", "HEAD"], path)
+    if code == 0:
+        state["head"] = out.strip()
+    else:
+        state["errors"].append(err.strip() or f"git rev-parse exited {code}")
+    code, out, err = _git(["remote", "get-url", "origin"], path)
+    if code == 0:
+        state["remote"] = out.strip()
+    code, out, err = _git(["status", "--porcelain"], path)
+    if code == 0:
+        lines = out.splitlines()
+        state["status"] = lines[:MAX_STATUS_LINES] + ([f"... {len(lines) - MAX_STATUS_LINES} more"] if len(lines) > MAX_STATUS_LINES else [])
+    elif err.strip() and err.strip() not in state["errors"]:
+        state["errors"].append(err.strip())
+    if pinned and state["head"]:
+        state["at_pin"] = state["head"] == pinned
+    return state
+
+
+def install_repo_states(install_dir: Path, record: Any = None) -> list[dict[str, Any]]:
+    pins: dict[str, str] = {}
+    if record is not None:
+        for repo in [record.webui, *record.repositories]:
+            rel = "." if repo.path in ("", ".") else repo.path.replace("\\", "/").strip("/")
+            pins[rel] = repo.commit
+    states = []
+    for name, path in repo_dirs(install_dir):
+        rel = "." if path == install_dir else path.relative_to(install_dir).as_posix()
+        states.append(repo_state(name, path, pins.get(rel)))
+    return states
+
+
+def safe_directory_requests(states: list[dict[str, Any]]) -> list[str]:
+    """The exact paths git asks to add to safe.directory ("dubious ownership")."""
+    wanted: list[str] = []
+    for state in states:
+        for error in state.get("errors", []):
+            if "dubious ownership" not in error:
+                continue
+            for line in error.splitlines():
+                marker = "safe.directory "
+                if marker in line:
+                    path = line.split(marker, 1)[1].strip()
+                    if path and path not in wanted:
+                        wanted.append(path)
+    return wanted

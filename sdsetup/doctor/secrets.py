@@ -1,0 +1,117 @@
+"""What must not leave the machine, and a redactor that counts what it removed (never the values).
+
+The patterns are sdsetup.redact's (one definition of a secret); this adds the secrets only this
+machine knows (proxy passwords from settings, the environment and git config, a saved Hugging Face
+token) and a count per kind, so the bundle can say "removed 2 proxy passwords, 14 home paths".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+from sdsetup import redact
+from sdsetup.redact import MASK, secrets_in_url
+
+_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "PIP_PROXY",
+               "SDSETUP_PROXY", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "HF_ENDPOINT")
+_TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN", "GH_TOKEN", "GITHUB_TOKEN", "CIVITAI_API_KEY")
+
+KIND_LABELS = {
+    "url_password": "password(s) in URLs (proxy or index credentials)",
+    "token": "token(s) (Hugging Face, GitHub, API keys)",
+    "auth_header": "authorization header value(s)",
+    "secret_value": "NAME=secret value(s) (…TOKEN, …PASSWORD, …SECRET, …API_KEY)",
+    "known_secret": "known secret(s) of this machine (proxy passwords, saved tokens)",
+    "home_path": "home directory path(s)",
+}
+
+
+def _git_global(key: str) -> str | None:
+    git = shutil.which("git")
+    if not git:
+        return None
+    try:
+        result = subprocess.run([git, "config", "--global", "--get-all", key], capture_output=True, text=True, timeout=15,
+                                stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None
+
+
+def machine_secrets(settings=None, install_dir: Path | None = None, env: dict | None = None,
+                    extra_texts: Iterable[str] = ()) -> list[str]:
+    """Secrets to mask wherever they appear, even outside a URL (a password echoed in a log)."""
+    env = os.environ if env is None else env
+    found: list[str] = []
+    urls = [getattr(settings, "proxy", None)] + [env.get(name) for name in _PROXY_VARS]
+    urls += [_git_global("http.proxy"), _git_global("https.proxy")]
+    for url in urls:
+        found += secrets_in_url(url)
+    for name in _TOKEN_VARS:
+        if env.get(name):
+            found.append(env[name])
+    token_files = [Path(env.get("HF_HOME", "") or Path.home() / ".cache" / "huggingface") / "token"]
+    if install_dir is not None:
+        token_files.append(install_dir / ".cache" / "huggingface" / "token")
+    for token_file in token_files:
+        try:
+            token = token_file.read_text("utf-8").strip()
+        except OSError:
+            continue
+        if token:
+            found.append(token)
+    for text in extra_texts:  # e.g. webui-user files: proxies set there
+        for word in text.split():
+            if "://" in word and "@" in word:
+                found += secrets_in_url(word.strip("\"'"))
+    unique = []
+    for secret in found:
+        if secret and len(secret) >= 3 and secret not in unique:
+            unique.append(secret)
+    return sorted(unique, key=len, reverse=True)
+
+
+class Redactor:
+    """Callable text -> redacted text, counting replacements per kind."""
+
+    def __init__(self, secrets: Iterable[str] = (), home: str | None = None) -> None:
+        self.secrets = [s for s in secrets if s and len(s) >= 3]
+        self.home = home if home is not None else os.path.expanduser("~")
+        self.counts: Counter = Counter()
+
+    def __call__(self, text: str) -> str:
+        if not text:
+            return text
+        out, n = redact._USERINFO.subn(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+        self.counts["url_password"] += n
+        for pattern in redact._TOKENS:
+            out, n = pattern.subn(MASK, out)
+            self.counts["token"] += n
+        out, n = redact._AUTH_HEADER.subn(lambda m: f"{m[1]}{m[2]}{MASK}", out)
+        self.counts["auth_header"] += n
+        out, n = redact._KEY_VALUE.subn(lambda m: f"{m[1]}{m[2]}{MASK}", out)
+        self.counts["secret_value"] += n
+        for secret in self.secrets:
+            n = out.count(secret)
+            if n:
+                out = out.replace(secret, MASK)
+                self.counts["known_secret"] += n
+        if self.home:
+            before = out
+            out = redact.redact_home(out, self.home)
+            if out != before:
+                self.counts["home_path"] += max(1, before.count(self.home) + before.count(self.home.replace("/", "\\")))
+        # The foundation's own pass last: anything it knows that the steps above missed.
+        return redact.redact_text(out, self.secrets, self.home)
+
+    def summary(self) -> dict[str, int]:
+        return {kind: self.counts[kind] for kind in KIND_LABELS if self.counts[kind]}
+
+    def describe(self) -> str:
+        parts = [f"{count} {KIND_LABELS[kind]}" for kind, count in self.summary().items()]
+        return "removed: " + "; ".join(parts) if parts else "nothing needed removing"

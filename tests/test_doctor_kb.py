@@ -1,0 +1,106 @@
+"""The known-errors file: it loads, covers the facts, and a broken entry is named precisely."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+
+from sdsetup.doctor import fixes
+from sdsetup.doctor.kb import AUTOFIX_ACTIONS, default_kb_path, load_kb, parse_kb
+from sdsetup.errors import ExitCode, SdsetupError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FIXTURES = Path(__file__).parent / "fixtures" / "logs"
+
+
+def _raw() -> dict:
+    return tomllib.loads(default_kb_path().read_text("utf-8"))
+
+
+def test_shipped_knowledge_base_loads_and_covers_the_known_failures():
+    kb = load_kb()
+    problems = [e for e in kb.entries if e.severity != "harmless"]
+    assert len(problems) >= 20
+    ids = set(kb.ids)
+    # the failures people hit most (facts §3), each its own entry
+    for expected in ("sd-repo-gone-prompt", "sd-repo-gone-not-found", "sd-repo-gone-no-username", "clip-pkg-resources",
+                     "clip-backend-unavailable", "torch-no-wheel-python", "torch-no-wheel-32bit", "torch-no-gpu", "rtx50-sm120",
+                     "nan-unet", "nan-vae", "git-dubious-ownership", "repo-hash-undetermined", "git-clone-network",
+                     "local-proxy-dead", "pip-read-timeout", "ssl-cert-verify", "hf-unreachable", "socks-support-missing",
+                     "no-checkpoint", "sd15-url-dead", "python-not-found", "xformers-mismatch", "httpx-socket-options",
+                     "cuda-oom", "libgl-missing", "webui-sh-root", "python3-venv-missing", "repositories-missing",
+                     "pkgutil-impimporter"):
+        assert expected in ids, expected
+    for entry in problems:
+        assert entry.fix.steps, entry.id
+        assert entry.explanation and entry.title
+
+
+def test_every_autofix_action_has_an_implementation():
+    assert set(fixes.PLANNERS) == set(AUTOFIX_ACTIONS)
+    kb = load_kb()
+    used = {e.autofix.action for e in kb.entries if e.autofix}
+    assert {"set_env", "reinstall_clip", "torch_cuda", "hf_mirror"} <= used
+
+
+def test_sd_repo_fix_points_at_the_fork_with_the_pinned_commit():
+    entry = load_kb().get("sd-repo-gone-not-found")
+    assert entry.autofix.action == "set_env"
+    assert "STABLE_DIFFUSION_REPO=https://github.com/w-e-w/stablediffusion.git" in entry.autofix.args
+    assert "STABLE_DIFFUSION_COMMIT_HASH=cf1d67a6fd5ea1aa600c4df58e5b47da45f6bdbf" in entry.autofix.args
+    assert any("set STABLE_DIFFUSION_REPO=" in c for c in entry.fix.commands["windows"])
+    assert any("export STABLE_DIFFUSION_REPO=" in c for c in entry.fix.commands["linux"])
+
+
+def _broken(mutate):
+    data = _raw()
+    data = copy.deepcopy(data)
+    mutate(data)
+    with pytest.raises(SdsetupError) as caught:
+        parse_kb(data, "known_errors.toml")
+    assert caught.value.exit_code == ExitCode.USAGE
+    return caught.value.message
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda d: d["error"][2].pop("patterns"), ["known_errors.toml", "error[2]", "missing key 'patterns'"]),
+        (lambda d: d["error"][0]["patterns"].append("([unclosed"), ["error[0] (id 'sd-repo-gone-prompt')", "patterns[2]", "regular expression"]),
+        (lambda d: d["error"][1].update(severity="fatal"), ["error[1]", "severity"]),
+        (lambda d: d["error"][3].update(id=d["error"][0]["id"]), ["error[3]", "used twice"]),
+        (lambda d: d["error"][1].update(autofix="delete_everything"), ["error[1]", "unknown action 'delete_everything'"]),
+        (lambda d: d["error"][1].update(autofix="set_env STABLE_DIFFUSION_REPO"), ["error[1]", "not NAME=VALUE"]),
+        (lambda d: d["error"][1].update(autofix="pip_install 'httpx=='"), ["error[1]", "invalid"]),
+        (lambda d: d["error"][1].update(supersedes=["no-such-entry"]), ["sd-repo-gone-not-found", "unknown id 'no-such-entry'"]),
+        (lambda d: d["error"][1].update(specifity=5), ["error[1]", "unknown key(s) ['specifity']"]),
+        (lambda d: d["error"][1].update(specificity=500), ["error[1]", "1 to 100"]),
+        (lambda d: d["error"][1]["fix"].update(windwos=["x"]), ["error[1]", "fix has unknown key(s) ['windwos']"]),
+        (lambda d: d.update(schema_version=2), ["top level", "schema_version must be 1"]),
+        (lambda d: d["error"][0].pop("context"), ["error[0]", "context_lines"]),
+    ],
+)
+def test_a_broken_entry_is_named_with_file_key_and_problem(mutate, expected):
+    message = _broken(mutate)
+    for part in expected:
+        assert part in message, message
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    broken = tmp_path / "known_errors.toml"
+    broken.write_text("schema_version = 1\n[[error]\nid = 'x'\n")
+    with pytest.raises(SdsetupError) as caught:
+        load_kb(broken)
+    assert str(broken) in caught.value.message and caught.value.exit_code == ExitCode.USAGE
+
+
+def test_every_entry_has_a_fixture_log():
+    missing = [e.id for e in load_kb().entries if not (FIXTURES / f"{e.id}.log").is_file()]
+    assert not missing, f"add tests/fixtures/logs/<id>.log for: {missing}"
