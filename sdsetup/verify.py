@@ -580,9 +580,19 @@ def verify_install(
             full_doc = holder.get("doc")
     else:
         items.append({"id": "smoke", "name": "smoke test", "status": "skip", "value": "the venv's Python does not run", "fix": None})
+    _name_the_dir(items, install_dir)
     summary = summarize(items)
     return {"mode": "install", "install_dir": str(install_dir.resolve()), "python": str(venv_python), "items": items,
             "smoke": tiny, "full": full_doc, "machine": facts.to_json() if facts is not None else None, **summary}
+
+
+def _name_the_dir(items: list[dict[str, Any]], install_dir: Path) -> None:
+    """Fixes say `sdsetup install DIR`; put the user's own directory there, ready to paste."""
+    shown = subprocess.list2cmdline([str(install_dir)]) if os.name == "nt" else shlex.quote(str(install_dir))
+    for item in items:
+        if item.get("fix"):
+            item["fix"] = item["fix"].replace("sdsetup install DIR", f"sdsetup install {shown}").replace(
+                "sdsetup verify DIR", f"sdsetup verify {shown}")
 
 
 def _full_smoke(install_dir, record, items, python, hf_home, out, smoke_options, progress, holder) -> dict[str, Any]:
@@ -676,5 +686,7 @@ def verify_smoke_only(settings, install_dir: Path | None, *, python: Path | None
         hf_home = record_path_in(install_dir, record.hf_home, "HF_HOME") if record.hf_home else None
         items.append(_full_smoke(install_dir, record, items, python, hf_home, out, options, progress, holder := {}))
         full_doc = holder.get("doc")
+    if install_dir is not None:
+        _name_the_dir(items, install_dir)
     return {"mode": "smoke", "install_dir": str(install_dir.resolve()) if install_dir else None, "python": str(python),
             "items": items, "smoke": doc, "full": full_doc, **summarize(items)}
