@@ -1,0 +1,334 @@
+"""What pip will pick for the install, step by step, for the bundle's target.
+
+The install resolves each pip step in the web UI's venv after the earlier steps are installed
+(`pip install --dry-run --report`, sdsetup/install/wheelhouse.py). The bundle asks the same pip the
+same questions in a scratch venv that looks like that venv at that point:
+- the build tools (pip, setuptools, wheel and their pure-Python dependencies) are really installed, so
+  `--no-build-isolation` builds (CLIP, jsonmerge) prepare their metadata as in the install;
+- everything else picked by earlier steps is present as a *stub*: a `.dist-info` with the picked
+  metadata (name, version, Requires-Dist) and no code, which is all pip's resolver reads. Binary wheels
+  for another platform cannot be installed here, and need not be.
+So each step's report names exactly the files the install will download, for any target.
+
+For another platform or Python, pip only takes wheels (`--only-binary=:all:`). A requirement that has
+no wheel at all is taken as an sdist instead: resolved alone (`--no-deps --no-binary NAME`, pip builds
+its metadata here), stubbed, and the step resolved again, now resolving that sdist's dependencies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from sdsetup.errors import ExitCode, SdsetupError
+
+BUILD_TOOLS = frozenset({"pip", "setuptools", "wheel"})
+STUB_INSTALLER = "sdsetup-bundle-stub"
+MAX_SOURCE_ONLY = 25  # sdist-only requirements taken per step before giving up
+_NO_MATCH = re.compile(r"No matching distribution found for ([^\s|()]+)")
+DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One distribution pip picked, with the metadata a stub needs."""
+
+    name: str
+    version: str
+    url: str
+    sha256: str | None
+    filename: str
+    local_path: str | None  # a file:// pick (a source archive already in the bundle)
+    requested: bool
+    requires_dist: tuple[str, ...] = ()
+    requires_python: str | None = None
+    provides_extra: tuple[str, ...] = ()
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+    @property
+    def is_pure(self) -> bool:
+        return self.is_wheel and self.filename.endswith("-none-any.whl")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["requires_dist"] = list(self.requires_dist)
+        data["provides_extra"] = list(self.provides_extra)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Resolved":
+        return cls(**{**data, "requires_dist": tuple(data.get("requires_dist") or ()),
+                      "provides_extra": tuple(data.get("provides_extra") or ())})
+
+
+def parse_resolved(report: dict[str, Any], origin: str) -> list[Resolved]:
+    """The picks of a pip report with their metadata (the picks themselves: wheelhouse.parse_report)."""
+    from sdsetup.install.wheelhouse import parse_report
+
+    picks = parse_report(report, origin)
+    out = []
+    for pick, item in zip(picks, report.get("install", [])):
+        meta = item.get("metadata") or {}
+        out.append(Resolved(
+            name=pick.name, version=pick.version, url=pick.url, sha256=pick.sha256, filename=pick.filename,
+            local_path=pick.local_path, requested=pick.requested,
+            requires_dist=tuple(meta.get("requires_dist") or ()),
+            requires_python=meta.get("requires_python"),
+            provides_extra=tuple(meta.get("provides_extra") or ()),
+        ))
+    return out
+
+
+def source_only_requirement(message: str) -> str | None:
+    """The requirement pip found no distribution for (pure; pip's own words)."""
+    match = _NO_MATCH.search(message or "")
+    return match.group(1).rstrip(",;") if match else None
+
+
+def requirement_name(requirement: str) -> str:
+    match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    return normalize(match.group(1)) if match else requirement
+
+
+def stub_metadata(pick: Resolved) -> str:
+    lines = ["Metadata-Version: 2.1", f"Name: {pick.name}", f"Version: {pick.version}"]
+    if pick.requires_python:
+        lines.append(f"Requires-Python: {pick.requires_python}")
+    lines += [f"Provides-Extra: {extra}" for extra in pick.provides_extra]
+    lines += [f"Requires-Dist: {req}" for req in pick.requires_dist]
+    return "\n".join(lines) + "\n"
+
+
+def build_requirements(archive: Path) -> tuple[str, ...]:
+    """[build-system] requires of an sdist (zip or tar.gz): what an isolated build fetches from the
+    index at install time. Legacy setup.py projects get pip's default."""
+    import tarfile
+    import zipfile
+
+    from sdsetup.tomlcompat import loads_toml
+
+    text = None
+    try:
+        if archive.name.endswith(".zip"):
+            with zipfile.ZipFile(archive) as zf:
+                names = sorted((n for n in zf.namelist() if n.count("/") <= 1 and n.endswith("pyproject.toml")), key=len)
+                if names:
+                    text = zf.read(names[0]).decode("utf-8", "replace")
+        else:
+            with tarfile.open(archive) as tf:
+                members = sorted((m for m in tf.getmembers() if m.name.count("/") <= 1 and m.name.endswith("pyproject.toml")),
+                                 key=lambda m: len(m.name))
+                if members:
+                    handle = tf.extractfile(members[0])
+                    text = handle.read().decode("utf-8", "replace") if handle else None
+    except (OSError, zipfile.BadZipFile, tarfile.TarError) as exc:
+        raise SdsetupError(f"{archive.name}: cannot read the source archive ({exc})", "run the command again: it is fetched anew",
+                           ExitCode.INTEGRITY) from None
+    if text:
+        try:
+            requires = (loads_toml(text, f"{archive.name}:pyproject.toml").get("build-system") or {}).get("requires")
+        except SdsetupError:
+            requires = None
+        if isinstance(requires, list) and all(isinstance(r, str) for r in requires):
+            return tuple(requires)
+    return DEFAULT_BUILD_REQUIRES
+
+
+class ScratchVenv:
+    """A venv under the bundle's state folder standing in for the web UI's venv while resolving."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._purelib: Path | None = None
+
+    @property
+    def python(self) -> Path:
+        from sdsetup.install.context import venv_python
+
+        return venv_python(self.path)
+
+    def ensure(self, env: dict[str, str]) -> None:
+        from sdsetup.install.pip_run import run_checked
+
+        if self.python.exists():
+            return
+        run_checked([sys.executable, "-m", "venv", str(self.path)], env=env, what="creating a scratch venv for pip",
+                    hint="on Debian/Ubuntu install the venv module: sudo apt install python3-venv")
+
+    def running_version(self) -> str:
+        return f"{sys.version_info[0]}.{sys.version_info[1]}"  # the venv is made from this interpreter
+
+    @property
+    def purelib(self) -> Path:
+        if self._purelib is None:
+            result = subprocess.run([str(self.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                    capture_output=True, text=True, timeout=60)
+            if result.returncode != 0:
+                raise SdsetupError(f"the scratch venv {self.path} does not run: {result.stderr.strip()[-300:]}",
+                                   f"delete {self.path} and run again", ExitCode.STEP)
+            self._purelib = Path(result.stdout.strip())
+        return self._purelib
+
+    def installed(self) -> dict[str, tuple[str, bool, Path]]:
+        """{normalized name: (version, is_stub, dist-info dir)}."""
+        out = {}
+        for info in self.purelib.glob("*.dist-info"):
+            try:
+                meta = (info / "METADATA").read_text("utf-8", "replace")
+            except OSError:
+                continue
+            name = re.search(r"(?m)^Name:\s*(.+)$", meta)
+            version = re.search(r"(?m)^Version:\s*(.+)$", meta)
+            if not name or not version:
+                continue
+            try:
+                stub = (info / "INSTALLER").read_text("utf-8").strip() == STUB_INSTALLER
+            except OSError:
+                stub = False
+            out[normalize(name.group(1).strip())] = (version.group(1).strip(), stub, info)
+        return out
+
+    def stub(self, pick: Resolved) -> None:
+        """Make pip see `pick` installed (replacing a stub of another version)."""
+        current = self.installed().get(normalize(pick.name))
+        if current and current[0] == pick.version:
+            return
+        if current and current[1]:
+            shutil.rmtree(current[2], ignore_errors=True)
+        elif current:
+            return  # really installed at another version: a later real install replaces it
+        info = self.purelib / f"{re.sub(r'[-.]+', '_', pick.name)}-{pick.version}.dist-info"
+        info.mkdir(parents=True, exist_ok=True)
+        (info / "METADATA").write_text(stub_metadata(pick), "utf-8")
+        (info / "INSTALLER").write_text(STUB_INSTALLER + "\n", "utf-8")
+        (info / "RECORD").write_text("", "utf-8")
+
+    def install(self, wheels: Sequence[Path], env: dict[str, str]) -> None:
+        """Really install pure-Python wheels (the build tools), without dependencies or an index."""
+        from sdsetup.install.pip_run import run_checked
+
+        if not wheels:
+            return
+        for name in {normalize(Path(w).name.split("-")[0]) for w in wheels}:
+            current = self.installed().get(name)
+            if current and current[1]:
+                shutil.rmtree(current[2], ignore_errors=True)
+        run_checked([str(self.python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--ignore-requires-python",
+                     *[str(w) for w in wheels]], env=env, what="installing build tools into the scratch venv",
+                    hint="delete the bundle's .sdsetup-bundle/venv folder and run again")
+
+
+class Resolver:
+    """Runs pip's resolver for one target in the scratch venv, through the build mirrors."""
+
+    def __init__(self, venv: ScratchVenv, *, mirrors: Any, settings: Any, target: Any, work_dir: Path,
+                 log: Callable[[str], None]) -> None:
+        from sdsetup.install.pip_run import tool_env
+
+        self.venv = venv
+        self.mirrors = mirrors
+        self.settings = settings
+        self.target = target
+        self.work_dir = Path(work_dir)
+        self.log = log
+        self.env = tool_env(mirrors)
+
+    def report(self, requirements: Sequence[str], index_args: Sequence[str], *, label: str, no_build_isolation: bool,
+                constraints: Path | None, extra: Sequence[str] = ()) -> list[Resolved]:
+        from sdsetup.install.pip_run import proxy_secrets, run_checked
+
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        report_file = self.work_dir / f"pip-report-{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}.json"
+        argv = [str(self.venv.python), "-m", "pip", "install", "--dry-run", "--quiet", "--report", str(report_file),
+                "--prefer-binary", *index_args, *extra]
+        if no_build_isolation:
+            argv.append("--no-build-isolation")
+        if constraints is not None and constraints.is_file():
+            argv += ["--constraint", str(constraints)]
+        argv += list(requirements)
+        try:
+            run_checked(argv, env=self.env, what=f"resolving {label} for the bundle", secrets=proxy_secrets(self.settings),
+                        hint="the index did not offer a matching set of packages for this target: check --platform, "
+                             "--python-version and the mirror; the log file has pip's full output")
+            report = json.loads(report_file.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SdsetupError(f"resolving {label}: pip wrote no readable report ({exc})", "run the command again",
+                               ExitCode.STEP) from None
+        finally:
+            try:
+                report_file.unlink()
+            except OSError:
+                pass
+        return parse_resolved(report, f"pip's report for {label}")
+
+    def resolve(self, requirements: Sequence[str], index_args: Sequence[str], *, label: str,
+                no_build_isolation: bool = False, constraints: Path | None = None) -> list[Resolved]:
+        """Everything pip would download for this step, on the target (sdist-only packages included)."""
+        if self.target.native:
+            return self.report(requirements, index_args, label=label, no_build_isolation=no_build_isolation,
+                                constraints=constraints)
+        sources: list[Resolved] = []
+        tried: set[str] = set()
+        for _ in range(MAX_SOURCE_ONLY):
+            try:
+                picks = self.report(requirements, index_args, label=label, no_build_isolation=no_build_isolation,
+                                     constraints=constraints, extra=self.target.pip_args())
+            except SdsetupError as error:
+                wanted = source_only_requirement(error.message)
+                if not wanted or requirement_name(wanted) in tried:
+                    raise
+                tried.add(requirement_name(wanted))
+                sources.append(self._source_only(wanted, index_args, label=label, no_build_isolation=no_build_isolation,
+                                                 constraints=constraints, cause=error))
+                continue
+            return [*sources, *picks]
+        raise SdsetupError(f"resolving {label}: more than {MAX_SOURCE_ONLY} packages have no wheel for {self.target.label}",
+                           "build the bundle on a machine like the target (no --platform)", ExitCode.STEP)
+
+    def _source_only(self, requirement: str, index_args: Sequence[str], *, label: str, no_build_isolation: bool,
+                     constraints: Path | None, cause: SdsetupError) -> Resolved:
+        name = requirement_name(requirement)
+        try:
+            picks = self.report([requirement], index_args, label=f"{label}-{name}-sdist", no_build_isolation=no_build_isolation,
+                                 constraints=constraints, extra=["--no-deps", "--no-binary", name])
+        except SdsetupError:
+            picks = []
+        sdist = next((p for p in picks if normalize(p.name) == name and not p.is_wheel), None)
+        if sdist is None:
+            raise SdsetupError(
+                f"{requirement} has no wheel for {self.target.label} (Python {self.target.python_version}) and no source distribution",
+                "pick another --platform/--python-version, or build the bundle on a machine like the target",
+                ExitCode.STEP, details={"pip": cause.message},
+            )
+        self.log(f"{sdist.filename}: no wheel for the target, taking the source distribution")
+        self.venv.stub(sdist)
+        return sdist
+
+    def absorb(self, picks: Sequence[Resolved], paths: dict[str, Path]) -> None:
+        """Make the scratch venv look like the install's venv after this step: build tools and their
+        pure-Python dependencies really installed, everything else stubbed."""
+        real = any(normalize(p.name) in BUILD_TOOLS for p in picks)
+        installed = self.venv.installed()
+        wheels = []
+        for pick in picks:
+            current = installed.get(normalize(pick.name))
+            if pick.is_pure and (real or (current and not current[1])):
+                if not (current and not current[1] and current[0] == pick.version):
+                    wheels.append(paths[pick.filename])
+            else:
+                self.venv.stub(pick)
+        self.venv.install(wheels, self.env)
+

@@ -1,0 +1,104 @@
+"""`sdsetup bundle create OUT` / `sdsetup bundle verify OUT`, and how `install --mirror-url` /
+`install --offline` turn into settings. docs/bundle.md describes bundles and serving them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from sdsetup.errors import ExitCode, usage_error
+from sdsetup.fsutil import human_bytes
+from sdsetup.output import Outcome, status_lines
+
+
+def create(settings: Any, out: Path, *, manifest: str | None = None, backend: str = "auto", torch_tag: str | None = None,
+           platforms: Sequence[str] = (), python_version: str | None = None, base_url: str | None = None,
+           quiet: bool = False) -> Outcome:
+    from sdsetup.bundle.create import CreateOptions, create_bundle
+
+    if base_url is not None:
+        from sdsetup.net.mirror_profiles import check_url
+
+        base_url = check_url(base_url, "--base-url", "URL")
+    options = CreateOptions(manifest=manifest, backend=(backend or "auto").lower(), torch_tag=torch_tag,
+                            platforms=tuple(platforms or ()), python_version=python_version, base_url=base_url, quiet=quiet)
+    data = create_bundle(settings, out, options)
+    warnings = data.pop("warnings", [])
+    return Outcome("bundle create", data, ExitCode.OK, human=render_create, warnings=warnings)
+
+
+def verify(settings: Any, out: Path) -> Outcome:
+    from sdsetup.bundle.check import verify_bundle
+
+    data = verify_bundle(out)
+    return Outcome("bundle verify", data, ExitCode.OK if data["ok"] else ExitCode.INTEGRITY, human=render_verify)
+
+
+def install_settings(settings: Any, *, mirror_url: str | None, offline: Path | None) -> Any:
+    """`install --mirror-url URL` (every channel under one base) or `--offline DIR` (a bundle folder,
+    read through file:// - no network at all) as the settings' mirror."""
+    from sdsetup.bundle.layout import LOCK_NAME
+    from sdsetup.net.mirror_profiles import check_url
+
+    if mirror_url is None and offline is None:
+        return settings
+    if mirror_url is not None and offline is not None:
+        raise usage_error("--mirror-url and --offline both given", "pick one: --offline DIR for a local bundle, --mirror-url URL for a served one")
+    if settings.mirror or settings.mirror_overrides:
+        raise usage_error("--mirror together with --mirror-url/--offline", "a bundle serves every channel: drop --mirror")
+    if offline is not None:
+        folder = Path(offline).expanduser().absolute()
+        if not (folder / LOCK_NAME).is_file():
+            raise usage_error(f"--offline {offline}: no {LOCK_NAME} there, so it is not a finished bundle",
+                              "give the folder `sdsetup bundle create` wrote (check it with `sdsetup bundle verify`)")
+        url = folder.as_uri()
+    else:
+        url = check_url(mirror_url, "--mirror-url", "URL")
+        if not url.startswith(("http://", "https://", "file://")):
+            raise usage_error(f"--mirror-url {mirror_url}: not an http(s):// or file:// URL", "e.g. --mirror-url http://192.168.1.5:8000/")
+    return settings.with_(mirror=url.rstrip("/") + "/", mirror_overrides=())
+
+
+def render_create(data: Mapping[str, Any]) -> str:
+    target = data["target"]
+    lines = [
+        f"Bundle written: {data['out']}",
+        f"  {data['manifest']} for {data['backend']}{' ' + data['torch_tag'] if data['torch_tag'] else ''}, "
+        f"{target['label']}, Python {target['python_version']}",
+        f"  {data['files']} files, {human_bytes(data['bytes'])} ({human_bytes(data['downloaded_bytes'])} downloaded this run)",
+    ]
+    for kind, entry in sorted(data["by_kind"].items()):
+        lines.append(f"    {kind:<13} {entry['files']:>6} file(s)  {human_bytes(entry['bytes'])}")
+    lines += [
+        f"  lock     {data['lock']}",
+        f"  profile  {data['profile']} (base {data['base_url']})",
+        "",
+        "Serve it with any static web server, e.g.:",
+        f"  cd \"{data['out']}\" && python3 -m http.server 8000",
+        "Install on each machine from it:",
+        "  sdsetup install DIR --mirror-url http://THIS-HOST:8000/",
+        f"  (or, with the folder at hand: sdsetup install DIR --offline \"{data['out']}\")",
+    ]
+    return "\n".join(lines)
+
+
+def render_verify(data: Mapping[str, Any]) -> str:
+    items = []
+    for problem in data["problems"]:
+        if problem["problem"] == "missing":
+            value = f"missing (expected {problem['expected_size']} bytes, sha256 {problem['expected_sha256']})"
+        elif problem["problem"] == "pin":
+            value = "does not hold " + ", ".join(c[:12] for c in (problem["missing_commits"] or problem["expected_commits"]))
+        else:
+            value = (f"{problem['problem']} differs: expected {problem['expected_size']} bytes sha256 {problem['expected_sha256']}, "
+                     f"found {problem['actual_size']} bytes sha256 {problem['actual_sha256']}")
+        items.append({"status": "fail", "name": problem["path"], "value": value,
+                      "fix": "run `sdsetup bundle create` again with the same options: it fetches what is missing or wrong"})
+    lines = [status_lines(items, label_width=40)] if items else []
+    if data["extra_files"]:
+        shown = ", ".join(data["extra_files"][:5]) + (f" and {len(data['extra_files']) - 5} more" if len(data["extra_files"]) > 5 else "")
+        lines.append(f"[info] not in the lock (served as they are): {shown}")
+    verdict = "OK" if data["ok"] else f"{len(data['problems'])} problem(s)"
+    lines.append(f"{verdict}: {data['files_checked']} files ({human_bytes(data['bytes_checked'])}) and "
+                 f"{data['repos_checked']} repositories checked in {data['out']}")
+    return "\n".join(lines)
