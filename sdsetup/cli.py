@@ -243,5 +243,43 @@ def bundle_verify(
     run_command("bundle verify", lambda: command.verify(_settings(debug=debug), out), as_json=json, debug=debug)
 
 
+# --- install (issue 5) ---------------------------------------------------------------------------
+@app.command()
+def install(
+    dir: Annotated[Optional[Path], typer.Argument(help="Where the web UI goes (default: ./stable-diffusion-webui). DIR becomes the web UI checkout.")] = None,
+    manifest: Annotated[Optional[str], typer.Option("--manifest", help="a1111 (default), a1111-dev (RTX 50xx), or the path of your own .toml.")] = None,
+    mirror: MirrorOpt = None,
+    proxy: ProxyOpt = None,
+    python: Annotated[Optional[str], typer.Option("--python", help="Python for the web UI's venv (default: the one `sdsetup check` picks).")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="auto, cuda, rocm, mps or cpu.")] = "auto",
+    skip_models: Annotated[bool, typer.Option("--skip-models", help="Do not download the checkpoint.")] = False,
+    skip_smoke: Annotated[bool, typer.Option("--skip-smoke", help="Do not run the txt2img smoke test at the end.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (steps, sizes, every URL after mirror rewriting); write nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (e.g. before moving an existing checkout to the pinned commit).")] = False,
+    connections: ConnectionsOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Install the web UI at pinned commits with torch for this machine, the models and Hub files, so its first launch needs no GitHub or Hugging Face.
+
+    Reruns continue where the last run stopped; a finished install reruns as a no-op.
+    """
+    from sdsetup.commands import install as command
+    from sdsetup.install.plan import InstallOptions
+
+    options = InstallOptions(manifest=manifest, python=python, backend=backend, skip_models=skip_models,
+                             skip_smoke=skip_smoke, dry_run=dry_run, yes=yes, quiet=quiet)
+    run_command(
+        "install",
+        lambda: command.run(
+            _settings(mirror=mirror, proxy=proxy, connections=connections, config=config, quiet=quiet, debug=debug), dir, options
+        ),
+        as_json=json,
+        debug=debug,
+    )
+
+
 def main() -> None:
     app(prog_name="sdsetup")

@@ -1,0 +1,286 @@
+"""git, the way install needs it: a repository at one pinned commit, fetched by commit id.
+
+`checkout_pinned` makes PATH a checkout of COMMIT: `git init` + `git fetch --depth 1 URL COMMIT`
+(a full fetch when the server refuses a shallow fetch by id), retries on network trouble, failover over
+several URLs (mirrors, then forks, then the canonical one), then a detached checkout. A commit id names
+exact content, so whichever URL served it, the result is the same. Local changes are never overwritten.
+No shell, argv lists only; output quoted in errors is redacted.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.redact import redact_text, redact_url
+
+# A fetch that moves less than 1 KB/s for a minute is stalled: fail it and retry (git waits forever otherwise).
+STALL_ARGS = ["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60"]
+# Answers that no retry will change: move on to the next URL.
+_PERMANENT = (
+    "not found",
+    "does not appear to be a git repository",
+    "could not read username",
+    "authentication failed",
+    "terminal prompts disabled",
+    "not our ref",
+    "unadvertised object",
+    "no such remote ref",
+    "couldn't find remote ref",
+    "error: 403",
+    "error: 404",
+    "returned error: 4",
+)
+_SHALLOW_REFUSED = ("not our ref", "unadvertised object", "does not support shallow", "server does not allow request",
+                    "couldn't find remote ref", "no such remote ref")
+
+
+class GitError(SdsetupError):
+    pass
+
+
+@dataclass
+class GitRunner:
+    """How to run git: extra `-c` options (proxy, mirrors) and environment (no prompts, proxy secrets)."""
+
+    config_args: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    git: str = "git"
+    secrets: Sequence[str] = ()
+
+    def run(self, args: Sequence[str], *, cwd: Path | None = None, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
+        argv = [self.git, *self.config_args, *args]
+        env = dict(os.environ)
+        env.update(self.env)
+        env.setdefault("GIT_TERMINAL_PROMPT", "0")
+        env["LC_ALL"] = "C"  # messages in English, so the patterns above match
+        try:
+            result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+                                    encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            raise SdsetupError("git is not installed (or not on PATH)", "install git (https://git-scm.com) and run again",
+                               ExitCode.STEP) from None
+        except subprocess.TimeoutExpired:
+            raise GitError(f"git {' '.join(args[:2])} took longer than {timeout:.0f}s", "check the network and run again",
+                           ExitCode.NETWORK) from None
+        if check and result.returncode != 0:
+            raise GitError(
+                f"git {' '.join(self._show(args[:3]))} failed (exit {result.returncode}): {self.tail(result.stderr)}",
+                "see the log file for the full output",
+                ExitCode.STEP,
+            )
+        return result
+
+    def tail(self, text: str, lines: int = 4) -> str:
+        kept = [line.strip() for line in (text or "").strip().splitlines() if line.strip()][-lines:]
+        return redact_text(" | ".join(kept), list(self.secrets)) or "(no output)"
+
+    def _show(self, args: Sequence[str]) -> list[str]:
+        return [redact_url(a) if "://" in a else a for a in args]
+
+
+def head_commit(path: Path, runner: GitRunner | None = None) -> str | None:
+    """HEAD's commit id, or None when PATH is not a git checkout (or has no commit yet)."""
+    path = Path(path)
+    if not (path / ".git").exists():
+        return None
+    result = (runner or GitRunner()).run(["-C", str(path), "rev-parse", "--verify", "-q", "HEAD"], check=False)
+    value = result.stdout.strip()
+    return value if result.returncode == 0 and len(value) == 40 else None
+
+
+def is_dirty(path: Path, runner: GitRunner | None = None) -> bool:
+    """True when tracked files have changes (untracked files - venv, models - do not count)."""
+    result = (runner or GitRunner()).run(["-C", str(path), "status", "--porcelain", "--untracked-files=no"], check=False)
+    return result.returncode != 0 or bool(result.stdout.strip())
+
+
+def changed_files(path: Path, runner: GitRunner | None = None) -> list[str]:
+    result = (runner or GitRunner()).run(["-C", str(path), "status", "--porcelain", "--untracked-files=no"], check=False)
+    return [line[3:] for line in result.stdout.splitlines() if line.strip()]
+
+
+def has_commit(path: Path, commit: str, runner: GitRunner | None = None) -> bool:
+    result = (runner or GitRunner()).run(["-C", str(path), "cat-file", "-e", f"{commit}^{{commit}}"], check=False)
+    return result.returncode == 0
+
+
+def origin_url(path: Path, runner: GitRunner | None = None) -> str | None:
+    result = (runner or GitRunner()).run(["-C", str(path), "config", "--get", "remote.origin.url"], check=False)
+    return result.stdout.strip() or None
+
+
+def exclude_paths(path: Path, patterns: Sequence[str]) -> bool:
+    """Add patterns to .git/info/exclude (local, never committed); True when the file changed."""
+    exclude = Path(path) / ".git" / "info" / "exclude"
+    try:
+        text = exclude.read_text("utf-8")
+    except OSError:
+        text = ""
+    lines = text.splitlines()
+    missing = [p for p in patterns if p not in lines]
+    if not missing:
+        return False
+    from sdsetup.fsutil import atomic_write_text
+
+    prefix = text if not text or text.endswith("\n") else text + "\n"
+    atomic_write_text(exclude, prefix + "# written by sdsetup: its own state, never part of the web UI\n"
+                      + "".join(p + "\n" for p in missing))
+    return True
+
+
+# Left behind when git is killed mid-fetch or mid-checkout; the next git call would refuse to run.
+_GIT_LOCKS = ("shallow.lock", "index.lock", "HEAD.lock", "config.lock", "FETCH_HEAD.lock")
+
+
+def clear_stale_locks(path: Path, log: Callable[[str], None] = lambda _msg: None) -> list[str]:
+    """Remove git's lock files in PATH/.git. Only called while sdsetup holds the install lock on DIR,
+    so the git that left them was one of ours and is gone."""
+    removed = []
+    for name in _GIT_LOCKS:
+        lock = Path(path) / ".git" / name
+        if lock.is_file():
+            try:
+                lock.unlink()
+                removed.append(name)
+                log(f"removed a stale {lock} (a git process was interrupted)")
+            except OSError:
+                pass
+    return removed
+
+
+def classify_failure(stderr: str) -> str:
+    """'shallow-refused', 'permanent' or 'transient' (pure; table-tested)."""
+    text = (stderr or "").lower()
+    if any(marker in text for marker in _SHALLOW_REFUSED):
+        return "shallow-refused"
+    if any(marker in text for marker in _PERMANENT):
+        return "permanent"
+    return "transient"
+
+
+@dataclass
+class FetchResult:
+    commit: str
+    url: str  # the URL that served it (redact before showing)
+    shallow: bool
+    already: bool = False
+    attempts: list[dict] = field(default_factory=list)
+
+
+def _fetch_commit(runner: GitRunner, path: Path, url: str, commit: str, *, retries: int, backoff: float,
+                  attempts: list[dict], log: Callable[[str], None]) -> bool | None:
+    """Fetch COMMIT from URL into PATH. True: shallow; False: full; None: this URL cannot serve it."""
+    shallow = True
+    attempt = 0
+    while attempt <= retries:
+        if shallow:
+            args = ["-C", str(path), *STALL_ARGS, "fetch", "--quiet", "--no-tags", "--depth", "1", url, commit]
+        else:
+            # Some servers refuse a fetch by id: take every branch and tag, then look for the commit.
+            args = ["-C", str(path), *STALL_ARGS, "fetch", "--quiet", "--tags", url,
+                    "+refs/heads/*:refs/remotes/origin/*"]
+        result = runner.run(args, check=False)
+        if result.returncode == 0 and has_commit(path, commit, runner):
+            attempts.append({"url": redact_url(url), "shallow": shallow, "ok": True})
+            return shallow
+        kind = "missing" if result.returncode == 0 else classify_failure(result.stderr)
+        attempts.append({"url": redact_url(url), "shallow": shallow, "ok": False, "error": runner.tail(result.stderr, 2) if result.returncode else "commit not found after fetch"})
+        log(f"fetch {redact_url(url)} ({'shallow' if shallow else 'full'}) failed: {attempts[-1]['error']}")
+        if shallow and kind in ("shallow-refused",):
+            shallow = False  # same URL, full fetch; not counted as a retry
+            continue
+        if kind in ("permanent", "missing"):
+            return None
+        attempt += 1
+        if attempt <= retries:
+            time.sleep(backoff * (2 ** (attempt - 1)))
+    return None
+
+
+def checkout_pinned(
+    path: Path,
+    urls: Sequence[str],
+    commit: str,
+    *,
+    runner: GitRunner,
+    name: str,
+    origin: str | None = None,
+    allow_existing: Callable[[Path], bool] | None = None,
+    retries: int = 2,
+    backoff: float = 1.0,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> FetchResult:
+    """Make PATH a checkout of COMMIT, fetched from the first of URLS that serves it.
+
+    - HEAD already at COMMIT: nothing is touched (no network), like the web UI's own git_clone.
+    - An existing checkout with changes to tracked files is never overwritten: SdsetupError, exit FAILED.
+    - An existing non-empty directory that is not a git checkout is refused unless `allow_existing(path)`.
+    - `origin` (the canonical URL) becomes remote.origin.url, so later `git fetch`es need no mirror.
+    """
+    path = Path(path)
+    if head_commit(path, runner) == commit:
+        return FetchResult(commit, origin or urls[-1], shallow=False, already=True)
+    fresh = not (path / ".git").exists()
+    if not fresh:
+        clear_stale_locks(path, log)
+    if fresh:
+        if path.exists() and any(path.iterdir()) and not (allow_existing and allow_existing(path)):
+            raise SdsetupError(
+                f"{path} exists, is not empty and is not a git checkout of {name}",
+                "move it away (sdsetup never overwrites what is there) or choose another directory",
+                ExitCode.FAILED,
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        runner.run(["init", "--quiet", str(path)])
+        runner.run(["-C", str(path), "config", "core.filemode", "false"])  # as the web UI's own clone does
+    elif head_commit(path, runner) is not None and is_dirty(path, runner):
+        files = changed_files(path, runner)
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        raise SdsetupError(
+            f"{name} at {path} has local changes ({shown}); sdsetup does not overwrite them",
+            f"commit or stash them (git -C \"{path}\" stash), or install into another directory; "
+            f"sdsetup needs commit {commit[:10]} checked out",
+            ExitCode.FAILED,
+            details={"path": str(path), "changed": files},
+        )
+    attempts: list[dict] = []
+    served_by: str | None = None
+    shallow = False
+    if has_commit(path, commit, runner):
+        served_by = "(already fetched)"
+    else:
+        for url in urls:
+            outcome = _fetch_commit(runner, path, url, commit, retries=retries, backoff=backoff, attempts=attempts, log=log)
+            if outcome is not None:
+                served_by, shallow = url, outcome
+                break
+    if served_by is None:
+        tried = "; ".join(f"{a['url']}: {a.get('error', '')}" for a in attempts if not a["ok"]) or "no URL"
+        raise SdsetupError(
+            f"could not fetch {name} at commit {commit[:10]} from any source ({tried})",
+            "check the network or proxy (sdsetup check), or pick another mirror with --mirror; "
+            "a mirror that does not have this commit is skipped automatically",
+            ExitCode.NETWORK,
+            details={"attempts": attempts},
+        )
+    # --force is never used: git refuses to overwrite untracked files in the way, and so do we.
+    result = runner.run(["-C", str(path), "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit], check=False)
+    if result.returncode != 0:
+        raise SdsetupError(
+            f"could not check out {name} at {commit[:10]} in {path}: {runner.tail(result.stderr)}",
+            "files in the way were left untouched; move them away and run again",
+            ExitCode.STEP,
+        )
+    if origin:
+        current = origin_url(path, runner)
+        if current is None:
+            runner.run(["-C", str(path), "remote", "add", "origin", origin])
+        elif current != origin:
+            runner.run(["-C", str(path), "remote", "set-url", "origin", origin])
+    return FetchResult(commit, served_by, shallow=shallow, attempts=attempts)

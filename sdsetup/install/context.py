@@ -1,0 +1,142 @@
+"""What a running step can reach: the install dir, the plan's decisions, settings, mirrors, the journal,
+the one HTTP session, a progress reporter, and a few values steps hand to each other."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdsetup.fsutil import safe_join
+from sdsetup.install.journal import STATE_DIR, Journal
+from sdsetup.install.plan import HF_HOME_REL, WHEELHOUSE_REL, Plan
+from sdsetup.logs import get_logger
+
+
+class Reporter:
+    """Progress lines on stderr (never stdout: --json keeps stdout for the one document)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.log = get_logger("install")
+
+    def say(self, text: str) -> None:
+        self.log.info(text)
+        if not self.quiet:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+
+    def detail(self, text: str) -> None:
+        self.log.info(text)
+        if not self.quiet:
+            sys.stderr.write(f"      {text}\n")
+            sys.stderr.flush()
+
+
+def venv_python(venv_dir: Path) -> Path:
+    if os.name == "nt":
+        return venv_dir / "Scripts" / "python.exe"
+    return venv_dir / "bin" / "python"
+
+
+def venv_python_rel() -> str:
+    return "venv/Scripts/python.exe" if os.name == "nt" else "venv/bin/python"
+
+
+@dataclass
+class InstallContext:
+    plan: Plan
+    settings: Any
+    journal: Journal
+    reporter: Reporter
+    preflight: dict[str, Any] = field(default_factory=dict)  # check's data, when preflight ran
+    warnings: list[str] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)  # what steps report for the outcome
+    _session: Any = None
+    _hash_cache: Any = None
+
+    @property
+    def install_dir(self) -> Path:
+        return self.plan.install_dir
+
+    @property
+    def manifest(self):
+        return self.plan.manifest
+
+    @property
+    def decisions(self):
+        return self.plan.decisions
+
+    @property
+    def mirrors(self):
+        return self.plan.mirrors
+
+    @property
+    def options(self):
+        return self.plan.options
+
+    @property
+    def state_dir(self) -> Path:
+        return self.install_dir / STATE_DIR
+
+    @property
+    def wheelhouse(self) -> Path:
+        return self.install_dir / WHEELHOUSE_REL
+
+    @property
+    def hf_home(self) -> Path:
+        return self.install_dir / HF_HOME_REL
+
+    @property
+    def venv_dir(self) -> Path:
+        return self.install_dir / "venv"
+
+    @property
+    def python(self) -> Path:
+        return venv_python(self.venv_dir)
+
+    @property
+    def constraints_file(self) -> Path:
+        return self.state_dir / "constraints.txt"
+
+    def path(self, relative: str, what: str = "manifest path") -> Path:
+        """A manifest path inside the install dir; escapes (.., absolute, symlinks out) are refused."""
+        return safe_join(self.install_dir, relative, what)
+
+    @property
+    def session(self):
+        if self._session is None:
+            from sdsetup.net.session import build_session
+
+            self._session = build_session(self.settings)
+        return self._session
+
+    @property
+    def hash_cache(self):
+        if self._hash_cache is None:
+            from sdsetup.hashing import HashCache
+
+            self._hash_cache = HashCache(self.state_dir / "hash-cache.json")
+        return self._hash_cache
+
+    @property
+    def progress(self) -> bool:
+        from sdsetup.output import progress_enabled
+
+        return progress_enabled(self.options.quiet or self.settings.quiet)
+
+    def git_runner(self):
+        from sdsetup.gitops import GitRunner
+        from sdsetup.redact import secrets_in_url
+
+        return GitRunner(
+            config_args=self.mirrors.git_config_args(insteadof=False),
+            env=self.mirrors.git_env(),
+            secrets=secrets_in_url(self.settings.proxy),
+        )
+
+    def timer(self) -> float:
+        return time.monotonic()

@@ -1,0 +1,122 @@
+"""Running a plan: lock DIR, find what is pending, preflight only if something is, then each step in
+order - skipped when done, journaled when finished, timed in the run log."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.install.context import InstallContext, Reporter
+from sdsetup.install.journal import InstallLock, Journal
+from sdsetup.install.plan import Plan
+from sdsetup.install.steps.base import StepSkipped
+
+
+def execute(plan: Plan, settings: Any) -> dict[str, Any]:
+    """Run the plan; returns the outcome data. Raises SdsetupError on the first failing step."""
+    from sdsetup.logs import start_run_log
+
+    install_dir = plan.install_dir
+    log_path = start_run_log(settings, "install")
+    reporter = Reporter(plan.options.quiet or settings.quiet)
+    _refuse_file(install_dir)
+    created = not install_dir.exists()
+    install_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _execute_locked(plan, settings, reporter, log_path, created)
+    except BaseException:
+        if created:
+            _remove_if_only_state(install_dir)
+        raise
+
+
+def _execute_locked(plan: Plan, settings: Any, reporter: Reporter, log_path: Path | None, created: bool) -> dict[str, Any]:
+    install_dir = plan.install_dir
+    with InstallLock(install_dir, "install"):
+        ctx = InstallContext(plan=plan, settings=settings, journal=Journal(install_dir), reporter=reporter)
+        reporter.log.info("install into %s, manifest %s (%s), backend %s, torch tag %s", install_dir, plan.manifest.name,
+                          plan.manifest.source, plan.decisions.backend, plan.decisions.torch_tag)
+        steps = plan.steps
+        pending = [step.id for step in steps if step.journaled and not step.is_done(ctx)]
+        ctx.results["pending_ids"] = pending
+        report: list[dict[str, Any]] = []
+        total = len(steps)
+        started = time.monotonic()
+        for number, step in enumerate(steps, 1):
+            label = f"[{number}/{total}] {step.title}"
+            if not step.journaled and not pending:
+                report.append({"id": step.id, "status": "skipped", "reason": "nothing to do"})
+                continue
+            fingerprint = step.fingerprint(ctx) if step.journaled else ""
+            if step.journaled and step.is_done(ctx):
+                ctx.journal.confirm(step.id, fingerprint)
+                reporter.say(f"{label}: already done")
+                report.append({"id": step.id, "status": "done-before"})
+                continue
+            reporter.say(label)
+            if step.journaled:
+                ctx.journal.started(step.id, fingerprint)
+            t0 = time.monotonic()
+            try:
+                detail = step.run(ctx) or {}
+            except StepSkipped as skipped:
+                seconds = time.monotonic() - t0
+                reporter.say(f"      skipped: {skipped}")
+                report.append({"id": step.id, "status": "skipped", "reason": str(skipped), "seconds": round(seconds, 3)})
+                continue
+            except SdsetupError as error:
+                if step.journaled:
+                    ctx.journal.failed(step.id, fingerprint, error.message)
+                reporter.log.error("step %s failed after %.1fs: %s", step.id, time.monotonic() - t0, error.message)
+                error.details.setdefault("step", step.id)
+                if log_path:
+                    error.details.setdefault("log", str(log_path))
+                raise
+            except KeyboardInterrupt:
+                reporter.log.warning("step %s interrupted", step.id)
+                raise
+            seconds = time.monotonic() - t0
+            if step.journaled:
+                # The step's fingerprint after it ran (its inputs may be products of earlier steps).
+                ctx.journal.done(step.id, step.fingerprint(ctx), seconds=seconds, detail=detail)
+            reporter.log.info("step %s done in %.1fs", step.id, seconds)
+            reporter.say(f"      done in {seconds:.1f}s")
+            report.append({"id": step.id, "status": "ran", "seconds": round(seconds, 3), "detail": detail})
+    ran = [item for item in report if item["status"] == "ran" and item["id"] != "preflight"]
+    return {
+        "install_dir": str(install_dir),
+        "created": created,
+        "manifest": plan.manifest.name,
+        "backend": plan.decisions.backend,
+        "torch_tag": plan.decisions.torch_tag,
+        "launch_args": list(plan.decisions.launch_args),
+        "changed": bool(ran),
+        "steps": report,
+        "seconds": round(time.monotonic() - started, 3),
+        "log": str(log_path) if log_path else None,
+        "warnings": ctx.warnings,
+        "smoke": ctx.results.get("smoke"),
+    }
+
+
+def _remove_if_only_state(install_dir: Path) -> None:
+    """A run that created DIR and failed before putting anything of the web UI in it leaves no trace."""
+    import shutil
+
+    from sdsetup.install.journal import JOURNAL_FILE, LOCK_FILE, OWNER_FILE, STATE_DIR
+
+    try:
+        if {p.name for p in install_dir.iterdir()} != {STATE_DIR}:
+            return
+        if {p.name for p in (install_dir / STATE_DIR).iterdir()} - {JOURNAL_FILE, LOCK_FILE, OWNER_FILE}:
+            return
+        shutil.rmtree(install_dir)
+    except OSError:
+        pass
+
+
+def _refuse_file(install_dir: Path) -> None:
+    if install_dir.exists() and not install_dir.is_dir():
+        raise SdsetupError(f"{install_dir} exists and is not a directory", "choose another install directory", ExitCode.USAGE)

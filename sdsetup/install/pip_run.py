@@ -1,0 +1,99 @@
+"""Running pip (and small snippets) in the web UI's venv: argv lists, the mirror's environment, and
+failures turned into one message with the tail of pip's output (redacted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.logs import get_logger
+from sdsetup.redact import redact_text, redact_url, secrets_in_url
+
+log = get_logger("pip")
+
+# pip's own update nag and colour codes only clutter the logs.
+BASE_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_COLOR": "1", "PIP_NO_INPUT": "1", "PYTHONUTF8": "1"}
+
+
+def tool_env(mirrors: Any, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(BASE_ENV)
+    env.update(mirrors.pip_env())
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _show(argv: Sequence[str]) -> str:
+    return " ".join(redact_url(a) if "://" in a else a for a in argv)
+
+
+def run_checked(argv: Sequence[str], *, env: Mapping[str, str], what: str, hint: str, secrets: Sequence[str] = (),
+                cwd: Path | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+    log.info("run: %s", _show(argv))
+    try:
+        result = subprocess.run(list(argv), env=dict(env), cwd=cwd, capture_output=True, text=True,
+                                encoding="utf-8", errors="replace", timeout=timeout)
+    except FileNotFoundError:
+        raise SdsetupError(f"{what}: {argv[0]} not found", hint, ExitCode.STEP) from None
+    except subprocess.TimeoutExpired:
+        raise SdsetupError(f"{what}: no answer within {timeout:.0f}s", hint, ExitCode.STEP) from None
+    if result.stdout.strip():
+        log.debug("stdout: %s", redact_text(result.stdout[-8000:], list(secrets)))
+    if result.stderr.strip():
+        log.debug("stderr: %s", redact_text(result.stderr[-8000:], list(secrets)))
+    if result.returncode != 0:
+        raise SdsetupError(
+            f"{what} failed (exit {result.returncode}): {tail(result.stderr or result.stdout, secrets)}",
+            hint,
+            ExitCode.STEP,
+            details={"command": _show(argv)},
+        )
+    return result
+
+
+def tail(text: str, secrets: Sequence[str] = (), lines: int = 6) -> str:
+    kept = [line.rstrip() for line in (text or "").strip().splitlines() if line.strip()]
+    # pip's error is in the lines starting with ERROR (or the last ones).
+    errors = [line for line in kept if line.lstrip().startswith(("ERROR", "error:"))]
+    chosen = (errors or kept)[-lines:]
+    return redact_text(" | ".join(line.strip() for line in chosen), list(secrets)) or "(no output)"
+
+
+PROBE = (
+    "import sys, json\n"
+    "from importlib import metadata\n"
+    "def v(name):\n"
+    "    try:\n"
+    "        return metadata.version(name)\n"
+    "    except Exception:\n"
+    "        return None\n"
+    "names = sys.argv[1:]\n"
+    "print(json.dumps({'python': '%d.%d.%d' % tuple(sys.version_info[:3]), 'executable': sys.executable,"
+    " 'packages': {n: v(n) for n in names}}))\n"
+)
+
+
+def probe_venv(python: Path, packages: Sequence[str] = ("pip",)) -> dict[str, Any] | None:
+    """{'python': '3.11.7', 'packages': {name: version|None}} from the venv, or None if it does not run."""
+    if not Path(python).exists():
+        return None
+    try:
+        result = subprocess.run([str(python), "-c", PROBE, *packages], capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "PYTHONUTF8": "1"})
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def proxy_secrets(settings: Any) -> list[str]:
+    return secrets_in_url(getattr(settings, "proxy", None))

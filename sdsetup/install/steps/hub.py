@@ -1,0 +1,127 @@
+"""Hugging Face Hub files pre-seeded in the cache layout transformers reads:
+
+    HF_HOME/hub/models--ORG--NAME/refs/main           -> COMMIT
+    HF_HOME/hub/models--ORG--NAME/snapshots/COMMIT/FILE
+
+Plain files in snapshots/ (no blobs/ symlinks) load fine with HF_HUB_OFFLINE=1. A branch revision is
+resolved once, at install time, from the X-Repo-Commit header of the resolve URL (mirrors pass it on)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.install.plan import HF_HOME_REL
+from sdsetup.install.steps.base import Step
+from sdsetup.redact import redact_url
+
+HF = "https://huggingface.co"
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def repo_folder(repo_id: str) -> str:
+    return "models--" + repo_id.replace("/", "--")
+
+
+def resolve_url(repo_id: str, revision: str, filename: str) -> str:
+    return f"{HF}/{repo_id}/resolve/{revision}/{filename}"
+
+
+def hub_rel(repo_id: str, *parts: str) -> str:
+    return "/".join([HF_HOME_REL, "hub", repo_folder(repo_id), *parts])
+
+
+def ref_name(spec: Any) -> str:
+    """The ref the web UI asks for: transformers loads revision 'main' unless told otherwise."""
+    return "main" if spec.pinned else spec.revision
+
+
+def seeded_commit(install_dir: Path, spec: Any) -> str | None:
+    """The commit the cache holds for this repo when every file is there, else None (no network)."""
+    ref = install_dir / hub_rel(spec.repo_id, "refs", ref_name(spec))
+    try:
+        commit = ref.read_text("utf-8").strip()
+    except OSError:
+        return None
+    if not _COMMIT.match(commit) or (spec.pinned and commit != spec.revision):
+        return None
+    snapshot = install_dir / hub_rel(spec.repo_id, "snapshots", commit)
+    if all((snapshot / name).is_file() for name in spec.files):
+        return commit
+    return None
+
+
+class HubStep(Step):
+    id = "hub"
+
+    def __init__(self, hub: Any, mirrors: Any) -> None:
+        self.hub = tuple(hub)
+        self.mirrors = mirrors
+        files = sum(len(spec.files) for spec in self.hub)
+        self.title = f"{files} Hugging Face file(s) for {', '.join(spec.repo_id for spec in self.hub)} into {HF_HOME_REL}"
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "hf_home": HF_HOME_REL, "endpoint": self.mirrors.hf_endpoint, "repos": [
+            {"repo_id": spec.repo_id, "revision": spec.revision, "pinned": spec.pinned, "path": hub_rel(spec.repo_id),
+             "files": [{"filename": name, "url": resolve_url(spec.repo_id, spec.revision, name),
+                        "urls": [redact_url(u) for u in self.mirrors.file_urls(resolve_url(spec.repo_id, spec.revision, name))]}
+                       for name in spec.files]}
+            for spec in self.hub]}
+
+    def identity(self, ctx: Any) -> Any:
+        return [{"repo_id": s.repo_id, "revision": s.revision, "files": list(s.files)} for s in self.hub]
+
+    def is_done(self, ctx: Any) -> bool:
+        return all(seeded_commit(ctx.install_dir, spec) for spec in self.hub)
+
+    def bytes_needed(self) -> dict[str, int]:
+        return {"install_dir": 10 * 1024 * 1024}
+
+    def resolve_commit(self, ctx: Any, spec: Any) -> str:
+        """The commit behind a branch revision, from the first source that names it."""
+        from sdsetup.net.session import timeouts
+
+        if spec.pinned:
+            return spec.revision
+        problems = []
+        for url in self.mirrors.file_urls(resolve_url(spec.repo_id, spec.revision, spec.files[0])):
+            try:
+                response = ctx.session.head(url, allow_redirects=False, timeout=timeouts(ctx.settings))
+            except Exception as exc:  # requests' errors: try the next source
+                problems.append(f"{redact_url(url)}: {type(exc).__name__}")
+                continue
+            commit = (response.headers.get("X-Repo-Commit") or "").strip().lower()
+            if response.status_code < 400 and _COMMIT.match(commit):
+                return commit
+            problems.append(f"{redact_url(url)}: HTTP {response.status_code}" + ("" if commit else ", no X-Repo-Commit header"))
+        raise SdsetupError(
+            f"could not find which commit '{spec.revision}' of {spec.repo_id} is ({'; '.join(problems)})",
+            "check the network or pick another Hugging Face mirror (--mirror huggingface=URL); "
+            "a manifest can also pin the revision to a commit id",
+            ExitCode.NETWORK,
+        )
+
+    def run(self, ctx: Any) -> dict[str, Any]:
+        from sdsetup.fsutil import atomic_write_text
+        from sdsetup.install.wheelhouse import download_specs
+        from sdsetup.net.filespec import FileSpec
+
+        commits = {}
+        for spec in self.hub:
+            commit = seeded_commit(ctx.install_dir, spec) or self.resolve_commit(ctx, spec)
+            commits[spec.repo_id] = commit
+            specs = []
+            for name in spec.files:
+                dest = ctx.path(hub_rel(spec.repo_id, "snapshots", commit, name))
+                if dest.is_file():
+                    continue
+                specs.append(FileSpec(urls=self.mirrors.file_urls(resolve_url(spec.repo_id, commit, name)), dest=dest,
+                                      label=f"{spec.repo_id}/{name}"))
+            if specs:
+                download_specs(ctx, specs)
+            # The ref last: a cache with refs/main but missing files would make offline loads fail.
+            atomic_write_text(ctx.path(hub_rel(spec.repo_id, "refs", ref_name(spec))), commit)
+            ctx.reporter.detail(f"{spec.repo_id} @ {commit[:10]}: {len(spec.files)} file(s)")
+        return {"commits": commits}

@@ -1,0 +1,75 @@
+"""Models through the download engine: mirrors first, verified by sha256 and size, written to a
+partial file and moved into place only when verified (a corrupt download never sits at the final path)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.install.plan import failover_order
+from sdsetup.install.steps.base import Step
+from sdsetup.redact import redact_url
+
+
+def file_matches(ctx: Any, path, sha256: str | None, size: int | None) -> bool:
+    """The file is there with the expected size and hash (the hash cache makes a rerun instant)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    if size is not None and stat.st_size != size:
+        return False
+    if sha256 is None:
+        return True
+    digest, _cached = ctx.hash_cache.sha256(path)
+    return digest == sha256
+
+
+class ModelsStep(Step):
+    id = "models"
+
+    def __init__(self, models: Any, mirrors: Any) -> None:
+        self.models = tuple(models)
+        self.urls = {m.path: failover_order([mirrors.file_urls(url) for url in m.urls]) for m in self.models}
+        total = sum(m.size or 0 for m in self.models)
+        from sdsetup.fsutil import human_bytes
+
+        self.title = f"{len(self.models)} model file(s), {human_bytes(total)}"
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "files": [
+            {"name": m.name, "path": m.path, "sha256": m.sha256, "size": m.size, "url": m.url,
+             "urls": [redact_url(u) for u in self.urls[m.path]]} for m in self.models]}
+
+    def identity(self, ctx: Any) -> Any:
+        return [{"path": m.path, "sha256": m.sha256, "size": m.size} for m in self.models]
+
+    def is_done(self, ctx: Any) -> bool:
+        return all(file_matches(ctx, ctx.path(m.path), m.sha256, m.size) for m in self.models)
+
+    def bytes_needed(self) -> dict[str, int]:
+        return {"install_dir": sum(m.size or 0 for m in self.models)}
+
+    def run(self, ctx: Any) -> dict[str, Any]:
+        from sdsetup.install.wheelhouse import download_specs
+        from sdsetup.net.filespec import FileSpec
+
+        specs = []
+        for model in self.models:
+            dest = ctx.path(model.path)
+            if file_matches(ctx, dest, model.sha256, model.size):
+                continue
+            if dest.exists():
+                # Never replace what the user put there: a different file under this name is theirs.
+                raise SdsetupError(
+                    f"{model.path} exists but is not the manifest's file (size or sha256 differ)",
+                    f"move it away or rename it (sdsetup does not overwrite it), then run again",
+                    ExitCode.INTEGRITY,
+                )
+            specs.append(FileSpec(urls=self.urls[model.path], dest=dest, sha256=model.sha256, size=model.size, label=model.name))
+        results = download_specs(ctx, specs) if specs else []
+        for spec, result in zip(specs, results):
+            ctx.hash_cache.remember(spec.dest, spec.sha256)
+            ctx.reporter.detail(f"{spec.dest.name}: {getattr(result, 'size', '?')} bytes from "
+                                f"{redact_url((getattr(result, 'urls_used', None) or [spec.urls[0]])[-1])}")
+        return {"files": [m.path for m in self.models]}

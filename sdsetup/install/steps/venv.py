@@ -1,0 +1,123 @@
+"""The web UI's venv (DIR/venv, where webui.sh/webui.bat look for it) with a supported Python, and
+pip upgraded through the mirror (>= 25.1: it resumes interrupted downloads)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.install.steps.base import Step
+
+
+def version_tuple(text: str | None) -> tuple[int, ...]:
+    parts = []
+    for piece in str(text or "").split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def venv_state(probe: dict[str, Any] | None, spec: Any) -> str:
+    """'missing', 'python-unsupported', 'pip-old' or 'ok' (pure; table-tested)."""
+    if not probe:
+        return "missing"
+    minor = ".".join(probe.get("python", "").split(".")[:2])
+    if minor not in spec.supported:
+        return "python-unsupported"
+    pip = (probe.get("packages") or {}).get("pip")
+    if not pip or version_tuple(pip) < version_tuple(spec.pip_minimum):
+        return "pip-old"
+    return "ok"
+
+
+class VenvStep(Step):
+    id = "venv"
+
+    def __init__(self, spec: Any, mirrors: Any, python: str | None) -> None:
+        self.spec = spec
+        self.mirrors = mirrors
+        self.requested = python
+        self.title = f"venv with Python {'/'.join(spec.supported)} and pip >= {spec.pip_minimum}"
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "path": "venv", "python": self.requested or "(chosen by check)",
+                "pip": f"pip>={self.spec.pip_minimum}", "index": self.mirrors.primary("pypi").url}
+
+    def identity(self, ctx: Any) -> Any:
+        return {"supported": list(self.spec.supported), "pip_minimum": self.spec.pip_minimum}
+
+    def is_done(self, ctx: Any) -> bool:
+        from sdsetup.install.pip_run import probe_venv
+
+        return venv_state(probe_venv(ctx.python), self.spec) == "ok"
+
+    def bytes_needed(self) -> dict[str, int]:
+        return {"install_dir": 60 * 1024 * 1024}
+
+    def _base_python(self, ctx: Any) -> str:
+        chosen = ((ctx.preflight or {}).get("python") or {}).get("chosen") or {}
+        base = chosen.get("path") or self.requested
+        if not base:
+            raise SdsetupError("no Python interpreter to create the venv with",
+                               "install 64-bit Python 3.10 and pass it with --python PATH", ExitCode.FAILED)
+        return str(base)
+
+    def run(self, ctx: Any) -> dict[str, Any]:
+        from sdsetup.install.pip_run import probe_venv, proxy_secrets, run_checked, tool_env
+
+        probe = probe_venv(ctx.python)
+        state = venv_state(probe, self.spec)
+        base = None
+        marker = ctx.state_dir / "venv-creating"
+        if ctx.venv_dir.exists() and state == "missing" and marker.exists():
+            # Our own venv, interrupted while it was being created (the marker says so): start again.
+            import shutil
+
+            ctx.reporter.detail(f"removing the half-created {ctx.venv_dir}")
+            shutil.rmtree(ctx.venv_dir)
+        if ctx.venv_dir.exists() and state == "missing":
+            raise SdsetupError(
+                f"{ctx.venv_dir} exists but its Python does not run",
+                f"move it away (sdsetup does not delete it), then run again: a fresh venv is created",
+                ExitCode.FAILED,
+            )
+        if state == "python-unsupported":
+            raise SdsetupError(
+                f"{ctx.venv_dir} uses Python {probe['python']}; manifest '{ctx.manifest.name}' needs {' or '.join(self.spec.supported)}",
+                "move the venv folder away (sdsetup does not delete it) and rerun with --python pointing at Python "
+                f"{self.spec.recommended}",
+                ExitCode.FAILED,
+            )
+        if state == "missing":
+            base = self._base_python(ctx)
+            ctx.reporter.detail(f"creating venv with {base}")
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(base, "utf-8")
+            run_checked([base, "-m", "venv", str(ctx.venv_dir)], env=tool_env(ctx.mirrors), what="creating the venv",
+                        hint="on Debian/Ubuntu install the venv module: sudo apt install python3-venv (or python3.10-venv)")
+            marker.unlink()
+            probe = probe_venv(ctx.python)
+            state = venv_state(probe, self.spec)
+            if state == "python-unsupported":
+                raise SdsetupError(f"{base} is Python {probe['python']}; manifest '{ctx.manifest.name}' needs {' or '.join(self.spec.supported)}",
+                                   f"pass --python with a Python {self.spec.recommended} interpreter", ExitCode.FAILED)
+        if state == "pip-old" and not ((probe or {}).get("packages") or {}).get("pip"):
+            # pip itself is missing (venv interrupted before ensurepip finished, or made --without-pip).
+            run_checked([str(ctx.python), "-m", "ensurepip", "--upgrade"], env=tool_env(ctx.mirrors),
+                        what="installing pip into the venv", hint="recreate the venv: move it away and run again")
+            probe = probe_venv(ctx.python)
+        if state == "pip-old":
+            old = ((probe or {}).get("packages") or {}).get("pip")
+            ctx.reporter.detail(f"upgrading pip {old} -> >={self.spec.pip_minimum}")
+            run_checked(
+                [str(ctx.python), "-m", "pip", "install", "--upgrade", "--quiet", f"pip>={self.spec.pip_minimum}",
+                 *ctx.mirrors.pip_index_args()],
+                env=tool_env(ctx.mirrors), what="upgrading pip in the venv", secrets=proxy_secrets(ctx.settings),
+                hint="check the network, proxy and mirror (sdsetup check; sdsetup mirrors test), then run again",
+            )
+            probe = probe_venv(ctx.python)
+        final = probe_venv(ctx.python) if probe is None else probe
+        return {"base_python": base or (final or {}).get("executable"), "python": (final or {}).get("python"),
+                "pip": ((final or {}).get("packages") or {}).get("pip")}

@@ -1,0 +1,157 @@
+"""webui-user.sh / webui-user.bat: pure renderers and a merge that keeps the user's own lines.
+
+sdsetup owns one marked block in each file; everything outside it is the user's and is kept as is.
+COMMANDLINE_ARGS in the block appends to whatever the user set above it, so their own flags stay.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+SH_BEGIN = "# >>> sdsetup >>>"
+SH_END = "# <<< sdsetup <<<"
+BAT_BEGIN = "rem >>> sdsetup >>>"
+BAT_END = "rem <<< sdsetup <<<"
+NOTE = "managed by `sdsetup install`: changes inside this block are replaced on the next install"
+
+BAT_TEMPLATE = "@echo off\r\n\r\nset PYTHON=\r\nset GIT=\r\nset VENV_DIR=\r\nset COMMANDLINE_ARGS=\r\n\r\ncall webui.bat\r\n"
+SH_TEMPLATE = "#!/bin/bash\n# Settings for webui.sh (it sources this file). Your own lines go outside the sdsetup block.\n"
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]  # in the order written
+    python: str | None = None  # the base interpreter (python_cmd / PYTHON: used only to create a venv)
+
+
+def launch_env(*, repositories: Iterable, hf_home: str | None, hf_offline: bool, extra: Iterable[tuple[str, str]] = (),
+               mirror_env: dict[str, str] | None = None) -> tuple[tuple[str, str], ...]:
+    """The environment for the web UI, in a stable order (pure)."""
+    env: dict[str, str] = {}
+    for repo in repositories:
+        # The pins the web UI checks: with HEAD equal to them it never fetches (and the URL is never used).
+        if repo.url_env:
+            env[repo.url_env] = repo.url
+        if repo.commit_env:
+            env[repo.commit_env] = repo.commit
+    if hf_home:
+        env["HF_HOME"] = hf_home
+    if hf_offline:
+        env["HF_HUB_OFFLINE"] = "1"
+        env["TRANSFORMERS_OFFLINE"] = "1"  # transformers 4.30 reads its own switch
+    for name, value in extra:
+        env[name] = value
+    for name, value in (mirror_env or {}).items():
+        env.setdefault(name, value)
+    return tuple(env.items())
+
+
+def sh_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def _dq(value: str) -> str:
+    return re.sub(r'(["$`\\])', r"\\\1", value)
+
+
+def render_sh_block(settings: LaunchSettings) -> str:
+    lines = [f"{SH_BEGIN} {NOTE}"]
+    if settings.python:
+        lines.append(f"python_cmd={sh_quote(settings.python)}")
+    args = " ".join(settings.args)
+    lines.append(f'export COMMANDLINE_ARGS="${{COMMANDLINE_ARGS:+$COMMANDLINE_ARGS }}{_dq(args)}"')
+    for name, value in settings.env:
+        if _ENV_NAME.match(name):
+            lines.append(f"export {name}={sh_quote(value)}")
+    lines.append(SH_END)
+    return "\n".join(lines) + "\n"
+
+
+def bat_value(value: str) -> str:
+    if '"' in value or "\n" in value or "\r" in value:
+        raise ValueError(f"cannot write {value!r} into a .bat file")
+    return value.replace("%", "%%")
+
+
+def render_bat_block(settings: LaunchSettings) -> str:
+    lines = [f"{BAT_BEGIN} {NOTE}"]
+    if settings.python:
+        lines.append(f'set "PYTHON={bat_value(settings.python)}"')
+    args = " ".join(bat_value(a) for a in settings.args)
+    lines.append(f'set "COMMANDLINE_ARGS=%COMMANDLINE_ARGS% {args}"')
+    for name, value in settings.env:
+        if _ENV_NAME.match(name):
+            lines.append(f'set "{name}={bat_value(value)}"')
+    lines.append(BAT_END)
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _block_span(text: str, begin: str, end: str) -> tuple[int, int] | None:
+    start = text.find(begin)
+    if start < 0:
+        return None
+    start = text.rfind("\n", 0, start) + 1  # from the start of the marker's line
+    stop = text.find(end, start)
+    if stop < 0:
+        return None
+    newline = text.find("\n", stop)
+    return start, (len(text) if newline < 0 else newline + 1)
+
+
+def extract_block(text: str, kind: str) -> str | None:
+    begin, end = (SH_BEGIN, SH_END) if kind == "sh" else (BAT_BEGIN, BAT_END)
+    span = _block_span(text, begin, end)
+    return text[span[0]:span[1]] if span else None
+
+
+def merge(existing: str | None, block: str, kind: str) -> tuple[str, str]:
+    """(new text, how): how is created | replaced | inserted | appended | unchanged (pure).
+
+    The block replaces an earlier sdsetup block in place; otherwise it goes just before the line that
+    starts the web UI (`call webui.bat` in .bat files: anything after it runs only once the web UI has
+    exited) or at the end (.sh: webui.sh sources the file, so the end is the last word).
+    """
+    begin, end = (SH_BEGIN, SH_END) if kind == "sh" else (BAT_BEGIN, BAT_END)
+    if existing is None:
+        template = SH_TEMPLATE if kind == "sh" else BAT_TEMPLATE
+        return merge(template, block, kind)[0], "created"
+    crlf = "\r\n" in existing
+    block = block.replace("\r\n", "\n")
+    if crlf:
+        block = block.replace("\n", "\r\n")
+    newline = "\r\n" if crlf else "\n"
+    span = _block_span(existing, begin, end)
+    if span:
+        new = existing[:span[0]] + block + existing[span[1]:]
+        return new, "unchanged" if new == existing else "replaced"
+    if kind == "bat":
+        match = re.search(r"(?im)^[ \t]*call[ \t]+(\"?)webui\.bat\1.*$", existing)
+        if match:
+            at = match.start()
+            return existing[:at] + block + newline + existing[at:], "inserted"
+    prefix = existing if not existing or existing.endswith(("\n", "\r")) else existing + newline
+    return prefix + newline + block, "appended"
+
+
+def python_from_pyvenv_cfg(text: str) -> str | None:
+    """The interpreter a venv was made from (pyvenv.cfg: `executable`, else `home` + python)."""
+    values = {}
+    for line in text.splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip().lower()] = value.strip()
+    if values.get("executable"):
+        return values["executable"]
+    return None
+
+
+def redact_env_for_record(env: Sequence[tuple[str, str]], secrets: Sequence[str]) -> dict[str, str]:
+    """The launch env without credentials (the install record is read by the helpdesk bundle)."""
+    from sdsetup.redact import redact_text
+
+    return {name: redact_text(value, list(secrets)) for name, value in env}
