@@ -41,7 +41,7 @@ from sdsetup.net.progress import FileProgress
 from sdsetup.net.retry import DEFAULT_POLICY, RetryPolicy
 from sdsetup.net.segments import MiB, Planner, RangeSet, Task, connections_for
 from sdsetup.net.sidecar import ResumeState, load_state, part_path, remove_state, resume_from, save_state, state_path
-from sdsetup.net.sources import Source, SourceError, far_slower, pick_source
+from sdsetup.net.sources import RANGE_FAILURES, Source, SourceError, far_slower, pick_source
 from sdsetup.redact import redact_url
 from sdsetup.settings import Settings
 
@@ -49,8 +49,11 @@ log = logging.getLogger("sdsetup.download")
 
 SAVE_EVERY = 1 * MiB  # sidecar saved after this many new bytes on one connection
 SAVE_INTERVAL = 1.0  # ... and at least this often (seconds) while bytes arrive
-READ_MIN = 64 * 1024
-READ_MAX = 1 * MiB
+READ_MIN = 64 * 1024  # read size where urllib3 has no read1
+READ_MAX = 1 * MiB  # the most one read may return
+BATCH = 1 * MiB  # bytes written per lock round / pwritev ...
+MAX_PIECES = 256  # ... or this many reads ...
+FLUSH_INTERVAL = 0.1  # ... or this many seconds, whichever comes first
 TICK = 0.2  # coordinator: progress, slowness checks, periodic saves
 MAX_RESTARTS = 3  # "the file changed on the server" restarts within one attempt
 VERIFY_ATTEMPTS = 2  # a sha256 mismatch is fetched once more, then it is an error
@@ -237,6 +240,11 @@ class _Phase:
         self.stopped = False
         self.writing = 0  # bytes claimed but not yet marked done
         self.eof_at: int | None = None  # size learnt from the end of an unsized stream
+        # What the connections report to the coordinator (per phase: a late connection of a stopped
+        # phase must not steer the next one).
+        self.failure: BaseException | None = None
+        self.restart_reason: str | None = None
+        self.want_stream = False
         self.workers: list[threading.Thread] = []
         self.stop_event = threading.Event()
 
@@ -268,9 +276,7 @@ class _FileJob:
         self.size: int | None = None
         self.phase: _Phase | None = None
         self.part: PartFile | None = None
-        self.failure: BaseException | None = None
         self.restart_reason: str | None = None
-        self.want_stream = False
         self.failover = False
         self.saved_validators: dict[str, Validator] = {}
         self.prober: threading.Thread | None = None
@@ -392,10 +398,10 @@ class _FileJob:
         restarts = 0
         while True:
             self.sources = [Source(url, index) for index, url in enumerate(urls)]
-            self.restart_reason = None
             try:
                 return self._assemble_once()
-            except _Restart:
+            except _Restart as restart:
+                self.restart_reason = str(restart)
                 restarts += 1
                 reason = self.restart_reason or "the file changed on the server"
                 log.warning("%s: %s; starting over (%d)", self.dest, reason, restarts)
@@ -413,6 +419,9 @@ class _FileJob:
         self.resumed_bytes = 0
         saved = load_state(self.state_path)
         self.saved_validators = dict(saved.validators) if saved else {}
+        if self.spec.size is not None:  # told the size: no need to ask a server whether it fits
+            self.size = self.spec.size
+            self._check_free_space(RangeSet(saved.done.clipped(self.size)) if saved and saved.size == self.size else RangeSet())
         primary = self._probe_first()
         self.size = self.spec.size if self.spec.size is not None else primary.size
         if self.expected_sha is None and self.spec.size is None and self.size is not None and self.dest.is_file():
@@ -600,9 +609,8 @@ class _FileJob:
         remaining = None if self.size is None else self.size - done.total()
         connections = connections_for(self.size, remaining, self.settings.connections, usable_ranges)
         hasher = PrefixHasher(self.part_path, done.prefix_end())
-        phase = _Phase(Planner(self.size, done, connections), done, hasher, connections)
+        phase = _Phase(Planner(self.size, done, connections, ranges=usable_ranges), done, hasher, connections)
         self.phase = phase
-        self.want_stream = False
         self.bar.start(self.size, done.total())
         log.info("%s: %d connection(s), %s to fetch", self.dest, connections, human_bytes(remaining) if remaining is not None else "unknown size")
         self._save(force=True)
@@ -615,11 +623,12 @@ class _FileJob:
                     raise KeyboardInterrupt
                 self.bar.update(phase.done.total())
                 self._check_slow()
-                if self.failure is not None:
-                    raise self.failure
-                if self.restart_reason is not None:
-                    raise _Restart
-                if self.want_stream:
+                self._rebalance(phase)
+                if phase.failure is not None:
+                    raise phase.failure
+                if phase.restart_reason is not None:
+                    raise _Restart(phase.restart_reason)
+                if phase.want_stream:
                     self._stop_phase(phase)
                     hasher.stop()
                     return "stream"
@@ -684,6 +693,21 @@ class _FileJob:
                 source.reason = f"far slower than the other sources ({human_bytes(rate)}/s per connection)"
                 log.info("%s: %s", source.label, source.reason)
 
+    def _rebalance(self, phase: _Phase) -> None:
+        """Spread connections over the active sources (one move per tick, so counts settle): a
+        source that joined late gets connections, and so gets measured."""
+        with self.lock:
+            active = [s for s in self.sources if s.state == "active" and s.ranges]
+            if len(active) < 2:
+                return
+            busiest = max(active, key=lambda s: len(s.open_since))
+            idlest = min(active, key=lambda s: len(s.open_since))
+            if len(busiest.open_since) - len(idlest.open_since) < 2:
+                return
+            candidates = [t for t in phase.planner.active if t.source is busiest and not t.move]
+            if candidates:
+                max(candidates, key=lambda t: t.remaining).move = True
+
     def _sleep(self, seconds: float, event: threading.Event | None = None) -> None:
         deadline = time.monotonic() + seconds
         while True:
@@ -721,7 +745,6 @@ class _FileJob:
     # -- one connection --------------------------------------------------------------------------
     def _worker(self, phase: _Phase) -> None:
         failures: dict[int, int] = {}
-        read_size = [READ_MIN]
         try:
             while not phase.stopped:
                 with self.lock:
@@ -729,26 +752,29 @@ class _FileJob:
                 if task is None:
                     return
                 try:
-                    self._work(phase, task, failures, read_size)
+                    keep_going = self._work(phase, task, failures)
                 finally:
                     with self.lock:
                         phase.planner.release(task)
                         self.lock.notify_all()
+                if not keep_going:
+                    return
         except _Stop:
             return
         except DiskFull as exc:
             with self.lock:
-                if self.failure is None:
-                    self.failure = self._disk_full_error(exc)
+                if phase.failure is None:
+                    phase.failure = self._disk_full_error(exc)
         except BaseException as exc:  # a bug: surface it in the coordinator, not as a silent thread death
             with self.lock:
-                if self.failure is None:
-                    self.failure = exc
+                if phase.failure is None:
+                    phase.failure = exc
         finally:
             with self.lock:
                 self.lock.notify_all()
 
-    def _work(self, phase: _Phase, task: Task, failures: dict[int, int], read_size: list[int]) -> None:
+    def _work(self, phase: _Phase, task: Task, failures: dict[int, int]) -> bool:
+        """Fetch the task; False when this connection should end (no usable source, restart)."""
         while task.remaining > 0 and not phase.stopped:
             whole = task.pos == 0 and (self.size is None or task.end >= self.size)
             with self.lock:
@@ -756,26 +782,27 @@ class _FileJob:
                 if choice is None:
                     active = [s for s in self.sources if s.state == "active"]
                     if active and not whole and not any(s.ranges for s in active):
-                        self.want_stream = True
-                    return
+                        phase.want_stream = True
+                    return False
             if isinstance(choice, float):
                 self._wait(phase, min(choice, 1.0))
                 continue
             source = choice
             try:
-                self._request(phase, task, source, whole, failures, read_size)
+                self._request(phase, task, source, whole, failures)
             except SourceError as exc:
                 if exc.kind == "changed":
                     with self.lock:
-                        self.restart_reason = exc.message
-                    return
+                        phase.restart_reason = exc.message
+                    return False
                 if exc.kind == "demoted":
                     continue
                 self._failed(source, exc, failures)
-                if exc.kind == "norange":
-                    continue
+                if exc.kind == "norange" and not source.ranges_served:
+                    continue  # ask again at once (or, after two, go on without ranges)
                 count = failures.get(id(source), 0)
                 self._wait(phase, self.policy.delay(max(1, count), exc.retry_after))
+        return True
 
     def _wait(self, phase: _Phase, seconds: float) -> None:
         if phase.stop_event.wait(seconds):
@@ -787,7 +814,12 @@ class _FileJob:
         with self.lock:
             source.reason = exc.message
             if exc.kind == "norange":
-                source.ranges = False
+                source.range_failures += 1
+                if source.range_failures >= RANGE_FAILURES and not source.ranges_served:
+                    source.ranges = False
+                elif source.ranges_served and count >= self.policy.tries:
+                    source.state = "demoted"  # served ranges before: now a broken source, not a range-less one
+                    source.reason = f"{exc.message} ({count} tries in a row)"
             elif exc.kind in ("gone", "fail"):
                 source.state = "demoted"
             elif exc.retry_after is not None and exc.retry_after > self.policy.max_retry_after:
@@ -801,7 +833,7 @@ class _FileJob:
             self.lock.notify_all()
         log.info("%s: %s%s", source.label, exc.message, " (given up)" if source.state == "demoted" else "")
 
-    def _request(self, phase: _Phase, task: Task, source: Source, whole: bool, failures: dict[int, int], read_size: list[int]) -> None:
+    def _request(self, phase: _Phase, task: Task, source: Source, whole: bool, failures: dict[int, int]) -> None:
         import requests
 
         headers = {}
@@ -812,8 +844,10 @@ class _FileJob:
             if if_range:
                 headers["If-Range"] = if_range
         request_id = next(_request_ids)
+        log.debug("%s: GET %s from %s", self.dest.name, headers.get("Range", "whole file"), source.label)
         with self.lock:
             source.open_since[request_id] = time.monotonic()
+            task.source = source
         try:
             try:
                 response = self.session.get(source.fetch_url, headers=headers, stream=True, timeout=self.timeouts, allow_redirects=True)
@@ -836,31 +870,57 @@ class _FileJob:
                         source.final_url = None
                         raise SourceError("retry", exc.message + " (following the redirect again)", status=exc.status) from None
                     raise
-                if verdict.no_range:
-                    with self.lock:
-                        source.ranges = False
-                self._stream(phase, task, source, response, verdict.body_end, failures, read_size)
+                with self.lock:
+                    if verdict.no_range:
+                        source.range_failures += 1
+                        if source.range_failures >= RANGE_FAILURES and not source.ranges_served:
+                            source.ranges = False
+                    elif not whole:
+                        source.range_failures = 0
+                        source.ranges_served = True
+                self._stream(phase, task, source, response, verdict.body_end, failures)
         finally:
             with self.lock:
+                task.source = None
                 started = source.open_since.pop(request_id, None)
                 if started is not None:
                     source.busy_seconds += time.monotonic() - started
 
-    def _stream(self, phase: _Phase, task: Task, source: Source, response, body_end: int | None,
-                failures: dict[int, int], read_size: list[int]) -> None:
+    def _stream(self, phase: _Phase, task: Task, source: Source, response, body_end: int | None, failures: dict[int, int]) -> None:
+        """Read what the socket has (read1) and write it in batches (one lock round and one pwritev
+        per batch, so the per-chunk loop stays cheap); what arrived before a break is still written."""
         raw = response.raw
+        read1 = getattr(raw, "read1", None)  # urllib3 >= 2
+        pieces: list[bytes] = []
+        pending = 0
         unsaved = 0
+        flushed_at = time.monotonic()
         while True:
             if phase.stopped:
                 raise _Stop
-            if source.state != "active":
-                raise SourceError("demoted", "given up")
-            began = time.monotonic()
+            if source.state != "active" or task.move:
+                self._flush(phase, task, source, pieces, failures)
+                task.move = False
+                raise SourceError("demoted", "given up" if source.state != "active" else "moved to a less busy source")
             try:
-                data = raw.read(read_size[0], decode_content=False)
-            except Exception as exc:  # urllib3/socket errors: reset, timeout (stall), truncated body
-                raise SourceError("retry", f"{describe_exception(exc)}") from None
-            elapsed = time.monotonic() - began
+                data = read1(READ_MAX, decode_content=False) if read1 else raw.read(READ_MIN, decode_content=False)
+            except Exception as exc:  # urllib3/socket errors: reset, timeout (a stall), truncated body
+                self._flush(phase, task, source, pieces, failures)
+                raise SourceError("retry", describe_exception(exc)) from None
+            now = time.monotonic()
+            if data:
+                pieces.append(data)
+                pending += len(data)
+                if pending < BATCH and len(pieces) < MAX_PIECES and now - flushed_at < FLUSH_INTERVAL:
+                    continue
+            written, finished = self._flush(phase, task, source, pieces, failures)
+            pieces, pending, flushed_at = [], 0, now
+            unsaved += written
+            if unsaved >= SAVE_EVERY:
+                self._save()
+                unsaved = 0
+            if finished:
+                return
             if not data:
                 if self.size is None:
                     with self.lock:
@@ -870,41 +930,34 @@ class _FileJob:
                     return
                 if body_end is not None and task.pos >= min(body_end, task.end):
                     return  # the server sent a shorter range than asked: ask again for the rest
-                if task.pos >= task.end:
-                    return
                 raise SourceError("retry", "the connection closed before the end of the data")
-            # Adapt the read size: big reads when bytes flow (the per-chunk loop is the overhead),
-            # small ones on a slow link (progress, sidecar and slowness checks stay current).
-            if elapsed < 0.05 and read_size[0] < READ_MAX:
-                read_size[0] *= 2
-            elif elapsed > 0.5 and read_size[0] > READ_MIN:
-                read_size[0] //= 2
+
+    def _flush(self, phase: _Phase, task: Task, source: Source, pieces: list[bytes], failures: dict[int, int]) -> tuple[int, bool]:
+        """Write `pieces` at the task's position: (bytes written, whether the task is finished)."""
+        total = sum(len(p) for p in pieces)
+        if not total:
+            return 0, task.pos >= task.end
+        with self.lock:
+            if phase.stopped:
+                raise _Stop
+            offset, take = phase.planner.claim(task, total)
+            phase.writing += 1
+        try:
+            if take:
+                self.part.write_pieces(offset, pieces, take)
+        finally:
             with self.lock:
-                if phase.stopped:
-                    raise _Stop
-                offset, take = phase.planner.claim(task, len(data))
-                phase.writing += 1
-            try:
+                phase.writing -= 1
                 if take:
-                    self.part.write_at(offset, data if take == len(data) else memoryview(data)[:take])
-            finally:
-                with self.lock:
-                    phase.writing -= 1
-                    if take:
-                        phase.done.add(offset, offset + take)
-                        phase.hasher.advance(phase.done.prefix_end())
-                        source.bytes += take
-                        self.transferred += take
-                        self.dirty = True
-                        failures[id(source)] = 0
-                    if phase.stopped and not phase.writing:
-                        self.lock.notify_all()  # _stop_phase waits for the last write
-            unsaved += take
-            if unsaved >= SAVE_EVERY:
-                self._save()
-                unsaved = 0
-            if take < len(data) or task.pos >= task.end:
-                return
+                    phase.done.add(offset, offset + take)
+                    phase.hasher.advance(phase.done.prefix_end())
+                    source.bytes += take
+                    self.transferred += take
+                    self.dirty = True
+                    failures[id(source)] = 0
+                if phase.stopped and not phase.writing:
+                    self.lock.notify_all()  # _stop_phase waits for the last write
+        return take, take < total or task.pos >= task.end
 
 
 class _Cached(Exception):

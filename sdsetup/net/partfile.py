@@ -86,6 +86,26 @@ class PartFile:
                 raise DiskFull(self.path, str(exc)) from None
             raise
 
+    def write_pieces(self, offset: int, pieces: list[bytes], limit: int) -> None:
+        """Write the first `limit` bytes of `pieces` back to back from `offset` (one pwritev)."""
+        buffers, left = [], limit
+        for piece in pieces:
+            if left <= 0:
+                break
+            buffers.append(piece if len(piece) <= left else memoryview(piece)[:left])
+            left -= len(buffers[-1])
+        if len(buffers) == 1 or not hasattr(os, "pwritev"):
+            self.write_at(offset, buffers[0] if len(buffers) == 1 else b"".join(buffers))
+            return
+        try:
+            written = os.pwritev(self.fd, buffers, offset)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFull(self.path, str(exc)) from None
+            raise
+        if written < limit:  # a short write: the rest the simple way
+            self.write_at(offset + written, b"".join(bytes(b) for b in buffers)[written:])
+
     def truncate(self, size: int) -> None:
         os.ftruncate(self.fd, size)
 

@@ -122,6 +122,8 @@ class Task:
     pos: int
     end: int
     id: int = field(default_factory=lambda: next(_task_ids))
+    source: object | None = None  # the source its current request goes to
+    move: bool = False  # asked to continue from a less busy source
 
     @property
     def remaining(self) -> int:
@@ -131,10 +133,10 @@ class Task:
 class Planner:
     """Hands out the missing ranges of a file. Not thread-safe: the caller holds its lock."""
 
-    def __init__(self, size: int | None, done: RangeSet, connections: int) -> None:
+    def __init__(self, size: int | None, done: RangeSet, connections: int, *, ranges: bool = True) -> None:
         self.size = size
-        if size is None:
-            self.pending: list[tuple[int, int]] = [(0, UNKNOWN_END)]
+        if size is None or not ranges:  # one stream: the whole rest is one task
+            self.pending: list[tuple[int, int]] = [(0, UNKNOWN_END)] if size is None else done.missing(size)
             self.block = UNKNOWN_END
         else:
             self.pending = done.missing(size)

@@ -36,6 +36,8 @@ class Source:
     last_modified: str | None = None
     state: str = "new"  # new (not probed yet) | active | demoted
     reason: str | None = None  # why it was demoted, or the last error
+    range_failures: int = 0  # ranged answers in a row that ignored the Range or started elsewhere
+    ranges_served: bool = False  # it answered a range correctly in this run: later glitches are errors
     cooldown_until: float = 0.0  # Retry-After: no request before this (monotonic seconds)
     bytes: int = 0  # body bytes written from this source
     busy_seconds: float = 0.0  # finished request time (from sending to the last byte)
@@ -67,6 +69,10 @@ def pick_source(sources: list[Source], now: float, *, need_ranges: bool) -> Sour
         return max(0.0, min(s.cooldown_until for s in usable) - now)
     return min(ready, key=lambda s: (len(s.open_since), s.index))
 
+
+# Ranged answers in a row without the asked-for range before a source that never served one
+# counts as not serving ranges.
+RANGE_FAILURES = 2
 
 # A source is "far slower" when its per-connection speed is below the best one's divided by this,
 # measured over at least MIN_MEASURE seconds of its own connection time.

@@ -29,7 +29,8 @@ Path options (`rule`, or keyword arguments to FileServer for every path):
   rate (bytes/s per connection), head (False: HEAD gets 405), ranges (False: no Range support and
   no Accept-Ranges), etag (False: none; a string: fixed), weak_etag, last_modified (False: none),
   chunked (True: no Content-Length, chunked body), redirect (a location for every request),
-  headers (extra response headers), status (every request gets this status).
+  headers (extra response headers), status (every request gets this status), delay (seconds
+  before answering anything: latency).
 """
 
 from __future__ import annotations
@@ -316,6 +317,8 @@ class _Handler(BaseHTTPRequestHandler):
         entry.fault = fault.kind if fault else None
         extra = dict(options.get("headers") or {})
 
+        if options.get("delay"):
+            self.state.stop.wait(float(options["delay"]))  # latency before any answer
         if head and options.get("head") is False:
             return self._simple(entry, 405, {"Allow": "GET"})
         if options.get("status"):
@@ -398,6 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
                         count = min(count, cut - sent)
                     elif cut is not None and sent >= cut:
                         if fault.kind == "reset":
+                            stop.wait(0.05)  # let the bytes sent arrive: a RST discards unread data
                             return self._reset()
                         stop.wait(fault.seconds)  # stall: no bytes for a while
                         cut = None
@@ -421,6 +425,7 @@ class _Handler(BaseHTTPRequestHandler):
                         if ahead > 0 and stop.wait(ahead):
                             return self._reset()
                 if cut is not None and sent >= cut and fault.kind == "reset":
+                    stop.wait(0.05)
                     return self._reset()
             if chunked:
                 self.wfile.write(b"0\r\n\r\n")
