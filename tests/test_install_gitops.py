@@ -1,0 +1,135 @@
+"""gitops against a real git smart-HTTP server: fetch by commit (shallow, else full), failover,
+no network when HEAD is the pin, local changes never overwritten, stale locks after a kill."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.gitops import GitRunner, checkout_pinned, classify_failure, exclude_paths, head_commit, is_dirty, origin_url
+
+
+@pytest.fixture
+def git(tmp_path):
+    from tests.servers.gitserver import serve_git
+
+    with serve_git(tmp_path / "srv") as server:
+        yield server
+
+
+def _second_commit(git, name: str) -> str:
+    """Add a commit on top, so the first one is no longer a branch tip (not advertised)."""
+    work = git.root / ".work" / name
+    (work / "later.txt").write_text("later\n")
+    env_args = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run(["git", *env_args, "-C", str(work), "add", "-A"], check=True)
+    subprocess.run(["git", *env_args, "-C", str(work), "commit", "-q", "-m", "later"], check=True)
+    subprocess.run(["git", "-C", str(work), "push", "-q", str(git.root / f"{name}.git"), "HEAD:main"], check=True)
+    return subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.parametrize(
+    "stderr, kind",
+    [
+        ("fatal: repository 'https://x/y.git/' not found", "permanent"),
+        ("remote: Repository not found.\nfatal: Authentication failed for 'https://github.com/x/y.git/'", "permanent"),
+        ("fatal: could not read Username for 'https://github.com': terminal prompts disabled", "permanent"),
+        ("error: Server does not allow request for unadvertised object e2bd54", "shallow-refused"),
+        ("fatal: remote error: upload-pack: not our ref e2bd54", "shallow-refused"),
+        ("fatal: unable to access 'https://github.com/x/': Failed to connect to github.com port 443: Timed out", "transient"),
+        ("error: RPC failed; curl 56 OpenSSL SSL_read: Connection was reset", "transient"),
+        ("fatal: unable to access 'https://x/': Could not resolve host: x", "transient"),
+    ],
+)
+def test_classify_failure(stderr, kind):
+    assert classify_failure(stderr) == kind
+
+
+def test_fetches_the_pinned_commit_shallow_and_sets_the_canonical_origin(git, tmp_path):
+    sha = git.create_repo("owner/repo", {"a.txt": "a\n"})
+    target = tmp_path / "checkout"
+    result = checkout_pinned(target, [git.url("owner/repo.git")], sha, runner=GitRunner(), name="repo",
+                             origin="https://github.com/owner/repo.git")
+    assert head_commit(target) == sha and result.shallow and (target / ".git" / "shallow").is_file()
+    assert (target / "a.txt").read_text() == "a\n"
+    assert origin_url(target) == "https://github.com/owner/repo.git"
+
+
+def test_a_server_that_refuses_a_fetch_by_id_gets_a_full_fetch(git, tmp_path):
+    pinned = git.create_repo("owner/old", {"a.txt": "v1\n"})
+    _second_commit(git, "owner/old")
+    subprocess.run(["git", "-C", str(git.root / "owner/old.git"), "config", "--unset", "uploadpack.allowAnySHA1InWant"], check=True)
+    target = tmp_path / "checkout"
+    # Protocol v0 is what such servers speak; there an unadvertised commit cannot be asked for by id.
+    result = checkout_pinned(target, [git.url("owner/old.git")], pinned, runner=GitRunner(config_args=["-c", "protocol.version=0"]),
+                             name="old", backoff=0.01)
+    assert head_commit(target) == pinned and not result.shallow
+    assert [a["shallow"] for a in result.attempts] == [True, False]
+
+
+def test_fails_over_to_the_next_url_and_reports_every_attempt(git, tmp_path):
+    sha = git.create_repo("fork/repo", {"a.txt": "a\n"})
+    target = tmp_path / "checkout"
+    result = checkout_pinned(target, [git.url("gone/repo.git"), git.url("fork/repo.git")], sha, runner=GitRunner(), name="repo", backoff=0.01)
+    assert head_commit(target) == sha and result.url.endswith("fork/repo.git")
+    assert result.attempts[0]["ok"] is False and "not found" in result.attempts[0]["error"]
+
+    with pytest.raises(SdsetupError) as info:
+        checkout_pinned(tmp_path / "none", [git.url("gone/repo.git")], sha, runner=GitRunner(), name="repo", backoff=0.01)
+    assert info.value.exit_code == ExitCode.NETWORK and "gone/repo.git" in info.value.message
+
+
+def test_head_at_the_pin_touches_no_network(git, tmp_path):
+    sha = git.create_repo("owner/repo", {"a.txt": "a\n"})
+    target = tmp_path / "checkout"
+    checkout_pinned(target, [git.url("owner/repo.git")], sha, runner=GitRunner(), name="repo")
+    git.clear()
+    result = checkout_pinned(target, ["http://127.0.0.1:9/unreachable.git"], sha, runner=GitRunner(), name="repo")
+    assert result.already and git.requests == []
+
+
+def test_local_changes_are_never_overwritten(git, tmp_path):
+    first = git.create_repo("owner/repo", {"a.txt": "a\n"})
+    second = _second_commit(git, "owner/repo")
+    target = tmp_path / "checkout"
+    checkout_pinned(target, [git.url("owner/repo.git")], first, runner=GitRunner(), name="the web UI")
+    (target / "a.txt").write_text("my edit\n")
+    assert is_dirty(target)
+    with pytest.raises(SdsetupError) as info:
+        checkout_pinned(target, [git.url("owner/repo.git")], second, runner=GitRunner(), name="the web UI")
+    assert "local changes (a.txt)" in info.value.message and "stash" in info.value.hint
+    assert (target / "a.txt").read_text() == "my edit\n" and head_commit(target) == first
+
+
+def test_a_non_git_directory_with_files_is_refused(git, tmp_path):
+    sha = git.create_repo("owner/repo", {"a.txt": "a\n"})
+    target = tmp_path / "checkout"
+    target.mkdir()
+    (target / "precious.txt").write_text("mine")
+    with pytest.raises(SdsetupError, match="is not empty and is not a git checkout"):
+        checkout_pinned(target, [git.url("owner/repo.git")], sha, runner=GitRunner(), name="repo")
+    assert (target / "precious.txt").read_text() == "mine" and not (target / ".git").exists()
+
+
+def test_stale_git_locks_from_a_killed_fetch_are_cleared(git, tmp_path):
+    first = git.create_repo("owner/repo", {"a.txt": "a\n"})
+    second = _second_commit(git, "owner/repo")
+    target = tmp_path / "checkout"
+    checkout_pinned(target, [git.url("owner/repo.git")], first, runner=GitRunner(), name="repo")
+    (target / ".git" / "shallow.lock").write_text("")  # what a SIGKILL during `git fetch --depth 1` leaves
+    checkout_pinned(target, [git.url("owner/repo.git")], second, runner=GitRunner(), name="repo")
+    assert head_commit(target) == second and not (target / ".git" / "shallow.lock").exists()
+
+
+def test_exclude_paths_is_idempotent(git, tmp_path):
+    sha = git.create_repo("owner/repo", {"a.txt": "a\n"})
+    target = tmp_path / "checkout"
+    checkout_pinned(target, [git.url("owner/repo.git")], sha, runner=GitRunner(), name="repo")
+    assert exclude_paths(target, ["/.sdsetup/"]) is True
+    assert exclude_paths(target, ["/.sdsetup/"]) is False
+    (target / ".sdsetup").mkdir()
+    (target / ".sdsetup" / "x").write_text("x")
+    status = subprocess.run(["git", "-C", str(target), "status", "--porcelain"], capture_output=True, text=True).stdout
+    assert ".sdsetup" not in status

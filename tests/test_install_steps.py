@@ -1,0 +1,159 @@
+"""Install pieces at their boundaries: pip's report (a real one), the journal, the Hub cache layout
+against a real HTTP server, the venv and torch-constraint decisions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.install.journal import Journal
+from sdsetup.install.steps.pip_deps import archive_filename
+from sdsetup.install.steps.torch import constraint_lines
+from sdsetup.install.steps.venv import venv_state
+from sdsetup.install.wheelhouse import filename_from_url, parse_report
+from sdsetup.manifest import PythonSpec
+from tests.fixtures.install.fixture import build_wheel
+
+
+def test_parse_a_real_pip_report(tmp_path):
+    """pip's own --dry-run --report against a local PEP 503 index: every pick with its URL and sha256."""
+    from tests.servers.fileserver import FileServer
+    from tests.servers.pypi_index import sha256_of, write_simple_index
+
+    wheels = [build_wheel(tmp_path / "w", "fixture-a", "1.0", requires=("fixture-b>=2",)),
+              build_wheel(tmp_path / "w", "fixture-b", "2.0"), build_wheel(tmp_path / "w", "fixture-b", "1.0")]
+    write_simple_index(tmp_path / "srv" / "simple", wheels, tmp_path / "srv" / "files")
+    with FileServer(tmp_path / "srv") as server:
+        report = tmp_path / "report.json"
+        subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed", "--report", str(report),
+                        "--index-url", server.url("/simple/"), "fixture-a"], check=True, capture_output=True, timeout=120)
+    picks = {p.name: p for p in parse_report(json.loads(report.read_text()))}
+    assert set(picks) == {"fixture-a", "fixture-b"} and picks["fixture-b"].version == "2.0"
+    assert picks["fixture-b"].sha256 == sha256_of(tmp_path / "srv" / "files" / "fixture_b-2.0-py3-none-any.whl")
+    assert picks["fixture-a"].requested and not picks["fixture-b"].requested
+    assert picks["fixture-a"].url.startswith("http://127.0.0.1:") and picks["fixture-a"].is_wheel
+
+
+def _report(*items):
+    return {"version": "1", "install": list(items)}
+
+
+def test_parse_report_local_archives_and_refusals():
+    local = {"metadata": {"name": "clip", "version": "1.0"}, "requested": True,
+             "download_info": {"url": "file:///w/.sdsetup/wheelhouse/CLIP-d50d.zip", "archive_info": {"hash": "sha256=" + "a" * 64}}}
+    pick = parse_report(_report(local))[0]
+    assert pick.local_path == "/w/.sdsetup/wheelhouse/CLIP-d50d.zip" and pick.sha256 == "a" * 64 and not pick.is_wheel
+    vcs = {"metadata": {"name": "x", "version": "1"}, "download_info": {"url": "https://github.com/o/x", "vcs_info": {"vcs": "git"}}}
+    with pytest.raises(SdsetupError, match="VCS URL"):
+        parse_report(_report(vcs))
+    with pytest.raises(SdsetupError, match="unexpected format"):
+        parse_report({"version": "2", "install": []})
+
+
+@pytest.mark.parametrize(
+    "url, name",
+    [
+        ("https://download.pytorch.org/whl/cu121/torch-2.1.2%2Bcu121-cp310-cp310-linux_x86_64.whl", "torch-2.1.2+cu121-cp310-cp310-linux_x86_64.whl"),
+        ("https://files.pythonhosted.org/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl#sha256=abc", "six-1.16.0-py2.py3-none-any.whl"),
+    ],
+)
+def test_filename_from_url(url, name):
+    assert filename_from_url(url) == name
+
+
+def test_archive_names_never_collide():
+    assert archive_filename("https://github.com/openai/CLIP/archive/d50d76d.zip") == "CLIP-d50d76d.zip"
+    assert archive_filename("https://github.com/mlfoundations/open_clip/archive/bb6e834.zip") == "open_clip-bb6e834.zip"
+
+
+def test_constraints_keep_the_exact_torch_build():
+    assert constraint_lines({"torchvision": "0.16.2+cu121", "torch": "2.1.2+cu121"}) == "torch==2.1.2+cu121\ntorchvision==0.16.2+cu121\n"
+    with pytest.raises(SdsetupError, match="torchvision"):
+        constraint_lines({"torch": "2.1.2", "torchvision": None})
+
+
+@pytest.mark.parametrize(
+    "probe, state",
+    [
+        (None, "missing"),
+        ({"python": "3.12.1", "packages": {"pip": "26.0"}}, "python-unsupported"),
+        ({"python": "3.10.13", "packages": {"pip": "23.2.1"}}, "pip-old"),
+        ({"python": "3.10.13", "packages": {"pip": None}}, "pip-old"),
+        ({"python": "3.10.13", "packages": {"pip": "25.1"}}, "ok"),
+        ({"python": "3.11.7", "packages": {"pip": "26.3"}}, "ok"),
+    ],
+)
+def test_venv_state(probe, state):
+    assert venv_state(probe, PythonSpec(supported=("3.10", "3.11"), recommended="3.10", pip_minimum="25.1")) == state
+
+
+def test_journal_survives_damage_and_matches_fingerprints(tmp_path):
+    journal = Journal(tmp_path)
+    journal.started("torch", "f1")
+    assert not journal.is_done("torch", "f1")
+    journal.done("torch", "f1", seconds=1.5, detail={"installed": {"torch": "2.1.2"}})
+    again = Journal(tmp_path)
+    assert again.is_done("torch", "f1") and not again.is_done("torch", "f2")
+    assert again.detail("torch") == {"installed": {"torch": "2.1.2"}}
+    (tmp_path / ".sdsetup" / "journal.json").write_text("{not json")
+    assert Journal(tmp_path).steps == {}  # a damaged journal only means every step is checked again
+
+
+def test_hub_files_land_in_the_hf_cache_layout_with_the_resolved_commit(tmp_path):
+    """A branch revision is resolved from X-Repo-Commit, files go to snapshots/<commit>/, refs/main last."""
+    from sdsetup.install.context import InstallContext, Reporter
+    from sdsetup.install.steps.hub import HubStep, seeded_commit
+    from sdsetup.manifest import HubRepoSpec
+    from sdsetup.net.mirrors import select_mirrors
+    from sdsetup.settings import load_settings
+    from tests.servers.fileserver import FileServer
+    from tests.servers.pypi_index import write_hf_tree
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    files = {"vocab.json": b'{"a": 1}\n', "merges.txt": b"#version: 0.2\n"}
+    write_hf_tree(tmp_path / "srv", "openai/clip-vit-large-patch14", "main", files)
+    write_hf_tree(tmp_path / "srv", "openai/clip-vit-large-patch14", commit, files)
+    spec = HubRepoSpec("openai/clip-vit-large-patch14", "main", tuple(files))
+    target = tmp_path / "webui"
+    with FileServer(tmp_path / "srv") as server:
+        server.rule("/openai/*", headers={"X-Repo-Commit": commit})
+        settings = load_settings({"mirror": [f"huggingface={server.url('/')}"]}, env={})
+        mirrors = select_mirrors(settings, env={})
+        plan = SimpleNamespace(install_dir=target, options=SimpleNamespace(quiet=True), mirrors=mirrors)
+        ctx = InstallContext(plan=plan, settings=settings, journal=Journal(target), reporter=Reporter(True))
+        step = HubStep([spec], mirrors)
+        assert not step.is_done(ctx)
+        step.run(ctx)
+        assert step.is_done(ctx)
+        requested = [r.path for r in server.requests(method="GET")]
+    hub = target / ".cache/huggingface/hub/models--openai--clip-vit-large-patch14"
+    assert (hub / "refs" / "main").read_text() == commit and seeded_commit(target, spec) == commit
+    assert (hub / "snapshots" / commit / "vocab.json").read_bytes() == files["vocab.json"]
+    assert all(f"/resolve/{commit}/" in path for path in requested)  # the files at the commit, not at a moving branch
+
+
+def test_hub_without_a_commit_header_says_what_to_do(tmp_path):
+    from sdsetup.install.context import InstallContext, Reporter
+    from sdsetup.install.steps.hub import HubStep
+    from sdsetup.manifest import HubRepoSpec
+    from sdsetup.net.mirrors import select_mirrors
+    from sdsetup.settings import load_settings
+    from tests.servers.fileserver import FileServer
+    from tests.servers.pypi_index import write_hf_tree
+
+    write_hf_tree(tmp_path / "srv", "org/name", "main", {"config.json": b"{}"})
+    with FileServer(tmp_path / "srv") as server:
+        settings = load_settings({"mirror": [f"huggingface={server.url('/')}"], "timeout": 2}, env={})
+        mirrors = select_mirrors(settings, env={})
+        plan = SimpleNamespace(install_dir=tmp_path / "w", options=SimpleNamespace(quiet=True), mirrors=mirrors)
+        ctx = InstallContext(plan=plan, settings=settings, journal=Journal(tmp_path / "w"), reporter=Reporter(True))
+        with pytest.raises(SdsetupError) as info:
+            HubStep([HubRepoSpec("org/name", "main", ("config.json",))], mirrors).run(ctx)
+    assert info.value.exit_code == ExitCode.NETWORK and "X-Repo-Commit" in info.value.message
+    assert "pin the revision" in info.value.hint

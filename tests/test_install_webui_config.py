@@ -1,0 +1,97 @@
+"""webui-user.sh / .bat: the user's lines survive, sdsetup's block is replaced in place, quoting holds."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from sdsetup.install.webui_config import (
+    BAT_TEMPLATE, LaunchSettings, bat_value, extract_block, launch_env, merge, python_from_pyvenv_cfg, render_bat_block,
+    render_sh_block,
+)
+from sdsetup.manifest import load_manifest
+
+SETTINGS = LaunchSettings(args=("--no-download-sd-model", "--xformers"),
+                          env=(("STABLE_DIFFUSION_REPO", "https://github.com/w-e-w/stablediffusion.git"), ("HF_HOME", "/data/it's here")),
+                          python="/usr/bin/python3.10")
+UPSTREAM_SH = "#!/bin/bash\n# Commandline arguments for webui.py\n#export COMMANDLINE_ARGS=\"\"\n"
+USER_SH = UPSTREAM_SH + 'export COMMANDLINE_ARGS="--api --listen"\n'
+
+
+def test_sh_block_appends_to_the_users_flags_and_quotes_values(tmp_path):
+    text, how = merge(USER_SH, render_sh_block(SETTINGS), "sh")
+    assert how == "appended" and text.startswith(USER_SH)
+    script = tmp_path / "webui-user.sh"
+    script.write_text(text, "utf-8")
+    out = subprocess.run(["bash", "-c", f'. "{script}"; printf "%s\\n" "$COMMANDLINE_ARGS" "$HF_HOME" "$python_cmd"'],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["--api --listen --no-download-sd-model --xformers", "/data/it's here", "/usr/bin/python3.10"]
+
+
+def test_sh_block_without_user_flags_has_no_leading_space(tmp_path):
+    script = tmp_path / "webui-user.sh"
+    script.write_text(merge(UPSTREAM_SH, render_sh_block(SETTINGS), "sh")[0], "utf-8")
+    out = subprocess.run(["bash", "-c", f'. "{script}"; printf "[%s]" "$COMMANDLINE_ARGS"'], capture_output=True, text=True, check=True)
+    assert out.stdout == "[--no-download-sd-model --xformers]"
+
+
+@pytest.mark.parametrize("kind", ["sh", "bat"])
+def test_a_second_merge_replaces_the_block_in_place_and_keeps_later_user_lines(kind):
+    render = render_sh_block if kind == "sh" else render_bat_block
+    base = USER_SH if kind == "sh" else BAT_TEMPLATE
+    first, _ = merge(base, render(SETTINGS), kind)
+    edited = first + ("echo mine\n" if kind == "sh" else "rem mine\r\n")
+    newer = LaunchSettings(args=("--medvram",), env=(), python=None)
+    second, how = merge(edited, render(newer), kind)
+    assert how == "replaced"
+    assert second.count(">>> sdsetup >>>") == 1 and "--medvram" in second and "--xformers" not in second
+    assert ("echo mine" in second) if kind == "sh" else ("rem mine" in second)
+    again, how = merge(second, render(newer), kind)
+    assert how == "unchanged" and again == second
+
+
+def test_bat_block_goes_before_call_webui_bat_with_crlf():
+    text, how = merge(BAT_TEMPLATE, render_bat_block(SETTINGS), "bat")
+    assert how == "inserted"
+    lines = text.split("\r\n")
+    assert lines.index("call webui.bat") > max(i for i, line in enumerate(lines) if "sdsetup" in line)
+    assert "\n" not in text.replace("\r\n", "")
+    assert 'set "COMMANDLINE_ARGS=%COMMANDLINE_ARGS% --no-download-sd-model --xformers"' in text
+    assert 'set "STABLE_DIFFUSION_REPO=https://github.com/w-e-w/stablediffusion.git"' in text
+
+
+def test_new_files_come_from_the_templates():
+    sh, how = merge(None, render_sh_block(SETTINGS), "sh")
+    assert how == "created" and sh.startswith("#!/bin/bash")
+    bat, how = merge(None, render_bat_block(SETTINGS), "bat")
+    assert how == "created" and bat.startswith("@echo off") and bat.rstrip().endswith("call webui.bat")
+
+
+def test_bat_values_escape_percent_and_refuse_quotes():
+    assert bat_value("50%") == "50%%"
+    with pytest.raises(ValueError):
+        bat_value('say "hi"')
+
+
+def test_extract_block():
+    text, _ = merge(USER_SH, render_sh_block(SETTINGS), "sh")
+    block = extract_block(text, "sh")
+    assert block.startswith("# >>> sdsetup >>>") and block.endswith("# <<< sdsetup <<<\n")
+    assert extract_block(USER_SH, "sh") is None
+
+
+def test_launch_env_carries_pins_hf_home_offline_and_mirror_env():
+    m = load_manifest("a1111")
+    env = dict(launch_env(repositories=m.repositories, hf_home="/w/.cache/huggingface", hf_offline=True,
+                          extra=[("PYTORCH_ENABLE_MPS_FALLBACK", "1")], mirror_env={"HF_ENDPOINT": "https://hf-mirror.com"}))
+    assert env["STABLE_DIFFUSION_REPO"] == "https://github.com/w-e-w/stablediffusion.git"
+    assert env["STABLE_DIFFUSION_COMMIT_HASH"] == "cf1d67a6fd5ea1aa600c4df58e5b47da45f6bdbf"
+    assert env["BLIP_COMMIT_HASH"] == "48211a1594f1321b00f14c9f7a5b4813144b2fb9"
+    assert env["HF_HOME"] == "/w/.cache/huggingface" and env["HF_HUB_OFFLINE"] == "1" and env["TRANSFORMERS_OFFLINE"] == "1"
+    assert env["PYTORCH_ENABLE_MPS_FALLBACK"] == "1" and env["HF_ENDPOINT"] == "https://hf-mirror.com"
+
+
+def test_python_from_pyvenv_cfg():
+    assert python_from_pyvenv_cfg("home = /usr/bin\nexecutable = /usr/bin/python3.11\nversion = 3.11.7\n") == "/usr/bin/python3.11"
+    assert python_from_pyvenv_cfg("home = /usr/bin\n") is None

@@ -1,0 +1,162 @@
+"""Manifests: the built-in ones carry the 2026 facts; a broken one is refused naming file, key, problem."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.manifest import builtin_names, load_manifest, parse_manifest, resolve_manifest_path
+from sdsetup.tomlcompat import loads_toml
+
+GITHUB = "https://github.com/"
+
+
+def test_builtin_manifests_are_the_install_manifests():
+    assert set(builtin_names()) == {"a1111", "a1111-dev"}  # mirrors.toml / known_errors.toml are not manifests
+
+
+def test_a1111_carries_every_pin_and_the_2026_fixes():
+    m = load_manifest("a1111")
+    assert m.webui.commit == "82a973c04367123ae98bd9abdf80d9eda9b910e2" and m.webui.ref == "v1.10.1"
+    repos = {r.name: r for r in m.repositories}
+    assert [r.name for r in m.repositories] == ["assets", "Stable Diffusion", "Stable Diffusion XL", "K-diffusion", "BLIP"]
+    assert {r.name: r.commit for r in m.repositories} == {
+        "assets": "6f7db241d2f8ba7457bac5ca9753331f0c266917",
+        "Stable Diffusion": "cf1d67a6fd5ea1aa600c4df58e5b47da45f6bdbf",
+        "Stable Diffusion XL": "45c443b316737a4ab6e40413d7794a7f5657c19f",
+        "K-diffusion": "ab527a9a6d347f364e3d185ba6d714e22d80cb3c",
+        "BLIP": "48211a1594f1321b00f14c9f7a5b4813144b2fb9",
+    }
+    sd = repos["Stable Diffusion"]
+    assert sd.url == "https://github.com/w-e-w/stablediffusion.git" and sd.url_env == "STABLE_DIFFUSION_REPO"
+    assert sd.path == "repositories/stable-diffusion-stability-ai"
+    assert m.torch["cuda"].packages == ("torch==2.1.2", "torchvision==0.16.2") and m.torch["cuda"].tags[0] == "cu121"
+    assert [s.name for s in m.pip] == ["build-tools", "clip", "open_clip", "requirements"]
+    assert m.pip[0].packages == ("setuptools==69.5.1", "wheel")
+    assert all(s.no_build_isolation for s in m.pip[1:])
+    model = m.models[0]
+    assert model.sha256 == "6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa" and model.size == 4265146304
+    assert model.url.startswith("https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/")
+    assert model.path == "models/Stable-diffusion/v1-5-pruned-emaonly.safetensors"
+    hub = m.hub[0]
+    assert hub.repo_id == "openai/clip-vit-large-patch14"
+    assert set(hub.files) == {"vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "config.json"}
+    assert "--no-download-sd-model" in m.launch.args and m.launch.hf_offline
+
+
+def test_a1111_dev_is_torch_2_7_with_cuda_12_8():
+    m = load_manifest("a1111-dev")
+    assert m.webui.commit == "fd68e0c3846b07c637c3d57b0c38f06c8485a753"
+    assert m.torch["cuda"].packages == ("torch==2.7.0", "torchvision==0.22.0") and m.torch["cuda"].tags[0] == "cu128"
+
+
+def test_every_url_in_the_builtin_manifests_is_canonical_upstream():
+    for name in builtin_names():
+        text = resolve_manifest_path(name).read_text("utf-8")
+        for url in re.findall(r'"(https?://[^"]+)"', text):
+            assert url.startswith((GITHUB, "https://huggingface.co/", "https://download.pytorch.org/whl/")), url
+
+
+VALID = """
+schema = 1
+name = "t"
+[webui]
+url = "https://github.com/o/webui.git"
+commit = "0123456789abcdef0123456789abcdef01234567"
+[torch.cpu]
+packages = ["torch==2.1.2"]
+index = "https://download.pytorch.org/whl/{tag}"
+tags = ["cpu"]
+[[repositories]]
+name = "r"
+path = "repositories/r"
+url = "https://github.com/o/r.git"
+commit = "0123456789abcdef0123456789abcdef01234567"
+[[models]]
+name = "m"
+path = "models/m.bin"
+url = "https://huggingface.co/o/m/resolve/main/m.bin"
+sha256 = "6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa"
+"""
+
+
+def _parse(text: str):
+    return parse_manifest(loads_toml(text, "test"), "my.toml")
+
+
+def test_a_minimal_manifest_parses():
+    m = _parse(VALID)
+    assert m.name == "t" and m.repositories[0].path == "repositories/r" and m.python.pip_minimum == "25.1"
+
+
+@pytest.mark.parametrize(
+    "change, key, problem",
+    [
+        (('commit = "0123456789abcdef0123456789abcdef01234567"\n[torch', 'commit = "abc"\n[torch'), "webui.commit", "40-character"),
+        (("schema = 1", "schema = 2"), "schema", "not supported"),
+        (('name = "r"', 'name = "r"\ncomit = "x"'), "repositories[0].comit", "unknown key"),
+        (('path = "models/m.bin"', 'path = "../../etc/m.bin"'), "models[0].path", "escapes the install directory"),
+        (('path = "models/m.bin"', 'path = "/etc/m.bin"'), "models[0].path", "must be relative"),
+        (('path = "repositories/r"', 'path = "C:/r"'), "repositories[0].path", "must be relative"),
+        (('sha256 = "6ce0', 'sha256 = "XYZ'), "models[0].sha256", "sha256"),
+        (('url = "https://huggingface.co/o/m', 'url = "https://user:pw@huggingface.co/o/m'), "models[0].url", "credentials"),
+        (('url = "https://github.com/o/r.git"', 'url = "ftp://github.com/o/r.git"'), "repositories[0].url", "http(s)://"),
+        (('packages = ["torch==2.1.2"]', 'packages = ["numpy"]'), "torch.cpu.packages", "does not name torch"),
+        (('tags = ["cpu"]', 'tags = ["cuda12"]'), "torch.cpu.tags[0]", "wheel tag"),
+        (("[torch.cpu]", "[torch.vulkan]"), "torch.vulkan", "unknown key"),
+        (('name = "t"\n', ""), "name", "missing"),
+        (('name = "m"', 'name = 5'), "models[0].name", "expected a string"),
+    ],
+)
+def test_broken_manifests_name_the_file_key_and_problem(change, key, problem):
+    old, new = change
+    assert old in VALID
+    with pytest.raises(SdsetupError) as info:
+        _parse(VALID.replace(old, new, 1))
+    error = info.value
+    assert error.exit_code == ExitCode.USAGE
+    assert "my.toml" in error.message and f"'{key}'" in error.message and problem in error.message, error.message
+    assert error.hint
+
+
+def test_duplicate_paths_are_refused():
+    twice = VALID + VALID[VALID.index("[[repositories]]"):VALID.index("[[models]]")]
+    with pytest.raises(SdsetupError, match=r"repositories\[1\]\.path.*appears twice"):
+        _parse(twice)
+
+
+def test_manifest_by_name_or_path(tmp_path):
+    assert resolve_manifest_path("a1111").name == "a1111.toml"
+    assert resolve_manifest_path(None).name == "a1111.toml"
+    own = tmp_path / "mine.toml"
+    own.write_text(VALID, "utf-8")
+    assert load_manifest(str(own)).name == "t"
+    with pytest.raises(SdsetupError, match="unknown manifest 'a1112'") as info:
+        resolve_manifest_path("a1112")
+    assert "a1111-dev" in info.value.hint and info.value.exit_code == ExitCode.USAGE
+    with pytest.raises(SdsetupError, match="manifest file not found"):
+        resolve_manifest_path(str(tmp_path / "missing.toml"))
+
+
+def test_a_toml_syntax_error_is_a_usage_error(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("schema = \n", "utf-8")
+    with pytest.raises(SdsetupError) as info:
+        load_manifest(str(bad))
+    assert info.value.exit_code == ExitCode.USAGE and str(bad) in info.value.message
+
+
+def test_cli_reports_a_broken_manifest_without_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(VALID.replace('sha256 = "6ce0', 'sha256 = "XYZ'), "utf-8")
+    result = subprocess.run([sys.executable, "-m", "sdsetup", "install", str(tmp_path / "d"), "--manifest", str(bad), "--dry-run"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "models[0].sha256" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "d").exists()
