@@ -106,6 +106,13 @@ class LaunchSpec:
 
 
 @dataclass(frozen=True)
+class SmokeSpec:
+    """What the smoke test needs in the web UI's venv beyond the web UI's own packages."""
+
+    packages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PythonSpec:
     supported: tuple[str, ...] = ("3.10",)
     recommended: str = "3.10"
@@ -136,6 +143,7 @@ class Manifest:
     hub: tuple[HubRepoSpec, ...]
     launch: LaunchSpec
     disk: DiskSpec
+    smoke: SmokeSpec = SmokeSpec()
     schema: int = MANIFEST_SCHEMA
 
     def to_json(self) -> dict[str, Any]:
@@ -375,7 +383,7 @@ def _launch(r: _Reader, data: Any) -> LaunchSpec:
 def parse_manifest(data: Mapping[str, Any], origin: str) -> Manifest:
     """Validate a parsed TOML document into a Manifest (pure; `origin` names it in messages)."""
     r = _Reader(origin)
-    top = ("schema", "name", "title", "webui", "python", "torch", "pip", "repositories", "models", "hub", "launch", "disk")
+    top = ("schema", "name", "title", "webui", "python", "torch", "pip", "repositories", "models", "hub", "launch", "disk", "smoke")
     r.known(data, "", top)
     schema = r.get(data, "schema", "", int)
     if schema != MANIFEST_SCHEMA:
@@ -422,6 +430,10 @@ def parse_manifest(data: Mapping[str, Any], origin: str) -> Manifest:
     r.known(disk_data, "disk", disk_keys)
     disk = DiskSpec(**{key: r.count(disk_data, key, "disk") for key in disk_keys})
 
+    smoke_data = r.table(data.get("smoke", {}), "smoke")
+    r.known(smoke_data, "smoke", ("packages",))
+    smoke = SmokeSpec(packages=r.strings(smoke_data, "packages", "smoke"))
+
     return Manifest(
         name=name,
         title=r.text(data, "title", "", required=False, default=name) or name,
@@ -435,6 +447,7 @@ def parse_manifest(data: Mapping[str, Any], origin: str) -> Manifest:
         hub=hub,
         launch=_launch(r, data.get("launch", {})),
         disk=disk,
+        smoke=smoke,
         schema=schema,
     )
 

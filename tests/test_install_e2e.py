@@ -58,13 +58,14 @@ def _env(world) -> dict[str, str]:
     return env
 
 
-def _argv(world, target: Path, *extra: str) -> list[str]:
+def _argv(world, target: Path, *extra: str, smoke: bool = False) -> list[str]:
+    # The fixture's torch is a stand-in, so the smoke test (a real txt2img) is skipped but where it is the point.
     return [sys.executable, "-m", "sdsetup", "install", str(target), "--manifest", str(world["manifest"]),
-            "--mirror", "e2e", "--python", sys.executable, "--skip-smoke", "--yes", *extra]
+            "--mirror", "e2e", "--python", sys.executable, "--yes", *([] if smoke else ["--skip-smoke"]), *extra]
 
 
-def _install(world, target: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_argv(world, target, "--json", *extra), env=_env(world), capture_output=True, text=True, timeout=240)
+def _install(world, target: Path, *extra: str, smoke: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(_argv(world, target, "--json", *extra, smoke=smoke), env=_env(world), capture_output=True, text=True, timeout=240)
 
 
 def _launch(target: Path) -> dict:
@@ -119,6 +120,13 @@ def test_install_completes_and_a_second_run_changes_nothing(world, tmp_path):
     assert {s["status"] for s in doc["data"]["steps"] if s["id"] != "preflight"} == {"done-before"}
     assert fx.tree_state(target) == before  # not one byte, not one mtime
     assert world["files"].requests() == [] and world["git"].requests == []  # nothing fetched, nothing probed
+
+    # With the smoke test on, the stand-in torch cannot draw: the install says so (exit 1) and stays installed.
+    smoked = _install(world, target, smoke=True)
+    assert smoked.returncode == 1, smoked.stderr[-3000:]
+    error = json.loads(smoked.stdout)["error"]
+    assert "smoke test did not produce an image" in error["message"] and "install itself is complete" in error["hint"]
+    assert json.loads((target / ".sdsetup" / "install.json").read_text("utf-8"))["finished"] is True
 
 
 def test_killed_at_a_random_step_then_rerun_completes(world, tmp_path):

@@ -211,6 +211,6 @@ def build_plan(manifest: Manifest, facts: Any, mirrors: Any, options: InstallOpt
     steps.append(webui_user.WebuiUserStep(manifest, decisions, mirrors))
     steps.append(record.RecordStep(manifest, decisions, options))
     if not options.skip_smoke:
-        steps.append(smoke.SmokeStep(manifest, options))
+        steps.append(smoke.SmokeStep(manifest, options, mirrors, decisions.launch_args))
     plan.steps = steps
     return plan

@@ -1,6 +1,7 @@
-"""The proof: a real txt2img in the web UI's venv (sdsetup.verify.run_smoke), unless --skip-smoke.
-A passed smoke test is journaled against the install record, so a rerun of a finished install does
-not repeat it; any change to the install makes it run again."""
+"""The proof: a txt2img in the web UI's venv (sdsetup.verify.run_smoke, the tiny model), unless
+--skip-smoke. What the test needs beyond the web UI's packages (diffusers) comes from the manifest's
+[smoke] table, installed through the wheelhouse with torch held. A passed smoke test is journaled
+against the install record, so a rerun of a finished install does not repeat it."""
 
 from __future__ import annotations
 
@@ -15,39 +16,61 @@ class SmokeStep(Step):
     id = "smoke"
     title = "smoke test: one txt2img in the web UI's venv"
 
-    def __init__(self, manifest: Any, options: Any) -> None:
+    def __init__(self, manifest: Any, options: Any, mirrors: Any = None, launch_args: tuple[str, ...] = ()) -> None:
         self.manifest = manifest
         self.options = options
+        self.mirrors = mirrors
+        self.launch_args = tuple(launch_args)
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "packages": list(self.manifest.smoke.packages)}
 
     def identity(self, ctx: Any) -> Any:
         from sdsetup.install.record import record_path
 
         try:
-            return hashlib.sha256(record_path(ctx.install_dir).read_bytes()).hexdigest()
+            record = hashlib.sha256(record_path(ctx.install_dir).read_bytes()).hexdigest()
         except OSError:
-            return None
+            record = None
+        return {"record": record, "packages": list(self.manifest.smoke.packages)}
+
+    def _ensure_packages(self, ctx: Any) -> None:
+        from sdsetup.install import wheelhouse
+        from sdsetup.install.pip_run import probe_venv
+        from sdsetup.install.steps.torch import requirement_name
+
+        packages = list(self.manifest.smoke.packages)
+        if not packages:
+            return
+        installed = (probe_venv(ctx.python, [requirement_name(p) for p in packages]) or {}).get("packages") or {}
+        if all(installed.get(requirement_name(p)) for p in packages):
+            return
+        ctx.reporter.detail(f"for the test: {' '.join(packages)}")
+        wheelhouse.resolve_fetch_install(ctx, packages, index_args=list(ctx.mirrors.pip_index_args()), label="smoke",
+                                         constraints=ctx.constraints_file)
 
     def run(self, ctx: Any) -> dict[str, Any]:
         try:
             from sdsetup.verify import run_smoke
         except ImportError:
-            ctx.warnings.append("this sdsetup has no smoke test yet (sdsetup.verify); the install was not proven "
+            ctx.warnings.append("this sdsetup has no smoke test (sdsetup.verify); the install was not proven "
                                 "with an image - run `sdsetup verify` once it is available")
             raise StepSkipped("no smoke test in this sdsetup") from None
-        checkpoint = None
-        if self.manifest.models and not self.options.skip_models:
-            checkpoint = str(ctx.path(self.manifest.models[0].path))
-        out = ctx.state_dir / "smoke.png"
-        result = run_smoke(str(ctx.python), checkpoint=checkpoint, out=str(out))
+        self._ensure_packages(ctx)
+        flags = [f for f in self.launch_args if f in ("--no-half", "--no-half-vae", "--upcast-sampling")]
+        result = run_smoke(ctx.python, hf_home=ctx.hf_home, cache_dir=ctx.state_dir / "smoke-cache", webui_flags=flags,
+                           progress=ctx.progress)
         if not result.get("ok"):
             error = result.get("error") or {}
             message = error.get("message") if isinstance(error, dict) else str(error)
+            fix = error.get("fix") if isinstance(error, dict) else None
             raise SdsetupError(
                 f"the smoke test did not produce an image: {message or 'no details'}",
-                "run `sdsetup doctor` for the likely cause; the install itself is complete (rerun install to retry the test)",
+                (fix + "; " if fix else "") + "the install itself is complete: `sdsetup verify` repeats the test, "
+                "`sdsetup doctor` names likely causes",
                 ExitCode.FAILED,
-                details={"smoke": result},
+                details={"smoke": {k: result.get(k) for k in ("error", "exit_code", "stderr_tail") if k in result}},
             )
-        ctx.results["smoke"] = result
-        return {k: result.get(k) for k in ("device", "dtype", "torch", "seconds") if k in result}
-
+        ctx.results["smoke"] = {k: result.get(k) for k in ("device", "dtype", "torch", "diffusers", "seconds_total") if k in result}
+        ctx.reporter.detail(f"an image in {result.get('seconds_total', '?')}s on {result.get('device')} ({result.get('dtype')})")
+        return dict(ctx.results["smoke"])
