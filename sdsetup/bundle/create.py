@@ -49,13 +49,14 @@ class PipJob:
     requirements_file: str | None = None
     no_build_isolation: bool = False
     torch: bool = False  # the torch step: its picks may come from the torch channel; it pins later steps
+    native: bool = False  # pip itself: a pure-Python wheel, resolved without target options
 
 
 def pip_jobs(manifest: Any, decisions: Any) -> list[PipJob]:
     """The venv's pip upgrade, torch, then the manifest's pip steps (pure)."""
     spec = decisions.torch
     torch_requirements = tuple(spec.packages) + ((spec.xformers,) if spec.xformers and decisions.backend == "cuda" else ())
-    jobs = [PipJob("pip", (f"pip>={manifest.python.pip_minimum}",)), PipJob("torch", torch_requirements, torch=True)]
+    jobs = [PipJob("pip", (f"pip>={manifest.python.pip_minimum}",), native=True), PipJob("torch", torch_requirements, torch=True)]
     for step in manifest.pip:
         jobs.append(PipJob(step.name, tuple(step.packages), tuple(step.archives), step.requirements_file, step.no_build_isolation))
     return jobs
@@ -250,7 +251,7 @@ class BundleBuilder:
                                "wait for it to finish, then run again", ExitCode.BUSY) from None
         try:
             self.check_out_dir()
-            self.log_path = start_run_log(self.settings, "bundle create")
+            self.log_path = start_run_log(self.settings, "bundle-create")
             self.save_state()
             self.reporter.say(f"Bundle {self.manifest.name} for {self.decisions.backend}{' ' + self.tag if self.tag else ''}, "
                               f"{self.target.label}, Python {self.target.python_version} -> {self.out}")
@@ -339,6 +340,10 @@ class BundleBuilder:
         from sdsetup.net.filespec import FileSpec
 
         constraints = self.state_dir / "constraints.txt"
+        try:
+            constraints.unlink()  # written again by the torch step; the steps before it run without one
+        except FileNotFoundError:
+            pass
         prefixes = layout.torch_prefixes(self.mirrors)
         stored = self.state.setdefault("steps", {})
         entries: list[IndexEntry] = []
@@ -358,6 +363,7 @@ class BundleBuilder:
             record = stored.get(job.name)
             if record and record.get("fingerprint") == fingerprint:
                 picks = [Resolved.from_json(p) for p in record["picks"]]
+                channels = dict(record.get("channels") or {})
             else:
                 resolver = self.resolver()
                 if not venv_ready:
@@ -366,8 +372,11 @@ class BundleBuilder:
                     venv_ready = True
                 picks = resolver.resolve(requirements, self.index_args(job), label=job.name,
                                          no_build_isolation=job.no_build_isolation,
-                                         constraints=None if job.torch else constraints)
-                stored[job.name] = {"fingerprint": fingerprint, "picks": [p.to_json() for p in picks]}
+                                         constraints=None if job.torch else constraints, native=job.native)
+                # Which index served each file is decided now, against the mirrors that answered (a rerun
+                # through other mirrors must put the files in the same places).
+                channels = {p.filename: layout.channel_of_pick(p.url, prefixes) if job.torch else "pypi" for p in picks}
+                stored[job.name] = {"fingerprint": fingerprint, "picks": [p.to_json() for p in picks], "channels": channels}
                 # A changed step invalidates what came after it (their fingerprints include the constraints
                 # and the scratch venv they were resolved in).
                 names = [j.name for j in pip_jobs(self.manifest, self.decisions)]
@@ -379,7 +388,7 @@ class BundleBuilder:
                 if pick.local_path:
                     paths[pick.filename] = Path(pick.local_path)
                     continue
-                channel = layout.channel_of_pick(pick.url, prefixes) if job.torch else "pypi"
+                channel = channels.get(pick.filename, "pypi")
                 rel = layout.wheel_rel(pick.url, pick.filename, channel=channel, tag=self.tag)
                 if not layout.is_safe_rel(rel):
                     raise SdsetupError(f"pip picked {pick.name} from an odd URL: {pick.url}", "report this manifest/mirror pair", ExitCode.STEP)

@@ -29,6 +29,9 @@ from typing import Any, Callable, Sequence
 from sdsetup.errors import ExitCode, SdsetupError
 
 BUILD_TOOLS = frozenset({"pip", "setuptools", "wheel"})
+# pip reports (`--dry-run --report`) exist from 22.2; platform options with --dry-run (no --target) from 23.3.
+PIP_FOR_REPORTS = (22, 2)
+PIP_FOR_TARGETS = (23, 3)
 STUB_INSTALLER = "sdsetup-bundle-stub"
 MAX_SOURCE_ONLY = 25  # sdist-only requirements taken per step before giving up
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\s|()]+)")
@@ -168,8 +171,28 @@ class ScratchVenv:
         run_checked([sys.executable, "-m", "venv", str(self.path)], env=env, what="creating a scratch venv for pip",
                     hint="on Debian/Ubuntu install the venv module: sudo apt install python3-venv")
 
-    def running_version(self) -> str:
-        return f"{sys.version_info[0]}.{sys.version_info[1]}"  # the venv is made from this interpreter
+    def pip_version(self) -> tuple[int, ...]:
+        from sdsetup.install.pip_run import probe_venv
+        from sdsetup.install.steps.venv import version_tuple
+
+        return version_tuple(((probe_venv(self.python) or {}).get("packages") or {}).get("pip"))
+
+    def pip_argv(self, need: tuple[int, int]) -> list[str] | None:
+        """How to run a pip at least `need` against this venv: its own, else this interpreter's pip
+        pointed at it (`pip --python`, pip >= 22.3); None when neither is new enough."""
+        from sdsetup.install.steps.venv import version_tuple
+
+        if self.pip_version() >= need:
+            return [str(self.python), "-m", "pip"]
+        try:
+            from importlib.metadata import version
+
+            running = version_tuple(version("pip"))
+        except Exception:  # no pip next to sdsetup (pipx can do that)
+            running = ()
+        if running >= max(need, (22, 3)):
+            return [sys.executable, "-m", "pip", "--python", str(self.python)]
+        return None
 
     @property
     def purelib(self) -> Path:
@@ -245,14 +268,53 @@ class Resolver:
         self.work_dir = Path(work_dir)
         self.log = log
         self.env = tool_env(mirrors)
+        self._pip: dict[tuple[int, int], list[str]] = {}
+
+    def pip(self, need: tuple[int, int]) -> list[str]:
+        """The pip command for reports (need PIP_FOR_REPORTS) or target options (PIP_FOR_TARGETS).
+
+        When neither the scratch venv nor sdsetup's own environment has one, the scratch venv's pip
+        is upgraded from the index (pip is a pure-Python wheel, so the same file works anywhere)."""
+        if need in self._pip:
+            return self._pip[need]
+        argv = self.venv.pip_argv(need)
+        if argv is None:
+            wanted = "pip>=" + ".".join(map(str, need))
+            picks = self.report([wanted], self.mirrors.pip_index_args(), label="pip-upgrade", no_build_isolation=False,
+                                constraints=None, pip=[str(self.venv.python), "-m", "pip"])
+            self.upgrade_pip(picks)
+            argv = self.venv.pip_argv(need)
+            if argv is None:
+                raise SdsetupError(f"pip {'.'.join(map(str, need))} or newer is needed to resolve for {self.target.label}",
+                                   "upgrade pip where sdsetup runs (python -m pip install -U pip) and run again", ExitCode.STEP)
+        self._pip[need] = argv
+        return argv
+
+    def upgrade_pip(self, picks: Sequence[Resolved]) -> None:
+        """Install a picked pip wheel into the scratch venv (downloaded to the work folder)."""
+        from sdsetup.net.download import download
+        from sdsetup.net.filespec import FileSpec
+        from sdsetup.net.session import build_session
+
+        wheels = []
+        for pick in picks:
+            if normalize(pick.name) == "pip" and pick.is_pure:
+                dest = self.work_dir / "pip-upgrade" / pick.filename
+                download(FileSpec(urls=(pick.url,), dest=dest, sha256=pick.sha256, label=pick.filename), build_session(self.settings),
+                         self.settings, progress=False)
+                wheels.append(dest)
+        self.venv.install(wheels, self.env)
 
     def report(self, requirements: Sequence[str], index_args: Sequence[str], *, label: str, no_build_isolation: bool,
-                constraints: Path | None, extra: Sequence[str] = ()) -> list[Resolved]:
+               constraints: Path | None, extra: Sequence[str] = (), pip: Sequence[str] | None = None) -> list[Resolved]:
+        """One `pip install --dry-run --report` in the scratch venv: pip's picks with their metadata."""
         from sdsetup.install.pip_run import proxy_secrets, run_checked
 
         self.work_dir.mkdir(parents=True, exist_ok=True)
         report_file = self.work_dir / f"pip-report-{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}.json"
-        argv = [str(self.venv.python), "-m", "pip", "install", "--dry-run", "--quiet", "--report", str(report_file),
+        if pip is None:
+            pip = self.pip(PIP_FOR_TARGETS if "--platform" in extra or "--python-version" in extra else PIP_FOR_REPORTS)
+        argv = [*pip, "install", "--dry-run", "--quiet", "--report", str(report_file),
                 "--prefer-binary", *index_args, *extra]
         if no_build_isolation:
             argv.append("--no-build-isolation")
@@ -275,11 +337,13 @@ class Resolver:
         return parse_resolved(report, f"pip's report for {label}")
 
     def resolve(self, requirements: Sequence[str], index_args: Sequence[str], *, label: str,
-                no_build_isolation: bool = False, constraints: Path | None = None) -> list[Resolved]:
-        """Everything pip would download for this step, on the target (sdist-only packages included)."""
-        if self.target.native:
+                no_build_isolation: bool = False, constraints: Path | None = None, native: bool = False) -> list[Resolved]:
+        """Everything pip would download for this step, on the target (sdist-only packages included).
+        `native`: pure-Python only (pip itself), resolved without target options."""
+        if self.target.native or native:
             return self.report(requirements, index_args, label=label, no_build_isolation=no_build_isolation,
                                 constraints=constraints)
+        self.pip(PIP_FOR_TARGETS)  # before the loop: a failure here is not a package without wheels
         sources: list[Resolved] = []
         tried: set[str] = set()
         for _ in range(MAX_SOURCE_ONLY):
@@ -309,9 +373,11 @@ class Resolver:
         sdist = next((p for p in picks if normalize(p.name) == name and not p.is_wheel), None)
         if sdist is None:
             raise SdsetupError(
-                f"{requirement} has no wheel for {self.target.label} (Python {self.target.python_version}) and no source distribution",
-                "pick another --platform/--python-version, or build the bundle on a machine like the target",
-                ExitCode.STEP, details={"pip": cause.message},
+                f"{requirement} has no wheel for {self.target.label} (Python {self.target.python_version}) and no source "
+                f"distribution on the index ({cause.message})",
+                "if the index did not answer, check the network and mirror (sdsetup mirrors probe); otherwise pick another "
+                "--platform/--python-version, or build the bundle on a machine like the target",
+                ExitCode.STEP,
             )
         self.log(f"{sdist.filename}: no wheel for the target, taking the source distribution")
         self.venv.stub(sdist)

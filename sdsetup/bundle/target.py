@@ -29,7 +29,7 @@ PLATFORM_ALIASES: dict[str, tuple[str, ...]] = {
     "macos": ("macosx_14_0_arm64",),
     "macos-x86_64": ("macosx_14_0_x86_64",),
 }
-_TAG = re.compile(r"^[a-z0-9_]+$")
+_TAG = re.compile(r"^(win32|win_amd64|win_arm64|linux_[a-z0-9_]+|(many|musl)linux[0-9_]*_[a-z0-9_]+|macosx_\d+_\d+_[a-z0-9_]+)$")
 _PY = re.compile(r"^3\.\d{1,2}$")
 
 
