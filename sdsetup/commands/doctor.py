@@ -4,8 +4,8 @@ Reads the logs given (or stdin), sdsetup's own recent run logs and, with DIR, th
 (the `check` results, the quick `verify` checks and the repositories' git state), matches every line
 against manifests/known_errors.toml and reports the most likely cause first.
 
-Exit codes: 0 no error-level finding (or all of them fixed by --fix); 1 an error-level finding;
-2 bad arguments; 5 a fix was attempted and failed.
+Exit codes: 0 no error-level finding and no failed install check (or all findings fixed by --fix);
+1 an error-level finding or a failed install check; 2 bad arguments; 5 a fix was attempted and failed.
 """
 
 from __future__ import annotations
@@ -159,23 +159,33 @@ def _venv_python(install_dir: Path, record: Any) -> Path | None:
     return None
 
 
-def _item_lines(section: dict[str, Any]) -> list[str]:
-    """Text of failed/warned checks (and a smoke test's error), for the matcher."""
-    lines = []
-    for item in section.get("items", []) or []:
-        if item.get("status") in ("fail", "warn"):
-            lines.append(f"{item.get('name')}: {item.get('value')}")
-            if item.get("fix"):
-                lines += str(item["fix"]).splitlines()
-    smoke = section.get("smoke")
-    if isinstance(smoke, dict) and isinstance(smoke.get("error"), dict):
-        lines += str(smoke["error"].get("message", "")).splitlines()
-        for key in ("tail", "stderr"):
-            if isinstance(smoke.get(key), list):
-                lines += [str(x) for x in smoke[key]]
-            elif isinstance(smoke.get(key), str):
-                lines += smoke[key].splitlines()
+def _output_lines(section: dict[str, Any]) -> list[str]:
+    """What the venv itself printed during verify (the smoke test's error and stderr), for the matcher.
+
+    The check/verify items are sdsetup's own words with their own fixes; they are shown as they are,
+    not matched (a prediction such as "the web UI would stop with ..." is not an error that happened).
+    """
+    lines: list[str] = []
+    for key in ("smoke", "full"):
+        doc = section.get(key)
+        if not isinstance(doc, dict) or doc.get("ok", True):
+            continue
+        error = doc.get("error")
+        if isinstance(error, dict):
+            lines += str(error.get("message", "")).splitlines()
+        for tail_key in ("stderr_tail", "tail", "stderr"):
+            tail = doc.get(tail_key)
+            if isinstance(tail, list):
+                lines += [str(x) for x in tail]
+            elif isinstance(tail, str):
+                lines += tail.splitlines()
     return lines
+
+
+def _failed_items(section: dict[str, Any] | None) -> int:
+    if not isinstance(section, dict):
+        return 0
+    return sum(1 for item in section.get("items", []) or [] if item.get("status") == "fail")
 
 
 # ------------------------------------------------------------------------------------------ the command
@@ -200,7 +210,7 @@ def run(
     from sdsetup.doctor.logread import ReadStats, iter_lines, read_text_lines
     from sdsetup.doctor.match import Scanner, rank
     from sdsetup.doctor.report import finding_json, note_json, render
-    from sdsetup.doctor.secrets import Redactor, machine_secrets
+    from sdsetup.doctor.secrets import Redactor, machine_secrets, url_secrets
 
     err = err or sys.stderr
     logs = list(logs or [])
@@ -240,7 +250,14 @@ def run(
     for spec in specs:
         display = redactor(spec.name)
         excerpt = Excerpt() if bundle is not None else None
-        scanner = Scanner(kb, display, kind=spec.kind, priority=PRIORITY[spec.kind], on_line=excerpt.add if excerpt else None)
+
+        def on_line(line_no: int, text: str, excerpt=excerpt) -> None:
+            if excerpt is not None:
+                excerpt.add(line_no, text)
+            if "://" in text:  # a password seen in a URL is masked wherever else it shows up
+                redactor.learn(url_secrets(text))
+
+        scanner = Scanner(kb, display, kind=spec.kind, priority=PRIORITY[spec.kind], on_line=on_line)
         stats = ReadStats()
         try:
             if spec.path is None:
@@ -276,7 +293,7 @@ def run(
         verify = collect_verify(settings, install_dir) if record is not None else {
             "unavailable": "no install record (DIR/.sdsetup/install.json): this folder was not installed by sdsetup"}
         repositories = install_repo_states(install_dir, record)
-        for name, lines in (("check", _item_lines(check)), ("verify", _item_lines(verify)),
+        for name, lines in (("verify", _output_lines(verify)),
                             ("repositories", [e for r in repositories for err_text in r["errors"] for e in err_text.splitlines()])):
             scanner = Scanner(kb, name, kind="install", priority=PRIORITY["install"])
             scanner.feed_all(read_text_lines("\n".join(lines)) if lines else [])
@@ -304,10 +321,11 @@ def run(
         "problems_reading": problems,
         "environment": environment(settings, facts, redactor),
         "install": install,
-        "summary": _summary(findings, sources),
+        "summary": _summary(findings, sources, _failed_items(check) + _failed_items(verify)),
     }
 
-    exit_code = ExitCode.FAILED if any(f["severity"] == "error" for f in findings) else ExitCode.OK
+    install_failed = _failed_items(check) + _failed_items(verify) > 0
+    exit_code = ExitCode.FAILED if install_failed or any(f["severity"] == "error" for f in findings) else ExitCode.OK
     if fix:
         assert install_dir is not None
         ctx = fixes_mod.FixContext(install_dir=install_dir, settings=settings, system=platform.system(),
@@ -328,7 +346,7 @@ def run(
             exit_code = ExitCode.STEP
         elif exit_code == ExitCode.FAILED:
             fixed = {fid for p in plans if p.result == "applied" or p.status == "done" for fid in p.finding_ids}
-            if all(f["id"] in fixed for f in findings if f["severity"] == "error"):
+            if not install_failed and all(f["id"] in fixed for f in findings if f["severity"] == "error"):
                 exit_code = ExitCode.OK
 
     if bundle is not None:
@@ -350,16 +368,17 @@ def _install_section(section: dict[str, Any] | None, redact: Callable[[str], str
     return {"items": items}
 
 
-def _summary(findings: list[dict[str, Any]], sources: list[dict[str, Any]]) -> str:
+def _summary(findings: list[dict[str, Any]], sources: list[dict[str, Any]], failed_checks: int = 0) -> str:
     read = f"{len(sources)} source{'s' if len(sources) != 1 else ''}"
+    checks = f"; {failed_checks} install check{'s' if failed_checks != 1 else ''} failed (below)" if failed_checks else ""
     if not findings:
-        return f"No known problem found in {read}." if sources else "No known problem found (nothing was read)."
+        return (f"No known problem found in {read}" if sources else "No known problem found (nothing was read)") + checks + "."
     errors = sum(1 for f in findings if f["severity"] == "error")
     warnings = len(findings) - errors
     parts = [f"{errors} problem{'s' if errors != 1 else ''}"] if errors else []
     if warnings:
         parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
-    return f"Found {' and '.join(parts)} in {read}, the most likely cause first:"
+    return f"Found {' and '.join(parts)} in {read}{checks}, the most likely cause first:"
 
 
 def environment(settings: Any, facts: Any, redact: Callable[[str], str]) -> dict[str, Any]:

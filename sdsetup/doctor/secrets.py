@@ -8,6 +8,7 @@ token) and a count per kind, so the bundle can say "removed 2 proxy passwords, 1
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -29,6 +30,19 @@ KIND_LABELS = {
     "known_secret": "known secret(s) of this machine (proxy passwords, saved tokens)",
     "home_path": "home directory path(s)",
 }
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+@[^\s\"'<>]*")
+
+
+def url_secrets(text: str) -> list[str]:
+    """Passwords of the URLs in a text (cheap to call on every log line: most have no '://')."""
+    if "://" not in text or "@" not in text:
+        return []
+    found: list[str] = []
+    for url in _URL.findall(text):
+        found += secrets_in_url(url)
+    return found
 
 
 def _git_global(key: str) -> str | None:
@@ -66,9 +80,7 @@ def machine_secrets(settings=None, install_dir: Path | None = None, env: dict | 
         if token:
             found.append(token)
     for text in extra_texts:  # e.g. webui-user files: proxies set there
-        for word in text.split():
-            if "://" in word and "@" in word:
-                found += secrets_in_url(word.strip("\"'"))
+        found += url_secrets(text)
     unique = []
     for secret in found:
         if secret and len(secret) >= 3 and secret not in unique:
@@ -108,6 +120,13 @@ class Redactor:
                 self.counts["home_path"] += max(1, before.count(self.home) + before.count(self.home.replace("/", "\\")))
         # The foundation's own pass last: anything it knows that the steps above missed.
         return redact.redact_text(out, self.secrets, self.home)
+
+    def learn(self, secrets: Iterable[str]) -> None:
+        """More secrets found later (in the logs being read): masked from now on."""
+        for secret in secrets:
+            if secret and len(secret) >= 3 and secret not in self.secrets:
+                self.secrets.append(secret)
+                self.secrets.sort(key=len, reverse=True)
 
     def summary(self) -> dict[str, int]:
         return {kind: self.counts[kind] for kind in KIND_LABELS if self.counts[kind]}
