@@ -281,5 +281,39 @@ def install(
     )
 
 
+# --- doctor (issue 7) ----------------------------------------------------------------------------
+@app.command()
+def doctor(
+    dir: Annotated[Optional[Path], typer.Argument(help="The web UI folder: also run the install checks and read its repositories.")] = None,
+    log: Annotated[Optional[List[str]], typer.Option("--log", help="A saved console log to read; - reads stdin. Repeatable.")] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Apply the fixes sdsetup can make safely (shown first; asks unless --yes; backs up what it edits).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --fix: do not ask.")] = False,
+    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="Write a support zip (report, logs, pip freeze, repository state) with secrets removed.")] = None,
+    proxy: ProxyOpt = None,
+    mirror: MirrorOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Read console logs and the install, name the most likely cause first, and give the fix.
+
+    Exit codes: 0 no problem found (or all fixed by --fix), 1 a problem found, 2 bad input, 5 a fix failed.
+    """
+    from sdsetup.commands import doctor as command
+
+    def confirm(question: str) -> bool:
+        return typer.confirm(question, default=False, err=True)
+
+    run_command(
+        "doctor",
+        lambda: command.run(
+            _settings(proxy=proxy, mirror=mirror, config=config, debug=debug), dir, log or [],
+            as_json=json, fix=fix, yes=yes, bundle=bundle, confirm=confirm,
+        ),
+        as_json=json,
+        debug=debug,
+    )
+
+
 def main() -> None:
     app(prog_name="sdsetup")
