@@ -87,6 +87,15 @@ def test_sdsetups_own_run_logs_are_read_but_not_the_doctors(tmp_path, monkeypatc
     data = json.loads(result.stdout)["data"]
     assert [f["id"] for f in data["findings"]] == ["libgl-missing"]
     assert data["findings"][0]["source"].endswith("sdsetup-install-20260101-000000-1.log")
+    # a helpdesk reading a log it was sent is not told about its own machine's run logs
+    result = doctor("--log", str(FIXTURES / "clean-webui-linux.log"), "--json")
+    data = json.loads(result.stdout)["data"]
+    assert data["findings"] == [] and len(data["sources"]) == 1
+    # on the user's PC (DIR given) they are read along with the log
+    webui = tmp_path / "webui"
+    webui.mkdir()
+    result = doctor(str(webui), "--log", str(FIXTURES / "clean-webui-linux.log"), "--json")
+    assert "libgl-missing" in [f["id"] for f in json.loads(result.stdout)["data"]["findings"]]
 
 
 def test_nothing_to_read_says_so():

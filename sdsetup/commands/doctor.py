@@ -1,6 +1,7 @@
 """`sdsetup doctor [DIR] [--log FILE|- ...] [--fix] [--bundle PATH.zip]`: name the cause, give the fix.
 
-Reads the logs given (or stdin), sdsetup's own recent run logs and, with DIR, the install itself
+Reads the logs given (or stdin), sdsetup's own recent run logs (when DIR is given or no log is, i.e. on
+the user's PC rather than a helpdesk reading a log it was sent) and, with DIR, the install itself
 (the `check` results, the quick `verify` checks and the repositories' git state), matches every line
 against manifests/known_errors.toml and reports the most likely cause first.
 
@@ -241,7 +242,11 @@ def run(
             except OSError:
                 pass
     redactor = Redactor(machine_secrets(settings, install_dir, extra_texts=webui_texts))
-    specs = _dedupe(specs + _own_logs(settings, install_dir))
+    # sdsetup's own run logs describe this machine: read them on the user's PC (DIR given, or no log
+    # given), not when a helpdesk reads a log someone sent.
+    if install_dir is not None or not specs:
+        specs = specs + _own_logs(settings, install_dir)
+    specs = _dedupe(specs)
 
     scans = []
     sources: list[dict[str, Any]] = []
