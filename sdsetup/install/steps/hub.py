@@ -53,6 +53,27 @@ def seeded_commit(install_dir: Path, spec: Any) -> str | None:
     return None
 
 
+def api_revision(ctx: Any, url: str) -> tuple[str | None, str]:
+    """(commit, "") from a Hub API revision document ({"sha": …}) over http(s) or file://, else (None, why)."""
+    import json
+
+    from sdsetup.net.localcopy import file_url_path, is_file_url
+    from sdsetup.net.session import timeouts
+
+    try:
+        if is_file_url(url):
+            text = file_url_path(url).read_text("utf-8")
+        else:
+            response = ctx.session.get(url, timeout=timeouts(ctx.settings))
+            if response.status_code >= 400:
+                return None, f"{redact_url(url)}: HTTP {response.status_code}"
+            text = response.text
+        commit = str(json.loads(text).get("sha") or "").strip().lower()
+    except Exception as exc:  # unreachable, unreadable or not JSON: try the next source
+        return None, f"{redact_url(url)}: {type(exc).__name__}"
+    return (commit, "") if _COMMIT.match(commit) else (None, f"{redact_url(url)}: no commit in the answer")
+
+
 class HubStep(Step):
     id = "hub"
 
@@ -96,6 +117,12 @@ class HubStep(Step):
             if response.status_code < 400 and _COMMIT.match(commit):
                 return commit
             problems.append(f"{redact_url(url)}: HTTP {response.status_code}" + ("" if commit else ", no X-Repo-Commit header"))
+        # A static mirror (an offline bundle, docs/bundle.md) sends no header: it serves the Hub API's answer.
+        for url in self.mirrors.file_urls(f"{HF}/api/models/{spec.repo_id}/revision/{spec.revision}"):
+            commit, problem = api_revision(ctx, url)
+            if commit:
+                return commit
+            problems.append(problem)
         raise SdsetupError(
             f"could not find which commit '{spec.revision}' of {spec.repo_id} is ({'; '.join(problems)})",
             "check the network or pick another Hugging Face mirror (--mirror huggingface=URL); "
