@@ -254,8 +254,6 @@ def install(
     backend: Annotated[str, typer.Option("--backend", help="auto, cuda, rocm, mps or cpu.")] = "auto",
     skip_models: Annotated[bool, typer.Option("--skip-models", help="Do not download the checkpoint.")] = False,
     skip_smoke: Annotated[bool, typer.Option("--skip-smoke", help="Do not run the txt2img smoke test at the end.")] = False,
-    mirror_url: Annotated[Optional[str], typer.Option("--mirror-url", help="One base URL serving every channel: a served offline bundle (docs/bundle.md).")] = None,
-    offline: Annotated[Optional[Path], typer.Option("--offline", help="Install from an offline bundle folder (`sdsetup bundle create`): no network at all.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (steps, sizes, every URL after mirror rewriting); write nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (e.g. before moving an existing checkout to the pinned commit).")] = False,
     connections: ConnectionsOpt = None,
@@ -269,7 +267,6 @@ def install(
     Reruns continue where the last run stopped; a finished install reruns as a no-op.
     """
     from sdsetup.commands import install as command
-    from sdsetup.commands.bundle import install_settings
     from sdsetup.install.plan import InstallOptions
 
     options = InstallOptions(manifest=manifest, python=python, backend=backend, skip_models=skip_models,
@@ -277,8 +274,42 @@ def install(
     run_command(
         "install",
         lambda: command.run(
-            install_settings(_settings(mirror=mirror, proxy=proxy, connections=connections, config=config, quiet=quiet, debug=debug),
-                             mirror_url=mirror_url, offline=offline), dir, options
+            _settings(mirror=mirror, proxy=proxy, connections=connections, config=config, quiet=quiet, debug=debug), dir, options
+        ),
+        as_json=json,
+        debug=debug,
+    )
+
+
+# --- fetch (issue 3) -----------------------------------------------------------------------------
+@app.command()
+def fetch(
+    urls: Annotated[List[str], typer.Argument(help="URL of the file (http, https or file); several URLs are mirrors of the same file.", show_default=False)],
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Where to write the file; a folder (or a path ending in /) gets the URL's file name. Default: the current folder.")] = None,
+    sha256: Annotated[Optional[str], typer.Option("--sha256", help="Expected sha256 (64 hex digits): the file is verified, and fetched again once if it does not match.")] = None,
+    size: Annotated[Optional[int], typer.Option("--size", help="Expected size in bytes.")] = None,
+    connections: ConnectionsOpt = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds without a byte before a connection is dropped and retried (default 30).")] = None,
+    lock_timeout: Annotated[Optional[float], typer.Option("--lock-timeout", help="Seconds to wait for another sdsetup fetching the same file (default: wait until it is done).")] = None,
+    proxy: ProxyOpt = None,
+    mirror: MirrorOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Download one file with several connections, resumable across runs, verified; URLs after the first are mirrors.
+
+    Exit codes: 0 the file is at PATH (verified when --sha256 is given), 2 bad input, 3 network,
+    4 size or sha256 mismatch, 6 another sdsetup holds the file, 7 disk full, 130 interrupted (rerun to continue).
+    """
+    from sdsetup.commands import fetch as command
+
+    run_command(
+        "fetch",
+        lambda: command.run(
+            _settings(proxy=proxy, mirror=mirror, config=config, connections=connections, timeout=timeout, quiet=quiet, debug=debug),
+            urls=urls, output=output, sha256=sha256, size=size, lock_timeout=lock_timeout,
         ),
         as_json=json,
         debug=debug,
