@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -246,3 +247,51 @@ def test_an_interrupted_bundle_resumes_its_download(servers, tmp_path):
     tag = f"cp{sys.version_info[0]}{sys.version_info[1]}"
     assert any(f.startswith("pypi/packages/beta-1.0-") and tag in f for f in built) or sys.platform != "linux"
     assert sdsetup(servers["env"], "bundle", "verify", str(out)).returncode == 0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on 127.0.0.1:{port}"
+            time.sleep(0.05)
+
+
+def test_the_install_learns_a_branch_revision_from_a_static_bundle(windows_bundle, servers):
+    """A static server sends no X-Repo-Commit header: the install reads the bundle's Hub API answer,
+    over HTTP and from the folder itself."""
+    from sdsetup.install.steps.hub import HubStep
+    from sdsetup.manifest import load_manifest
+    from sdsetup.net.mirrors import MirrorPlan
+    from sdsetup.net.session import build_session
+    from sdsetup.settings import Settings
+
+    out, _doc = windows_bundle
+    spec = load_manifest(str(servers["world"].manifest)).hub[0]
+    assert spec.revision == "main"
+
+    class Ctx:  # what resolve_commit reads from an install context
+        settings = Settings(timeout=5)
+        session = build_session(settings)
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(out)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port)
+        served = HubStep([spec], MirrorPlan.single_base(f"http://127.0.0.1:{port}/"))
+        assert served.resolve_commit(Ctx(), spec) == fixture.TOKENIZER_COMMIT
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    local = HubStep([spec], MirrorPlan.single_base(out.as_uri()))
+    assert local.resolve_commit(Ctx(), spec) == fixture.TOKENIZER_COMMIT

@@ -53,12 +53,15 @@ class PipJob:
 
 
 def pip_jobs(manifest: Any, decisions: Any) -> list[PipJob]:
-    """The venv's pip upgrade, torch, then the manifest's pip steps (pure)."""
+    """The venv's pip upgrade, torch, the manifest's pip steps, the smoke test's packages (pure)."""
     spec = decisions.torch
     torch_requirements = tuple(spec.packages) + ((spec.xformers,) if spec.xformers and decisions.backend == "cuda" else ())
     jobs = [PipJob("pip", (f"pip>={manifest.python.pip_minimum}",), native=True), PipJob("torch", torch_requirements, torch=True)]
     for step in manifest.pip:
         jobs.append(PipJob(step.name, tuple(step.packages), tuple(step.archives), step.requirements_file, step.no_build_isolation))
+    smoke = tuple(getattr(getattr(manifest, "smoke", None), "packages", ()) or ())
+    if smoke:  # the install's smoke step adds these (diffusers) last, with torch held
+        jobs.append(PipJob("smoke", smoke))
     return jobs
 
 
