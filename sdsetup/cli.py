@@ -254,6 +254,8 @@ def install(
     backend: Annotated[str, typer.Option("--backend", help="auto, cuda, rocm, mps or cpu.")] = "auto",
     skip_models: Annotated[bool, typer.Option("--skip-models", help="Do not download the checkpoint.")] = False,
     skip_smoke: Annotated[bool, typer.Option("--skip-smoke", help="Do not run the txt2img smoke test at the end.")] = False,
+    mirror_url: Annotated[Optional[str], typer.Option("--mirror-url", help="One base URL serving every channel: a served offline bundle (docs/bundle.md).")] = None,
+    offline: Annotated[Optional[Path], typer.Option("--offline", help="Install from an offline bundle folder (`sdsetup bundle create`): no network at all.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (steps, sizes, every URL after mirror rewriting); write nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (e.g. before moving an existing checkout to the pinned commit).")] = False,
     connections: ConnectionsOpt = None,
@@ -267,6 +269,7 @@ def install(
     Reruns continue where the last run stopped; a finished install reruns as a no-op.
     """
     from sdsetup.commands import install as command
+    from sdsetup.commands.bundle import install_settings
     from sdsetup.install.plan import InstallOptions
 
     options = InstallOptions(manifest=manifest, python=python, backend=backend, skip_models=skip_models,
@@ -274,7 +277,8 @@ def install(
     run_command(
         "install",
         lambda: command.run(
-            _settings(mirror=mirror, proxy=proxy, connections=connections, config=config, quiet=quiet, debug=debug), dir, options
+            install_settings(_settings(mirror=mirror, proxy=proxy, connections=connections, config=config, quiet=quiet, debug=debug),
+                             mirror_url=mirror_url, offline=offline), dir, options
         ),
         as_json=json,
         debug=debug,
