@@ -459,3 +459,17 @@ def test_download_many_keeps_order_and_raises_the_first_error_after_the_others(t
             download_many(bad, build_session(settings), settings, parallel=2, progress=False, policy=FAST)
     assert caught.value.exit_code == ExitCode.NETWORK and "nope.bin" in caught.value.message
     assert (tmp_path / "many2" / "small.bin").read_bytes() == files["small.bin"]
+
+
+def test_progress_bar_goes_to_stderr_only_when_asked(tmp_path, site, capsys):
+    root, files = site
+    settings = settings_for(tmp_path)
+    with FileServer(root) as fs:
+        spec = FileSpec((fs.url("big.bin"),), tmp_path / "bar" / "big.bin", sha256=sha(files["big.bin"]))
+        download(spec, build_session(settings), settings, progress=True, policy=FAST)
+        shown = capsys.readouterr()
+        quiet = FileSpec((fs.url("big.bin"),), tmp_path / "quiet" / "big.bin", sha256=sha(files["big.bin"]))
+        download(quiet, build_session(settings), settings, progress=False, policy=FAST)
+        silent = capsys.readouterr()
+    assert "big.bin" in shown.err and "100%" in shown.err and "6.00M" in shown.err
+    assert shown.out == "" and silent.err == "" and silent.out == ""

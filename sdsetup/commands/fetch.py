@@ -58,14 +58,15 @@ def file_name_from_url(url: str) -> str:
     return name
 
 
-def output_path(output: Path | None, first_url: str) -> Path:
+def output_path(output: str | Path | None, first_url: str) -> Path:
     """-o PATH as given; a folder (existing, or written with a trailing slash) gets the URL's name."""
-    if output is None:
+    if output is None or str(output) == "":
         return Path.cwd() / file_name_from_url(first_url)
     text = str(output)
-    if output.is_dir() or text.endswith(("/", os.sep)):
-        return output / file_name_from_url(first_url)
-    return output
+    path = Path(text).expanduser()
+    if path.is_dir() or text.endswith(("/", os.sep)):
+        return path / file_name_from_url(first_url)
+    return path
 
 
 def mirror_urls(settings: Settings, urls: list[str], session=None) -> tuple[str, ...]:
@@ -88,7 +89,7 @@ def run(
     settings: Settings,
     *,
     urls: list[str],
-    output: Path | None = None,
+    output: str | Path | None = None,
     sha256: str | None = None,
     size: int | None = None,
     lock_timeout: float | None = None,

@@ -39,7 +39,7 @@ from sdsetup.net.prefixhash import PrefixHasher
 from sdsetup.net.probe import Validator, describe_exception, judge, probe
 from sdsetup.net.progress import FileProgress
 from sdsetup.net.retry import DEFAULT_POLICY, RetryPolicy
-from sdsetup.net.segments import MiB, Planner, RangeSet, Task, connections_for
+from sdsetup.net.segments import SEGMENT_THRESHOLD, MiB, Planner, RangeSet, Task, connections_for
 from sdsetup.net.sidecar import ResumeState, load_state, part_path, remove_state, resume_from, save_state, state_path
 from sdsetup.net.sources import RANGE_FAILURES, Source, SourceError, far_slower, pick_source
 from sdsetup.redact import redact_url
@@ -145,11 +145,18 @@ def download(
             sys.stderr.write(f"{message} ...\n")
             sys.stderr.flush()
 
-    with dest_lock(dest, timeout=lock_timeout, on_wait=on_wait, cancel=cancel) as held:
-        job = _FileJob(spec, dest, expected_sha, session, settings, show=show, policy=policy or DEFAULT_POLICY, cancel=cancel, leave_bar=leave_bar)
-        result = job.run()
-        held.done()
-        return result
+    try:
+        with dest_lock(dest, timeout=lock_timeout, on_wait=on_wait, cancel=cancel) as held:
+            job = _FileJob(spec, dest, expected_sha, session, settings, show=show, policy=policy or DEFAULT_POLICY, cancel=cancel, leave_bar=leave_bar)
+            result = job.run()
+            held.done()
+            return result
+    except PermissionError as exc:
+        raise SdsetupError(
+            f"cannot write {exc.filename or dest}: permission denied",
+            f"choose a folder you can write to, or fix the permissions of {dest.parent}",
+            ExitCode.FAILED,
+        ) from None
 
 
 def _ensure_pool(session, needed: int) -> None:
@@ -301,7 +308,7 @@ class _FileJob:
                 "check the offline bundle (sdsetup bundle verify) or give a URL to download from",
                 ExitCode.INTEGRITY if any("sha256" in p or "bytes" in p for p in local_problems) else ExitCode.NETWORK,
             )
-        self.bar = FileProgress(self.show, name=self.spec.name, total=self.spec.size, leave=self.leave_bar)
+        self.bar = FileProgress(self.show, name=self.spec.name, leave=self.leave_bar)
         try:
             return self._fetch_verified(http_urls)
         finally:
@@ -422,7 +429,7 @@ class _FileJob:
         if self.spec.size is not None:  # told the size: no need to ask a server whether it fits
             self.size = self.spec.size
             self._check_free_space(RangeSet(saved.done.clipped(self.size)) if saved and saved.size == self.size else RangeSet())
-        primary = self._probe_first()
+        primary = self._probe_first(saved)
         self.size = self.spec.size if self.spec.size is not None else primary.size
         if self.expected_sha is None and self.spec.size is None and self.size is not None and self.dest.is_file():
             if self.dest.stat().st_size == self.size:  # nothing else to check against: the size agrees
@@ -531,8 +538,16 @@ class _FileJob:
             self.lock.notify_all()
         return None
 
-    def _probe_first(self) -> Source:
-        """Probe sources in order until one answers (retrying the ones that may come back)."""
+    def _probe_first(self, saved: ResumeState | None) -> Source:
+        """Probe sources in order until one answers (retrying the ones that may come back).
+
+        A small file of known size with nothing to resume skips the probe: its one GET tells as much
+        (one round trip less per wheel on a slow link); a failing first source is demoted as usual."""
+        if self.spec.size is not None and self.spec.size < SEGMENT_THRESHOLD and saved is None and not self.failover:
+            first = self.sources[0]
+            with self.lock:
+                first.state, first.size, first.ranges = "active", self.spec.size, False
+            return first
         pending = list(self.sources)
         for round_number in range(1, self.policy.tries + 1):
             retry_later: list[Source] = []
@@ -791,7 +806,14 @@ class _FileJob:
             try:
                 self._request(phase, task, source, whole, failures)
             except SourceError as exc:
-                if exc.kind == "changed":
+                if exc.kind == "size" and self.spec.size is not None:
+                    # The expected size is given: this source holds another file; the rest carry on.
+                    with self.lock:
+                        source.state = "demoted"
+                        source.reason = f"offers {exc.offered} bytes, expected {self.spec.size}"
+                    log.info("%s: %s", source.label, source.reason)
+                    continue
+                if exc.kind in ("changed", "size"):
                     with self.lock:
                         phase.restart_reason = exc.message
                     return False

@@ -220,7 +220,8 @@ def judge(
     """Decide what one answer to `GET [Range: bytes=start-(end-1)]` means.
 
     Raises SourceError with kind:
-      changed  the file on the server is not the one being assembled (validator or size differs);
+      changed  the file on the server is not the one being assembled (its validator differs);
+      size     the source has a file of another size;
       norange  the source ignored the Range or answered another start (its ranges can't be trusted);
       retry / gone / fail  by status (see retry.classify_status).
     """
@@ -233,14 +234,14 @@ def judge(
             raise SourceError("norange", "206 answer without a usable Content-Range")
         got_start, last, total = parsed
         if size is not None and total is not None and total != size:
-            raise SourceError("changed", f"the file is now {total} bytes, not {size}")
+            raise SourceError("size", f"the file is now {total} bytes, not {size}", offered=total)
         if got_start != start:
             raise SourceError("norange", f"asked for bytes from {start}, got bytes from {got_start} (wrong Content-Range)")
         return Verdict(start, last + 1)
     if status == 200:
         length = _content_length(headers)
         if size is not None and length is not None and length != size:
-            raise SourceError("changed", f"the server now sends {length} bytes, not {size}")
+            raise SourceError("size", f"the server now sends {length} bytes, not {size}", offered=length)
         body_end = size if size is not None else length
         if ranged:
             if start == 0:

@@ -15,11 +15,14 @@ from sdsetup.redact import redact_url
 class SourceError(Exception):
     """One source could not give the bytes asked for. `kind`:
     retry (try again later), gone (404 & co), fail (other status), changed (file differs from the
-    one being assembled), norange (ranges not usable), demoted (the source was given up meanwhile)."""
+    one being assembled), size (the source has a file of another size), norange (ranges not
+    usable), demoted (the source was given up meanwhile)."""
 
-    def __init__(self, kind: str, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(self, kind: str, message: str, *, status: int | None = None, retry_after: float | None = None,
+                 offered: int | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.offered = offered  # kind "size": the size this source has
         self.message = message
         self.status = status
         self.retry_after = retry_after
