@@ -225,3 +225,16 @@ def test_disk_full_midway_is_a_disk_error_and_keeps_the_part(tmp_path, site):
     assert "the disk filled up" in err and "part already downloaded is kept" in err
     assert "stream.bin.part" in out
     assert second_rc == "rc=7" and "not enough free space" in err
+
+
+def test_urls_go_through_the_mirror_layer(tmp_path, site, isolated_env):
+    """A [[rewrite]] rule in the config file sends the URL to a mirror first; the original URL
+    (here a closed port) stays as the last resort."""
+    root, data = site
+    with FileServer(root) as mirror:
+        config = Path(os.environ["SDSETUP_CONFIG"])
+        config.write_text(f'[[rewrite]]\nprefix = "http://127.0.0.1:1/files/"\nreplace = "{mirror.base_url}/"\n')
+        result = CliRunner().invoke(cli.app, ["fetch", "http://127.0.0.1:1/files/model.bin", "-o", str(tmp_path / "m.bin"), "--sha256", sha(data), "--json"])
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["data"]["urls_used"] == [mirror.url("model.bin")]
+    assert (tmp_path / "m.bin").read_bytes() == data

@@ -69,20 +69,23 @@ def output_path(output: str | Path | None, first_url: str) -> Path:
     return path
 
 
-def mirror_urls(settings: Settings, urls: list[str], session=None) -> tuple[str, ...]:
-    """Each URL through the mirror layer (`sdsetup.net.mirrors`): mirrors first, the URL itself last.
+def mirror_urls(settings: Settings, urls: list[str], session=None) -> tuple[tuple[str, ...], list[str]]:
+    """Each URL through the mirror layer (`sdsetup.net.mirrors`: profiles, --mirror CHANNEL=URL,
+    [[rewrite]] rules): mirrors first, the URL itself last; and the plan's warnings.
     Without that module, the URLs as given."""
     from sdsetup.net.localcopy import is_file_url
 
     try:
         from sdsetup.net.mirrors import select_mirrors
     except ImportError:
-        return tuple(dict.fromkeys(urls))
+        return tuple(dict.fromkeys(urls)), []
     plan = select_mirrors(settings, session)
     expanded: list[str] = []
     for url in urls:
         expanded.extend([url] if is_file_url(url) else plan.file_urls(url))
-    return tuple(dict.fromkeys(expanded))
+    warnings = getattr(plan, "warnings", None) or []
+    warnings = list(warnings() if callable(warnings) else warnings)
+    return tuple(dict.fromkeys(expanded)), warnings
 
 
 def run(
@@ -114,12 +117,12 @@ def run(
     from sdsetup.net.session import build_session
 
     session = build_session(settings)
-    sources = mirror_urls(settings, checked, session)
+    sources, warnings = mirror_urls(settings, checked, session)
     spec = FileSpec(urls=sources, dest=dest, sha256=digest, size=size)
     result = download(spec, session, settings, lock_timeout=lock_timeout)
     data = result.to_json()
     data["verified"] = digest is not None
-    return Outcome("fetch", data, human=_human)
+    return Outcome("fetch", data, human=_human, warnings=warnings)
 
 
 def _human(data: dict) -> str:

@@ -1,0 +1,590 @@
+"""One file, start to end: already there? a local copy? otherwise probe the sources, decide what
+of an earlier run can be kept, run phases of connections (connections.py) until every byte is in
+`DEST.part`, verify size and sha256 (fetching once more on a mismatch), move it into place.
+
+The coordinator (the caller's thread) wakes a few times a second: progress, slow sources,
+rebalancing connections over sources, periodic sidecar saves, and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.fsutil import free_bytes, human_bytes
+from sdsetup.net.connections import Connections, Phase
+from sdsetup.net.filespec import FileSpec
+from sdsetup.net.localcopy import copy_verified, is_file_url
+from sdsetup.net.partfile import DiskFull, PartFile
+from sdsetup.net.prefixhash import PrefixHasher
+from sdsetup.net.probe import Validator, probe, same_version
+from sdsetup.net.progress import FileProgress
+from sdsetup.net.retry import RetryPolicy
+from sdsetup.net.segments import SEGMENT_THRESHOLD, Planner, RangeSet, connections_for
+from sdsetup.net.sidecar import ResumeState, load_state, part_path, remove_state, resume_from, save_state, state_path
+from sdsetup.net.sources import Source, SourceError, far_slower
+from sdsetup.redact import redact_url
+from sdsetup.settings import Settings
+
+log = logging.getLogger("sdsetup.download")
+
+SAVE_INTERVAL = 1.0  # sidecar saved at least this often (seconds) while bytes arrive
+TICK = 0.2  # coordinator: progress, slowness checks, periodic saves
+MAX_RESTARTS = 3  # "the file changed on the server" restarts within one attempt
+VERIFY_ATTEMPTS = 2  # a sha256 mismatch is fetched once more, then it is an error
+HASH_CACHE = "hashes.json"
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    path: Path
+    sha256: str
+    size: int
+    bytes_transferred: int  # body bytes received in this run
+    urls_used: tuple[str, ...]  # sources that supplied bytes (redacted)
+    resumed: bool  # bytes from an earlier run were kept
+    seconds: float
+    cached: bool  # the file was already there, verified; nothing fetched
+
+    def to_json(self) -> dict:
+        return {
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "size": self.size,
+            "bytes_transferred": self.bytes_transferred,
+            "urls_used": list(self.urls_used),
+            "resumed": self.resumed,
+            "seconds": round(self.seconds, 3),
+            "cached": self.cached,
+        }
+
+
+
+class _Restart(Exception):
+    """The file changed on the server: assemble it again from scratch."""
+
+
+class FileJob(Connections):
+    """Fetches one FileSpec to its destination; the caller holds the destination's lock."""
+
+    def __init__(self, spec: FileSpec, dest: Path, expected_sha: str | None, session, settings: Settings, *, show: bool,
+                 policy: RetryPolicy, cancel: threading.Event | None, leave_bar: bool) -> None:
+        from sdsetup.net.session import timeouts
+
+        self.spec = spec
+        self.dest = dest
+        self.expected_sha = expected_sha
+        self.session = session
+        self.settings = settings
+        self.policy = policy
+        self.cancel = cancel or threading.Event()
+        self.timeouts = timeouts(settings)
+        self.part_path = part_path(dest)
+        self.state_path = state_path(dest)
+        self.lock = threading.Condition(threading.Lock())
+        self.save_lock = threading.Lock()
+        self.started = time.monotonic()
+        self.transferred = 0
+        self.resumed_bytes = 0
+        self.show = show
+        self.leave_bar = leave_bar
+        self.bar: FileProgress | None = None
+        self.sources: list[Source] = []
+        self.size: int | None = None
+        self.phase: Phase | None = None
+        self.part: PartFile | None = None
+        self.restart_reason: str | None = None
+        self.failover = False
+        self.saved_validators: dict[str, Validator] = {}
+        self.prober: threading.Thread | None = None
+        self.last_save = 0.0
+        self.dirty = False
+
+    # -- the whole file ------------------------------------------------------------------------
+    def run(self) -> DownloadResult:
+        cached = self._already_there()
+        if cached is not None:
+            return cached
+        file_urls = [u for u in self.spec.urls if is_file_url(u)]
+        http_urls = [u for u in self.spec.urls if not is_file_url(u)]
+        local_problems = []
+        for url in file_urls:
+            result = self._copy_local(url, local_problems)
+            if result is not None:
+                return result
+        if not http_urls:
+            raise SdsetupError(
+                f"none of the local copies of {self.spec.name} could be used: " + "; ".join(local_problems),
+                "check the offline bundle (sdsetup bundle verify) or give a URL to download from",
+                ExitCode.INTEGRITY if any("sha256" in p or "bytes" in p for p in local_problems) else ExitCode.NETWORK,
+            )
+        self.bar = FileProgress(self.show, name=self.spec.name, leave=self.leave_bar)
+        try:
+            return self._fetch_verified(http_urls)
+        finally:
+            self.bar.close()
+
+    def _hash_cache(self):
+        from sdsetup.hashing import HashCache
+
+        return HashCache(self.settings.cache_dir / HASH_CACHE)
+
+    def _result(self, sha: str, size: int, *, cached: bool, urls: tuple[str, ...] = ()) -> DownloadResult:
+        return DownloadResult(self.dest, sha, size, self.transferred, urls, self.resumed_bytes > 0, time.monotonic() - self.started, cached)
+
+    def _already_there(self) -> DownloadResult | None:
+        """A file at dest with the right sha256 (or the right size when no sha256 is known) is kept."""
+        if not self.dest.is_file():
+            return None
+        size = self.dest.stat().st_size
+        if self.spec.size is not None and size != self.spec.size:
+            return None
+        if self.expected_sha is None and self.spec.size is None:
+            return None  # decided after probing, when the size is known
+        try:
+            digest, _ = self._hash_cache().sha256(self.dest)
+        except OSError:
+            return None
+        if self.expected_sha is not None and digest != self.expected_sha:
+            log.info("%s exists but its sha256 is %s, expected %s: fetching again", self.dest, digest, self.expected_sha)
+            return None
+        return self._result(digest, size, cached=True)
+
+    def _copy_local(self, url: str, problems: list[str]) -> DownloadResult | None:
+        try:
+            digest, size = copy_verified(url, self.part_path, size=self.spec.size)
+        except SourceError as exc:
+            problems.append(exc.message)
+            return None
+        except DiskFull as exc:
+            raise self._disk_full_error(exc) from None
+        if self.expected_sha and digest != self.expected_sha:
+            problems.append(f"{redact_url(url)}: sha256 {digest}, expected {self.expected_sha}")
+            _unlink(self.part_path)
+            return None
+        os.replace(self.part_path, self.dest)
+        remove_state(self.dest)
+        self._remember(digest)
+        self.transferred = size
+        return self._result(digest, size, cached=False, urls=(redact_url(url),))
+
+    def _remember(self, digest: str) -> None:
+        try:
+            self._hash_cache().remember(self.dest, digest)
+        except OSError:
+            pass
+
+    def _fetch_verified(self, urls: list[str]) -> DownloadResult:
+        mismatches: list[tuple[str, tuple[str, ...]]] = []
+        for attempt in range(1, VERIFY_ATTEMPTS + 1):
+            self.failover = attempt > 1  # after a bad hash: one source at a time, no mixing
+            try:
+                digest, size = self._assemble(urls)
+            except _Cached as cached:
+                return cached.result
+            used = tuple(s.label for s in self.sources if s.bytes > 0)
+            if self.expected_sha is None or digest == self.expected_sha:
+                if self.spec.size is not None and size != self.spec.size:  # pragma: no cover - sizes are enforced earlier
+                    raise SdsetupError(f"{self.spec.name}: got {size} bytes, expected {self.spec.size}", None, ExitCode.INTEGRITY)
+                os.replace(self.part_path, self.dest)
+                remove_state(self.dest)
+                self._remember(digest)
+                log.info("%s: done, %d bytes, sha256 %s, from %s", self.dest, size, digest, ", ".join(used))
+                return self._result(digest, size, cached=False, urls=used)
+            log.warning("%s: sha256 mismatch (expected %s, got %s) from %s", self.dest, self.expected_sha, digest, ", ".join(used))
+            mismatches.append((digest, used))
+            _unlink(self.part_path)
+            remove_state(self.dest)
+            self.resumed_bytes = 0
+            # Prefer the sources that did not supply this copy.
+            labels = {s.label for s in self.sources if s.bytes > 0}
+            urls = [u for u in urls if redact_url(u) not in labels] + [u for u in urls if redact_url(u) in labels]
+        digest, used = mismatches[-1]
+        raise SdsetupError(
+            f"{self.spec.name}: sha256 mismatch: expected {self.expected_sha}, got {digest} "
+            f"(from {', '.join(used)}; fetched {len(mismatches)} times)",
+            "the source sends different bytes than expected; try another mirror (--mirror) or check the "
+            f"expected hash; nothing was written to {self.dest}",
+            ExitCode.INTEGRITY,
+            details={"expected": self.expected_sha, "actual": digest, "urls": list(used)},
+        )
+
+    # -- one assembled copy ----------------------------------------------------------------------
+    def _assemble(self, urls: list[str]) -> tuple[str, int]:
+        """Fetch every byte into DEST.part; returns (sha256, size) of what was assembled."""
+        restarts = 0
+        while True:
+            self.sources = [Source(url, index) for index, url in enumerate(urls)]
+            try:
+                return self._assemble_once()
+            except _Restart as restart:
+                self.restart_reason = str(restart)
+                restarts += 1
+                reason = self.restart_reason or "the file changed on the server"
+                log.warning("%s: %s; starting over (%d)", self.dest, reason, restarts)
+                _unlink(self.part_path)
+                remove_state(self.dest)
+                self.resumed_bytes = 0
+                if restarts >= MAX_RESTARTS:
+                    raise SdsetupError(
+                        f"{self.spec.name}: {reason}, {restarts} times in a row",
+                        "the file keeps changing on the server; try again later or use another mirror",
+                        ExitCode.NETWORK,
+                    ) from None
+
+    def _assemble_once(self) -> tuple[str, int]:
+        self.resumed_bytes = 0
+        saved = load_state(self.state_path)
+        self.saved_validators = dict(saved.validators) if saved else {}
+        if self.spec.size is not None:  # told the size: no need to ask a server whether it fits
+            self.size = self.spec.size
+            self._check_free_space(RangeSet(saved.done.clipped(self.size)) if saved and saved.size == self.size else RangeSet())
+        primary = self._probe_first(saved)
+        self.size = self.spec.size if self.spec.size is not None else primary.size
+        if self.expected_sha is None and self.spec.size is None and self.size is not None and self.dest.is_file():
+            if self.dest.stat().st_size == self.size:  # nothing else to check against: the size agrees
+                try:
+                    digest, _ = self._hash_cache().sha256(self.dest)
+                    return_cached = self._result(digest, self.size, cached=True)
+                except OSError:
+                    return_cached = None
+                if return_cached is not None:
+                    raise _Cached(return_cached)
+        part_size = self.part_path.stat().st_size if self.part_path.is_file() else None
+        done, why = resume_from(
+            saved,
+            size=self.size,
+            sha256=self.expected_sha,
+            part_size=part_size,
+            validators_now={primary.label: Validator(primary.etag, primary.last_modified)},
+        )
+        if done.total() and not primary.ranges:
+            done, why = RangeSet(), f"{primary.label} does not support ranges"
+        log.info("%s: %s (size %s, %s)", self.dest, why, self.size, "ranges" if primary.ranges else "no ranges")
+        self.resumed_bytes = done.total()
+        self._check_free_space(done)
+        self.part = PartFile(self.part_path)
+        try:
+            try:
+                self.part.prepare(self.size, fresh=done.total() == 0)
+            except DiskFull as exc:
+                raise self._disk_full_error(exc) from None
+            if not self.failover:
+                self._start_prober()
+            streams = 0
+            while True:
+                outcome = self._run_phase(done)
+                if outcome == "stream":
+                    streams += 1
+                    if streams > self.policy.tries:
+                        raise self._no_source_error()
+                    log.info("%s: no source serves ranges; one stream from the start", self.dest)
+                    done = RangeSet()
+                    self.resumed_bytes = 0
+                    self.part.prepare(self.size, fresh=True)
+                    continue
+                return outcome
+        finally:
+            self.part.close()
+            self.part = None
+
+    def _check_free_space(self, done: RangeSet) -> None:
+        if self.size is None:
+            return
+        held = 0
+        if done.total() and self.part_path.is_file():
+            held = getattr(self.part_path.stat(), "st_blocks", 0) * 512
+        needed = max(0, self.size - held)
+        free = free_bytes(self.dest.parent)
+        if free is not None and needed > free:
+            raise SdsetupError(
+                f"not enough free space for {self.spec.name}: needs {human_bytes(needed)} more, "
+                f"{human_bytes(free)} free in {self.dest.parent}",
+                "free up space there (or choose another folder) and run again",
+                ExitCode.DISK,
+                details={"needed_bytes": needed, "free_bytes": free, "path": str(self.dest.parent)},
+            )
+
+    def _disk_full_error(self, exc: DiskFull) -> SdsetupError:
+        free = free_bytes(self.dest.parent)
+        return SdsetupError(
+            f"the disk filled up while writing {exc.path} ({human_bytes(free)} free in {self.dest.parent})",
+            "free up space and run the same command again: the part already downloaded is kept",
+            ExitCode.DISK,
+            details={"path": str(exc.path), "free_bytes": free},
+        )
+
+    # -- sources ---------------------------------------------------------------------------------
+    def _probe_source(self, source: Source) -> SourceError | None:
+        """Probe one source and activate it when it agrees with the file being assembled."""
+        try:
+            found = probe(self.session, source.url, self.timeouts)
+        except SourceError as exc:
+            with self.lock:
+                source.reason = exc.message
+                if exc.kind != "retry":
+                    source.state = "demoted"
+            log.info("%s: probe failed: %s", source.label, exc.message)
+            return exc
+        with self.lock:
+            expected = self.spec.size if self.spec.size is not None else self.size
+            validator = found.validator
+            saved = self.saved_validators.get(source.label)
+            if expected is not None and found.size is not None and found.size != expected:
+                source.state = "demoted"
+                source.reason = f"offers {found.size} bytes, expected {expected}"
+                source.size = found.size
+            elif saved is not None and self.resumed_bytes and _changed(saved, validator):
+                source.state = "demoted"
+                source.reason = "has another version of the file than the earlier part"
+            else:
+                source.final_url = found.final_url if found.final_url != source.url else None
+                source.size = found.size
+                source.ranges = found.ranges
+                source.etag, source.last_modified = validator.etag, validator.last_modified
+                source.state = "active"
+                source.reason = None
+            log.info("%s: %s", source.label, source.reason or f"probed by {found.method}: size {found.size}, ranges {found.ranges}")
+            self.lock.notify_all()
+        return None
+
+    def _probe_first(self, saved: ResumeState | None) -> Source:
+        """Probe sources in order until one answers (retrying the ones that may come back).
+
+        A small file of known size with nothing to resume skips the probe: its one GET tells as much
+        (one round trip less per wheel on a slow link); a failing first source is demoted as usual."""
+        if self.spec.size is not None and self.spec.size < SEGMENT_THRESHOLD and saved is None and not self.failover:
+            first = self.sources[0]
+            with self.lock:
+                first.state, first.size, first.ranges = "active", self.spec.size, False
+            return first
+        pending = list(self.sources)
+        for round_number in range(1, self.policy.tries + 1):
+            retry_later: list[Source] = []
+            waits: list[float] = []
+            for source in pending:
+                error = self._probe_source(source)
+                if source.state == "active":
+                    return source
+                if error is not None and error.kind == "retry":
+                    retry_later.append(source)
+                    if error.retry_after is not None:
+                        waits.append(error.retry_after)
+            if not retry_later:
+                break
+            pending = retry_later
+            if round_number < self.policy.tries:
+                self._sleep(self.policy.delay(round_number, max(waits) if waits else None))
+        raise self._no_source_error()
+
+    def _start_prober(self) -> None:
+        """Probe the other sources in the background; each one that agrees joins in."""
+        rest = [s for s in self.sources if s.state == "new"]
+        if not rest:
+            return
+
+        def probe_rest() -> None:
+            pending = rest
+            for round_number in range(1, 4):
+                retry = [s for s in pending if self._probe_source(s) is not None and s.state == "new"]
+                if not retry or self.cancel.is_set():
+                    break
+                pending = retry
+                time.sleep(self.policy.delay(round_number))
+            with self.lock:
+                for source in rest:
+                    if source.state == "new":
+                        source.state = "demoted"
+                self.lock.notify_all()
+
+        self.prober = threading.Thread(target=probe_rest, name=f"probe {self.dest.name}", daemon=True)
+        self.prober.start()
+
+    def _failover_next(self) -> bool:
+        """One source at a time (after a bad hash): probe the next when none is active."""
+        for source in self.sources:
+            if source.state == "new":
+                self._probe_source(source)
+                if source.state == "active":
+                    return True
+        return False
+
+    def _no_source_error(self) -> SdsetupError:
+        reasons = [f"{s.label}: {s.reason}" for s in self.sources if s.reason]
+        size_only = [s for s in self.sources if s.reason and "offers" in s.reason]
+        done = self.phase.done.total() if self.phase is not None else 0
+        if size_only and len(size_only) == len(self.sources):
+            return SdsetupError(
+                f"{self.spec.name}: no source offers the expected size ({'; '.join(reasons)})",
+                "the expected size may be out of date, or the mirrors hold another version",
+                ExitCode.INTEGRITY,
+                details={"sources": reasons},
+            )
+        kept = f"; {human_bytes(done)} already downloaded is kept for the next run" if done else ""
+        return SdsetupError(
+            f"could not download {self.spec.name}: " + ("; ".join(reasons) or "no source answered"),
+            "check the network, a proxy (--proxy) or a mirror (--mirror), then run the same command again" + kept,
+            ExitCode.NETWORK,
+            details={"sources": reasons},
+        )
+
+    # -- one phase of connections ----------------------------------------------------------------
+    def _run_phase(self, done: RangeSet):
+        usable_ranges = any(s.state == "active" and s.ranges for s in self.sources)
+        remaining = None if self.size is None else self.size - done.total()
+        connections = connections_for(self.size, remaining, self.settings.connections, usable_ranges)
+        hasher = PrefixHasher(self.part_path, done.prefix_end())
+        phase = Phase(Planner(self.size, done, connections, ranges=usable_ranges), done, hasher, connections)
+        self.phase = phase
+        self.bar.start(self.size, done.total())
+        log.info("%s: %d connection(s), %s to fetch", self.dest, connections, human_bytes(remaining) if remaining is not None else "unknown size")
+        self._save(force=True)
+        try:
+            while True:
+                self._keep_workers(phase)
+                with self.lock:
+                    self.lock.wait(TICK)
+                if self.cancel.is_set():
+                    raise KeyboardInterrupt
+                self.bar.update(phase.done.total())
+                self._check_slow()
+                self._rebalance(phase)
+                if phase.failure is not None:
+                    raise phase.failure
+                if phase.restart_reason is not None:
+                    raise _Restart(phase.restart_reason)
+                if phase.want_stream:
+                    self._stop_phase(phase)
+                    hasher.stop()
+                    return "stream"
+                if self._complete(phase):
+                    self._stop_phase(phase)
+                    self._save(force=True)
+                    self.bar.update(self.size)
+                    return hasher.result(self.size), self.size
+                if not any(w.is_alive() for w in phase.workers) and not self._work_possible(phase):
+                    raise self._no_source_error()
+                if time.monotonic() - self.last_save >= SAVE_INTERVAL and self.dirty:
+                    self._save()
+        except BaseException:
+            self._stop_phase(phase)
+            hasher.stop()
+            if self.size is not None:
+                self._save(force=True)
+            raise
+
+    def _complete(self, phase: Phase) -> bool:
+        with self.lock:
+            if self.size is None:
+                if phase.eof_at is None or phase.writing:
+                    return False
+                self.size = phase.eof_at
+            return phase.done.covers(self.size) and phase.writing == 0
+
+    def _work_possible(self, phase: Phase) -> bool:
+        """Could new connections make progress? (A source may still join, or come out of cooldown.)"""
+        with self.lock:
+            if any(s.state == "active" for s in self.sources):
+                return True
+            if self.prober is not None and self.prober.is_alive():
+                return True
+        return self.failover and self._failover_next()
+
+    def _keep_workers(self, phase: Phase) -> None:
+        with self.lock:
+            phase.workers = [w for w in phase.workers if w.is_alive()]
+            has_work = bool(phase.planner.pending) or phase.planner.steal_possible()
+            usable = any(s.state == "active" for s in self.sources)
+            missing = phase.connections - len(phase.workers)
+        if phase.stopped or not usable or missing <= 0 or not has_work:
+            return
+        for _ in range(missing):
+            worker = threading.Thread(target=self._worker, args=(phase,), name=f"dl {self.dest.name}", daemon=True)
+            phase.workers.append(worker)
+            worker.start()
+
+    def _stop_phase(self, phase: Phase) -> None:
+        with self.lock:
+            phase.stopped = True
+            phase.stop_event.set()
+            while phase.writing:
+                self.lock.wait(0.05)
+
+    def _check_slow(self) -> None:
+        with self.lock:
+            for source in far_slower(self.sources, time.monotonic()):
+                rate, _ = source.rate(time.monotonic())
+                source.state = "demoted"
+                source.reason = f"far slower than the other sources ({human_bytes(rate)}/s per connection)"
+                log.info("%s: %s", source.label, source.reason)
+
+    def _rebalance(self, phase: Phase) -> None:
+        """Spread connections over the active sources (one move per tick, so counts settle): a
+        source that joined late gets connections, and so gets measured."""
+        with self.lock:
+            active = [s for s in self.sources if s.state == "active" and s.ranges]
+            if len(active) < 2:
+                return
+            busiest = max(active, key=lambda s: len(s.open_since))
+            idlest = min(active, key=lambda s: len(s.open_since))
+            if len(busiest.open_since) - len(idlest.open_since) < 2:
+                return
+            candidates = [t for t in phase.planner.active if t.source is busiest and not t.move]
+            if candidates:
+                max(candidates, key=lambda t: t.remaining).move = True
+
+    def _sleep(self, seconds: float, event: threading.Event | None = None) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if self.cancel.wait(min(left, TICK)):
+                raise KeyboardInterrupt
+            if event is not None and event.is_set():
+                return
+
+    # -- sidecar -------------------------------------------------------------------------------
+    def _save(self, force: bool = False) -> None:
+        phase = self.phase
+        if phase is None or self.size is None:
+            return
+        with self.save_lock:
+            with self.lock:
+                if phase.stopped and not force:
+                    return
+                state = ResumeState(
+                    size=self.size,
+                    sha256=self.expected_sha,
+                    urls=[s.label for s in self.sources],
+                    validators={s.label: Validator(s.etag, s.last_modified) for s in self.sources if s.state == "active" or s.bytes},
+                    done=RangeSet(phase.done),
+                )
+                self.dirty = False
+                self.last_save = time.monotonic()
+            try:
+                save_state(self.state_path, state)
+            except OSError as exc:
+                log.warning("could not save %s: %s", self.state_path, exc)
+
+
+class _Cached(Exception):
+    def __init__(self, result: DownloadResult) -> None:
+        super().__init__("cached")
+        self.result = result
+
+
+def _changed(old: Validator, new: Validator) -> bool:
+    return same_version(old, new) is False
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
