@@ -271,3 +271,20 @@ def test_install_flags_become_the_single_base_mirror(tmp_path):
     with pytest.raises(SdsetupError) as caught:
         install_settings(Settings(mirror="cn"), mirror_url="http://a/", offline=None)
     assert "drop --mirror" in caught.value.hint
+
+
+def test_the_resume_state_never_keeps_a_mirror_credential():
+    pick = Resolved("six", "1.16.0", "https://user:s3cret@art.corp.example:8443/pypi/packages/six-1.16.0-py2.py3-none-any.whl",
+                    "a" * 64, "six-1.16.0-py2.py3-none-any.whl", None, True)
+    stored = json.dumps(pick.to_json())
+    assert "s3cret" not in stored and "user" not in stored
+    assert Resolved.from_json(json.loads(stored)).url == "https://art.corp.example:8443/pypi/packages/six-1.16.0-py2.py3-none-any.whl"
+
+
+def test_a_base_url_with_credentials_is_refused(tmp_path):
+    from sdsetup.commands.bundle import create
+
+    with pytest.raises(SdsetupError) as caught:
+        create(Settings(), tmp_path / "out", base_url="http://lab:pw@192.168.1.5:8000/")
+    assert caught.value.exit_code == ExitCode.USAGE and "pw" not in caught.value.message
+    assert not (tmp_path / "out").exists()

@@ -25,6 +25,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 from sdsetup.errors import ExitCode, SdsetupError
 
@@ -66,7 +67,11 @@ class Resolved:
         return self.is_wheel and self.filename.endswith("-none-any.whl")
 
     def to_json(self) -> dict[str, Any]:
+        """For the resume state: a credential in a mirror URL is not written down."""
         data = asdict(self)
+        parts = urlsplit(self.url)
+        if parts.username or parts.password:
+            data["url"] = urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
         data["requires_dist"] = list(self.requires_dist)
         data["provides_extra"] = list(self.provides_extra)
         return data

@@ -19,7 +19,11 @@ def create(settings: Any, out: Path, *, manifest: str | None = None, backend: st
     if base_url is not None:
         from sdsetup.net.mirror_profiles import check_url
 
+        from urllib.parse import urlsplit
+
         base_url = check_url(base_url, "--base-url", "URL")
+        if urlsplit(base_url).username or urlsplit(base_url).password:
+            raise usage_error("--base-url carries a user name or password", "the profile file is for every machine: give the URL without credentials")
     options = CreateOptions(manifest=manifest, backend=(backend or "auto").lower(), torch_tag=torch_tag,
                             platforms=tuple(platforms or ()), python_version=python_version, base_url=base_url, quiet=quiet)
     data = create_bundle(settings, out, options)
