@@ -135,6 +135,8 @@ def test_killed_at_a_random_step_then_rerun_completes(world, tmp_path):
     # INSTALL_E2E_SEED=N replays a run (tests/conftest.py strips SDSETUP_* variables).
     seed = int(os.environ.get("INSTALL_E2E_SEED") or time.time())
     kill_at = random.Random(seed).randrange(2, steps + 1)
+    # A slow mirror for the model (1 MB/s per connection), so a kill can land inside its download.
+    world["files"].rule(MODEL_PATH, rate=1_000_000)
     process = subprocess.Popen(_argv(world, target), env=_env(world), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
     seen = []
@@ -148,6 +150,7 @@ def test_killed_at_a_random_step_then_rerun_completes(world, tmp_path):
                 break
     finally:
         process.wait(timeout=120)
+        world["files"].clear(MODEL_PATH)
     assert process.returncode == -signal.SIGKILL, f"seed {seed}, kill at {kill_at}: {seen[-8:]}"
 
     result = _install(world, target)
