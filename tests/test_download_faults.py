@@ -472,4 +472,4 @@ def test_progress_bar_goes_to_stderr_only_when_asked(tmp_path, site, capsys):
         download(quiet, build_session(settings), settings, progress=False, policy=FAST)
         silent = capsys.readouterr()
     assert "big.bin" in shown.err and "100%" in shown.err and "6.00M" in shown.err
-    assert shown.out == "" and silent.err == "" and silent.out == ""
+    assert shown.out == "" and silent.out == "" and silent.err == ""

@@ -228,8 +228,10 @@ class Connections:
                 self._flush(phase, task, source, pieces, failures)
                 task.move = False
                 raise SourceError("demoted", "given up" if source.state != "active" else "moved to a less busy source")
+            # Never read past the task's end (it shrinks when another connection steals the back half).
+            want = max(1, min(READ_MAX, task.end - task.pos - pending))
             try:
-                data = read1(READ_MAX, decode_content=False) if read1 else raw.read(READ_MIN, decode_content=False)
+                data = read1(want, decode_content=False) if read1 else raw.read(min(want, READ_MIN), decode_content=False)
             except Exception as exc:  # urllib3/socket errors: reset, timeout (a stall), truncated body
                 self._flush(phase, task, source, pieces, failures)
                 raise SourceError("retry", describe_exception(exc)) from None
@@ -237,7 +239,8 @@ class Connections:
             if data:
                 pieces.append(data)
                 pending += len(data)
-                if pending < BATCH and len(pieces) < MAX_PIECES and now - flushed_at < FLUSH_INTERVAL:
+                task.received = pending
+                if pending < min(BATCH, task.end - task.pos) and len(pieces) < MAX_PIECES and now - flushed_at < FLUSH_INTERVAL:
                     continue
             written, finished = self._flush(phase, task, source, pieces, failures)
             pieces, pending, flushed_at = [], 0, now
@@ -267,6 +270,7 @@ class Connections:
             if phase.stopped:
                 raise Stop
             offset, take = phase.planner.claim(task, total)
+            task.received = 0
             phase.writing += 1
         try:
             if take:

@@ -239,6 +239,7 @@ class FileJob(Connections):
 
     def _assemble_once(self) -> tuple[str, int]:
         self.resumed_bytes = 0
+        self.prober = None
         saved = load_state(self.state_path)
         self.saved_validators = dict(saved.validators) if saved else {}
         if self.spec.size is not None:  # told the size: no need to ask a server whether it fits

@@ -124,10 +124,16 @@ class Task:
     id: int = field(default_factory=lambda: next(_task_ids))
     source: object | None = None  # the source its current request goes to
     move: bool = False  # asked to continue from a less busy source
+    received: int = 0  # bytes read from the socket but not claimed yet (the connection's batch)
 
     @property
     def remaining(self) -> int:
         return max(0, self.end - self.pos)
+
+    @property
+    def unreceived(self) -> int:
+        """What the connection has not even read yet: the part worth stealing."""
+        return max(0, self.end - self.pos - self.received)
 
 
 class Planner:
@@ -160,18 +166,19 @@ class Planner:
     def steal(self) -> Task | None:
         if self.size is None or not self.active:
             return None
-        victim = max(self.active, key=lambda t: t.remaining)
-        if victim.remaining < 2 * MIN_STEAL:
+        victim = max(self.active, key=lambda t: t.unreceived)
+        if victim.unreceived < 2 * MIN_STEAL:
             return None
-        middle = victim.pos + victim.remaining // 2
-        middle = max(victim.pos + MIN_STEAL, (middle // ALIGN) * ALIGN)
+        start = victim.pos + victim.received
+        middle = start + victim.unreceived // 2
+        middle = max(start + MIN_STEAL, (middle // ALIGN) * ALIGN)
         task = Task(middle, victim.end)
         victim.end = middle
         self.active.append(task)
         return task
 
     def steal_possible(self) -> bool:
-        return self.size is not None and any(t.remaining >= 2 * MIN_STEAL for t in self.active)
+        return self.size is not None and any(t.unreceived >= 2 * MIN_STEAL for t in self.active)
 
     def claim(self, task: Task, count: int) -> tuple[int, int]:
         """Reserve up to `count` bytes at the front of `task`: (offset, how many may be written)."""

@@ -226,6 +226,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:  # quiet
         pass
 
+    def handle(self) -> None:
+        # A client that closes a connection with unread data sends a RST; that is not the server's error.
+        try:
+            super().handle()
+        except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError):
+            self.close_connection = True
+
     def do_HEAD(self) -> None:
         self._serve(head=True)
 
