@@ -473,3 +473,26 @@ def test_progress_bar_goes_to_stderr_only_when_asked(tmp_path, site, capsys):
         silent = capsys.readouterr()
     assert "big.bin" in shown.err and "100%" in shown.err and "6.00M" in shown.err
     assert shown.out == "" and silent.out == "" and silent.err == ""
+
+
+def test_server_without_validators_resumes_without_if_range(tmp_path, site):
+    root, files = site
+    with FileServer(root, etag=False, last_modified=False) as fs:
+        fs.script("/small.bin", Fault.reset(after=100_000))
+        result = fetch(tmp_path, [fs.url("small.bin")], "small.bin", files["small.bin"])
+        seen = [(r.range, r.if_range, r.status) for r in gets(fs, "/small.bin")]
+    assert seen == [(None, None, 200), ("bytes=100000-299999", None, 206)]
+    assert_clean(result.path, files["small.bin"])
+
+
+def test_positional_writes_without_pwrite(tmp_path, site, monkeypatch):
+    """Windows has no os.pwrite/pwritev: the lock + seek + write path assembles the same file."""
+    from sdsetup.net import partfile
+
+    monkeypatch.setattr(partfile, "_HAS_PWRITE", False)
+    monkeypatch.delattr(os, "pwritev", raising=False)
+    root, files = site
+    with FileServer(root, rate=8 * MiB) as fs:
+        result = fetch(tmp_path, [fs.url("big.bin")], "big.bin", files["big.bin"])
+        assert len({r.client for r in gets(fs, "/big.bin")}) >= 3
+    assert_clean(result.path, files["big.bin"])
