@@ -95,3 +95,10 @@ def test_launch_env_carries_pins_hf_home_offline_and_mirror_env():
 def test_python_from_pyvenv_cfg():
     assert python_from_pyvenv_cfg("home = /usr/bin\nexecutable = /usr/bin/python3.11\nversion = 3.11.7\n") == "/usr/bin/python3.11"
     assert python_from_pyvenv_cfg("home = /usr/bin\n") is None
+
+
+def test_our_block_goes_before_the_doctors_block_so_its_fixes_stay_last():
+    doctor = "# >>> sdsetup doctor >>> added by `sdsetup doctor --fix`\nexport COMMANDLINE_ARGS=\"$COMMANDLINE_ARGS --no-half-vae\"\n# <<< sdsetup doctor <<<\n"
+    text, how = merge(USER_SH + doctor, render_sh_block(SETTINGS), "sh")
+    assert how == "inserted" and text.index("# >>> sdsetup >>>") < text.index("# >>> sdsetup doctor >>>")
+    assert text.endswith(doctor)

@@ -129,6 +129,11 @@ def merge(existing: str | None, block: str, kind: str) -> tuple[str, str]:
     if span:
         new = existing[:span[0]] + block + existing[span[1]:]
         return new, "unchanged" if new == existing else "replaced"
+    # `sdsetup doctor --fix` keeps its own block last, so its fixes win: ours goes before it.
+    doctor = re.search(r"(?m)^[ \t]*(#|rem) >>> sdsetup doctor >>>", existing)
+    if doctor:
+        at = doctor.start()
+        return existing[:at] + block + newline + existing[at:], "inserted"
     if kind == "bat":
         match = re.search(r"(?im)^[ \t]*call[ \t]+(\"?)webui\.bat\1.*$", existing)
         if match:
