@@ -224,13 +224,12 @@ def test_an_interrupted_bundle_resumes_its_download(servers, tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "sdsetup", *args], env=servers["env"], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + 240
-        while files.bytes_sent(model) < 600_000:
+        while files.bytes_sent(model) < 1_200_000:  # three seconds in: the engine has recorded its progress
             assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
             assert time.monotonic() < deadline, "the model download never started"
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-        first = files.bytes_sent(model)
     finally:
         files.rule(model, rate=None)
     assert not (out / "bundle.lock.json").exists()
@@ -238,7 +237,7 @@ def test_an_interrupted_bundle_resumes_its_download(servers, tmp_path):
     result = sdsetup(servers["env"], *args, "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     again = files.bytes_sent(model)
-    assert 0 < again <= fixture.MODEL_BYTES - first + 256 * 1024  # continued, not started over
+    assert 0 < again <= fixture.MODEL_BYTES - 400_000  # continued from the partial file, not started over
     assert not any(r.path.startswith("/pypi/simple") for r in files.requests())  # pip's answers were kept
     data = envelope(result)["data"]
     assert data["target"]["native"] is True
