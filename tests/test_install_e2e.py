@@ -267,3 +267,40 @@ def test_everything_goes_through_an_authenticating_proxy_and_the_password_stays_
         assert secret not in (target / ".sdsetup" / name).read_text("utf-8")
     script = target / "webui-user.sh"
     assert secret in script.read_text("utf-8") and (script.stat().st_mode & 0o077) == 0
+
+
+def test_moving_to_a_new_pin_asks_first_and_keeps_the_users_launcher_edits(world, tmp_path):
+    """A manifest with a newer web UI commit: the checkout moves only with --yes, and webui-user.sh -
+    tracked by the web UI, edited by its owner and by sdsetup - comes through as the user left it."""
+    import subprocess as sp
+
+    target = tmp_path / "webui"
+    assert _install(world, target).returncode == 0
+    script = target / "webui-user.sh"
+    script.write_text(script.read_text("utf-8") + "export MY_OWN_SETTING=1\n", "utf-8")
+
+    git = world["git"]
+    work = git.root / ".work" / "sdfixture/stable-diffusion-webui"
+    (work / "NEWS.md").write_text("a newer web UI\n")
+    ident = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    sp.run(["git", *ident, "-C", str(work), "add", "-A"], check=True)
+    sp.run(["git", *ident, "-C", str(work), "commit", "-q", "-m", "newer"], check=True)
+    sp.run(["git", "-C", str(work), "push", "-q", str(git.root / "sdfixture/stable-diffusion-webui.git"), "HEAD:main"], check=True)
+    newer = sp.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    text = world["manifest"].read_text("utf-8").replace(world["world"].webui_commit, newer)
+    manifest = tmp_path / "newer.toml"
+    manifest.write_text(text, "utf-8")
+
+    argv = [a for a in _argv(world, target, "--json") if a != "--yes"]
+    argv[argv.index(str(world["manifest"]))] = str(manifest)
+    refused = subprocess.run(argv, env=_env(world), capture_output=True, text=True, timeout=240)
+    assert refused.returncode == 2 and "--yes" in json.loads(refused.stdout)["error"]["hint"]
+
+    moved = subprocess.run(argv + ["--yes"], env=_env(world), capture_output=True, text=True, timeout=240)
+    assert moved.returncode == 0, moved.stderr[-3000:]
+    head = sp.run(["git", "-C", str(target), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert head == newer and (target / "NEWS.md").is_file()
+    assert "export MY_OWN_SETTING=1" in script.read_text("utf-8") and "# >>> sdsetup >>>" in script.read_text("utf-8")
+    ran = {s["id"] for s in json.loads(moved.stdout)["data"]["steps"] if s["status"] == "ran"}
+    assert ran == {"preflight", "webui", "record"}  # nothing else depends on the commit here
+    assert _launch(target)["ok"]

@@ -53,30 +53,64 @@ class WebuiStep(Step):
         return {"install_dir": self.size_bytes}
 
     def run(self, ctx: Any) -> dict[str, Any]:
-        from sdsetup.gitops import checkout_pinned, exclude_paths, head_commit, is_dirty
+        from sdsetup.fsutil import atomic_write_bytes
+        from sdsetup.gitops import changed_files, checkout_pinned, exclude_paths, head_commit
 
         runner = ctx.git_runner()
         current = head_commit(ctx.install_dir, runner)
-        if current and current != self.repo.commit and not is_dirty(ctx.install_dir, runner) and not ctx.options.yes:
-            # A clean checkout at another commit: moving it is reversible, but it is the user's tree.
-            if not (sys.stdin.isatty() and sys.stderr.isatty() and _confirm(
+        saved: dict = {}
+        moving = bool(current) and current != self.repo.commit
+        # Changes to anything but webui-user.sh/.bat stop the install in checkout_pinned (never overwritten).
+        if moving and set(changed_files(ctx.install_dir, runner)) <= set(OWN_TRACKED):
+            if not ctx.options.yes and not (sys.stdin.isatty() and sys.stderr.isatty() and _confirm(
                     f"{ctx.install_dir} is a web UI checkout at {current[:10]}; check out {self.repo.commit[:10]} instead? [y/N] ")):
+                # Moving is reversible (the commits stay in git), but it is the user's tree: ask.
                 raise SdsetupError(
                     f"{ctx.install_dir} is a checkout at {current[:10]}, not the manifest's {self.repo.commit[:10]}",
                     "rerun with --yes to check out the manifest's commit there (your commits stay in git), "
                     "or install into another directory",
                     ExitCode.USAGE,
                 )
-        result = checkout_pinned(
-            ctx.install_dir, self.urls, self.repo.commit, runner=runner, name="the web UI",
-            origin=self.repo.url, allow_existing=_only_sdsetup_state, log=ctx.reporter.log.info,
-        )
+            saved = _set_aside_launcher_settings(ctx, runner)
+        try:
+            result = checkout_pinned(
+                ctx.install_dir, self.urls, self.repo.commit, runner=runner, name="the web UI",
+                origin=self.repo.url, allow_existing=_only_sdsetup_state, log=ctx.reporter.log.info,
+            )
+        finally:
+            for path, data in saved.items():  # the user's lines and sdsetup's block, as they were
+                atomic_write_bytes(path, data)
         exclude_paths(ctx.install_dir, EXCLUDES)
         if current and current != self.repo.commit:
             ctx.warnings.append(f"the web UI in {ctx.install_dir} moved from {current[:10]} to {self.repo.commit[:10]} "
                                 f"(go back with: git -C \"{ctx.install_dir}\" checkout {current})")
         ctx.reporter.detail(f"from {redact_url(result.url)}{' (shallow)' if result.shallow else ''}")
         return {"url": redact_url(result.url), "shallow": result.shallow, "previous": current}
+
+
+OWN_TRACKED = ("webui-user.sh", "webui-user.bat")
+
+
+def _set_aside_launcher_settings(ctx: Any, runner: Any) -> dict:
+    """webui-user.sh/.bat are tracked by the web UI and changed by sdsetup (and by their owner): when
+    they are the only changes, keep them aside while the checkout moves, then put them back as they
+    were (a copy also goes to .sdsetup/backups). Any other change stops the install as usual."""
+    import time
+
+    from sdsetup.fsutil import atomic_write_bytes
+    from sdsetup.gitops import changed_files
+
+    changed = changed_files(ctx.install_dir, runner)
+    if not changed or not set(changed) <= set(OWN_TRACKED):
+        return {}
+    saved = {}
+    for name in changed:
+        path = ctx.install_dir / name
+        data = path.read_bytes()
+        saved[path] = data
+        atomic_write_bytes(ctx.state_dir / "backups" / f"{name}.{time.strftime('%Y%m%d-%H%M%S')}", data)
+    runner.run(["-C", str(ctx.install_dir), "checkout", "--quiet", "HEAD", "--", *changed])
+    return saved
 
 
 def _confirm(question: str) -> bool:
