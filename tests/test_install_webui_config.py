@@ -93,8 +93,11 @@ def test_launch_env_carries_pins_hf_home_offline_and_mirror_env():
 
 
 def test_python_from_pyvenv_cfg():
-    assert python_from_pyvenv_cfg("home = /usr/bin\nexecutable = /usr/bin/python3.11\nversion = 3.11.7\n") == "/usr/bin/python3.11"
-    assert python_from_pyvenv_cfg("home = /usr/bin\n") is None
+    assert python_from_pyvenv_cfg("home = /usr/bin\nexecutable = /usr/bin/python3.11\nversion = 3.11.7\n")[0] == "/usr/bin/python3.11"
+    # Python 3.10 writes only home and version.
+    assert python_from_pyvenv_cfg("home = /usr/bin\nversion = 3.10.12\n") == ["/usr/bin/python3.10", "/usr/bin/python3"]
+    assert python_from_pyvenv_cfg("home = C:\\Python310\nversion = 3.10.11\n", windows=True) == ["C:\\Python310\\python.exe"]
+    assert python_from_pyvenv_cfg("") == []
 
 
 def test_our_block_goes_before_the_doctors_block_so_its_fixes_stay_last():

@@ -143,16 +143,24 @@ def merge(existing: str | None, block: str, kind: str) -> tuple[str, str]:
     return prefix + newline + block, "appended"
 
 
-def python_from_pyvenv_cfg(text: str) -> str | None:
-    """The interpreter a venv was made from (pyvenv.cfg: `executable`, else `home` + python)."""
+def python_from_pyvenv_cfg(text: str, *, windows: bool = False) -> list[str]:
+    """Where the interpreter a venv was made from may be (pure): pyvenv.cfg's `executable` (3.11+),
+    else `home` + the versioned name (3.10 writes only `home` and `version`)."""
     values = {}
     for line in text.splitlines():
         if "=" in line:
             key, value = line.split("=", 1)
             values[key.strip().lower()] = value.strip()
+    candidates = []
     if values.get("executable"):
-        return values["executable"]
-    return None
+        candidates.append(values["executable"])
+    home = values.get("home")
+    if home:
+        sep = "\\" if windows else "/"
+        minor = ".".join((values.get("version") or values.get("version_info") or "").split(".")[:2])
+        names = ["python.exe"] if windows else [f"python{minor}" if minor else "python3", "python3"]
+        candidates += [home.rstrip("/\\") + sep + name for name in names]
+    return list(dict.fromkeys(candidates))
 
 
 def redact_env_for_record(env: Sequence[tuple[str, str]], secrets: Sequence[str]) -> dict[str, str]:

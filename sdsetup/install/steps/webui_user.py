@@ -47,9 +47,10 @@ class WebuiUserStep(Step):
 
     def settings_for(self, ctx: Any) -> LaunchSettings:
         try:
-            python = python_from_pyvenv_cfg((ctx.venv_dir / "pyvenv.cfg").read_text("utf-8"))
+            candidates = python_from_pyvenv_cfg((ctx.venv_dir / "pyvenv.cfg").read_text("utf-8"), windows=os.name == "nt")
         except OSError:
-            python = None
+            candidates = []
+        python = next((c for c in candidates if os.path.isfile(c)), None)
         return LaunchSettings(args=tuple(self.decisions.launch_args), env=self._env(str(ctx.hf_home)), python=python)
 
     def rendered(self, ctx: Any) -> dict[str, tuple[str, str, str | None]]:
