@@ -136,11 +136,20 @@ def _urls(doc) -> list[str]:
     return found
 
 
+def _recorded_machine_env(tmp_path, gpus=()) -> dict:
+    """Replay a recorded machine (SDSETUP_MACHINE_FACTS), so the plan does not depend on this one's GPU."""
+    import os
+
+    facts = tmp_path / "machine.json"
+    facts.write_text(json.dumps(machine(gpus=gpus).to_json()), "utf-8")
+    return {**os.environ, "SDSETUP_MACHINE_FACTS": str(facts)}
+
+
 def test_dry_run_with_the_cn_mirrors_shows_every_pin_and_writes_nothing(tmp_path):
-    """The acceptance check of issue 5, through the CLI."""
+    """The acceptance check of issue 5, through the CLI (on a recorded machine with an RTX 3060)."""
     target = tmp_path / "webui"
     result = subprocess.run([sys.executable, "-m", "sdsetup", "install", str(target), "--dry-run", "--json", "--mirror", "cn"],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, env=_recorded_machine_env(tmp_path, [nvidia()]))
     assert result.returncode == 0, result.stderr
     assert not target.exists()
     doc = json.loads(result.stdout)
@@ -167,11 +176,13 @@ def test_dry_run_with_the_cn_mirrors_shows_every_pin_and_writes_nothing(tmp_path
     for step in data["steps"]:
         for arg in step.get("index_args", []):
             assert "pypi.org" not in arg and "download.pytorch.org" not in arg
+    torch = next(step for step in data["steps"] if step["id"] == "torch")
+    assert torch["tag"] == "cu121" and "https://mirror.nju.edu.cn/pytorch/whl/cu121/" in torch["index_args"]
 
 
 def test_dry_run_for_people_lists_the_plan(tmp_path):
     result = subprocess.run([sys.executable, "-m", "sdsetup", "install", str(tmp_path / "w"), "--dry-run", "--backend", "cpu"],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, env=_recorded_machine_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "dry run: nothing is written" in result.stdout and "v1-5-pruned-emaonly.safetensors" in result.stdout
     assert not (tmp_path / "w").exists()
