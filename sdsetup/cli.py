@@ -187,62 +187,6 @@ def verify(
     )
 
 
-# --- bundle (issue 8) ----------------------------------------------------------------------------
-bundle_app = typer.Typer(help="Offline bundles: download an install once, serve it on a LAN or carry it on a disk.", no_args_is_help=True)
-app.add_typer(bundle_app, name="bundle")
-
-
-@bundle_app.command("create")
-def bundle_create(
-    out: Annotated[Path, typer.Argument(help="The folder to write (new, empty, or a bundle to resume).", show_default=False)],
-    manifest: Annotated[Optional[str], typer.Option("--manifest", help="a1111 (default), a1111-dev, or the path of your own .toml.")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="auto (this machine), cuda, rocm, mps or cpu.")] = "auto",
-    torch_tag: Annotated[Optional[str], typer.Option("--torch-tag", help="The torch build, e.g. cu118 (default: the backend's first in the manifest).")] = None,
-    platform: Annotated[Optional[List[str]], typer.Option("--platform", help="Target platform: linux, windows, macos, linux-aarch64, macos-x86_64, or a pip tag (win_amd64). Default: this machine's.")] = None,
-    python_version: Annotated[Optional[str], typer.Option("--python-version", help="Target Python, e.g. 3.10 (default: the manifest's recommended).")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="Where the bundle will be served, for its mirror profile file (default: its file:// URL).")] = None,
-    mirror: MirrorOpt = None,
-    proxy: ProxyOpt = None,
-    connections: ConnectionsOpt = None,
-    config: ConfigOpt = None,
-    quiet: QuietOpt = False,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Download everything one install needs into a static tree (PEP 503 index, bare git repositories, Hub files, lock).
-
-    Rerun to resume. Exit codes: 0 done, 2 bad input, 3 network, 4 a file did not match its sha256,
-    5 pip or git failed, 6 another run holds OUT, 7 disk full.
-    """
-    from sdsetup.commands import bundle as command
-
-    run_command(
-        "bundle create",
-        lambda: command.create(
-            _settings(mirror=mirror, proxy=proxy, connections=connections, config=config, quiet=quiet, debug=debug), out,
-            manifest=manifest, backend=backend, torch_tag=torch_tag, platforms=platform or (), python_version=python_version,
-            base_url=base_url, quiet=quiet,
-        ),
-        as_json=json,
-        debug=debug,
-    )
-
-
-@bundle_app.command("verify")
-def bundle_verify(
-    out: Annotated[Path, typer.Argument(help="The bundle folder.", show_default=False)],
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Check every file of a bundle against its lock (sha256 and size) and every repository's pin.
-
-    Exit codes: 0 all good, 2 not a bundle, 4 something is missing or differs (each listed).
-    """
-    from sdsetup.commands import bundle as command
-
-    run_command("bundle verify", lambda: command.verify(_settings(debug=debug), out), as_json=json, debug=debug)
-
-
 # --- install (issue 5) ---------------------------------------------------------------------------
 @app.command()
 def install(
@@ -352,6 +296,62 @@ def doctor(
         as_json=json,
         debug=debug,
     )
+
+
+# --- bundle (issue 8) ----------------------------------------------------------------------------
+bundle_app = typer.Typer(help="Offline bundles: download an install once, serve it on a LAN or carry it on a disk.", no_args_is_help=True)
+app.add_typer(bundle_app, name="bundle")
+
+
+@bundle_app.command("create")
+def bundle_create(
+    out: Annotated[Path, typer.Argument(help="The folder to write (new, empty, or a bundle to resume).", show_default=False)],
+    manifest: Annotated[Optional[str], typer.Option("--manifest", help="a1111 (default), a1111-dev, or the path of your own .toml.")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="auto (this machine), cuda, rocm, mps or cpu.")] = "auto",
+    torch_tag: Annotated[Optional[str], typer.Option("--torch-tag", help="The torch build, e.g. cu118 (default: the backend's first in the manifest).")] = None,
+    platform: Annotated[Optional[List[str]], typer.Option("--platform", help="Target platform: linux, windows, macos, linux-aarch64, macos-x86_64, or a pip tag (win_amd64). Default: this machine's.")] = None,
+    python_version: Annotated[Optional[str], typer.Option("--python-version", help="Target Python, e.g. 3.10 (default: the manifest's recommended).")] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="Where the bundle will be served, for its mirror profile file (default: its file:// URL).")] = None,
+    mirror: MirrorOpt = None,
+    proxy: ProxyOpt = None,
+    connections: ConnectionsOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Download everything one install needs into a static tree (PEP 503 index, bare git repositories, Hub files, lock).
+
+    Rerun to resume. Exit codes: 0 done, 2 bad input, 3 network, 4 a file did not match its sha256,
+    5 pip or git failed, 6 another run holds OUT, 7 disk full.
+    """
+    from sdsetup.commands import bundle as command
+
+    run_command(
+        "bundle create",
+        lambda: command.create(
+            _settings(mirror=mirror, proxy=proxy, connections=connections, config=config, quiet=quiet, debug=debug), out,
+            manifest=manifest, backend=backend, torch_tag=torch_tag, platforms=platform or (), python_version=python_version,
+            base_url=base_url, quiet=quiet,
+        ),
+        as_json=json,
+        debug=debug,
+    )
+
+
+@bundle_app.command("verify")
+def bundle_verify(
+    out: Annotated[Path, typer.Argument(help="The bundle folder.", show_default=False)],
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Check every file of a bundle against its lock (sha256 and size) and every repository's pin.
+
+    Exit codes: 0 all good, 2 not a bundle, 4 something is missing or differs (each listed).
+    """
+    from sdsetup.commands import bundle as command
+
+    run_command("bundle verify", lambda: command.verify(_settings(debug=debug), out), as_json=json, debug=debug)
 
 
 def main() -> None:
