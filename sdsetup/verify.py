@@ -117,17 +117,27 @@ def run_smoke(
                 sys.stderr.write(f"  smoke | {line}\n")
                 sys.stderr.flush()
 
-    reader = threading.Thread(target=pump_stderr, daemon=True)
-    reader.start()
+    chunks: list[bytes] = []
+
+    def pump_stdout() -> None:
+        chunks.append(process.stdout.read())
+
+    # Both pipes are read by threads of ours: communicate() would also read stderr and race the pump.
+    readers = [threading.Thread(target=pump_stderr, daemon=True), threading.Thread(target=pump_stdout, daemon=True)]
+    for reader in readers:
+        reader.start()
     try:
-        stdout, _ = process.communicate(timeout=timeout)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.communicate()
-        reader.join(5)
+        process.wait()
+        for reader in readers:
+            reader.join(5)
         return _smoke_failure(argv, "timeout", f"the smoke test did not finish within {timeout:.0f} s",
                               "run it again with --debug to watch its output; a first CUDA start can take minutes", tail)
-    reader.join(5)
+    for reader in readers:
+        reader.join(5)
+    stdout = b"".join(chunks)
     wall = time.perf_counter() - started
     try:
         document = json.loads(stdout.decode("utf-8", "replace"))
