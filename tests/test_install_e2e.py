@@ -196,57 +196,14 @@ def test_a_second_install_on_the_same_dir_is_refused_while_the_first_runs(world,
     assert not (target / ".git").exists()
 
 
-def _proxy_handler():
-    import http.client
-    from urllib.parse import urlsplit
-
-    from tests.servers.proxy import ProxyHandler
-
-    class KeepHeadLength(ProxyHandler):
-        """tests/servers/proxy.py answers a forwarded HEAD with Content-Length: 0 (the length of the
-        empty body it read); real proxies pass the origin's length on, and the download engine sizes
-        a file by HEAD. This asks the origin for the length and puts it back on 2xx answers."""
-
-        def do_HEAD(self):  # noqa: N802
-            parts = urlsplit(self.path)
-            self._origin_length = None
-            try:
-                conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=10)
-                conn.request("HEAD", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
-                self._origin_length = conn.getresponse().getheader("Content-Length")
-                conn.close()
-            except OSError:
-                pass
-            self._forward()
-
-        def send_response(self, code, message=None):
-            self._status = code
-            super().send_response(code, message)
-
-        def send_header(self, keyword, value):
-            if (self.command == "HEAD" and keyword.lower() == "content-length" and getattr(self, "_origin_length", None)
-                    and 200 <= getattr(self, "_status", 0) < 300):
-                value = self._origin_length
-            super().send_header(keyword, value)
-
-    return KeepHeadLength
-
-
-_ProxyKeepingHeadLength = _proxy_handler()
-
-
 def test_everything_goes_through_an_authenticating_proxy_and_the_password_stays_out_of_logs(world, tmp_path):
     """git, pip and the download engine all use --proxy; only webui-user (which the web UI's own tools
     read at launch) carries the password, readable by its owner only, and the output says so."""
-    import threading
-
-    from tests.servers.httpbase import serve
-    from tests.servers.proxy import ProxyServer
+    from tests.servers.proxy import serve_proxy
 
     secret = "s3cret-Proxy-pass"
     target = tmp_path / "webui"
-    with serve(_ProxyKeepingHeadLength, user="helpdesk", password=secret, log=[], lock=threading.Lock()) as server:
-        proxy = ProxyServer(server, "helpdesk", secret)
+    with serve_proxy(user="helpdesk", password=secret) as proxy:
         result = _install(world, target, "--proxy", proxy.url)
         seen = proxy.requests
     assert result.returncode == 0, result.stderr[-3000:]

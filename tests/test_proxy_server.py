@@ -44,6 +44,19 @@ def test_absolute_form_get_with_and_without_credentials(origin):
     assert len(origin.RequestHandlerClass.log) == 1  # only the authorised request reached the origin
 
 
+def test_head_through_the_proxy_reports_the_origins_size(origin):
+    """The download engine sizes a file by HEAD; a proxy that said 0 would make it expect an empty file."""
+    with serve_proxy("alice", "pw") as proxy:
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
+        conn.request("HEAD", origin.url("/hello.txt"), headers=_auth("alice", "pw"))
+        head = conn.getresponse()
+        assert head.status == 200 and head.getheader("Content-Length") == str(len(b"hello\n"))
+        assert head.read() == b""
+        # No body was sent: the same connection still carries the next request intact.
+        conn.request("GET", origin.url("/hello.txt"), headers=_auth("alice", "pw"))
+        assert conn.getresponse().read() == b"hello\n"
+
+
 def test_connect_tunnel(origin):
     with serve_proxy("alice", "pw") as proxy:
         conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
