@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -105,26 +106,20 @@ class BundleBuilder:
         self.kinds: dict[str, str] = {}
         self.downloaded_bytes = 0
         self.warnings: list[str] = []
-        self._session = None
-        self._hashes = None
         self._resolver = None
 
     # -- plumbing ------------------------------------------------------------------------------------
-    @property
+    @cached_property
     def session(self):
-        if self._session is None:
-            from sdsetup.net.session import build_session
+        from sdsetup.net.session import build_session
 
-            self._session = build_session(self.settings)
-        return self._session
+        return build_session(self.settings)
 
-    @property
+    @cached_property
     def hashes(self):
-        if self._hashes is None:
-            from sdsetup.hashing import HashCache
+        from sdsetup.hashing import HashCache
 
-            self._hashes = HashCache(self.state_dir / "hashes.json")
-        return self._hashes
+        return HashCache(self.state_dir / "hashes.json")
 
     def path(self, rel: str) -> Path:
         return safe_join(self.out, rel, "bundle path")

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,6 @@ class InstallContext:
     preflight: dict[str, Any] = field(default_factory=dict)  # check's data, when preflight ran
     warnings: list[str] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)  # what steps report for the outcome
-    _session: Any = None
-    _hash_cache: Any = None
 
     @property
     def install_dir(self) -> Path:
@@ -106,21 +105,17 @@ class InstallContext:
         """A manifest path inside the install dir; escapes (.., absolute, symlinks out) are refused."""
         return safe_join(self.install_dir, relative, what)
 
-    @property
+    @cached_property
     def session(self):
-        if self._session is None:
-            from sdsetup.net.session import build_session
+        from sdsetup.net.session import build_session
 
-            self._session = build_session(self.settings)
-        return self._session
+        return build_session(self.settings)
 
-    @property
+    @cached_property
     def hash_cache(self):
-        if self._hash_cache is None:
-            from sdsetup.hashing import HashCache
+        from sdsetup.hashing import HashCache
 
-            self._hash_cache = HashCache(self.state_dir / "hash-cache.json")
-        return self._hash_cache
+        return HashCache(self.state_dir / "hash-cache.json")
 
     @property
     def progress(self) -> bool:
