@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 import time
 import zipfile
 from collections import deque
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sdsetup.doctor.secrets import KIND_LABELS, Redactor
+from sdsetup.fsutil import atomic_writer
 
 HEAD_BYTES = 256 * 1024
 TAIL_BYTES = 2 * 1024 * 1024
@@ -137,17 +137,7 @@ def write_bundle(
     ]
     entries.insert(0, ("README.txt", "\n".join(readme)))
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for name, text in entries:
-                archive.writestr(name, text.encode("utf-8"))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_writer(path) as handle, zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, text in entries:
+            archive.writestr(name, text.encode("utf-8"))
     return {"path": str(path), "files": [name for name, _ in entries], "removed": removed, "removed_text": redactor.describe()}
