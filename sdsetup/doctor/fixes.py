@@ -151,24 +151,23 @@ print(json.dumps({name: importlib.util.find_spec(name) is not None for name in s
 """
 
 
-def installed_versions(python: Path, names: Iterable[str]) -> dict[str, str | None] | None:
-    code, out = _venv_run(python, _VERSIONS, *names)
-    if code != 0:
+def _venv_json(python: Path, code: str, names: Iterable[str]) -> Any:
+    """The JSON document `code` prints last in the venv, or None when it fails or prints none."""
+    status, out = _venv_run(python, code, *names)
+    if status != 0:
         return None
     try:
         return json.loads(out.splitlines()[-1])
     except (ValueError, IndexError):
         return None
+
+
+def installed_versions(python: Path, names: Iterable[str]) -> dict[str, str | None] | None:
+    return _venv_json(python, _VERSIONS, names)
 
 
 def _importable(python: Path, names: Iterable[str]) -> dict[str, bool] | None:
-    code, out = _venv_run(python, _IMPORTABLE, *names)
-    if code != 0:
-        return None
-    try:
-        return json.loads(out.splitlines()[-1])
-    except (ValueError, IndexError):
-        return None
+    return _venv_json(python, _IMPORTABLE, names)
 
 
 def _mirror_plan(settings: Any):
