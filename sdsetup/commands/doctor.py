@@ -11,7 +11,6 @@ Exit codes: 0 no error-level finding and no failed install check (or all finding
 
 from __future__ import annotations
 
-import inspect
 import os
 import platform
 import sys
@@ -90,45 +89,35 @@ def _dedupe(specs: list[LogSpec]) -> list[LogSpec]:
 
 # ------------------------------------------------------------------------------------------ adapters
 # check, verify and detect are other parts of sdsetup; the doctor must still work when one of them is
-# missing or fails, so each call is guarded and its failure becomes a note in the report.
+# failing, so each call is guarded and its failure becomes a note in the report.
 
 
-def _call_supported(func: Callable, *args: Any, **kwargs: Any) -> Any:
-    parameters = inspect.signature(func).parameters
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    return func(*args, **{k: v for k, v in kwargs.items() if accepts_any or k in parameters})
-
-
-def collect_check(settings: Any, install_dir: Path, python: Path | None) -> dict[str, Any]:
+def _guarded(what: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`call()`'s result, or {"unavailable": why} when it fails: another part's bug must not hide the diagnosis."""
     try:
-        from sdsetup.commands import check
-    except ImportError as exc:
-        return {"unavailable": f"check is not available ({exc})"}
-    collect = getattr(check, "collect", None)
-    if collect is None:
-        return {"unavailable": "check.collect is not available in this build"}
-    try:
-        return collect(settings, install_dir, str(python) if python and python.exists() else None)
-    except SdsetupError as exc:
-        return {"unavailable": exc.message}
-    except Exception as exc:  # another part's bug must not hide the diagnosis
-        return {"unavailable": f"check failed: {type(exc).__name__}: {exc}"}
-
-
-def collect_verify(settings: Any, install_dir: Path) -> dict[str, Any]:
-    try:
-        from sdsetup import verify
-    except ImportError as exc:
-        return {"unavailable": f"verify is not available ({exc})"}
-    verify_install = getattr(verify, "verify_install", None)
-    if verify_install is None:
-        return {"unavailable": "verify.verify_install is not available in this build"}
-    try:
-        return _call_supported(verify_install, settings, install_dir, full=False, rehash=False, out=None, smoke=False, progress=False)
+        return call()
     except SdsetupError as exc:
         return {"unavailable": exc.message}
     except Exception as exc:
-        return {"unavailable": f"verify failed: {type(exc).__name__}: {exc}"}
+        return {"unavailable": f"{what} failed: {type(exc).__name__}: {exc}"}
+
+
+def collect_check(settings: Any, install_dir: Path, python: Path | None) -> dict[str, Any]:
+    def call() -> dict[str, Any]:
+        from sdsetup.commands import check
+
+        return check.collect(settings, install_dir, str(python) if python and python.exists() else None)
+
+    return _guarded("check", call)
+
+
+def collect_verify(settings: Any, install_dir: Path) -> dict[str, Any]:
+    def call() -> dict[str, Any]:
+        from sdsetup import verify
+
+        return verify.verify_install(settings, install_dir, full=False, rehash=False, out=None, smoke=False, progress=False)
+
+    return _guarded("verify", call)
 
 
 def machine_facts(settings: Any, check: dict[str, Any] | None) -> Any:
