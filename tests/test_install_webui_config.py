@@ -7,10 +7,10 @@ import subprocess
 import pytest
 
 from sdsetup.install.webui_config import (
-    BAT_TEMPLATE, LaunchSettings, bat_value, extract_block, launch_env, merge, python_from_pyvenv_cfg, render_bat_block,
-    render_sh_block,
+    LaunchSettings, extract_block, launch_env, merge, python_from_pyvenv_cfg, render_bat_block, render_sh_block,
 )
 from sdsetup.manifest import load_manifest
+from sdsetup.webui_user_file import BAT_TEMPLATE, bat_value
 
 SETTINGS = LaunchSettings(args=("--no-download-sd-model", "--xformers"),
                           env=(("STABLE_DIFFUSION_REPO", "https://github.com/w-e-w/stablediffusion.git"), ("HF_HOME", "/data/it's here")),

@@ -10,14 +10,9 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-SH_BEGIN = "# >>> sdsetup >>>"
-SH_END = "# <<< sdsetup <<<"
-BAT_BEGIN = "rem >>> sdsetup >>>"
-BAT_END = "rem <<< sdsetup <<<"
-NOTE = "managed by `sdsetup install`: changes inside this block are replaced on the next install"
+from sdsetup.webui_user_file import BAT_CALL, append_args_line, block_markers, block_span, set_line, sh_quote, template
 
-BAT_TEMPLATE = "@echo off\r\n\r\nset PYTHON=\r\nset GIT=\r\nset VENV_DIR=\r\nset COMMANDLINE_ARGS=\r\n\r\ncall webui.bat\r\n"
-SH_TEMPLATE = "#!/bin/bash\n# Settings for webui.sh (it sources this file). Your own lines go outside the sdsetup block.\n"
+NOTE = "managed by `sdsetup install`: changes inside this block are replaced on the next install"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -51,61 +46,29 @@ def launch_env(*, repositories: Iterable, hf_home: str | None, hf_offline: bool,
     return tuple(env.items())
 
 
-def sh_quote(value: str) -> str:
-    return "'" + value.replace("'", "'\\''") + "'"
-
-
-def _dq(value: str) -> str:
-    return re.sub(r'(["$`\\])', r"\\\1", value)
+def _render_block(settings: LaunchSettings, flavour: str) -> str:
+    begin, end = block_markers("sdsetup", flavour)
+    lines = [f"{begin} {NOTE}"]
+    if settings.python:
+        # python_cmd is webui.sh's own variable (not exported); PYTHON is webui.bat's.
+        lines.append(f"python_cmd={sh_quote(settings.python)}" if flavour == "sh" else set_line("PYTHON", settings.python, "bat"))
+    lines.append(append_args_line(settings.args, flavour))
+    lines += [set_line(name, value, flavour) for name, value in settings.env if _ENV_NAME.match(name)]
+    lines.append(end)
+    newline = "\n" if flavour == "sh" else "\r\n"
+    return newline.join(lines) + newline
 
 
 def render_sh_block(settings: LaunchSettings) -> str:
-    lines = [f"{SH_BEGIN} {NOTE}"]
-    if settings.python:
-        lines.append(f"python_cmd={sh_quote(settings.python)}")
-    args = " ".join(settings.args)
-    lines.append(f'export COMMANDLINE_ARGS="${{COMMANDLINE_ARGS:+$COMMANDLINE_ARGS }}{_dq(args)}"')
-    for name, value in settings.env:
-        if _ENV_NAME.match(name):
-            lines.append(f"export {name}={sh_quote(value)}")
-    lines.append(SH_END)
-    return "\n".join(lines) + "\n"
-
-
-def bat_value(value: str) -> str:
-    if '"' in value or "\n" in value or "\r" in value:
-        raise ValueError(f"cannot write {value!r} into a .bat file")
-    return value.replace("%", "%%")
+    return _render_block(settings, "sh")
 
 
 def render_bat_block(settings: LaunchSettings) -> str:
-    lines = [f"{BAT_BEGIN} {NOTE}"]
-    if settings.python:
-        lines.append(f'set "PYTHON={bat_value(settings.python)}"')
-    args = " ".join(bat_value(a) for a in settings.args)
-    lines.append(f'set "COMMANDLINE_ARGS=%COMMANDLINE_ARGS% {args}"')
-    for name, value in settings.env:
-        if _ENV_NAME.match(name):
-            lines.append(f'set "{name}={bat_value(value)}"')
-    lines.append(BAT_END)
-    return "\r\n".join(lines) + "\r\n"
-
-
-def _block_span(text: str, begin: str, end: str) -> tuple[int, int] | None:
-    start = text.find(begin)
-    if start < 0:
-        return None
-    start = text.rfind("\n", 0, start) + 1  # from the start of the marker's line
-    stop = text.find(end, start)
-    if stop < 0:
-        return None
-    newline = text.find("\n", stop)
-    return start, (len(text) if newline < 0 else newline + 1)
+    return _render_block(settings, "bat")
 
 
 def extract_block(text: str, kind: str) -> str | None:
-    begin, end = (SH_BEGIN, SH_END) if kind == "sh" else (BAT_BEGIN, BAT_END)
-    span = _block_span(text, begin, end)
+    span = block_span(text, *block_markers("sdsetup", kind))
     return text[span[0]:span[1]] if span else None
 
 
@@ -116,16 +79,14 @@ def merge(existing: str | None, block: str, kind: str) -> tuple[str, str]:
     starts the web UI (`call webui.bat` in .bat files: anything after it runs only once the web UI has
     exited) or at the end (.sh: webui.sh sources the file, so the end is the last word).
     """
-    begin, end = (SH_BEGIN, SH_END) if kind == "sh" else (BAT_BEGIN, BAT_END)
     if existing is None:
-        template = SH_TEMPLATE if kind == "sh" else BAT_TEMPLATE
-        return merge(template, block, kind)[0], "created"
+        return merge(template(kind), block, kind)[0], "created"
     crlf = "\r\n" in existing
     block = block.replace("\r\n", "\n")
     if crlf:
         block = block.replace("\n", "\r\n")
     newline = "\r\n" if crlf else "\n"
-    span = _block_span(existing, begin, end)
+    span = block_span(existing, *block_markers("sdsetup", kind))
     if span:
         new = existing[:span[0]] + block + existing[span[1]:]
         return new, "unchanged" if new == existing else "replaced"
@@ -135,7 +96,7 @@ def merge(existing: str | None, block: str, kind: str) -> tuple[str, str]:
         at = doctor.start()
         return existing[:at] + block + newline + existing[at:], "inserted"
     if kind == "bat":
-        match = re.search(r"(?im)^[ \t]*call[ \t]+(\"?)webui\.bat\1.*$", existing)
+        match = BAT_CALL.search(existing)
         if match:
             at = match.start()
             return existing[:at] + block + newline + existing[at:], "inserted"
