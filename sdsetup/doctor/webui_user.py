@@ -1,103 +1,24 @@
-"""Read and change webui-user.sh / webui-user.bat the way the doctor's fixes need (pure functions).
+"""Change webui-user.sh / webui-user.bat the way the doctor's fixes need (pure functions).
 
 The doctor writes its changes into one marked block of its own, placed where it takes effect last
 (.sh: the end, since webui.sh sources the file; .bat: just before `call webui.bat`), so the user's
 lines and `sdsetup install`'s block stay as they were and deleting the block undoes the fixes.
 Only removing a launch flag (swap_args) edits the COMMANDLINE_ARGS lines where the flag is.
+Reading what a file sets is sdsetup.webui_user_file's job (shared with install and verify).
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 
-SH_BEGIN = "# >>> sdsetup doctor >>>"
-SH_END = "# <<< sdsetup doctor <<<"
-BAT_BEGIN = "rem >>> sdsetup doctor >>>"
-BAT_END = "rem <<< sdsetup doctor <<<"
+from sdsetup.webui_user_file import (
+    ARGS, BAT_CALL, append_args_line, assignments, block_markers, block_span, effective_args, effective_env, expand,
+    set_line, split_args, template,
+)
+from sdsetup.webui_user_file import flavour_of  # noqa: F401  (doctor.fixes reads files through this module)
+
 NOTE = "added by `sdsetup doctor --fix`; delete this block to undo"
-ARGS = "COMMANDLINE_ARGS"
-
-SH_TEMPLATE = "#!/bin/bash\n# Settings for webui.sh (it sources this file).\n"
-BAT_TEMPLATE = "@echo off\r\n\r\nset PYTHON=\r\nset GIT=\r\nset VENV_DIR=\r\nset COMMANDLINE_ARGS=\r\n\r\ncall webui.bat\r\n"
-
-_SH_ASSIGN = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
-_BAT_ASSIGN = re.compile(r'^\s*set\s+(")?([A-Za-z_][A-Za-z0-9_]*)=(.*?)(?(1)"\s*|\s*)$', re.IGNORECASE)
-_BAT_CALL = re.compile(r'(?im)^[ \t]*call[ \t]+("?)webui\.bat\1.*$')
-
-
-def flavour_of(name: str) -> str:
-    return "bat" if name.lower().endswith(".bat") else "sh"
-
-
-@dataclass
-class Assignment:
-    index: int  # line number in the file, from 0
-    name: str
-    raw: str  # the value as written (quotes and expansions included)
-
-
-def assignments(text: str, flavour: str) -> list[Assignment]:
-    found = []
-    for index, line in enumerate(text.splitlines()):
-        stripped = line.strip()
-        if flavour == "sh":
-            if stripped.startswith("#"):
-                continue
-            match = _SH_ASSIGN.match(line)
-            if match:
-                found.append(Assignment(index, match.group(1), match.group(2).strip()))
-        else:
-            if stripped.lower().startswith(("rem ", "rem\t", "::")) or stripped.lower() == "rem":
-                continue
-            match = _BAT_ASSIGN.match(line)
-            if match:
-                found.append(Assignment(index, match.group(2).upper(), match.group(3)))
-    return found
-
-
-def _expand_sh(raw: str, env: dict[str, str]) -> str:
-    try:
-        words = shlex.split(raw, comments=True)
-    except ValueError:
-        words = [raw.strip("\"'")]
-    value = " ".join(words)
-
-    def conditional(match: re.Match) -> str:
-        current = env.get(match.group(1), "")
-        return match.group(2).replace(f"${match.group(1)}", current) if current else ""
-
-    value = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*):\+([^}]*)\}", conditional, value)
-    value = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", lambda m: env.get(m.group(1) or m.group(2), ""), value)
-    return value.strip()
-
-
-def _expand_bat(raw: str, env: dict[str, str]) -> str:
-    value = re.sub(r"%([A-Za-z_][A-Za-z0-9_]*)%", lambda m: env.get(m.group(1).upper(), ""), raw)
-    return value.replace("%%", "%").strip()
-
-
-def effective_env(text: str, flavour: str) -> dict[str, str]:
-    """Every variable the file sets, as the shell would see it after the last assignment."""
-    env: dict[str, str] = {}
-    for item in assignments(text, flavour):
-        env[item.name] = _expand_sh(item.raw, env) if flavour == "sh" else _expand_bat(item.raw, env)
-    return env
-
-
-def split_args(value: str) -> list[str]:
-    try:
-        return shlex.split(value)
-    except ValueError:
-        return value.split()
-
-
-def effective_args(text: str, flavour: str) -> list[str]:
-    return split_args(effective_env(text, flavour).get(ARGS, ""))
-
-
-# ------------------------------------------------------------------------------------ the doctor block
 
 
 @dataclass
@@ -107,16 +28,7 @@ class Block:
 
 
 def _span(text: str, flavour: str) -> tuple[int, int] | None:
-    begin, end = (SH_BEGIN, SH_END) if flavour == "sh" else (BAT_BEGIN, BAT_END)
-    start = text.find(begin)
-    if start < 0:
-        return None
-    start = text.rfind("\n", 0, start) + 1
-    stop = text.find(end, start)
-    if stop < 0:
-        return None
-    newline = text.find("\n", stop)
-    return start, len(text) if newline < 0 else newline + 1
+    return block_span(text, *block_markers("sdsetup doctor", flavour))
 
 
 def read_block(text: str, flavour: str) -> Block:
@@ -125,40 +37,22 @@ def read_block(text: str, flavour: str) -> Block:
     if span is None:
         return block
     for item in assignments(text[span[0]:span[1]], flavour):
+        # Read on their own: the block's COMMANDLINE_ARGS line holds only the flags it adds.
+        value = expand(item.raw, {}, flavour)
         if item.name == ARGS:
-            value = _expand_sh(item.raw, {}) if flavour == "sh" else _expand_bat(item.raw, {})
             block.args = split_args(value)
-        elif flavour == "sh":
-            block.env[item.name] = _expand_sh(item.raw, {})
         else:
-            block.env[item.name] = item.raw.replace("%%", "%")
+            block.env[item.name] = value
     return block
 
 
-def _sh_quote(value: str) -> str:
-    return "'" + value.replace("'", "'\\''") + "'"
-
-
-def _bat_value(value: str) -> str:
-    if '"' in value or "\n" in value or "\r" in value:
-        raise ValueError(f"cannot write {value!r} into a .bat file")
-    return value.replace("%", "%%")
-
-
 def render_block(block: Block, flavour: str, newline: str) -> str:
-    if flavour == "sh":
-        lines = [f"{SH_BEGIN} {NOTE}"]
-        lines += [f"export {name}={_sh_quote(value)}" for name, value in block.env.items()]
-        if block.args:
-            joined = " ".join(block.args).replace('"', '\\"').replace("$", "\\$")
-            lines.append(f'export {ARGS}="${{{ARGS}:+${ARGS} }}{joined}"')
-        lines.append(SH_END)
-    else:
-        lines = [f"{BAT_BEGIN} {NOTE}"]
-        lines += [f'set "{name}={_bat_value(value)}"' for name, value in block.env.items()]
-        if block.args:
-            lines.append(f'set "{ARGS}=%{ARGS}% {" ".join(_bat_value(a) for a in block.args)}"')
-        lines.append(BAT_END)
+    begin, end = block_markers("sdsetup doctor", flavour)
+    lines = [f"{begin} {NOTE}"]
+    lines += [set_line(name, value, flavour) for name, value in block.env.items()]
+    if block.args:
+        lines.append(append_args_line(block.args, flavour))
+    lines.append(end)
     return newline.join(lines) + newline
 
 
@@ -171,7 +65,7 @@ def _write_block(text: str, block: Block, flavour: str) -> str:
     if not rendered:
         return text
     if flavour == "bat":
-        calls = list(_BAT_CALL.finditer(text))
+        calls = list(BAT_CALL.finditer(text))
         if calls:
             at = calls[-1].start()
             return text[:at] + rendered + newline + text[at:]
@@ -202,7 +96,7 @@ def change(text: str | None, flavour: str, *, set_env: dict[str, str] | None = N
     """The file with the changes made (pure). Changes already in effect are left alone, so applying
     the same change twice gives the same text."""
     if text is None:
-        text = SH_TEMPLATE if flavour == "sh" else BAT_TEMPLATE
+        text = template(flavour)
     for flag in remove_args:
         if flag in effective_args(text, flavour):
             text = _remove_flag(text, flavour, flag)
