@@ -255,43 +255,6 @@ def torch_item(
     return dict(item, value=value)
 
 
-def parse_commandline_args(text: str, flavour: str) -> list[str] | None:
-    """COMMANDLINE_ARGS from webui-user.sh (`sh`) or webui-user.bat (`bat`); None when not set.
-
-    The last assignment wins, as in the shell. Commented lines are skipped.
-    """
-    found: str | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if flavour == "sh":
-            if line.startswith("#"):
-                continue
-            if line.startswith("export "):
-                line = line[len("export "):].strip()
-            if line.startswith("COMMANDLINE_ARGS="):
-                value = line[len("COMMANDLINE_ARGS="):]
-                try:
-                    parts = shlex.split(value, comments=True)
-                except ValueError:
-                    parts = [value.strip("\"'")]
-                found = " ".join(parts)
-        else:
-            lowered = line.lower()
-            if lowered.startswith(("rem ", "::")) or not lowered.startswith("set "):
-                continue
-            body = line[4:].strip()
-            if body.startswith('"') and body.endswith('"'):
-                body = body[1:-1]
-            if body.upper().startswith("COMMANDLINE_ARGS="):
-                found = body[len("COMMANDLINE_ARGS="):]
-    if found is None:
-        return None
-    try:
-        return shlex.split(found, posix=(flavour == "sh"))
-    except ValueError:
-        return found.split()
-
-
 def _use_cpu_targets(args: Sequence[str]) -> list[str]:
     targets: list[str] = []
     for index, arg in enumerate(args):
@@ -460,17 +423,40 @@ def _git_state(path: Path) -> tuple[bool, str | None, bool]:
     return True, head, bool(head) and is_dirty(path)
 
 
-def _read_launch_args(install_dir: Path, record, system: str) -> tuple[list[str], str, dict[str, Any] | None]:
+def read_launch_args(install_dir: Path, record, system: str) -> tuple[list[str], str, dict[str, Any] | None]:
     """COMMANDLINE_ARGS from this OS's webui-user file, else the record's (with a warning item)."""
+    from sdsetup.webui_user_file import commandline_args
+
     name, flavour = ("webui-user.bat", "bat") if system == "Windows" else ("webui-user.sh", "sh")
     path = install_dir / name
     try:
-        args = parse_commandline_args(path.read_text("utf-8", "replace"), flavour)
+        args = commandline_args(path.read_text("utf-8", "replace"), flavour)
     except OSError:
         item = {"id": "webui-user-file", "name": name, "status": "warn", "value": "missing",
                 "fix": "run `sdsetup install DIR` again: it writes webui-user with the flags for this machine"}
         return list(record.launch_args), f"the install record (no {name})", item
     return (args if args is not None else []), name, None
+
+
+def check_launch_flags(install_dir: Path, record, facts) -> tuple[list[str], list[dict[str, Any]]]:
+    """The flags this OS's webui-user file gives the web UI, and the items that judge them against
+    the machine (`facts` None: not compared)."""
+    import platform
+
+    backend = gpu = None
+    vram_flags: tuple[str, ...] = ()
+    upcast_card = False
+    if facts is not None:
+        from sdsetup.detect.recommend import choose_backend, needs_upcast, primary_gpu, vram_tier
+
+        backend = choose_backend(facts)
+        gpu = primary_gpu(facts, backend)
+        vram_flags = vram_tier(gpu).flags if gpu else ()
+        upcast_card = needs_upcast(gpu)
+    args, source, file_warning = read_launch_args(install_dir, record, facts.system if facts else platform.system())
+    item = launch_args_item(args, backend, source=source, gpu_name=gpu.name if gpu else None, vram_flags=vram_flags,
+                            upcast_card=upcast_card)
+    return args, ([file_warning] if file_warning else []) + [item]
 
 
 def _torch_fix_command(settings, record, python: Path, backend: str, facts) -> str | None:
@@ -546,22 +532,14 @@ def verify_install(
     facts, facts_item = _machine_facts(settings)
     if facts_item:
         items.append(facts_item)
-    expected_backend = gpu = vram_flags = None
-    upcast_card = False
+    expected_backend = gpu = None
     if facts is not None:
-        from sdsetup.detect.recommend import choose_backend, needs_upcast, primary_gpu, vram_tier
+        from sdsetup.detect.recommend import choose_backend, primary_gpu
 
         expected_backend = choose_backend(facts)
         gpu = primary_gpu(facts, expected_backend)
-        vram_flags = vram_tier(gpu).flags if gpu else ()
-        upcast_card = needs_upcast(gpu)
-    import platform
-
-    launch_args, source, file_warning = _read_launch_args(install_dir, record, facts.system if facts else platform.system())
-    if file_warning:
-        items.append(file_warning)
-    items.append(launch_args_item(launch_args, expected_backend, source=source, gpu_name=gpu.name if gpu else None,
-                                  vram_flags=vram_flags or (), upcast_card=upcast_card))
+    launch_args, launch_items = check_launch_flags(install_dir, record, facts)
+    items += launch_items
 
     # The venv: it runs, torch matches the hardware, and it generates an image.
     venv_python = Path(python) if python else record_path_in(install_dir, record.python, "venv python")

@@ -76,23 +76,6 @@ def test_launch_flags_against_the_machine(args, backend, vram_flags, upcast, sta
 
 
 @pytest.mark.parametrize(
-    "text, flavour, expected",
-    [
-        ('#!/bin/bash\nexport COMMANDLINE_ARGS="--xformers --medvram"\n', "sh", ["--xformers", "--medvram"]),
-        ("export COMMANDLINE_ARGS='--no-half'  # CPU\n", "sh", ["--no-half"]),
-        ('#export COMMANDLINE_ARGS="--lowvram"\nexport COMMANDLINE_ARGS=""\n', "sh", []),
-        ('COMMANDLINE_ARGS="--a"\nexport COMMANDLINE_ARGS="--b"\n', "sh", ["--b"]),
-        ("#!/bin/bash\n# nothing set\n", "sh", None),
-        ("@echo off\nset COMMANDLINE_ARGS=--xformers --medvram\ncall webui.bat\n", "bat", ["--xformers", "--medvram"]),
-        ('@echo off\nset "COMMANDLINE_ARGS=--no-half-vae"\n', "bat", ["--no-half-vae"]),
-        ("@echo off\nrem set COMMANDLINE_ARGS=--lowvram\nset COMMANDLINE_ARGS=\n", "bat", []),
-    ],
-)
-def test_commandline_args_are_read_from_webui_user(text, flavour, expected):
-    assert verify.parse_commandline_args(text, flavour) == expected
-
-
-@pytest.mark.parametrize(
     "args, expected",
     [
         (["--xformers"], {"webui_flags": []}),
