@@ -45,33 +45,6 @@ def runtime_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def smoke_argv(
-    python: str | os.PathLike,
-    *,
-    checkpoint: Path | None = None,
-    out: Path | None = None,
-    hf_home: Path | None = None,
-    cache_dir: Path | None = None,
-    seed: int = 0,
-    steps: int | None = None,
-    size: int | None = None,
-    device: str = "auto",
-    webui_flags: Sequence[str] = (),
-    info: bool = False,
-) -> list[str]:
-    argv = [str(python), str(runtime_dir() / "smoke.py"), "--seed", str(seed), "--device", device]
-    if info:
-        argv.append("--info")
-    for flag, value in (("--checkpoint", checkpoint), ("--out", out), ("--hf-home", hf_home), ("--cache-dir", cache_dir)):
-        if value is not None:
-            argv += [flag, str(Path(value).expanduser().absolute())]
-    for flag, number in (("--steps", steps), ("--size", size)):
-        if number is not None:
-            argv += [flag, str(int(number))]
-    argv += [flag for flag in webui_flags if flag in WEBUI_PRECISION_FLAGS]
-    return argv
-
-
 def run_smoke(
     python: str | os.PathLike,
     *,
@@ -96,8 +69,16 @@ def run_smoke(
     `webui_flags`: the web UI's precision flags (--no-half, --no-half-vae, --upcast-sampling) to honour.
     `info`: only import torch and report what it sees (about a second; no image).
     """
-    argv = smoke_argv(python, checkpoint=checkpoint, out=out, hf_home=hf_home, cache_dir=cache_dir, seed=seed,
-                      steps=steps, size=size, device=device, webui_flags=webui_flags, info=info)
+    argv = [str(python), str(runtime_dir() / "smoke.py"), "--seed", str(seed), "--device", device]
+    if info:
+        argv.append("--info")
+    for flag, value in (("--checkpoint", checkpoint), ("--out", out), ("--hf-home", hf_home), ("--cache-dir", cache_dir)):
+        if value is not None:
+            argv += [flag, str(Path(value).expanduser().absolute())]
+    for flag, number in (("--steps", steps), ("--size", size)):
+        if number is not None:
+            argv += [flag, str(int(number))]
+    argv += [flag for flag in webui_flags if flag in WEBUI_PRECISION_FLAGS]
     child_env = dict(os.environ if env is None else env)
     child_env.update({"PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
     timeout = timeout or (SMOKE_TIMEOUT_CHECKPOINT if checkpoint else SMOKE_TIMEOUT_TINY)
