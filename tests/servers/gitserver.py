@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import unquote, urlsplit
 
-from tests.servers.httpbase import serve
+from tests.servers.httpbase import read_body, serve
 
 HOST_PREFIX = "/kk"
 _GITHUB_PREFIX = "/https://github.com"
@@ -89,20 +89,6 @@ class GitHandler(BaseHTTPRequestHandler):
         owner, repo, tail = match.groups()
         return style, f"/{owner}/{repo}.git{tail or ''}"
 
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.send_response(status)
         for key, value in headers:
@@ -114,7 +100,7 @@ class GitHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _handle(self) -> None:
-        body = self._body()
+        body = read_body(self)
         route = self._route()
         query = urlsplit(self.path).query if not self.path.startswith("/https://") else (self.path.split("?", 1)[1] if "?" in self.path else "")
         with self.lock:

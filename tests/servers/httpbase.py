@@ -2,6 +2,7 @@
 
 Every test server builds on this: `with serve(HandlerClass, **attrs) as server: server.url("/x")`.
 Handler classes get the attrs as class attributes of a fresh subclass, so servers never share state.
+`read_body(handler)` reads a request body (Content-Length or chunked).
 """
 
 from __future__ import annotations
@@ -41,6 +42,22 @@ def _wait_ready(port: int, timeout: float = 5.0) -> None:
         except OSError:
             time.sleep(0.02)
     raise RuntimeError(f"test server on port {port} did not start within {timeout}s")
+
+
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """The request body, sized by Content-Length or chunked (git sends large POST bodies chunked)."""
+    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip(), 16)
+            if size == 0:
+                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length) if length else b""
 
 
 def start(handler: type[BaseHTTPRequestHandler], **attrs) -> tuple[LocalServer, threading.Thread]:

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Iterator
 from urllib.parse import urlsplit
 
-from tests.servers.httpbase import serve
+from tests.servers.httpbase import read_body, serve
 
 _HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -76,20 +76,6 @@ class ProxyHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.close_connection = True
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     # -- CONNECT tunnels ----------------------------------------------------------------------------
     def do_CONNECT(self):  # noqa: N802
         target = self.path
@@ -135,7 +121,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def _forward(self):
         target = self.path
         user, authorized = self._credentials()
-        body = self._read_body()
+        body = read_body(self)
         if not authorized:
             self._deny(target, user)
             return
