@@ -1,6 +1,7 @@
 """Package-index and Hugging Face trees for tests, and a small static server for them.
 
-- `build_wheel(dir, name, version)`: a tiny pure-Python wheel, byte-for-byte deterministic.
+- `build_wheel(dir, name, version, tag=, requires=, body=)`: a tiny wheel, byte-for-byte deterministic;
+  `write_zip(path, files)`: the deterministic zip under it (also for GitHub-style source archives).
 - `write_simple_index(index_dir, wheels, files_dir)`: a PEP 503 tree (`index_dir/<project>/index.html`)
   whose links carry `#sha256=` fragments (pip checks them), the files copied into `files_dir`.
 - `write_find_links_page(dir, wheels)`: one flat HTML page of wheel links (Aliyun-style torch mirror).
@@ -36,27 +37,35 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def build_wheel(dest_dir: Path, name: str, version: str, *, tag: str = "py3-none-any") -> Path:
-    """Same inputs, same bytes: fixed timestamps, sorted entries, fixed permissions."""
-    dist = re.sub(r"[-.]+", "_", name)
-    module = dist.lower()
-    info = f"{dist}-{version}.dist-info"
-    entries = {
-        f"{module}/__init__.py": f'__version__ = "{version}"\n'.encode(),
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: sdsetup test package\n".encode(),
-        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: sdsetup-tests\nRoot-Is-Purelib: true\nTag: {tag}\n".encode(),
-    }
-    record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in sorted(entries.items()))
-    entries[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    path = dest_dir / f"{dist}-{version}-{tag}.whl"
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for entry, data in sorted(entries.items()):
+def write_zip(path: Path, files: dict[str, bytes | str]) -> Path:
+    """A zip whose bytes depend only on `files`: sorted entries, fixed timestamps and permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        for entry, data in sorted(files.items()):
             zinfo = zipfile.ZipInfo(entry, date_time=_EPOCH)
             zinfo.external_attr = 0o644 << 16
             zinfo.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(zinfo, data)
     return path
+
+
+def build_wheel(dest_dir: Path, name: str, version: str, *, tag: str = "py3-none-any", requires: tuple[str, ...] = (),
+                body: str = "") -> Path:
+    """A tiny wheel (any tag; its code is never run on another platform) that may declare dependencies
+    (Requires-Dist) and add `body` to its module. Same inputs, same bytes."""
+    dist = re.sub(r"[-.]+", "_", name)
+    module = dist.lower()
+    info = f"{dist}-{version}.dist-info"
+    metadata = (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: sdsetup test package\n"
+                + "".join(f"Requires-Dist: {r}\n" for r in requires))
+    entries = {
+        f"{module}/__init__.py": (f'__version__ = "{version}"\n' + body).encode(),
+        f"{info}/METADATA": metadata.encode(),
+        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: sdsetup-tests\nRoot-Is-Purelib: true\nTag: {tag}\n".encode(),
+    }
+    record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in sorted(entries.items()))
+    entries[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
+    return write_zip(dest_dir / f"{dist}-{version}-{tag}.whl", entries)
 
 
 def sha256_of(path: Path) -> str:
