@@ -121,72 +121,6 @@ def check(
     )
 
 
-# --- mirrors (issue 4) ---------------------------------------------------------------------------
-mirrors_app = typer.Typer(help="Mirror profiles for PyPI, PyTorch wheels, GitHub and Hugging Face: list and probe them.", no_args_is_help=True)
-app.add_typer(mirrors_app, name="mirrors")
-
-
-@mirrors_app.command("list")
-def mirrors_list(
-    mirror: MirrorOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Show every mirror profile and what each channel resolves to now."""
-    from sdsetup.commands import mirrors as command
-
-    run_command("mirrors list", lambda: command.list_profiles(_settings(mirror=mirror, config=config, debug=debug)), as_json=json, debug=debug)
-
-
-@mirrors_app.command("probe")
-def mirrors_probe(
-    mirror: MirrorOpt = None,
-    proxy: ProxyOpt = None,
-    channel: Annotated[Optional[List[str]], typer.Option("--channel", help="Only this channel (pypi, torch, github, huggingface). Repeatable.")] = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Probe every mirror candidate at once (short timeouts) and rank them by speed."""
-    from sdsetup.commands import mirrors as command
-
-    run_command(
-        "mirrors probe",
-        lambda: command.probe(_settings(mirror=mirror, proxy=proxy, config=config, debug=debug), channel),
-        as_json=json,
-        debug=debug,
-    )
-
-
-# --- verify (issue 6) ----------------------------------------------------------------------------
-@app.command()
-def verify(
-    dir: Annotated[Optional[Path], typer.Argument(help="The install directory (default: . or ./stable-diffusion-webui, whichever holds an install).")] = None,
-    smoke: Annotated[bool, typer.Option("--smoke", help="Only run the smoke test (tiny model), in --python or DIR's venv or this Python.")] = False,
-    full: Annotated[bool, typer.Option("--full", help="Also generate with the installed checkpoint at 512x512 (slow on a CPU).")] = False,
-    python: Annotated[Optional[Path], typer.Option("--python", help="The Python to test (default: the install's venv).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Keep the generated image at this path (PNG).")] = None,
-    rehash: Annotated[bool, typer.Option("--rehash", help="Hash every model again instead of trusting the hash cache.")] = False,
-    config: ConfigOpt = None,
-    quiet: QuietOpt = False,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Check an install against its record (pins, venv, torch vs hardware, model hashes, launch flags) and generate an image.
-
-    Exit code 0 only when every check passed, 1 when one failed, 2 when DIR holds no install.
-    """
-    from sdsetup.commands import verify as command
-
-    run_command(
-        "verify",
-        lambda: command.run(_settings(config=config, quiet=quiet, debug=debug), dir, smoke=smoke, full=full, python=python, out=out, rehash=rehash),
-        as_json=json,
-        debug=debug,
-    )
-
-
 # --- install (issue 5) ---------------------------------------------------------------------------
 @app.command()
 def install(
@@ -229,6 +163,68 @@ def install(
     )
 
 
+# --- verify (issue 6) ----------------------------------------------------------------------------
+@app.command()
+def verify(
+    dir: Annotated[Optional[Path], typer.Argument(help="The install directory (default: . or ./stable-diffusion-webui, whichever holds an install).")] = None,
+    smoke: Annotated[bool, typer.Option("--smoke", help="Only run the smoke test (tiny model), in --python or DIR's venv or this Python.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Also generate with the installed checkpoint at 512x512 (slow on a CPU).")] = False,
+    python: Annotated[Optional[Path], typer.Option("--python", help="The Python to test (default: the install's venv).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Keep the generated image at this path (PNG).")] = None,
+    rehash: Annotated[bool, typer.Option("--rehash", help="Hash every model again instead of trusting the hash cache.")] = False,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Check an install against its record (pins, venv, torch vs hardware, model hashes, launch flags) and generate an image.
+
+    Exit code 0 only when every check passed, 1 when one failed, 2 when DIR holds no install.
+    """
+    from sdsetup.commands import verify as command
+
+    run_command(
+        "verify",
+        lambda: command.run(_settings(config=config, quiet=quiet, debug=debug), dir, smoke=smoke, full=full, python=python, out=out, rehash=rehash),
+        as_json=json,
+        debug=debug,
+    )
+
+
+# --- doctor (issue 7) ----------------------------------------------------------------------------
+@app.command()
+def doctor(
+    dir: Annotated[Optional[Path], typer.Argument(help="The web UI folder: also run the install checks and read its repositories.")] = None,
+    log: Annotated[Optional[List[str]], typer.Option("--log", help="A saved console log to read; - reads stdin. Repeatable.")] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Apply the fixes sdsetup can make safely (shown first; asks unless --yes; backs up what it edits).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --fix: do not ask.")] = False,
+    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="Write a support zip (report, logs, pip freeze, repository state) with secrets removed.")] = None,
+    proxy: ProxyOpt = None,
+    mirror: MirrorOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Read console logs and the install, name the most likely cause first, and give the fix.
+
+    Exit codes: 0 no problem found (or all fixed by --fix), 1 a problem found, 2 bad input, 5 a fix failed.
+    """
+    from sdsetup.commands import doctor as command
+
+    def confirm(question: str) -> bool:
+        return typer.confirm(question, default=False, err=True)
+
+    run_command(
+        "doctor",
+        lambda: command.run(
+            _settings(proxy=proxy, mirror=mirror, config=config, debug=debug), dir, log or [],
+            as_json=json, fix=fix, yes=yes, bundle=bundle, confirm=confirm,
+        ),
+        as_json=json,
+        debug=debug,
+    )
+
+
 # --- fetch (issue 3) -----------------------------------------------------------------------------
 @app.command()
 def fetch(
@@ -264,35 +260,39 @@ def fetch(
     )
 
 
-# --- doctor (issue 7) ----------------------------------------------------------------------------
-@app.command()
-def doctor(
-    dir: Annotated[Optional[Path], typer.Argument(help="The web UI folder: also run the install checks and read its repositories.")] = None,
-    log: Annotated[Optional[List[str]], typer.Option("--log", help="A saved console log to read; - reads stdin. Repeatable.")] = None,
-    fix: Annotated[bool, typer.Option("--fix", help="Apply the fixes sdsetup can make safely (shown first; asks unless --yes; backs up what it edits).")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --fix: do not ask.")] = False,
-    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="Write a support zip (report, logs, pip freeze, repository state) with secrets removed.")] = None,
-    proxy: ProxyOpt = None,
+# --- mirrors (issue 4) ---------------------------------------------------------------------------
+mirrors_app = typer.Typer(help="Mirror profiles for PyPI, PyTorch wheels, GitHub and Hugging Face: list and probe them.", no_args_is_help=True)
+app.add_typer(mirrors_app, name="mirrors")
+
+
+@mirrors_app.command("list")
+def mirrors_list(
     mirror: MirrorOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Read console logs and the install, name the most likely cause first, and give the fix.
+    """Show every mirror profile and what each channel resolves to now."""
+    from sdsetup.commands import mirrors as command
 
-    Exit codes: 0 no problem found (or all fixed by --fix), 1 a problem found, 2 bad input, 5 a fix failed.
-    """
-    from sdsetup.commands import doctor as command
+    run_command("mirrors list", lambda: command.list_profiles(_settings(mirror=mirror, config=config, debug=debug)), as_json=json, debug=debug)
 
-    def confirm(question: str) -> bool:
-        return typer.confirm(question, default=False, err=True)
+
+@mirrors_app.command("probe")
+def mirrors_probe(
+    mirror: MirrorOpt = None,
+    proxy: ProxyOpt = None,
+    channel: Annotated[Optional[List[str]], typer.Option("--channel", help="Only this channel (pypi, torch, github, huggingface). Repeatable.")] = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Probe every mirror candidate at once (short timeouts) and rank them by speed."""
+    from sdsetup.commands import mirrors as command
 
     run_command(
-        "doctor",
-        lambda: command.run(
-            _settings(proxy=proxy, mirror=mirror, config=config, debug=debug), dir, log or [],
-            as_json=json, fix=fix, yes=yes, bundle=bundle, confirm=confirm,
-        ),
+        "mirrors probe",
+        lambda: command.probe(_settings(mirror=mirror, proxy=proxy, config=config, debug=debug), channel),
         as_json=json,
         debug=debug,
     )
