@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import unquote, urlsplit
 
-from tests.servers.httpbase import read_body, serve
+from tests.servers.httpbase import RequestLog, read_body, serve
 
 HOST_PREFIX = "/kk"
 _GITHUB_PREFIX = "/https://github.com"
@@ -149,7 +149,7 @@ class GitHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_HEAD = _handle  # noqa: N815
 
 
-class GitServer:
+class GitServer(RequestLog):
     def __init__(self, server, root: Path):
         self.server = server
         self.root = root
@@ -174,17 +174,6 @@ class GitServer:
     def host_base(self) -> str:
         """A host-replacement GitHub proxy: base + 'OWNER/REPO.git'."""
         return self.server.url(HOST_PREFIX + "/")
-
-    @property
-    def requests(self) -> list[dict]:
-        handler = self.server.RequestHandlerClass
-        with handler.lock:
-            return list(handler.log)
-
-    def clear(self) -> None:
-        handler = self.server.RequestHandlerClass
-        with handler.lock:
-            handler.log.clear()
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 Every test server builds on this: `with serve(HandlerClass, **attrs) as server: server.url("/x")`.
 Handler classes get the attrs as class attributes of a fresh subclass, so servers never share state.
-`read_body(handler)` reads a request body (Content-Length or chunked).
+`read_body(handler)` reads a request body (Content-Length or chunked); `RequestLog` gives a server
+wrapper `.requests` / `.clear()` over its handler's request log.
 """
 
 from __future__ import annotations
@@ -31,6 +32,23 @@ class LocalServer(ThreadingHTTPServer):
 
     def url(self, path: str = "/") -> str:
         return self.base_url + (path if path.startswith("/") else "/" + path)
+
+
+class RequestLog:
+    """`.requests` and `.clear()` for a server wrapper whose handler keeps a `log` list under a `lock`."""
+
+    server: LocalServer
+
+    @property
+    def requests(self) -> list[dict]:
+        handler = self.server.RequestHandlerClass
+        with handler.lock:
+            return list(handler.log)
+
+    def clear(self) -> None:
+        handler = self.server.RequestHandlerClass
+        with handler.lock:
+            handler.log.clear()
 
 
 def _wait_ready(port: int, timeout: float = 5.0) -> None:

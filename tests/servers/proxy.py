@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Iterator
 from urllib.parse import urlsplit
 
-from tests.servers.httpbase import read_body, serve
+from tests.servers.httpbase import RequestLog, read_body, serve
 
 _HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -159,7 +159,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_HEAD = do_PUT = _forward  # noqa: N815
 
 
-class ProxyServer:
+class ProxyServer(RequestLog):
     def __init__(self, server, user, password):
         self.server = server
         self.user = user
@@ -176,17 +176,6 @@ class ProxyServer:
 
     def url_with(self, user: str, password: str) -> str:
         return f"http://{user}:{password}@127.0.0.1:{self.port}"
-
-    @property
-    def requests(self) -> list[dict]:
-        handler = self.server.RequestHandlerClass
-        with handler.lock:
-            return list(handler.log)
-
-    def clear(self) -> None:
-        handler = self.server.RequestHandlerClass
-        with handler.lock:
-            handler.log.clear()
 
 
 @contextmanager
