@@ -5,7 +5,8 @@
 - `write_simple_index(index_dir, wheels, files_dir)`: a PEP 503 tree (`index_dir/<project>/index.html`)
   whose links carry `#sha256=` fragments (pip checks them), the files copied into `files_dir`.
 - `write_find_links_page(dir, wheels)`: one flat HTML page of wheel links (Aliyun-style torch mirror).
-- `write_hf_tree(root, repo_id, revision, files)`: `root/<repo>/resolve/<rev>/<file>` (HF endpoint layout).
+- `write_hf_tree(root, repo_id, revision, files)`: `root/<repo>/resolve/<rev>/<file>` (HF endpoint layout);
+  `model_like_bytes(size, seed)`: deterministic incompressible bytes for a model file in such a tree.
 - `StaticTree`: serves a directory (directories answer with their index.html); `X-Repo-Commit` on
   `/resolve/` paths like huggingface.co; optional `delay` before answering and `rate` limit, for probes.
   tests/servers/fileserver.py (fault-injecting) can serve the same trees.
@@ -108,6 +109,16 @@ def write_find_links_page(page_dir: Path, wheels: list[Path]) -> None:
             shutil.copyfile(wheel, target)
         rows.append(f'<a href="{html.escape(wheel.name)}#sha256={sha256_of(target)}">{html.escape(wheel.name)}</a><br>\n')
     (page_dir / "index.html").write_text(f"<!DOCTYPE html>\n<html><body>\n{''.join(rows)}</body></html>\n")
+
+
+def model_like_bytes(size: int, seed: bytes) -> bytes:
+    """`size` deterministic, incompressible bytes standing in for a checkpoint (a sha256 chain from `seed`)."""
+    out = bytearray()
+    block = seed
+    while len(out) < size:
+        block = hashlib.sha256(block).digest()
+        out += block * 64
+    return bytes(out[:size])
 
 
 def write_hf_tree(root: Path, repo_id: str, revision: str, files: dict[str, bytes]) -> None:
