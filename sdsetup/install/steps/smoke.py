@@ -9,7 +9,7 @@ import hashlib
 from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
-from sdsetup.install.steps.base import Step, StepSkipped
+from sdsetup.install.steps.base import Step
 
 
 class SmokeStep(Step):
@@ -50,16 +50,12 @@ class SmokeStep(Step):
                                          constraints=ctx.constraints_file)
 
     def run(self, ctx: Any) -> dict[str, Any]:
-        try:
-            from sdsetup.verify import run_smoke
-        except ImportError:
-            ctx.warnings.append("this sdsetup has no smoke test (sdsetup.verify); the install was not proven "
-                                "with an image - run `sdsetup verify` once it is available")
-            raise StepSkipped("no smoke test in this sdsetup") from None
+        from sdsetup.verify import run_smoke, smoke_options_from_args
+
         self._ensure_packages(ctx)
-        flags = [f for f in self.launch_args if f in ("--no-half", "--no-half-vae", "--upcast-sampling")]
-        result = run_smoke(ctx.python, hf_home=ctx.hf_home, cache_dir=ctx.state_dir / "smoke-cache", webui_flags=flags,
-                           progress=ctx.progress)
+        # The same reading of the launch flags as `sdsetup verify`: precision flags, and the CPU when told.
+        result = run_smoke(ctx.python, hf_home=ctx.hf_home, cache_dir=ctx.state_dir / "smoke-cache",
+                           progress=ctx.progress, **smoke_options_from_args(self.launch_args))
         if not result.get("ok"):
             error = result.get("error") or {}
             message = error.get("message") if isinstance(error, dict) else str(error)
