@@ -33,9 +33,9 @@ def redact_url(url: str) -> str:
         return redact_text(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    # host[:port] kept as written: parsing the port would raise on a typo (host:99999) in the very
+    # error message that reports it, and hostname drops an IPv6 address's brackets
+    host = parts.netloc.rpartition("@")[2]
     netloc = f"{parts.username}:{MASK}@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 

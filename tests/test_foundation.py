@@ -113,6 +113,17 @@ def test_redaction_masks_passwords_tokens_and_home():
     assert redact_url(f"socks5h://bob:{canary}@127.0.0.1:1080") == "socks5h://bob:***@127.0.0.1:1080"
 
 
+def test_bad_proxy_port_with_password_is_a_usage_error_that_hides_the_password():
+    # `--proxy http://bob:PW@host:99999` (a typo in the port) must say so, not crash redacting it
+    canary = "s3cr3t-CANARY"
+    for url in (f"http://bob:{canary}@proxy:99999", f"http://bob:{canary}@proxy:80a", f"http://bob:{canary}@[::1]:3128"):
+        assert canary not in redact_url(url) and "bob:***@" in redact_url(url)
+    assert redact_url(f"http://bob:{canary}@[::1]:3128") == "http://bob:***@[::1]:3128"
+    with pytest.raises(SdsetupError) as info:
+        load_settings({"proxy": f"http://bob:{canary}@proxy:99999"}, env={})
+    assert info.value.exit_code == ExitCode.USAGE and canary not in info.value.message
+
+
 def test_safe_join_refuses_escapes(tmp_path):
     assert safe_join(tmp_path, "models/a.safetensors") == tmp_path / "models" / "a.safetensors"
     for bad in ("../x", "/etc/passwd", "a/../../x", "C:/Windows"):
