@@ -80,6 +80,14 @@ def run_command(name: str, func: Callable, *, as_json: bool, debug: bool = False
         raise typer.Exit(int(error.exit_code)) from None
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted: partial work is kept; run the same command again to continue\n")
+        if as_json:  # the --json contract holds on Ctrl-C too: one document on stdout
+            import json
+
+            from sdsetup.output import error_envelope
+
+            error = SdsetupError("interrupted", "partial work is kept; run the same command again to continue", ExitCode.INTERRUPTED)
+            sys.stdout.write(json.dumps(error_envelope(name, error), indent=2, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     except typer.Exit:
         raise

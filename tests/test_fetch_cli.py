@@ -152,11 +152,12 @@ def test_ctrl_c_exits_130_keeps_the_part_and_a_rerun_finishes(tmp_path, site):
     dest = tmp_path / "model.bin"
     with FileServer(root, rate=1 * MiB) as fs:
         args = (fs.url("model.bin"), "-o", str(dest), "--sha256", sha(data), "--connections", "2")
-        first = start_fetch(*args)
+        first = start_fetch(*args, "--json")
         wait_for(lambda: fs.bytes_sent("/model.bin") >= 2 * MiB)
         first.send_signal(signal.SIGINT)
-        _, err = first.communicate(timeout=15)
+        out, err = first.communicate(timeout=15)
         assert first.returncode == 130, err
+        assert json.loads(out)["error"]["kind"] == "interrupted"
         assert "interrupted" in err and "Traceback" not in err
         assert part_path(dest).exists() and load_state(state_path(dest)).done.total() >= 1 * MiB
         assert not dest.exists()

@@ -59,6 +59,17 @@ def test_user_error_in_json_mode_is_still_one_document():
     assert doc["ok"] is False and doc["error"]["message"] == "no route" and doc["error"]["kind"] == "network"
 
 
+def test_ctrl_c_in_json_mode_is_still_one_document():
+    def interrupted():
+        raise KeyboardInterrupt
+
+    result = _run(interrupted, as_json=True)
+    assert result.exit_code == 130
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and doc["exit_code"] == 130 and doc["error"]["kind"] == "interrupted"
+    assert "interrupted" in result.stderr
+
+
 def test_bug_reports_internal_error_exit_code():
     result = _run(lambda: 1 / 0, as_json=False)
     assert result.exit_code == ExitCode.INTERNAL
