@@ -80,6 +80,16 @@ def test_bad_input_is_a_usage_error_without_traceback(args, message, tmp_path):
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def test_output_under_a_file_is_a_usage_error_naming_that_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(cli.app, ["fetch", "http://127.0.0.1:1/x.bin", "-o", str(tmp_path / "notes.txt" / "x.bin"), "--json"])
+    assert result.exit_code == 2, result.output
+    doc = json.loads(result.stdout)
+    assert doc["error"]["kind"] == "usage" and str(tmp_path / "notes.txt") in doc["error"]["message"]
+    assert "not a folder" in doc["error"]["message"]
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_output_folder_gets_the_url_file_name_and_json_envelope(tmp_path, site):
     root, data = site
     with FileServer(root) as fs:
