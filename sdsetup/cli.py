@@ -220,7 +220,14 @@ def doctor(
     from sdsetup.commands import doctor as command
 
     def confirm(question: str) -> bool:
-        return typer.confirm(question, default=False, err=True)
+        # Not typer.confirm: it turns "no answer" (stdin empty: a script, CI) into Abort, an internal
+        # error here, and writes its prompt's trailing space to stdout, ahead of the --json document.
+        sys.stderr.write(f"{question} [y/N]: ")
+        sys.stderr.flush()
+        answer = sys.stdin.readline()
+        if not answer:
+            sys.stderr.write("\n(no answer: not applied; use --yes to apply without asking)\n")
+        return answer.strip().lower() in ("y", "yes")
 
     run_command(
         "doctor",

@@ -135,6 +135,16 @@ def test_fix_asks_and_a_no_changes_nothing(webui):
     assert "--no-half-vae" in webui_user.effective_args((webui / "webui-user.sh").read_text(), "sh")
 
 
+def test_fix_without_an_answer_declines_and_json_stays_clean(webui):
+    # run from a script or CI: stdin is empty, so the question gets no answer
+    before = (webui / "webui-user.sh").read_bytes()
+    result = doctor(str(webui), "--log", str(FIXTURES / "nan-vae.log"), "--fix", "--json", input="")
+    assert result.exit_code == 1, result.output
+    assert result.stdout.startswith("{"), "only the JSON document on stdout (no prompt text)"
+    assert json.loads(result.stdout)["data"]["fixes"][0]["result"] != "applied"
+    assert (webui / "webui-user.sh").read_bytes() == before and backups(webui) == []
+
+
 def test_fix_from_stdin_needs_yes(webui):
     result = doctor(str(webui), "--log", "-", "--fix", input="A tensor with NaNs was produced in VAE\n")
     assert result.exit_code == 2 and "--yes" in result.stderr
