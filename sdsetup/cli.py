@@ -370,4 +370,21 @@ def bundle_verify(
 
 
 def main() -> None:
-    app(prog_name="sdsetup")
+    if "--json" not in sys.argv[1:]:
+        app(prog_name="sdsetup")
+        return
+    # With --json, a mistake Typer rejects before any command runs (a missing argument, an unknown
+    # option, a value of the wrong type) must still print the one JSON document.
+    try:
+        code = app(prog_name="sdsetup", standalone_mode=False)
+    except typer.TyperException as exc:  # Typer's usage errors; their message names the flag
+        from sdsetup.errors import usage_error
+        from sdsetup.output import emit_error
+
+        path = getattr(getattr(exc, "ctx", None), "command_path", None) or "sdsetup"
+        command = path.split(" ", 1)[1] if " " in path else path
+        emit_error(command, usage_error(exc.format_message(), f"see `{path} --help`"), True)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

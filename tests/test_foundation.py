@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,35 @@ def test_ctrl_c_in_json_mode_is_still_one_document():
     doc = json.loads(result.stdout)
     assert doc["ok"] is False and doc["exit_code"] == 130 and doc["error"]["kind"] == "interrupted"
     assert "interrupted" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, command, words",
+    [
+        (["fetch", "--json"], "fetch", "Missing argument"),
+        (["fetch", "http://127.0.0.1:1/x.bin", "--connections", "many", "--json"], "fetch", "--connections"),
+        (["check", "--json", "--bogus"], "check", "--bogus"),
+        (["mirrors", "list", "--json", "--nope"], "mirrors list", "--nope"),
+    ],
+)
+def test_typer_usage_errors_with_json_are_still_one_document(args, command, words, tmp_path):
+    # the real entry point: Typer rejects these before any command runs
+    result = subprocess.run([sys.executable, "-m", "sdsetup", *args], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert result.returncode == 2, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["command"] == command and doc["exit_code"] == 2 and doc["error"]["kind"] == "usage"
+    assert words in doc["error"]["message"] and "--help" in doc["error"]["hint"]
+    assert "Traceback" not in result.stderr and words in result.stderr
+
+
+def test_entry_point_with_json_keeps_command_exit_codes(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "sdsetup", "fetch", "http://127.0.0.1:1/x.bin", "--sha256", "zz", "--json"],
+                            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert result.returncode == 2 and json.loads(result.stdout)["error"]["message"].startswith("--sha256")
+    result = subprocess.run([sys.executable, "-m", "sdsetup", "fetch", "--help", "--json"], capture_output=True, text=True,
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert result.returncode == 0 and "Usage" in result.stdout
 
 
 def test_bug_reports_internal_error_exit_code():
