@@ -32,7 +32,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and log more.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 ProxyOpt = Annotated[
-    Optional[str], typer.Option("--proxy", help="Proxy for every network call: http://, https://, socks5:// or socks5h://[user:pass@]host:port.")
+    Optional[str], typer.Option("--proxy", help="Proxy for every network call: http://, https://, socks5:// or socks5h://host:port (user:pass@host:port when it needs a login).")
 ]
 MirrorOpt = Annotated[
     Optional[List[str]],
