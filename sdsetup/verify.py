@@ -623,7 +623,8 @@ def require_record(install_dir: Path):
     from sdsetup.install.record import load_record, record_path
 
     if not install_dir.is_dir():
-        raise SdsetupError(f"{install_dir} does not exist", "give the directory `sdsetup install` installed into", ExitCode.USAGE)
+        what = "is a file, not a folder" if install_dir.exists() else "does not exist"
+        raise SdsetupError(f"{install_dir} {what}", "give the directory `sdsetup install` installed into", ExitCode.USAGE)
     record = load_record(install_dir)
     if record is None:
         raise SdsetupError(

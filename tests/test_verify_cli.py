@@ -72,6 +72,14 @@ def test_verify_dir_without_record_exits_2_with_a_hint(tmp_path):
     assert json.loads(result.stdout)["error"]["kind"] == "usage"
 
 
+def test_verify_a_file_instead_of_a_folder_says_so(tmp_path):
+    (tmp_path / "webui.zip").write_bytes(b"PK")
+    result = sdsetup("verify", str(tmp_path / "webui.zip"), "--json")
+    assert result.returncode == 2
+    error = json.loads(result.stdout)["error"]
+    assert "is a file, not a folder" in error["message"] and "does not exist" not in error["message"]
+
+
 def test_verify_install_for_people_and_json(tmp_path):
     install = fixture_install.build(tmp_path / "webui")
     good = sdsetup("verify", str(install.root), env={"SDSETUP_MACHINE_FACTS": str(install.machine_file(CPU_MACHINE))})
