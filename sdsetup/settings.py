@@ -78,15 +78,18 @@ def parse_mirror_option(values: list[str] | tuple[str, ...] | None) -> tuple[str
             if not item:
                 continue
             if "=" in item:
+                from sdsetup.redact import redact_text
+
                 channel, url = item.split("=", 1)
                 channel = channel.strip().lower()
+                shown = redact_text(item)  # a mirror URL may carry a login
                 if channel not in CHANNELS:
                     raise usage_error(
-                        f"--mirror {item}: unknown channel '{channel}'",
+                        f"--mirror {shown}: unknown channel '{channel}'",
                         f"channels are {', '.join(CHANNELS)}; e.g. --mirror huggingface=https://hf-mirror.com",
                     )
                 if not url.strip().startswith(("http://", "https://", "file://")) and not Path(url.strip()).is_absolute():
-                    raise usage_error(f"--mirror {item}: '{url}' is not a URL", "give an http(s):// URL")
+                    raise usage_error(f"--mirror {shown}: '{redact_text(url)}' is not a URL", "give an http(s):// URL")
                 overrides.append((channel, url.strip()))
             else:
                 if profile and profile != item:

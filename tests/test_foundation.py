@@ -145,6 +145,15 @@ def test_mirror_option_profile_plus_channel_overrides():
     assert parse_mirror_option(["cn", "huggingface=https://hf.example"]) == ("cn", (("huggingface", "https://hf.example"),))
 
 
+@pytest.mark.parametrize("value", ["pypi=ftp://bob:{pw}@mirror.example/", "hf=https://bob:{pw}@mirror.example/"])
+def test_bad_mirror_option_never_shows_its_password(value):
+    canary = "s3cr3t-CANARY"
+    with pytest.raises(SdsetupError) as info:
+        parse_mirror_option([value.format(pw=canary)])
+    assert info.value.exit_code == ExitCode.USAGE
+    assert canary not in info.value.message + (info.value.hint or "") and "bob:***@" in info.value.message
+
+
 def test_redaction_masks_passwords_tokens_and_home():
     canary = "s3cr3t-CANARY"
     text = f"proxy http://alice:{canary}@proxy:3128 token hf_{'a' * 30} HF_TOKEN={canary} /home/alice/sd"
