@@ -146,6 +146,13 @@ def test_unknown_profile_lists_the_known_ones(tmp_path):
     assert "official" in info.value.hint and "cn" in info.value.hint and "auto" in info.value.hint
 
 
+def test_an_unusable_url_as_profile_never_shows_its_password(tmp_path):
+    canary = "s3cr3t-CANARY"
+    with pytest.raises(SdsetupError) as info:
+        select_mirrors(_settings(tmp_path, flags={"mirror": [f"ftp://bob:{canary}@mirror.example/"]}), env={})
+    assert canary not in info.value.message + info.value.hint and "bob:***@" in info.value.message
+
+
 def test_a_url_as_profile_is_one_base_for_every_channel(tmp_path):
     plan = select_mirrors(_settings(tmp_path, flags={"mirror": ["http://127.0.0.1:9/bundle/"]}), env={})
     assert plan.base_url == "http://127.0.0.1:9/bundle"

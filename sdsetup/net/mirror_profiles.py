@@ -108,10 +108,15 @@ class Catalog:
 
     def profile(self, name: str) -> Profile:
         if name not in self.profiles:
+            from sdsetup.redact import redact_text
+
             known = ", ".join(["auto", *self.profiles])
+            shown = redact_text(name)  # an ftp:// or mistyped URL lands here with its login
+            if "://" in name:
+                raise usage_error(f"unknown mirror profile '{shown}'", "a mirror URL must start with http://, https:// or file://")
             raise usage_error(
-                f"unknown mirror profile '{name}'",
-                f"pick one of: {known}; or define [profiles.{name}] in your config file (`sdsetup mirrors list` shows them)",
+                f"unknown mirror profile '{shown}'",
+                f"pick one of: {known}; or define [profiles.{shown}] in your config file (`sdsetup mirrors list` shows them)",
             )
         return self.profiles[name]
 
