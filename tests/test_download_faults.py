@@ -496,3 +496,16 @@ def test_positional_writes_without_pwrite(tmp_path, site, monkeypatch):
         result = fetch(tmp_path, [fs.url("big.bin")], "big.bin", files["big.bin"])
         assert len({r.client for r in gets(fs, "/big.bin")}) >= 3
     assert_clean(result.path, files["big.bin"])
+
+
+@pytest.mark.parametrize("proxy", ["http://127.0.0.1:1", "socks5h://127.0.0.1:1"])
+def test_a_dead_proxy_is_named_as_the_proxy(tmp_path, site, proxy):
+    """A helpdesk reading 'connection refused' for the file's URL checks the wrong machine."""
+    root, files = site
+    with FileServer(root) as fs:
+        settings = settings_for(tmp_path, proxy=proxy)
+        with pytest.raises(SdsetupError) as info:
+            fetch(tmp_path, [fs.url("small.bin")], "small.bin", files["small.bin"], settings=settings,
+                  policy=RetryPolicy(tries=1, base=0.01, cap=0.01))
+    assert info.value.exit_code == ExitCode.NETWORK
+    assert "proxy" in info.value.message and "refused" in info.value.message

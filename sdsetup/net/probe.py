@@ -178,6 +178,8 @@ def describe_exception(exc: BaseException) -> str:
     from sdsetup.redact import redact_text
 
     text = str(exc) or type(exc).__name__
+    # the proxy failed, not the file's host: say so, or the helpdesk checks the wrong machine
+    via_proxy = any(cls.__name__ == "ProxyError" for cls in type(exc).__mro__) or "socks" in text.lower()
     # requests nests the urllib3 reason: keep the innermost, human part.
     for marker in ("Caused by ", "(Caused by "):
         if marker in text:
@@ -194,6 +196,8 @@ def describe_exception(exc: BaseException) -> str:
         text = "host name not found (DNS)"
     elif "certificate" in lowered or "ssl" in lowered:
         text = f"TLS problem: {text[:200]}"
+    if via_proxy:
+        text = f"the proxy failed ({text[:250]})"
     return redact_text(text[:300])
 
 
