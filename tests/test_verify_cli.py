@@ -80,6 +80,17 @@ def test_verify_a_file_instead_of_a_folder_says_so(tmp_path):
     assert "is a file, not a folder" in error["message"] and "does not exist" not in error["message"]
 
 
+@pytest.mark.parametrize("out", ["folder", "notes.txt/smoke.png"])
+def test_a_bad_out_path_is_a_usage_error_before_the_smoke_test_runs(tmp_path, out):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    result = sdsetup("verify", "--smoke", "--python", sys.executable, "--out", str(tmp_path / out), "--json")
+    assert result.returncode == 2, result.stdout
+    error = json.loads(result.stdout)["error"]
+    assert error["kind"] == "usage" and error["message"].startswith("--out")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_verify_install_for_people_and_json(tmp_path):
     install = fixture_install.build(tmp_path / "webui")
     good = sdsetup("verify", str(install.root), env={"SDSETUP_MACHINE_FACTS": str(install.machine_file(CPU_MACHINE))})

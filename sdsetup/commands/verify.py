@@ -49,6 +49,14 @@ def run(
 
     progress = progress_enabled(settings.quiet)
     out = Path(out).expanduser().absolute() if out else None
+    if out is not None:  # before the smoke test, which takes seconds (minutes with --full) to reach it
+        from sdsetup.errors import usage_error
+
+        blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+        if out.is_dir():
+            raise usage_error(f"--out {out} is a folder", "give the path of the PNG to write, e.g. --out smoke.png")
+        if blocking is not None:
+            raise usage_error(f"--out {out}: {blocking} is a file, not a folder", "give a path inside a folder, e.g. --out smoke.png")
     if smoke:
         explicit = Path(install_dir) if install_dir is not None else None
         if explicit is None:
