@@ -119,6 +119,8 @@ def test_bad_input_is_a_usage_error_with_a_hint(tmp_path):
     result = doctor("--log", str(FIXTURES / "cuda-oom.log"), "--bundle", str(tmp_path / "report.zip"))
     assert result.exit_code == 2 and "already exists" in result.stderr
     assert (tmp_path / "report.zip").read_bytes() == b"old", "an existing file is never overwritten"
+    result = doctor("--log", str(FIXTURES / "cuda-oom.log"), "--bundle", str(tmp_path / "report.zip" / "new.zip"))
+    assert result.exit_code == 2 and "is a file, not a folder" in result.stderr
 
 
 def test_help_lists_the_options():

@@ -221,6 +221,8 @@ def run(
             raise usage_error(f"--bundle {bundle} already exists", "choose another file name, or move the old bundle away first")
         if bundle.parent and not bundle.parent.exists():
             raise usage_error(f"--bundle {bundle}: the folder {bundle.parent} does not exist", "create it, or choose another path")
+        if not bundle.parent.is_dir():
+            raise usage_error(f"--bundle {bundle}: {bundle.parent} is a file, not a folder", "choose a path inside a folder, e.g. --bundle report.zip")
 
     kb = load_kb()
     webui_texts = []
