@@ -45,6 +45,11 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The first existing parent of `path` that is a file (mkdir would fail on it), or None."""
+    return next((parent for parent in Path(path).absolute().parents if parent.exists() and not parent.is_dir()), None)
+
+
 def safe_join(root: Path, relative: str, what: str = "path") -> Path:
     """root/relative, refusing absolute paths, '..' and anything that resolves outside root."""
     rel = str(relative).replace("\\", "/")

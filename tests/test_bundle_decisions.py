@@ -11,7 +11,9 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from typer.testing import CliRunner
 
+from sdsetup import cli
 from sdsetup.bundle import layout
 from sdsetup.bundle.lockfile import BundleLock, LockedFile, compare, extra_files
 from sdsetup.bundle.pages import IndexEntry, index_pages, profile_text
@@ -288,3 +290,13 @@ def test_a_base_url_with_credentials_is_refused(tmp_path):
         create(Settings(), tmp_path / "out", base_url="http://lab:pw@192.168.1.5:8000/")
     assert caught.value.exit_code == ExitCode.USAGE and "pw" not in caught.value.message
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bundle_folder_inside_a_file_is_a_usage_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(cli.app, ["bundle", "create", str(tmp_path / "notes.txt" / "bundle"), "--backend", "cpu",
+                                          "--mirror", "http://127.0.0.1:1/", "--json"])
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["kind"] == "usage" and f"{tmp_path / 'notes.txt'} is a file" in error["message"]
+    assert (tmp_path / "notes.txt").read_text() == "mine"

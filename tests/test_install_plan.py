@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from sdsetup import cli
 from sdsetup.detect.machine import MachineFacts
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.install.plan import InstallOptions, build_plan, decide, failover_order
@@ -186,3 +188,12 @@ def test_dry_run_for_people_lists_the_plan(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "dry run: nothing is written" in result.stdout and "v1-5-pruned-emaonly.safetensors" in result.stdout
     assert not (tmp_path / "w").exists()
+
+
+def test_an_install_dir_inside_a_file_is_a_usage_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(cli.app, ["install", str(tmp_path / "notes.txt" / "webui"), "--mirror", "http://127.0.0.1:1/", "--json"])
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["kind"] == "usage" and f"{tmp_path / 'notes.txt'} is a file" in error["message"]
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -204,6 +204,11 @@ class BundleBuilder:
         out = self.out
         if out.exists() and not out.is_dir():
             raise usage_error(f"{out} is a file", "give a folder for the bundle")
+        from sdsetup.fsutil import file_in_the_way
+
+        blocking = file_in_the_way(out)
+        if blocking is not None:
+            raise usage_error(f"{out} cannot be created: {blocking} is a file", "give a folder for the bundle whose parents are folders")
         if out.is_dir() and not (self.state_dir.is_dir() or (out / layout.LOCK_NAME).is_file()) and any(out.iterdir()):
             raise usage_error(f"{out} is not empty and holds no bundle", "give a new or empty folder (sdsetup does not write into yours)")
 

@@ -51,8 +51,9 @@ def run(
     out = Path(out).expanduser().absolute() if out else None
     if out is not None:  # before the smoke test, which takes seconds (minutes with --full) to reach it
         from sdsetup.errors import usage_error
+        from sdsetup.fsutil import file_in_the_way
 
-        blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+        blocking = file_in_the_way(out)
         if out.is_dir():
             raise usage_error(f"--out {out} is a folder", "give the path of the PNG to write, e.g. --out smoke.png")
         if blocking is not None:

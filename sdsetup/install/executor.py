@@ -118,5 +118,10 @@ def _remove_if_only_state(install_dir: Path) -> None:
 
 
 def _refuse_file(install_dir: Path) -> None:
+    from sdsetup.fsutil import file_in_the_way
+
     if install_dir.exists() and not install_dir.is_dir():
         raise SdsetupError(f"{install_dir} exists and is not a directory", "choose another install directory", ExitCode.USAGE)
+    blocking = file_in_the_way(install_dir)
+    if blocking is not None:
+        raise SdsetupError(f"{install_dir} cannot be created: {blocking} is a file", "choose an install directory whose parents are folders", ExitCode.USAGE)

@@ -73,7 +73,9 @@ def download(
     show = progress_enabled(settings.quiet) if progress is None else bool(progress)
     if dest.is_dir():
         raise SdsetupError(f"{dest} is a directory", "give the path of the file to write", ExitCode.USAGE)
-    blocking = next((p for p in dest.parents if p.exists() and not p.is_dir()), None)
+    from sdsetup.fsutil import file_in_the_way
+
+    blocking = file_in_the_way(dest)
     if blocking is not None:
         raise SdsetupError(f"{blocking} is a file, not a folder", f"give an output path that is not inside the file {blocking}", ExitCode.USAGE)
     try:
