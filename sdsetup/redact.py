@@ -22,7 +22,9 @@ _TOKENS = [
     re.compile(r"\bsk-[A-Za-z0-9]{20,}\b"),
 ]
 _AUTH_HEADER = re.compile(r"(?i)\b(authorization|proxy-authorization|x-api-key)(\s*[:=]\s*)(\S+(?:\s+\S+)?)")
-_KEY_VALUE = re.compile(r"(?i)\b([A-Z0-9_]*(?:TOKEN|PASSWORD|PASSWD|SECRET|API_KEY))(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)")
+_KEY_VALUE = re.compile(r"(?i)\b([A-Z0-9_]*(?:TOKEN|PASSWORD|PASSWD|SECRET|API_KEY|SIGNATURE))(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)")
+# the same keys as URL query parameters (signed CDN redirects, ?token=): the value ends at & or #
+_QUERY_SECRET = re.compile(r"(?i)(?<![A-Za-z0-9])([A-Za-z0-9_-]*(?:token|password|passwd|secret|api_key|signature)=)[^&#\s]*")
 
 
 def redact_url(url: str) -> str:
@@ -31,6 +33,9 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return redact_text(url)
+    if parts.query:
+        parts = parts._replace(query=_QUERY_SECRET.sub(lambda m: m[1] + MASK, parts.query))
+        url = urlunsplit(parts)
     if parts.password is None:
         return url
     # host[:port] kept as written: parsing the port would raise on a typo (host:99999) in the very
@@ -45,6 +50,7 @@ def redact_text(text: str, secrets: tuple[str, ...] | list[str] = (), home: str 
     if not text:
         return text
     out = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+    out = _QUERY_SECRET.sub(lambda m: m[1] + MASK, out)
     for pattern in _TOKENS:
         out = pattern.sub(MASK, out)
     out = _AUTH_HEADER.sub(lambda m: f"{m[1]}{m[2]}{MASK}", out)

@@ -163,6 +163,16 @@ def test_redaction_masks_passwords_tokens_and_home():
     assert redact_url(f"socks5h://bob:{canary}@127.0.0.1:1080") == "socks5h://bob:***@127.0.0.1:1080"
 
 
+def test_redaction_masks_tokens_and_signatures_in_a_url_query():
+    # a signed CDN URL (a Hub redirect) or ?token= lands in error messages, logs and support bundles
+    for url in ("https://cdn.example/x.bin?token=s3cr3tTOK", "https://cdn.example/x.bin?Expires=1&X-Amz-Signature=s3cr3tSIG&x=1",
+                "https://cdn.example/x.bin?Signature=s3cr3tSIG&Key-Pair-Id=K1"):
+        assert "s3cr3t" not in redact_url(url) and "s3cr3t" not in redact_text(f"GET {url} 404")
+        assert redact_url(url).startswith("https://cdn.example/x.bin?")
+    assert redact_url("https://example.org/simple/torch/?page=2") == "https://example.org/simple/torch/?page=2"
+    assert redact_url("https://bob:pw@cdn.example/x?token=s3cr3tTOK") == "https://bob:***@cdn.example/x?token=***"
+
+
 def test_bad_proxy_port_with_password_is_a_usage_error_that_hides_the_password():
     # `--proxy http://bob:PW@host:99999` (a typo in the port) must say so, not crash redacting it
     canary = "s3cr3t-CANARY"
