@@ -97,6 +97,13 @@ def test_assess_python_item():
     assert status == "fail" and "no usable Python" in value and "3.10" in fix
 
 
+def test_assess_python_item_for_an_interpreter_that_does_not_run():
+    broken = {"version": None, "bits": None, "source": "--python", "path": "/tmp/notes.txt", "status": "fail",
+              "note": "does not run: could not be started"}
+    status, value, fix = pythons.assess_python(pythons.python_section([broken], "/tmp/notes.txt"))
+    assert status == "fail" and "None" not in value and "/tmp/notes.txt" in value and "does not run" in fix
+
+
 def test_current_interpreter_probe_is_real():
     candidate = pythons.probe_interpreter(sys.executable, "test")
     assert candidate["version"] == platform.python_version()

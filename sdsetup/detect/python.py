@@ -231,7 +231,10 @@ def assess_python(section: dict[str, Any]) -> tuple[str, str, str | None]:
             "install 64-bit Python 3.10 (python.org; on Windows tick 'Add python.exe to PATH'), "
             "then pass it with --python PATH if it is not on PATH",
         )
-    value = f"{chosen['version']} ({chosen['bits']}-bit) {chosen['path']}"
+    if chosen.get("version"):
+        value = f"{chosen['version']} ({chosen['bits']}-bit) {chosen['path']}"
+    else:  # it did not run, so nothing is known but its path
+        value = f"{chosen['path']} (does not run)"
     if chosen["status"] == "ok":
         return "ok", value, None
     fix = chosen.get("note") or ""
