@@ -153,6 +153,12 @@ def test_an_unusable_url_as_profile_never_shows_its_password(tmp_path):
     assert canary not in info.value.message + info.value.hint and "bob:***@" in info.value.message
 
 
+def test_a_bad_channel_url_from_the_environment_names_the_variable(tmp_path):
+    with pytest.raises(SdsetupError) as info:
+        select_mirrors(_settings(tmp_path, env={"SDSETUP_MIRROR_PYPI": "ftp://mirror.example/simple/"}), env={})
+    assert "SDSETUP_MIRROR_PYPI" in info.value.message
+
+
 def test_a_url_as_profile_is_one_base_for_every_channel(tmp_path):
     plan = select_mirrors(_settings(tmp_path, flags={"mirror": ["http://127.0.0.1:9/bundle/"]}), env={})
     assert plan.base_url == "http://127.0.0.1:9/bundle"

@@ -425,7 +425,7 @@ def override_mirror(channel: str, url: str, catalog: Catalog | None = None) -> M
     (Aliyun/SJTU naming), anything else a PEP 503 index. github: `https://P/https://github.com/` is a
     prefix proxy; a bare URL is host style when a known profile lists it so, else a prefix proxy.
     """
-    origin = f"--mirror {channel}=…"
+    origin = f"--mirror {channel}=… (or SDSETUP_MIRROR_{channel.upper()})"
     if channel not in CHANNELS:
         raise usage_error(f"{origin}: unknown channel '{channel}'", f"channels are {', '.join(CHANNELS)}")
     url = url.strip()
