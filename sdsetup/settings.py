@@ -29,6 +29,10 @@ ENV_VARS = {
 
 CHANNELS = ("pypi", "torch", "github", "huggingface")
 
+# Top-level keys of the config file; `profiles` and `rewrite` are validated by the mirror layer.
+CONFIG_KEYS = ("proxy", "mirror", "ca_bundle", "connections", "timeout", "cache_dir", "log_dir", "profiles", "rewrite")
+_STRING_KEYS = ("proxy", "mirror", "ca_bundle", "cache_dir", "log_dir")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -98,7 +102,24 @@ def parse_mirror_option(values: list[str] | tuple[str, ...] | None) -> tuple[str
     return profile, tuple(overrides)
 
 
+def check_config_keys(config: Mapping[str, Any], origin: str) -> None:
+    """A typo in the config file must not silently drop a setting: name the key and the likely one."""
+    import difflib
+
+    for key, value in config.items():
+        if key not in CONFIG_KEYS:
+            close = difflib.get_close_matches(key, CONFIG_KEYS, n=1)
+            raise usage_error(
+                f"{origin}: unknown key '{key}'",
+                (f"did you mean '{close[0]}'? " if close else "") + f"known keys: {', '.join(CONFIG_KEYS)}",
+            )
+        if key in _STRING_KEYS and not isinstance(value, str):
+            raise usage_error(f"{origin}: key '{key}' must be a string, not {type(value).__name__}", f'write it in quotes, e.g. {key} = "…"')
+
+
 def _positive_int(value: Any, origin: str) -> int:
+    if isinstance(value, bool):  # TOML `true` is not a count
+        raise usage_error(f"{origin}: '{value}' is not a whole number", "give a number such as 8")
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -109,6 +130,8 @@ def _positive_int(value: Any, origin: str) -> int:
 
 
 def _positive_float(value: Any, origin: str) -> float:
+    if isinstance(value, bool):
+        raise usage_error(f"{origin}: '{value}' is not a number", "give seconds, e.g. 30")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -153,6 +176,7 @@ def load_settings(
     elif flags.get("config"):
         raise usage_error(f"config file not found: {config_path}", "check the --config path")
     origin_cfg = f"config file {config_path}"
+    check_config_keys(config, origin_cfg)
 
     def pick(flag: str, env_name: str, key: str) -> tuple[Any, str]:
         if flags.get(flag) not in (None, "", (), []):

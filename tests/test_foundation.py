@@ -210,3 +210,21 @@ def test_console_script_runs_as_installed():
     assert result.returncode == 0 and result.stdout.startswith("sdsetup ")
     result = subprocess.run([sys.executable, "-m", "sdsetup", "--version"], capture_output=True, text=True)
     assert result.returncode == 0
+
+
+@pytest.mark.parametrize(
+    "text, message, hint",
+    [
+        ("conections = 3\n", "unknown key 'conections'", "did you mean 'connections'"),
+        ("mirror = 5\n", "key 'mirror' must be a string", "quotes"),
+        ("connections = true\n", "'connections'", "number"),
+        ("timeout = false\n", "'timeout'", "seconds"),
+    ],
+)
+def test_config_mistakes_name_the_file_and_key(tmp_path, text, message, hint):
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    with pytest.raises(SdsetupError) as info:
+        load_settings({}, {"SDSETUP_CONFIG": str(config)})
+    assert info.value.exit_code == ExitCode.USAGE
+    assert str(config) in info.value.message and message in info.value.message and hint in info.value.hint
