@@ -197,3 +197,24 @@ def test_an_install_dir_inside_a_file_is_a_usage_error(tmp_path):
     error = json.loads(result.stdout)["error"]
     assert error["kind"] == "usage" and f"{tmp_path / 'notes.txt'} is a file" in error["message"]
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real"])
+@pytest.mark.parametrize("case", ["dir-is-a-file", "dir-inside-a-file", "no-such-python"])
+def test_dry_run_refuses_the_inputs_a_real_install_refuses(tmp_path, case, dry_run):
+    """--dry-run makes the real run's input checks: same usage error, same message, and it writes nothing."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    target, extra, named = {
+        "dir-is-a-file": (notes, [], str(notes)),
+        "dir-inside-a-file": (notes / "webui", [], str(notes)),
+        "no-such-python": (tmp_path / "webui", ["--python", str(tmp_path / "nonexistent")], str(tmp_path / "nonexistent")),
+    }[case]
+    env = _recorded_machine_env(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    args = ["install", str(target), "--json", "--mirror", "http://127.0.0.1:1/", *extra, *(["--dry-run"] if dry_run else [])]
+    result = CliRunner().invoke(cli.app, args, env=env)
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["kind"] == "usage" and named in error["message"] and error["hint"]
+    assert notes.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == before

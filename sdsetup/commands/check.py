@@ -49,12 +49,7 @@ def collect(
     target = paths.validate_install_dir(Path(install_dir))
     requested_path = None
     if python:
-        requested_path = pythons.resolve_requested(python)
-        if not requested_path:
-            raise usage_error(
-                f"--python {python}: no such file or command",
-                "give the path of a Python 3.10 interpreter (e.g. /usr/bin/python3.10 or C:\\Python310\\python.exe), or leave --python out",
-            )
+        requested_path = pythons.require_requested(python)
     if backend not in ("auto", *recommend.BACKENDS):
         raise usage_error(f"--backend {backend}: unknown backend", f"use auto or one of {', '.join(recommend.BACKENDS)}")
 

@@ -55,8 +55,10 @@ def prepare(settings: Any, install_dir: Path, options: InstallOptions):
 
 def run(settings: Any, install_dir: Path | str | None, options: InstallOptions) -> Outcome:
     from sdsetup.install.executor import execute
+    from sdsetup.install.inputs import validate_inputs
 
-    target = Path(install_dir or DEFAULT_DIR).expanduser().absolute()
+    # The same input checks for --dry-run as for a real run (the dry run skips only the write probe).
+    target = validate_inputs(Path(install_dir or DEFAULT_DIR), options.python, dry_run=options.dry_run)
     plan = prepare(settings, target, options)
     warnings = list(plan.mirrors.warnings)
     if options.dry_run:

@@ -29,30 +29,35 @@ MAX_PATH = 260
 DEEPEST_RELATIVE = 160
 
 
-def validate_install_dir(path: Path) -> Path:
-    """The absolute install dir, or a usage error naming what is wrong with it and what to do."""
+def validate_install_dir(
+    path: Path, *, label: str = "--dir", example: str = "--dir ~/stable-diffusion-webui", probe_write: bool = True
+) -> Path:
+    """The absolute install dir, or a usage error naming what is wrong with it and what to do.
+
+    `probe_write=False` skips the writability test (it creates a file): install --dry-run writes nothing.
+    """
     raw = str(path)
     if not raw.strip():
-        raise usage_error("--dir is empty", "give the folder to install into, e.g. --dir ~/stable-diffusion-webui")
+        raise usage_error(f"{label} is empty", f"give the folder to install into, e.g. {example}")
     target = Path(os.path.abspath(os.path.expanduser(raw)))
     if target.exists() and not target.is_dir():
         raise usage_error(
-            f"--dir {target} is a file, not a folder",
-            "give a folder path (sdsetup creates it when missing), e.g. --dir ~/stable-diffusion-webui",
+            f"{label} {target} is a file, not a folder",
+            f"give a folder path (sdsetup creates it when missing), e.g. {example}",
         )
     existing = target
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise usage_error(
-            f"--dir {target} cannot be created: {existing} is a file",
-            "choose a folder path whose parents are folders, e.g. --dir ~/stable-diffusion-webui",
+            f"{label} {target} cannot be created: {existing} is a file",
+            f"choose a folder path whose parents are folders, e.g. {example}",
         )
-    problem = _write_problem(existing)
+    problem = _write_problem(existing) if probe_write else None
     if problem:
         raise usage_error(
-            f"--dir {target} is not writable: cannot create a file in {existing} ({problem})",
-            "choose a folder you own, e.g. --dir ~/stable-diffusion-webui, or fix the folder's permissions",
+            f"{label} {target} is not writable: cannot create a file in {existing} ({problem})",
+            f"choose a folder you own, e.g. {example}, or fix the folder's permissions",
         )
     return target
 

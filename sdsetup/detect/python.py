@@ -165,6 +165,19 @@ def resolve_requested(requested: str) -> str | None:
     return shutil.which(expanded)
 
 
+def require_requested(requested: str) -> str:
+    """resolve_requested, or the usage error for a --python that names nothing (check and install share it)."""
+    from sdsetup.errors import usage_error
+
+    path = resolve_requested(requested)
+    if not path:
+        raise usage_error(
+            f"--python {requested}: no such file or command",
+            "give the path of a Python 3.10 interpreter (e.g. /usr/bin/python3.10 or C:\\Python310\\python.exe), or leave --python out",
+        )
+    return path
+
+
 def discover_paths(system: str) -> list[tuple[str, str]]:
     """(path, source) of every interpreter worth probing, besides the current one."""
     found = []

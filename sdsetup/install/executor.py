@@ -9,6 +9,7 @@ from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.install.context import InstallContext, Reporter
+from sdsetup.install.inputs import validate_install_dir
 from sdsetup.install.journal import InstallLock, Journal
 from sdsetup.install.plan import Plan
 from sdsetup.install.steps.base import StepSkipped
@@ -21,7 +22,8 @@ def execute(plan: Plan, settings: Any) -> dict[str, Any]:
     install_dir = plan.install_dir
     log_path = start_run_log(settings, "install")
     reporter = Reporter(plan.options.quiet or settings.quiet)
-    _refuse_file(install_dir)
+    # The command checked DIR already; execute() is also called directly, so it refuses a file itself.
+    validate_install_dir(install_dir, probe_write=False)
     created = not install_dir.exists()
     install_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -116,12 +118,3 @@ def _remove_if_only_state(install_dir: Path) -> None:
     except OSError:
         pass
 
-
-def _refuse_file(install_dir: Path) -> None:
-    from sdsetup.fsutil import file_in_the_way
-
-    if install_dir.exists() and not install_dir.is_dir():
-        raise SdsetupError(f"{install_dir} exists and is not a directory", "choose another install directory", ExitCode.USAGE)
-    blocking = file_in_the_way(install_dir)
-    if blocking is not None:
-        raise SdsetupError(f"{install_dir} cannot be created: {blocking} is a file", "choose an install directory whose parents are folders", ExitCode.USAGE)
