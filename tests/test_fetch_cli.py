@@ -90,6 +90,17 @@ def test_output_under_a_file_is_a_usage_error_naming_that_file(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_a_file_url_naming_a_folder_is_a_usage_error_not_a_network_one(tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for url in (folder.as_uri(), folder.as_uri() + "/"):
+        result = CliRunner().invoke(cli.app, ["fetch", url, "-o", str(tmp_path / "x"), "--json"])
+        assert result.exit_code == 2, result.output
+        error = json.loads(result.stdout)["error"]
+        assert error["kind"] == "usage" and str(folder) in error["message"] and "must name a file" in error["message"]
+        assert error["hint"] and not (tmp_path / "x").exists()
+
+
 def test_output_folder_gets_the_url_file_name_and_json_envelope(tmp_path, site):
     root, data = site
     with FileServer(root) as fs:

@@ -19,7 +19,7 @@ from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.fsutil import free_bytes, human_bytes
 from sdsetup.net.connections import Connections, Phase
 from sdsetup.net.filespec import FileSpec
-from sdsetup.net.localcopy import copy_verified, is_file_url
+from sdsetup.net.localcopy import copy_verified, file_url_path, is_file_url
 from sdsetup.net.partfile import DiskFull, PartFile
 from sdsetup.net.prefixhash import PrefixHasher
 from sdsetup.net.probe import Validator, probe, same_version
@@ -112,11 +112,19 @@ class FileJob(Connections):
             return cached
         file_urls = [u for u in self.spec.urls if is_file_url(u)]
         http_urls = [u for u in self.spec.urls if not is_file_url(u)]
-        local_problems = []
+        local_problems: list[str] = []
+        folders: list[str] = []
         for url in file_urls:
-            result = self._copy_local(url, local_problems)
+            result = self._copy_local(url, local_problems, folders)
             if result is not None:
                 return result
+        if not http_urls and folders and len(folders) == len(local_problems):
+            # Every local source names a folder: the user gave the wrong path, the network is not involved.
+            raise SdsetupError(
+                f"{'; '.join(folders)}: a file:// URL must name a file",
+                f"give the path of the file itself, e.g. file://{folders[0].rstrip('/')}/{self.spec.name}",
+                ExitCode.USAGE,
+            )
         if not http_urls:
             raise SdsetupError(
                 f"none of the local copies of {self.spec.name} could be used: " + "; ".join(local_problems),
@@ -155,11 +163,13 @@ class FileJob(Connections):
             return None
         return self._result(digest, size, cached=True)
 
-    def _copy_local(self, url: str, problems: list[str]) -> DownloadResult | None:
+    def _copy_local(self, url: str, problems: list[str], folders: list[str]) -> DownloadResult | None:
         try:
             digest, size = copy_verified(url, self.part_path, size=self.spec.size)
         except SourceError as exc:
             problems.append(exc.message)
+            if exc.kind == "folder":
+                folders.append(str(file_url_path(url)))
             return None
         except DiskFull as exc:
             raise self._disk_full_error(exc) from None

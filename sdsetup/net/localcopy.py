@@ -30,8 +30,11 @@ def file_url_path(url: str) -> Path:
 
 def copy_verified(url: str, part: Path, *, size: int | None, progress=None) -> tuple[str, int]:
     """Copy the file behind `url` to `part`; returns (sha256, size). Raises SourceError when the
-    source is missing, unreadable or has another size, DiskFull when the disk fills up."""
+    source is missing, unreadable or has another size (kind "folder": it names a folder, a user's
+    mistake), DiskFull when the disk fills up."""
     source = file_url_path(url)
+    if source.is_dir():  # open() fails on a folder differently per OS (EISDIR, EACCES on Windows)
+        raise SourceError("folder", f"{source} is a folder, not a file")
     try:
         handle = open(source, "rb")
     except OSError as exc:
