@@ -70,6 +70,25 @@ def test_stdin_is_read_with_dash():
     assert doc["data"]["sources"][0]["encoding"] == "gb18030"
 
 
+def test_an_empty_log_is_reported_as_empty_not_as_nothing_wrong(tmp_path):
+    empty = tmp_path / "console.txt"
+    empty.write_bytes(b"")
+    for args, stdin, name in ((["--log", "-"], b"", "stdin"), (["--log", "-"], b"\r\n  \n", "stdin"),
+                              (["--log", str(empty)], None, str(empty))):
+        doc = json.loads(doctor(*args, "--json", input=stdin).stdout)
+        assert doc["exit_code"] == 0 and doc["data"]["findings"] == []
+        assert doc["data"]["empty_logs"] == [name]
+        assert not doc["data"]["summary"].startswith("No known problem") and "empty" in doc["data"]["summary"]
+        assert any(name in w and "empty" in w for w in doc["warnings"])
+        human = doctor(*args, input=stdin)
+        assert human.exit_code == 0 and "No known problem" not in human.stdout
+        assert f"warning: the log {name} was empty" in human.stderr
+    # A log with text beside the empty one is still diagnosed, and the empty one is named.
+    mixed = json.loads(doctor("--log", str(empty), "--log", str(FIXTURES / "cuda-oom.log"), "--json").stdout)
+    assert mixed["data"]["findings"][0]["id"] == "cuda-oom" and mixed["data"]["empty_logs"] == [str(empty)]
+    assert str(empty) in mixed["data"]["summary"]
+
+
 def test_several_logs_are_read_together():
     result = doctor("--log", str(FIXTURES / "cuda-oom.log"), "--log", str(FIXTURES / "nan-vae.log"), "--json")
     ids = [f["id"] for f in json.loads(result.stdout)["data"]["findings"]]

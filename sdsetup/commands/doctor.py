@@ -243,13 +243,17 @@ def run(
     sources: list[dict[str, Any]] = []
     problems: list[str] = []
     excerpts: list[tuple[str, Excerpt]] = []
+    empty_logs: list[str] = []
     for spec in specs:
         display = redactor(spec.name)
         excerpt = Excerpt() if bundle is not None else None
+        written = [0]  # lines with text: an empty paste must not read as "nothing wrong"
 
-        def on_line(line_no: int, text: str, excerpt=excerpt) -> None:
+        def on_line(line_no: int, text: str, excerpt=excerpt, written=written) -> None:
             if excerpt is not None:
                 excerpt.add(line_no, text)
+            if text.strip():
+                written[0] += 1
             if "://" in text:  # a password seen in a URL is masked wherever else it shows up
                 redactor.learn(url_secrets(text))
 
@@ -272,6 +276,8 @@ def run(
                         "encoding": stats.encoding, "cut_lines": stats.cut_lines})
         if excerpt is not None:
             excerpts.append((display, excerpt))
+        if spec.kind == "log" and not written[0]:
+            empty_logs.append(display)
 
     record = check = verify = repositories = None
     venv_python = None
@@ -315,10 +321,14 @@ def run(
         "harmless": [note_json(n) for n in notes],
         "sources": sources,
         "problems_reading": problems,
+        "empty_logs": empty_logs,
         "environment": environment(settings, facts, redactor),
         "install": install,
-        "summary": _summary(findings, sources, _failed_items(check) + _failed_items(verify)),
+        "summary": _summary(findings, sources, _failed_items(check) + _failed_items(verify), empty_logs),
     }
+    warnings = [f"the log {name} was empty: nothing in it was diagnosed; "
+                + ("paste the console text, then Ctrl+D (Ctrl+Z Enter on Windows)" if name == "stdin" else "send the log again")
+                for name in empty_logs]
 
     install_failed = _failed_items(check) + _failed_items(verify) > 0
     exit_code = ExitCode.FAILED if install_failed or any(f["severity"] == "error" for f in findings) else ExitCode.OK
@@ -351,7 +361,7 @@ def run(
                                install_dir=install_dir, venv_python=venv_python, repositories=repositories)
         data["bundle"] = {"path": redactor(summary["path"]), "files": summary["files"], "removed": summary["removed"],
                           "removed_text": summary["removed_text"]}
-    return Outcome("doctor", data, exit_code, human=render)
+    return Outcome("doctor", data, exit_code, human=render, warnings=warnings)
 
 
 def _install_section(section: dict[str, Any] | None, redact: Callable[[str], str]) -> dict[str, Any] | None:
@@ -364,17 +374,22 @@ def _install_section(section: dict[str, Any] | None, redact: Callable[[str], str
     return {"items": items}
 
 
-def _summary(findings: list[dict[str, Any]], sources: list[dict[str, Any]], failed_checks: int = 0) -> str:
+def _summary(findings: list[dict[str, Any]], sources: list[dict[str, Any]], failed_checks: int = 0,
+             empty_logs: list[str] | None = None) -> str:
     read = f"{len(sources)} source{'s' if len(sources) != 1 else ''}"
     checks = f"; {failed_checks} install check{'s' if failed_checks != 1 else ''} failed (below)" if failed_checks else ""
+    was_empty = f"{', '.join(empty_logs or [])} {'was' if len(empty_logs or []) == 1 else 'were'} empty"
+    empty = f" ({was_empty})" if empty_logs else ""
     if not findings:
-        return (f"No known problem found in {read}" if sources else "No known problem found (nothing was read)") + checks + "."
+        if empty_logs and len(empty_logs) == len(sources):
+            return f"Nothing to diagnose: {was_empty}{checks}."
+        return (f"No known problem found in {read}" if sources else "No known problem found (nothing was read)") + empty + checks + "."
     errors = sum(1 for f in findings if f["severity"] == "error")
     warnings = len(findings) - errors
     parts = [f"{errors} problem{'s' if errors != 1 else ''}"] if errors else []
     if warnings:
         parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
-    return f"Found {' and '.join(parts)} in {read}{checks}, the most likely cause first:"
+    return f"Found {' and '.join(parts)} in {read}{empty}{checks}, the most likely cause first:"
 
 
 def environment(settings: Any, facts: Any, redact: Callable[[str], str]) -> dict[str, Any]:
