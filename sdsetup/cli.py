@@ -370,20 +370,21 @@ def bundle_verify(
 
 
 def main() -> None:
-    if "--json" not in sys.argv[1:]:
-        app(prog_name="sdsetup")
-        return
-    # With --json, a mistake Typer rejects before any command runs (a missing argument, an unknown
-    # option, a value of the wrong type) must still print the one JSON document.
+    # Typer rejects some mistakes before any command runs (a missing argument, an unknown option, a
+    # value of the wrong type). They get the same `error:` + `hint:` lines as every other user mistake,
+    # and with --json the one JSON document too.
+    as_json = "--json" in sys.argv[1:]
     try:
         code = app(prog_name="sdsetup", standalone_mode=False)
     except typer.TyperException as exc:  # Typer's usage errors; their message names the flag
         from sdsetup.errors import usage_error
         from sdsetup.output import emit_error
 
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `sdsetup` alone: the help is already printed
+            sys.exit(2)
         path = getattr(getattr(exc, "ctx", None), "command_path", None) or "sdsetup"
         command = path.split(" ", 1)[1] if " " in path else path
-        emit_error(command, usage_error(exc.format_message(), f"see `{path} --help`"), True)
+        emit_error(command, usage_error(exc.format_message(), f"see `{path} --help`"), as_json)
         sys.exit(2)
     except typer.Abort:
         sys.exit(130)

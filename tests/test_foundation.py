@@ -228,3 +228,13 @@ def test_config_mistakes_name_the_file_and_key(tmp_path, text, message, hint):
         load_settings({}, {"SDSETUP_CONFIG": str(config)})
     assert info.value.exit_code == ExitCode.USAGE
     assert str(config) in info.value.message and message in info.value.message and hint in info.value.hint
+
+
+def test_typer_usage_errors_get_the_error_and_hint_lines():
+    """A missing argument or unknown option reads like every other user mistake: no box, no traceback."""
+    for argv in (["fetch"], ["fetch", "--bogus", "x"]):
+        result = subprocess.run([sys.executable, "-m", "sdsetup", *argv], capture_output=True, text=True)
+        assert result.returncode == 2 and result.stdout == ""
+        lines = result.stderr.strip().splitlines()
+        assert lines[0].startswith("error: ") and lines[1] == "hint: see `sdsetup fetch --help`", result.stderr
+        assert "╭" not in result.stderr and "Traceback" not in result.stderr
