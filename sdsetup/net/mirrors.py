@@ -254,12 +254,13 @@ class MirrorPlan:
         return out
 
     # -- downloads -----------------------------------------------------------------------------------
+    def _user_rewrites(self, url: str) -> list[str | None]:
+        """The config file's [[rewrite]] rules applied to `url`: they come before any profile mirror."""
+        return [rule.replace + url[len(rule.prefix):] for rule in self.rewrites if url.startswith(rule.prefix)]
+
     def file_urls(self, canonical_url: str) -> tuple[str, ...]:
         """Mirrors first (user rewrite rules, then the channel's candidates in order), canonical last."""
-        candidates: list[str | None] = []
-        for rule in self.rewrites:
-            if canonical_url.startswith(rule.prefix):
-                candidates.append(rule.replace + canonical_url[len(rule.prefix):])
+        candidates: list[str | None] = self._user_rewrites(canonical_url)
         channel = channel_of(canonical_url)
         if channel:
             candidates.extend(rewrite_for(m, canonical_url) for m in self.channels[channel])
@@ -274,10 +275,7 @@ class MirrorPlan:
 
     def git_urls(self, clone_url: str) -> tuple[str, ...]:
         """Clone URLs to try in order (mirrors, then `clone_url`); use with git_config_args(insteadof=False)."""
-        candidates: list[str | None] = []
-        for rule in self.rewrites:
-            if clone_url.startswith(rule.prefix):
-                candidates.append(rule.replace + clone_url[len(rule.prefix):])
+        candidates: list[str | None] = self._user_rewrites(clone_url)
         split = _split_github(clone_url)
         if split and split[0] == "git":
             candidates.extend(rewrite_github(clone_url, m) for m in self.channels["github"])
