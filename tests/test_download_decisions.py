@@ -7,6 +7,8 @@ import random
 
 import pytest
 
+from sdsetup.errors import ExitCode
+
 from sdsetup.net.probe import Validator, etag_opaque, judge, parse_content_range, same_version
 from sdsetup.net.retry import RetryPolicy, backoff_delay, classify_status, parse_retry_after
 from sdsetup.net.segments import MIN_SEGMENT, MIN_STEAL, MiB, Planner, RangeSet, block_size, connections_for
@@ -276,3 +278,93 @@ def test_far_slower_demotes_only_a_much_slower_measured_source():
     young = _source(3, bytes=0, busy_seconds=0.2)  # not measured long enough
     assert far_slower([fast, slow, close, young], 100.0) == [slow]
     assert far_slower([slow], 100.0) == []  # never the last one
+
+
+# -- after a sha256 mismatch: which blocks to fetch again (ledger.py) --------------------------------
+from sdsetup.net.ledger import Ledger, ledger_block, next_step  # noqa: E402
+
+
+@pytest.mark.parametrize("size, block", [(1, 1 * MiB), (64 * MiB, 1 * MiB), (4 * 1024 * MiB, 4 * MiB), (3 * 1024 * MiB + 5, 3 * MiB + 64 * 1024)])
+def test_ledger_block_size(size, block):
+    assert ledger_block(size) == block
+
+
+def _ledger(copies: list[list[tuple[str, set[int]]]], current: list[str]) -> Ledger:
+    ledger = Ledger(size=len(current) * MiB, block=MiB)
+    for copy in copies:
+        for index, (digest, sources) in enumerate(copy):
+            ledger.record(index, digest, frozenset(sources))
+    for index, digest in enumerate(current):
+        ledger.current[index] = digest
+    return ledger
+
+
+@pytest.mark.parametrize(
+    "copies, current, rounds, step",
+    [
+        ([[("a", {0}), ("b", {0})]], ["a", "b"], 0, ("repair", [0, 1])),  # one copy: nothing confirmed
+        ([[("a", {0}), ("b", {0})], [("a", {0}), ("x", {0})]], ["a", "x"], 1, ("repair", [1])),  # block 1 disputed
+        ([[("a", {0}), ("b", {0})], [("a", {0}), ("x", {0})], [("a", {0}), ("b", {0})]], ["a", "b"], 2, ("self-consistent", [])),
+        ([[("a", {0})], [("b", {0})], [("c", {0})]], ["c"], 6, ("unstable", [])),
+    ],
+)
+def test_next_repair_step(copies, current, rounds, step):
+    assert next_step(_ledger(copies, current), rounds) == step
+
+
+def test_a_source_given_up_stops_counting_even_in_mixed_copies():
+    ledger = _ledger([[("bad", {0}), ("good", {0, 1})], [("bad", {0}), ("good", {1})]], ["bad", "good"])
+    assert ledger.unsettled() == []
+    ledger.forget(0)
+    assert ledger.unsettled() == [0, 1]  # block 1's second vote came from a mixed copy with source 0
+    assert ledger.ranges([0, 1]) == [(0, 2 * MiB)]
+
+
+def test_a_half_rewritten_block_is_state_not_evidence():
+    ledger = _ledger([[("a", {0})], [("a", {0})]], ["a"])
+    ledger.record(0, "torn", None)
+    assert ledger.unsettled() == [0] and ledger.votes(0) == 0
+
+
+# -- the errors of a failed download (failures.py) ---------------------------------------------------
+from sdsetup.net.failures import no_source_error, source_failures, summarize  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "reasons, exit_code, must, must_not",
+    [
+        ([("https://m/x", "HTTP 404 Not Found"), ("https://o/x", "connection reset (8 tries in a row)")], ExitCode.NETWORK,
+         ["https://m/x: HTTP 404", "https://o/x: connection reset", "--mirror cn"], ["proxy did not answer"]),
+        ([("https://m/x", "the proxy failed (connection refused)"), ("https://o/x", "the proxy failed (no answer in time (timed out))")],
+         ExitCode.NETWORK, ["the proxy failed"], []),
+        ([("https://m/x", "offers 5 bytes, expected 9"), ("https://o/x", "offers 7 bytes, expected 9")], ExitCode.INTEGRITY,
+         ["no source offers the expected size"], []),
+        ([(f"https://m{i}/x", "HTTP 503 Service Unavailable") for i in range(6)] + [("https://m0/x", "second reason")], ExitCode.NETWORK,
+         ["https://m0/x: HTTP 503", "and 3 more source(s)"], ["https://m4/x", "second reason"]),
+        ([("https://m/x", "x" * 1000)], ExitCode.NETWORK, ["…"], ["x" * 200]),
+    ],
+)
+def test_no_source_error_table(reasons, exit_code, must, must_not):
+    error = no_source_error("model.bin", reasons)
+    text = f"{error.message}\n{error.hint}"
+    assert error.exit_code == exit_code and "\n" not in error.message
+    for piece in must:
+        assert piece in text
+    for piece in must_not:
+        assert piece not in text
+    assert len({d["url"] for d in error.details["sources"]}) == len(error.details["sources"]) == len({u for u, _ in reasons})
+
+
+def test_proxy_hint_only_when_every_source_failed_at_the_proxy():
+    error = no_source_error("m", [("https://a/x", "the proxy failed (connection refused)")])
+    assert "proxy did not answer" in error.hint
+    assert "proxy did not answer" not in no_source_error("m", [("https://a/x", "the proxy failed (refused)"), ("https://b/x", "HTTP 404")]).hint
+
+
+def test_mismatch_error_names_both_hashes_and_every_source(tmp_path):
+    error = source_failures("m.bin", [("https://a/m.bin", "sends bytes that do not match the sha256"), ("https://b/m.bin", "HTTP 403 Forbidden")],
+                            expected_sha="e" * 64, actual_sha="a" * 64, dest=tmp_path / "m.bin")
+    assert error.exit_code == ExitCode.INTEGRITY
+    assert "e" * 64 in error.message and "a" * 64 in error.message
+    assert "https://a/m.bin: sends bytes" in error.message and "https://b/m.bin: HTTP 403" in error.message
+    assert summarize([("u", "r"), ("u", "s")]) == "u: r"

@@ -189,6 +189,7 @@ class Connections:
                         ranged=not whole,
                         size=self.size,
                         known=Validator(source.etag, source.last_modified),
+                        html_ok=self.html_ok,
                     )
                 except SourceError as exc:
                     if exc.kind in ("gone", "fail") and source.final_url:
@@ -283,6 +284,7 @@ class Connections:
                     phase.hasher.advance(phase.done.prefix_end())
                     source.bytes += take
                     self.transferred += take
+                    self.written.append((offset, offset + take, source.index))
                     self.dirty = True
                     failures[id(source)] = 0
                 if phase.stopped and not phase.writing:

@@ -19,6 +19,7 @@ from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.fsutil import free_bytes, human_bytes
 from sdsetup.net.connections import Connections, Phase
 from sdsetup.net.filespec import FileSpec
+from sdsetup.net.ledger import Ledger, next_step
 from sdsetup.net.localcopy import copy_verified, file_url_path, is_file_url
 from sdsetup.net.partfile import DiskFull, PartFile
 from sdsetup.net.prefixhash import PrefixHasher
@@ -36,7 +37,6 @@ log = logging.getLogger("sdsetup.download")
 SAVE_INTERVAL = 1.0  # sidecar saved at least this often (seconds) while bytes arrive
 TICK = 0.2  # coordinator: progress, slowness checks, periodic saves
 MAX_RESTARTS = 3  # "the file changed on the server" restarts within one attempt
-VERIFY_ATTEMPTS = 2  # a sha256 mismatch is fetched once more, then it is an error
 HASH_CACHE = "hashes.json"
 
 
@@ -84,6 +84,7 @@ class FileJob(Connections):
         self.policy = policy
         self.cancel = cancel or threading.Event()
         self.timeouts = timeouts(settings)
+        self.html_ok = dest.name.lower().endswith((".html", ".htm"))  # otherwise a web page is a failed source
         self.part_path = part_path(dest)
         self.state_path = state_path(dest)
         self.lock = threading.Condition(threading.Lock())
@@ -99,7 +100,8 @@ class FileJob(Connections):
         self.phase: Phase | None = None
         self.part: PartFile | None = None
         self.restart_reason: str | None = None
-        self.failover = False
+        self.all_sources: list[Source] = []  # every source of this file (`sources`: the ones in play)
+        self.written: list[tuple[int, int, int]] = []  # (start, end, source index) written in this pass
         self.saved_validators: dict[str, Validator] = {}
         self.prober: threading.Thread | None = None
         self.last_save = 0.0
@@ -190,39 +192,124 @@ class FileJob(Connections):
             pass
 
     def _fetch_verified(self, urls: list[str]) -> DownloadResult:
-        mismatches: list[tuple[str, tuple[str, ...]]] = []
-        for attempt in range(1, VERIFY_ATTEMPTS + 1):
-            self.failover = attempt > 1  # after a bad hash: one source at a time, no mixing
-            try:
-                digest, size = self._assemble(urls)
-            except _Cached as cached:
-                return cached.result
-            used = tuple(s.label for s in self.sources if s.bytes > 0)
-            if self.expected_sha is None or digest == self.expected_sha:
-                if self.spec.size is not None and size != self.spec.size:  # pragma: no cover - sizes are enforced earlier
-                    raise SdsetupError(f"{self.spec.name}: got {size} bytes, expected {self.spec.size}", None, ExitCode.INTEGRITY)
-                os.replace(self.part_path, self.dest)
+        self.written = []
+        try:
+            digest, size = self._assemble(urls)
+        except _Cached as cached:
+            return cached.result
+        if self.expected_sha is None or digest == self.expected_sha:
+            return self._finish(digest, size)
+        return self._converge(digest, size)
+
+    def _finish(self, digest: str, size: int) -> DownloadResult:
+        if self.spec.size is not None and size != self.spec.size:  # pragma: no cover - sizes are enforced earlier
+            raise SdsetupError(f"{self.spec.name}: got {size} bytes, expected {self.spec.size}", None, ExitCode.INTEGRITY)
+        used = tuple(s.label for s in self.all_sources if s.bytes > 0)
+        os.replace(self.part_path, self.dest)
+        remove_state(self.dest)
+        self._remember(digest)
+        log.info("%s: done, %d bytes, sha256 %s, from %s", self.dest, size, digest, ", ".join(used))
+        return self._result(digest, size, cached=False, urls=used)
+
+    # -- after a sha256 mismatch: find the bad blocks (ledger.py) ---------------------------------
+    def _converge(self, digest: str, size: int) -> DownloadResult:
+        """Repair rounds, one source at a time, each re-fetching only the blocks no second copy
+        confirmed; a source that agrees with itself on wrong bytes is given up and the next one
+        repairs. Fails (exit 4) only when every source has failed."""
+        used = ", ".join(s.label for s in self.all_sources if s.bytes > 0)
+        log.warning("%s: sha256 mismatch (expected %s, got %s) from %s: looking for the bad blocks", self.dest,
+                    self.expected_sha, digest, used)
+        ledger = Ledger.for_size(size)
+        self._observe(ledger, complete=True, every_block=True)
+        self.size = size
+        bad_bytes: dict[int, str] = {}
+        while True:
+            candidates = [s for s in self.all_sources if s.index not in bad_bytes and s.state != "demoted"]
+            if not candidates:
+                _unlink(self.part_path)  # a copy no source could repair is not worth resuming
                 remove_state(self.dest)
-                self._remember(digest)
-                log.info("%s: done, %d bytes, sha256 %s, from %s", self.dest, size, digest, ", ".join(used))
-                return self._result(digest, size, cached=False, urls=used)
-            log.warning("%s: sha256 mismatch (expected %s, got %s) from %s", self.dest, self.expected_sha, digest, ", ".join(used))
-            mismatches.append((digest, used))
-            _unlink(self.part_path)
-            remove_state(self.dest)
-            self.resumed_bytes = 0
-            # Prefer the sources that did not supply this copy.
-            labels = {s.label for s in self.sources if s.bytes > 0}
-            urls = [u for u in urls if redact_url(u) not in labels] + [u for u in urls if redact_url(u) in labels]
-        digest, used = mismatches[-1]
-        raise SdsetupError(
-            f"{self.spec.name}: sha256 mismatch: expected {self.expected_sha}, got {digest} "
-            f"(from {', '.join(used)}; fetched {len(mismatches)} times)",
-            "the source sends different bytes than expected; try another mirror (--mirror) or check the "
-            f"expected hash; nothing was written to {self.dest}",
-            ExitCode.INTEGRITY,
-            details={"expected": self.expected_sha, "actual": digest, "urls": list(used)},
-        )
+                raise self._mismatch_error(digest, bad_bytes)
+            source = candidates[0]
+            self.sources = [source]
+            if source.state == "new" and (self._probe_source(source) is not None or source.state != "active"):
+                source.state = "demoted"
+                continue
+            rounds = 0
+            while True:
+                step, blocks = next_step(ledger, rounds)
+                if step == "self-consistent":
+                    bad_bytes[source.index] = f"sends bytes that do not match the sha256 (the file is {digest})"
+                    ledger.forget(source.index)
+                    break
+                if step == "unstable":
+                    bad_bytes[source.index] = f"sends different bytes for the same ranges each time ({rounds} repair rounds)"
+                    break
+                rounds += 1
+                log.info("%s: repair round %d from %s: %d block(s) of %s", self.dest, rounds, source.label, len(blocks),
+                         human_bytes(ledger.block))
+                try:
+                    digest = self._repair_round(source, ledger, blocks)
+                except (SdsetupError, _Restart) as exc:
+                    source.state = "demoted"
+                    source.reason = source.reason or (exc.message if isinstance(exc, SdsetupError) else str(exc))
+                    break
+                if digest == self.expected_sha:
+                    log.info("%s: repaired after %d round(s) from %s", self.dest, rounds, source.label)
+                    return self._finish(digest, size)
+
+    def _repair_round(self, source: Source, ledger: Ledger, blocks: list[int]) -> str:
+        """Fetch `blocks` again from `source` into DEST.part; the whole file's sha256 after it."""
+        keep = RangeSet()
+        position = 0
+        for start, end in ledger.ranges(blocks):
+            keep.add(position, start)
+            position = end
+        keep.add(position, ledger.size)
+        done = keep
+        self.written = []
+        self.restart_reason = None
+        source.state = "active"
+        self.part = PartFile(self.part_path)
+        complete = False
+        try:
+            self.part.prepare(ledger.size, fresh=False)
+            digest, _ = self._fill(done)
+            complete = True
+            return digest
+        except DiskFull as exc:
+            raise self._disk_full_error(exc) from None
+        finally:
+            self.part.close()
+            self.part = None
+            self._observe(ledger, complete=complete, every_block=False)
+
+    def _observe(self, ledger: Ledger, *, complete: bool, every_block: bool) -> None:
+        """Digest the blocks this pass wrote (or all) into the ledger; a block counts as a copy only
+        when this pass wrote all of it and finished."""
+        covered: dict[int, RangeSet] = {}
+        sources: dict[int, set[int]] = {}
+        with self.lock:
+            written = list(self.written)
+        for start, end, index in written:
+            for block in ledger.blocks_in(start, end):
+                lo, hi = ledger.span(block)
+                covered.setdefault(block, RangeSet()).add(max(lo, start), min(hi, end))
+                sources.setdefault(block, set()).add(index)
+        blocks = range(ledger.count()) if every_block else sorted(covered)
+        fd = os.open(self.part_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            for block in blocks:
+                lo, hi = ledger.span(block)
+                whole = complete and block in covered and covered[block].total() >= hi - lo
+                ledger.record(block, _digest_range(fd, lo, hi), frozenset(sources[block]) if whole else None)
+        finally:
+            os.close(fd)
+
+    def _mismatch_error(self, digest: str, bad_bytes: dict[int, str]) -> SdsetupError:
+        from sdsetup.net.failures import source_failures
+
+        reasons = [(s.label, bad_bytes.get(s.index) or s.reason or "not used") for s in self.all_sources]
+        return source_failures(self.spec.name, reasons, expected_sha=self.expected_sha, actual_sha=digest, dest=self.dest)
 
     # -- one assembled copy ----------------------------------------------------------------------
     def _assemble(self, urls: list[str]) -> tuple[str, int]:
@@ -230,6 +317,7 @@ class FileJob(Connections):
         restarts = 0
         while True:
             self.sources = [Source(url, index) for index, url in enumerate(urls)]
+            self.all_sources = list(self.sources)
             try:
                 return self._assemble_once()
             except _Restart as restart:
@@ -285,24 +373,27 @@ class FileJob(Connections):
                 self.part.prepare(self.size, fresh=done.total() == 0)
             except DiskFull as exc:
                 raise self._disk_full_error(exc) from None
-            if not self.failover:
-                self._start_prober()
-            streams = 0
-            while True:
-                outcome = self._run_phase(done)
-                if outcome == "stream":
-                    streams += 1
-                    if streams > self.policy.tries:
-                        raise self._no_source_error()
-                    log.info("%s: no source serves ranges; one stream from the start", self.dest)
-                    done = RangeSet()
-                    self.resumed_bytes = 0
-                    self.part.prepare(self.size, fresh=True)
-                    continue
-                return outcome
+            self._start_prober()
+            return self._fill(done)
         finally:
             self.part.close()
             self.part = None
+
+    def _fill(self, done: RangeSet) -> tuple[str, int]:
+        """Run phases until every byte is in DEST.part: (sha256, size) of the whole file."""
+        streams = 0
+        while True:
+            outcome = self._run_phase(done)
+            if outcome == "stream":
+                streams += 1
+                if streams > self.policy.tries:
+                    raise self._no_source_error()
+                log.info("%s: no source serves ranges; one stream from the start", self.dest)
+                done = RangeSet()
+                self.resumed_bytes = 0
+                self.part.prepare(self.size, fresh=True)
+                continue
+            return outcome
 
     def _check_free_space(self, done: RangeSet) -> None:
         if self.size is None:
@@ -334,7 +425,7 @@ class FileJob(Connections):
     def _probe_source(self, source: Source) -> SourceError | None:
         """Probe one source and activate it when it agrees with the file being assembled."""
         try:
-            found = probe(self.session, source.url, self.timeouts)
+            found = probe(self.session, source.url, self.timeouts, html_ok=self.html_ok)
         except SourceError as exc:
             with self.lock:
                 source.reason = exc.message
@@ -369,7 +460,7 @@ class FileJob(Connections):
 
         A small file of known size with nothing to resume skips the probe: its one GET tells as much
         (one round trip less per wheel on a slow link); a failing first source is demoted as usual."""
-        if self.spec.size is not None and self.spec.size < SEGMENT_THRESHOLD and saved is None and not self.failover:
+        if self.spec.size is not None and self.spec.size < SEGMENT_THRESHOLD and saved is None:
             first = self.sources[0]
             with self.lock:
                 first.state, first.size, first.ranges = "active", self.spec.size, False
@@ -416,33 +507,14 @@ class FileJob(Connections):
         self.prober = threading.Thread(target=probe_rest, name=f"probe {self.dest.name}", daemon=True)
         self.prober.start()
 
-    def _failover_next(self) -> bool:
-        """One source at a time (after a bad hash): probe the next when none is active."""
-        for source in self.sources:
-            if source.state == "new":
-                self._probe_source(source)
-                if source.state == "active":
-                    return True
-        return False
-
     def _no_source_error(self) -> SdsetupError:
-        reasons = [f"{s.label}: {s.reason}" for s in self.sources if s.reason]
-        size_only = [s for s in self.sources if s.reason and "offers" in s.reason]
+        from sdsetup.net.failures import no_source_error
+
+        reasons = [(s.label, s.reason) for s in self.all_sources if s.reason]
         done = self.phase.done.total() if self.phase is not None else 0
-        if size_only and len(size_only) == len(self.sources):
-            return SdsetupError(
-                f"{self.spec.name}: no source offers the expected size ({'; '.join(reasons)})",
-                "the expected size may be out of date, or the mirrors hold another version",
-                ExitCode.INTEGRITY,
-                details={"sources": reasons},
-            )
-        kept = f"; {human_bytes(done)} already downloaded is kept for the next run" if done else ""
-        return SdsetupError(
-            f"could not download {self.spec.name}: " + ("; ".join(reasons) or "no source answered"),
-            "check the network, a proxy (--proxy) or a mirror (--mirror), then run the same command again" + kept,
-            ExitCode.NETWORK,
-            details={"sources": reasons},
-        )
+        for label, reason in reasons:
+            log.warning("%s: %s", label, reason)
+        return no_source_error(self.spec.name, reasons, kept_bytes=done)
 
     # -- one phase of connections ----------------------------------------------------------------
     def _run_phase(self, done: RangeSet):
@@ -502,9 +574,7 @@ class FileJob(Connections):
         with self.lock:
             if any(s.state == "active" for s in self.sources):
                 return True
-            if self.prober is not None and self.prober.is_alive():
-                return True
-        return self.failover and self._failover_next()
+            return self.prober is not None and self.prober.is_alive()
 
     def _keep_workers(self, phase: Phase) -> None:
         with self.lock:
@@ -592,6 +662,22 @@ class _Cached(Exception):
 
 def _changed(old: Validator, new: Validator) -> bool:
     return same_version(old, new) is False
+
+
+def _digest_range(fd: int, start: int, end: int) -> str:
+    import hashlib
+
+    from sdsetup.net.partfile import read_at
+
+    digest = hashlib.sha256()
+    position = start
+    while position < end:
+        data = read_at(fd, position, min(4 * 1024 * 1024, end - position))
+        if not data:
+            break
+        digest.update(data)
+        position += len(data)
+    return digest.hexdigest()
 
 
 def _unlink(path: Path) -> None:

@@ -129,8 +129,19 @@ def status_error(status: int, headers: Mapping[str, str]) -> SourceError:
     return SourceError(kind, text, status=status, retry_after=retry_after)
 
 
-def probe(session, url: str, timeout) -> ProbeResult:
-    """Ask a source about a file; raises SourceError (kind retry/gone/fail) when it cannot say."""
+def is_html(headers: Mapping[str, str]) -> bool:
+    """The answer is a web page (a login wall, a captcha, a 'moved' notice), not a file's bytes."""
+    kind = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    return kind in ("text/html", "application/xhtml+xml")
+
+
+def html_error(status: int) -> SourceError:
+    return SourceError("fail", f"answered with a web page (HTTP {status}, Content-Type text/html), not the file", status=status)
+
+
+def probe(session, url: str, timeout, *, html_ok: bool = False) -> ProbeResult:
+    """Ask a source about a file; raises SourceError (kind retry/gone/fail) when it cannot say.
+    A web page where a file was expected (`html_ok` False) is a failed source (kind fail)."""
     import requests
 
     try:
@@ -139,6 +150,8 @@ def probe(session, url: str, timeout) -> ProbeResult:
     except requests.RequestException as exc:
         raise SourceError("retry", f"{describe_exception(exc)}") from None
     head_status = head.status_code
+    if 200 <= head_status < 300 and not html_ok and is_html(head.headers):
+        raise html_error(head_status)
     if head_status in (200, 204) or 200 <= head_status < 300:
         size = _content_length(head.headers)
         ranges = "bytes" in head.headers.get("Accept-Ranges", "").lower()
@@ -156,6 +169,8 @@ def probe(session, url: str, timeout) -> ProbeResult:
         status, headers = response.status_code, response.headers
         final = response.url or url
         validator = Validator.from_headers(headers)
+        if status in (200, 206) and not html_ok and is_html(headers):
+            raise html_error(status)
         if status == 206:
             parsed = parse_content_range(headers.get("Content-Range"))
             if parsed and parsed[0] == 0:
@@ -220,6 +235,7 @@ def judge(
     ranged: bool,
     size: int | None,
     known: Validator,
+    html_ok: bool = True,
 ) -> Verdict:
     """Decide what one answer to `GET [Range: bytes=start-(end-1)]` means.
 
@@ -227,9 +243,12 @@ def judge(
       changed  the file on the server is not the one being assembled (its validator differs);
       size     the source has a file of another size;
       norange  the source ignored the Range or answered another start (its ranges can't be trusted);
+      fail     a web page where the file was expected (`html_ok` False), or a status that will not change;
       retry / gone / fail  by status (see retry.classify_status).
     """
     answer = Validator.from_headers(headers)
+    if status in (200, 206) and not html_ok and is_html(headers):
+        raise html_error(status)
     if status in (200, 206) and same_version(known, answer) is False:
         raise SourceError("changed", f"the file changed on the server (validator {known.etag or known.last_modified} -> {answer.etag or answer.last_modified})")
     if status == 206:

@@ -12,6 +12,7 @@ PEP 503 `simple/` tree or a Hugging Face `resolve/` tree can be served as plain 
         fs.rule("/models/a.bin", rate=500_000, head=False)   # options for a path ("/x/*": a prefix)
         fs.always("/models/a.bin", Fault.corrupt(at=1234))     # a fault on every GET of that path
         fs.chaos("/models/a.bin", probability=0.3, seed=1)     # random faults
+        fs.chaos("/models/a.bin", probability=0.1, seed=1, corrupt=0.02)  # ... and 2 % corrupted answers
         ...
         fs.requests("/models/a.bin")   # the request log: method, path, range, if_range, status, sent
         fs.bytes_sent("/models/a.bin") # body bytes written to sockets (live; also during a download)
@@ -23,14 +24,16 @@ request resets after 100 kB, the 3rd gets a 503". Faults (see `Fault`'s construc
   stall(after, seconds)           send `after` bytes, then nothing for `seconds` (then continue)
   ignore_range()                  answer 200 with the whole file to a ranged request
   wrong_start(shift)              a 206 whose bytes (and Content-Range) start `shift` bytes early
-  corrupt(at=None)                flip the byte at file offset `at` (default: the body's middle)
+  corrupt(at=None, fraction=None) flip the byte at file offset `at` (or at `fraction` of the body;
+                                  default: the body's middle)
   redirect(location)              302 to `location` (absolute URL, or a path on this server)
 Path options (`rule`, or keyword arguments to FileServer for every path):
   rate (bytes/s per connection), head (False: HEAD gets 405), ranges (False: no Range support and
   no Accept-Ranges), etag (False: none; a string: fixed), weak_etag, last_modified (False: none),
   chunked (True: no Content-Length, chunked body), redirect (a location for every request),
   headers (extra response headers), status (every request gets this status), delay (seconds
-  before answering anything: latency).
+  before answering anything: latency), page ((status, html): every request gets that web page, as a
+  mirror's login wall or a 403 challenge does).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class Fault:
     shift: int = 0
     at: int | None = None
     location: str | None = None
+    fraction: float | None = None
 
     @classmethod
     def status(cls, code: int, retry_after: float | str | None = None) -> "Fault":
@@ -86,8 +90,8 @@ class Fault:
         return cls("wrong_start", shift=shift)
 
     @classmethod
-    def corrupt(cls, at: int | None = None) -> "Fault":
-        return cls("corrupt", at=at)
+    def corrupt(cls, at: int | None = None, fraction: float | None = None) -> "Fault":
+        return cls("corrupt", at=at, fraction=fraction)
 
     @classmethod
     def redirect(cls, location: str) -> "Fault":
@@ -180,10 +184,12 @@ class FileServer:
                 else:
                     current[key] = value
 
-    def chaos(self, path: str, probability: float, *, seed: int = 0, kinds: Iterable[str] = CHAOS_KINDS) -> None:
-        """Random faults on GETs of `path` (kinds from CHAOS_KINDS), reproducible with `seed`."""
+    def chaos(self, path: str, probability: float, *, seed: int = 0, kinds: Iterable[str] = CHAOS_KINDS,
+              corrupt: float = 0.0) -> None:
+        """Random faults on GETs of `path` (kinds from CHAOS_KINDS), reproducible with `seed`; besides,
+        a share `corrupt` of the other answers has one byte flipped at a random place of the body."""
         with self.state.lock:
-            self.state.chaos[_norm(path)] = (probability, random.Random(seed), tuple(kinds))
+            self.state.chaos[_norm(path)] = (probability, random.Random(seed), tuple(kinds), corrupt)
 
     def clear(self, path: str | None = None) -> None:
         with self.state.lock:
@@ -261,7 +267,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return state.always[path][0]
             chaos = state.chaos.get(path)
             if chaos:
-                probability, rng, kinds = chaos
+                probability, rng, kinds, corrupt = chaos
+                if corrupt and rng.random() < corrupt:
+                    return Fault.corrupt(fraction=rng.random())
                 if rng.random() < probability:
                     kind = rng.choice(kinds)
                     return {
@@ -330,6 +338,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._simple(entry, 405, {"Allow": "GET"})
         if options.get("status"):
             return self._simple(entry, int(options["status"]), extra)
+        if options.get("page"):
+            code, html = options["page"]
+            return self._simple(entry, int(code), {"Content-Type": "text/html; charset=utf-8", **extra}, html.encode())
         location = options.get("redirect") or (fault.location if fault and fault.kind == "redirect" else None)
         if location:
             return self._simple(entry, 302, {"Location": location, **extra})
@@ -395,7 +406,12 @@ class _Handler(BaseHTTPRequestHandler):
         sent = 0
         corrupt_at = None
         if fault and fault.kind == "corrupt":
-            corrupt_at = fault.at if fault.at is not None else start + (end - start) // 2
+            if fault.at is not None:
+                corrupt_at = fault.at
+            elif fault.fraction is not None:
+                corrupt_at = start + min(end - start - 1, int((end - start) * fault.fraction))
+            else:
+                corrupt_at = start + (end - start) // 2
         cut = fault.after if fault and fault.kind in ("reset", "stall") else None
         piece = CHUNK if not rate else max(1024, min(CHUNK, int(rate) // 50))
         try:

@@ -1,0 +1,79 @@
+"""The user-facing errors of a failed download, as pure functions of what happened (table-tested in
+tests/test_download_decisions.py): one bounded `error:` line naming each source once with a one-line
+reason, a hint with the next step, and every source in the JSON details (the run log has them too).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.fsutil import human_bytes
+
+SHOWN_SOURCES = 3  # sources named in the error line; all of them are in details["sources"]
+REASON_CHARS = 120
+
+
+def one_line(reason: str, limit: int = REASON_CHARS) -> str:
+    text = " ".join(str(reason).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def summarize(reasons: list[tuple[str, str]], shown: int = SHOWN_SOURCES) -> str:
+    """'URL: reason; URL: reason; and 2 more sources (see the log)' with each URL once."""
+    unique: dict[str, str] = {}
+    for label, reason in reasons:
+        unique.setdefault(label, one_line(reason))
+    items = [f"{label}: {reason}" for label, reason in unique.items()]
+    text = "; ".join(items[:shown])
+    if len(items) > shown:
+        text += f"; and {len(items) - shown} more source(s) (all in the run log and in --json details)"
+    return text
+
+
+def _details(reasons: list[tuple[str, str]]) -> list[dict]:
+    unique: dict[str, str] = {}
+    for label, reason in reasons:
+        unique.setdefault(label, one_line(reason, 500))
+    return [{"url": label, "reason": reason} for label, reason in unique.items()]
+
+
+def proxy_to_blame(reasons: list[tuple[str, str]]) -> bool:
+    """Every source failed at the proxy: the hint is about the proxy, not the hosts."""
+    return bool(reasons) and all("proxy" in reason for _, reason in reasons)
+
+
+def no_source_error(name: str, reasons: list[tuple[str, str]], *, kept_bytes: int = 0) -> SdsetupError:
+    """No source could deliver (network, status, size): exit 3, or 4 when every source offers
+    another size than the expected one."""
+    if reasons and all(reason.startswith("offers ") for _, reason in reasons):
+        return SdsetupError(
+            f"{name}: no source offers the expected size ({summarize(reasons)})",
+            "the expected size may be out of date, or the mirrors hold another version",
+            ExitCode.INTEGRITY,
+            details={"sources": _details(reasons)},
+        )
+    kept = f"; {human_bytes(kept_bytes)} already downloaded is kept for the next run" if kept_bytes else ""
+    if proxy_to_blame(reasons):
+        hint = "the proxy did not answer for any source: check it (--proxy, HTTPS_PROXY) or run without it" + kept
+    else:
+        hint = "check the network, a proxy (--proxy) or a mirror (--mirror cn, sdsetup mirrors probe), then run the same command again" + kept
+    return SdsetupError(
+        f"could not download {name}: " + (summarize(reasons) or "no source answered"),
+        hint,
+        ExitCode.NETWORK,
+        details={"sources": _details(reasons)},
+    )
+
+
+def source_failures(name: str, reasons: list[tuple[str, str]], *, expected_sha: str | None, actual_sha: str,
+                    dest: Path) -> SdsetupError:
+    """Every source failed after a sha256 mismatch: exit 4 naming both hashes and each source."""
+    return SdsetupError(
+        f"{name}: sha256 mismatch: expected {expected_sha}, got {actual_sha}; every source failed: {summarize(reasons)}",
+        "the sources send different bytes than expected; try another mirror (--mirror) or check the "
+        f"expected hash; nothing was written to {dest}",
+        ExitCode.INTEGRITY,
+        details={"expected": expected_sha, "actual": actual_sha, "sources": _details(reasons),
+                 "urls": [label for label, _ in reasons]},
+    )
