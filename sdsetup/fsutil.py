@@ -47,7 +47,7 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 def file_in_the_way(path: Path) -> Path | None:
     """The first existing parent of `path` that is a file (mkdir would fail on it), or None."""
-    return next((parent for parent in Path(path).absolute().parents if parent.exists() and not parent.is_dir()), None)
+    return next((parent for parent in Path(path).absolute().parents if _exists(parent) and not os.path.isdir(parent)), None)
 
 
 def safe_join(root: Path, relative: str, what: str = "path") -> Path:
@@ -100,3 +100,93 @@ def human_bytes(count: float | int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
+
+
+# Kernel file systems: a "file" there is an interface, never a place for a download.
+KERNEL_TREES = ("/proc", "/sys", "/dev")
+# The longest name sdsetup puts beside a destination: DEST.part.json.tmp (the sidecar's temp file).
+LONGEST_SUFFIX = len(".part.json.tmp")
+
+
+def _kind(mode: int) -> str | None:
+    import stat
+
+    for test, name in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return None
+
+
+def _exists(path: Path) -> bool:
+    try:
+        os.stat(path)
+        return True
+    except OSError:  # missing, or a name the file system cannot even look up (too long)
+        return False
+
+
+def nearest_existing(path: Path) -> Path:
+    probe = Path(path).absolute()
+    while not _exists(probe) and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def check_destination(dest: Path) -> None:
+    """A path a download may write: a regular file or a new name in a folder sdsetup can write to.
+    Raises a usage error (exit 2) for a device node, FIFO or socket (never replaced by a file, never
+    opened: a FIFO would block), anything under /proc, /sys or /dev, a name too long for the file
+    system (with room for DEST.part.json.tmp beside it), or a folder that cannot be written."""
+    import errno as errnos
+
+    dest = Path(dest).absolute()
+    try:
+        info = os.stat(dest)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        if exc.errno == errnos.ENAMETOOLONG:
+            info = None  # reported below, with the limit
+        else:
+            raise SdsetupError(f"cannot use {dest} as the output: {exc.strerror or exc}", "give another output path (-o)", ExitCode.USAGE) from None
+    if info is not None:
+        kind = _kind(info.st_mode)
+        if kind is not None:
+            raise SdsetupError(f"{dest} is {kind}, not a regular file", "give the path of a regular file to write (-o)", ExitCode.USAGE)
+    real = Path(os.path.realpath(nearest_existing(dest)))
+    if os.name != "nt":
+        for tree in KERNEL_TREES:
+            if real == Path(tree) or Path(tree) in real.parents:
+                raise SdsetupError(
+                    f"{dest} is inside {tree}, a kernel file system, not a place for a download",
+                    "give an output path in a normal folder (-o)",
+                    ExitCode.USAGE,
+                )
+    existing = nearest_existing(dest.parent)
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        name_max = 255
+    for part in dest.relative_to(existing).parts if existing in dest.parents else (dest.name,):
+        length = len(os.fsencode(part)) + (LONGEST_SUFFIX if part == dest.name else 0)
+        if length > name_max:
+            raise SdsetupError(
+                f"the name '{part[:40]}…' is too long ({len(os.fsencode(part))} bytes; this file system allows "
+                f"{name_max}{f', and sdsetup adds up to {LONGEST_SUFFIX} for its part file' if part == dest.name else ''})",
+                f"give a shorter output name (-o), at most {name_max - (LONGEST_SUFFIX if part == dest.name else 0)} bytes",
+                ExitCode.USAGE,
+            )
+    if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        raise SdsetupError(
+            f"cannot write in {existing}: {'read-only file system' if _read_only(existing) else 'permission denied'}",
+            "choose an output folder you can write to (-o), or fix its permissions",
+            ExitCode.USAGE,
+        )
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & getattr(os, "ST_RDONLY", 1))
+    except (OSError, AttributeError):
+        return False

@@ -260,3 +260,66 @@ def test_urls_go_through_the_mirror_layer(tmp_path, site, isolated_env):
         assert result.exit_code == 0, result.stderr
         assert json.loads(result.stdout)["data"]["urls_used"] == [mirror.url("model.bin")]
     assert (tmp_path / "m.bin").read_bytes() == data
+
+
+# -- destinations that are not a place for a file (issue 11 items 1, 14, 16) -----------------------
+def _special(kind: str, tmp_path: Path) -> str:
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "pipe")
+        return str(tmp_path / "pipe")
+    if kind == "socket":
+        import socket
+
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(tmp_path / "sock"))
+        sock.close()
+        return str(tmp_path / "sock")
+    return kind
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "/dev/full", "fifo", "socket", "/proc/self/x.bin", "/sys/kernel/x.bin", "/dev/x.bin"])
+def test_output_that_is_not_a_regular_file_is_a_usage_error_and_stays_as_it_was(target, tmp_path):
+    if not Path("/proc/self").is_dir() and target.startswith(("/proc", "/sys")):
+        pytest.skip("no /proc here")
+    path = _special(target, tmp_path)
+    before = os.stat(path).st_mode if os.path.exists(path) else None
+    result = run_fetch("http://127.0.0.1:1/x.bin", "-o", path, timeout=20)  # a FIFO must not block
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and "\nhint: " in result.stderr and "Traceback" not in result.stderr
+    assert (os.stat(path).st_mode if os.path.exists(path) else None) == before, "the special file was replaced"
+    assert not os.path.exists(path + ".lock")
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "x" * 250, "d" * 300 + "/x.bin"])
+def test_a_name_too_long_for_the_file_system_is_a_usage_error(name, tmp_path):
+    result = CliRunner().invoke(cli.app, ["fetch", "http://127.0.0.1:1/x.bin", "-o", str(tmp_path / name), "--json"])
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["kind"] == "usage" and "too long" in error["message"] and error["hint"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_read_only_destination_folder_is_a_usage_error(tmp_path):
+    if os.geteuid() != 0:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o555)
+        result = run_fetch("http://127.0.0.1:1/x.bin", "-o", str(folder / "x.bin"))
+        folder.chmod(0o755)
+        out = result.stderr + f"\nrc={result.returncode}"
+    else:  # root writes anywhere the file system allows: a read-only mount
+        argv = _tiny_disk_script(f'mount -o remount,ro "$DISK" && "{sys.executable}" -m sdsetup fetch http://127.0.0.1:1/x.bin -o "$DISK/x.bin"; echo "rc=$?"; ls -a "$DISK"')
+        if argv is None:
+            pytest.skip("no private mount here (unshare -Urm not allowed)")
+        env = dict(os.environ, DISK=str(tmp_path / "disk"), PYTHONPATH=str(ROOT))
+        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
+        out = result.stderr + result.stdout
+    assert "rc=2" in out, out
+    assert "cannot write in" in out and "hint:" in out and "Traceback" not in out
+
+
+def test_a_failed_fetch_leaves_no_lock_file(tmp_path):
+    dest = tmp_path / "x.bin"
+    result = run_fetch("http://127.0.0.1:1/x.bin", "-o", str(dest), "--timeout", "1")
+    assert result.returncode == 3, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

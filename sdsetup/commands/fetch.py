@@ -64,7 +64,11 @@ def output_path(output: str | Path | None, first_url: str) -> Path:
         return Path.cwd() / file_name_from_url(first_url)
     text = str(output)
     path = Path(text).expanduser()
-    if path.is_dir() or text.endswith(("/", os.sep)):
+    try:
+        is_dir = path.is_dir()
+    except OSError:  # a name too long to look up: check_destination says so
+        is_dir = False
+    if is_dir or text.endswith(("/", os.sep)):
         return path / file_name_from_url(first_url)
     return path
 
@@ -108,6 +112,10 @@ def run(
     if lock_timeout is not None and lock_timeout < 0:
         raise usage_error(f"--lock-timeout {lock_timeout} is negative", "give seconds to wait, e.g. 60")
     dest = output_path(output, checked[0])
+    from sdsetup.fsutil import check_destination, file_in_the_way
+
+    if file_in_the_way(dest) is None:
+        check_destination(dest)  # before the run log: a device, FIFO, /proc, /sys, a long name, read-only
     if dest.is_dir():
         raise usage_error(f"{dest} is a folder", "give the path of the file to write with -o")
 

@@ -98,7 +98,9 @@ def dest_lock(
             pass  # only the waiter's message loses detail
         yield handle
     finally:
-        for leftover in ([owner_path(dest), path] if handle.succeeded else [owner_path(dest)]):
+        # Removed after a failure too (an empty DEST.lock is litter); a waiter holding the old file
+        # notices that the path is gone and takes a new lock (above).
+        for leftover in (owner_path(dest), path):
             try:
                 leftover.unlink()
             except OSError:

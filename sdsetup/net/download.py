@@ -19,6 +19,7 @@ a destination. The engine:
 
 from __future__ import annotations
 
+import errno
 import sys
 import threading
 from pathlib import Path
@@ -71,20 +72,21 @@ def download(
     expected_sha = _validate_spec(spec)
     dest = Path(spec.dest).absolute()
     show = progress_enabled(settings.quiet) if progress is None else bool(progress)
-    if dest.is_dir():
-        raise SdsetupError(f"{dest} is a directory", "give the path of the file to write", ExitCode.USAGE)
-    from sdsetup.fsutil import file_in_the_way
+    from sdsetup.fsutil import check_destination, file_in_the_way
 
     blocking = file_in_the_way(dest)
     if blocking is not None:
         raise SdsetupError(f"{blocking} is a file, not a folder", f"give an output path that is not inside the file {blocking}", ExitCode.USAGE)
+    check_destination(dest)  # device nodes, FIFOs, /proc, /sys, names too long, read-only folders
+    if dest.is_dir():
+        raise SdsetupError(f"{dest} is a directory", "give the path of the file to write", ExitCode.USAGE)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SdsetupError(
             f"cannot create the folder {dest.parent}: {exc.strerror or exc}",
-            "check the path and its permissions",
-            ExitCode.DISK if getattr(exc, "errno", None) == 28 else ExitCode.FAILED,
+            "check the path and its permissions, or choose another output folder",
+            ExitCode.DISK if getattr(exc, "errno", None) == 28 else ExitCode.USAGE,
         ) from None
 
     def on_wait(message: str) -> None:
@@ -102,7 +104,15 @@ def download(
         raise SdsetupError(
             f"cannot write {exc.filename or dest}: permission denied",
             f"choose a folder you can write to, or fix the permissions of {dest.parent}",
-            ExitCode.FAILED,
+            ExitCode.USAGE,
+        ) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.ENAMETOOLONG):
+            raise
+        raise SdsetupError(
+            f"cannot write {exc.filename or dest}: {exc.strerror}",
+            "choose another output folder or a shorter name (-o)",
+            ExitCode.USAGE,
         ) from None
 
 
