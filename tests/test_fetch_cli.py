@@ -192,7 +192,7 @@ def test_ctrl_c_exits_130_keeps_the_part_and_a_rerun_finishes(tmp_path, site):
 def test_two_processes_one_file(tmp_path, site):
     root, data = site
     dest = tmp_path / "model.bin"
-    with FileServer(root, rate=2 * MiB) as fs:
+    with FileServer(root, rate=MiB // 2) as fs:
         args = (fs.url("model.bin"), "-o", str(dest), "--sha256", sha(data), "--connections", "2", "--json")
         first = start_fetch(*args)
         wait_for(lambda: fs.bytes_sent("/model.bin") > 0)
@@ -201,7 +201,7 @@ def test_two_processes_one_file(tmp_path, site):
         out_first, _ = first.communicate(timeout=30)
         out_second, err_second = second.communicate(timeout=30)
         total_sent = fs.bytes_sent("/model.bin")
-    assert impatient.returncode == 6
+    assert impatient.returncode == 6, impatient.stdout + impatient.stderr
     assert f"sdsetup process {first.pid}" in impatient.stderr
     assert first.returncode == 0 and second.returncode == 0, err_second
     assert json.loads(out_first)["data"]["cached"] is False
