@@ -32,6 +32,13 @@ FLUSH_INTERVAL = 0.1  # ... or this many seconds, whichever comes first
 _request_ids = itertools.count(1)
 
 
+def _host(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return None if not parts.hostname else parts.hostname + (f":{parts.port}" if parts.port else "")
+
+
 class Stop(Exception):
     """The phase was stopped (restart, failure elsewhere, Ctrl-C): leave quietly."""
 
@@ -174,6 +181,7 @@ class Connections:
         with self.lock:
             source.open_since[request_id] = time.monotonic()
             task.source = source
+        self.host = _host(source.fetch_url)
         try:
             try:
                 response = self.session.get(source.fetch_url, headers=headers, stream=True, timeout=self.timeouts, allow_redirects=True)

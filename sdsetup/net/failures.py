@@ -77,3 +77,15 @@ def source_failures(name: str, reasons: list[tuple[str, str]], *, expected_sha: 
         details={"expected": expected_sha, "actual": actual_sha, "sources": _details(reasons),
                  "urls": [label for label, _ in reasons]},
     )
+
+
+def proxy_error(name: str, proxy: str, reasons: list[tuple[str, str]], *, seconds: float) -> SdsetupError:
+    """Every source failed through one proxy without an answer: the proxy is named as the cause."""
+    return SdsetupError(
+        f"the proxy {proxy} did not answer for any source of {name} (no answer in {seconds:g} s; "
+        f"{summarize(reasons, shown=2)})",
+        "the proxy accepts connections but sends nothing back: check that it runs and reaches the internet, "
+        "or run without it (--proxy, HTTPS_PROXY/HTTP_PROXY)",
+        ExitCode.NETWORK,
+        details={"proxy": proxy, "sources": _details(reasons)},
+    )

@@ -38,6 +38,7 @@ SAVE_INTERVAL = 1.0  # sidecar saved at least this often (seconds) while bytes a
 TICK = 0.2  # coordinator: progress, slowness checks, periodic saves
 MAX_RESTARTS = 3  # "the file changed on the server" restarts within one attempt
 HASH_CACHE = "hashes.json"
+SILENT_ROUNDS = 2  # probe rounds in which no source answered at all before giving up
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class FileJob(Connections):
 
     def __init__(self, spec: FileSpec, dest: Path, expected_sha: str | None, session, settings: Settings, *, show: bool,
                  policy: RetryPolicy, cancel: threading.Event | None, leave_bar: bool) -> None:
-        from sdsetup.net.session import timeouts
+        from sdsetup.net.session import probe_timeouts, timeouts
 
         self.spec = spec
         self.dest = dest
@@ -84,6 +85,8 @@ class FileJob(Connections):
         self.policy = policy
         self.cancel = cancel or threading.Event()
         self.timeouts = timeouts(settings)
+        self.probe_timeouts = probe_timeouts(settings)
+        self.host: str | None = None  # where bytes (or a probe's answer) are awaited from: for the heartbeat
         self.html_ok = dest.name.lower().endswith((".html", ".htm"))  # otherwise a web page is a failed source
         self.part_path = part_path(dest)
         self.state_path = state_path(dest)
@@ -133,11 +136,21 @@ class FileJob(Connections):
                 "check the offline bundle (sdsetup bundle verify) or give a URL to download from",
                 ExitCode.INTEGRITY if any("sha256" in p or "bytes" in p for p in local_problems) else ExitCode.NETWORK,
             )
+        from sdsetup.net.heartbeat import Heartbeat
+
         self.bar = FileProgress(self.show, name=self.spec.name, leave=self.leave_bar)
+        # Without a bar (--json, a non-terminal stderr) a quiet wait still says what it waits for.
+        beat = Heartbeat(redact_url(http_urls[0]), status=self._heartbeat_status,
+                         enabled=not self.show and not self.settings.quiet)
         try:
-            return self._fetch_verified(http_urls)
+            with beat:
+                return self._fetch_verified(http_urls)
         finally:
             self.bar.close()
+
+    def _heartbeat_status(self) -> tuple[int | None, str | None]:
+        phase = self.phase
+        return (phase.done.total() if phase is not None else 0), self.host
 
     def _hash_cache(self):
         from sdsetup.hashing import HashCache
@@ -424,9 +437,13 @@ class FileJob(Connections):
     # -- sources ---------------------------------------------------------------------------------
     def _probe_source(self, source: Source) -> SourceError | None:
         """Probe one source and activate it when it agrees with the file being assembled."""
+        self.host = host_of(source.url)
         try:
-            found = probe(self.session, source.url, self.timeouts, html_ok=self.html_ok)
+            found = probe(self.session, source.url, self.probe_timeouts, html_ok=self.html_ok)
         except SourceError as exc:
+            proxy = self._proxy(source)
+            if proxy and "proxy" not in exc.message:
+                exc.message = f"{exc.message} (through the proxy {redact_url(proxy)})"
             with self.lock:
                 source.reason = exc.message
                 if exc.kind != "retry":
@@ -466,23 +483,46 @@ class FileJob(Connections):
                 first.state, first.size, first.ranges = "active", self.spec.size, False
             return first
         pending = list(self.sources)
+        silent_rounds = 0
         for round_number in range(1, self.policy.tries + 1):
             retry_later: list[Source] = []
             waits: list[float] = []
+            errors: list[SourceError] = []
             for source in pending:
                 error = self._probe_source(source)
                 if source.state == "active":
                     return source
+                if error is not None:
+                    errors.append(error)
                 if error is not None and error.kind == "retry":
                     retry_later.append(source)
                     if error.retry_after is not None:
                         waits.append(error.retry_after)
             if not retry_later:
                 break
+            if errors and all(e.timed_out or "proxy failed" in e.message for e in errors):
+                proxies = {self._proxy(s) for s in pending}
+                if len(proxies) == 1 and None not in proxies:
+                    # Every source, through the same proxy, and no answer: the proxy is the cause.
+                    from sdsetup.net.failures import proxy_error
+
+                    raise proxy_error(self.spec.name, redact_url(proxies.pop()), [(s.label, s.reason or "") for s in pending],
+                                      seconds=self.probe_timeouts[1])
+                silent_rounds += 1
+                if silent_rounds >= SILENT_ROUNDS:
+                    break  # no source has answered at all, twice: not worth minutes more
             pending = retry_later
             if round_number < self.policy.tries:
                 self._sleep(self.policy.delay(round_number, max(waits) if waits else None))
         raise self._no_source_error()
+
+    def _proxy(self, source: Source) -> str | None:
+        from sdsetup.net.session import proxy_for
+
+        try:
+            return proxy_for(self.session, source.url)
+        except Exception:  # pragma: no cover - an odd environment proxy setting must not break a download
+            return None
 
     def _start_prober(self) -> None:
         """Probe the other sources in the background; each one that agrees joins in."""
@@ -662,6 +702,15 @@ class _Cached(Exception):
 
 def _changed(old: Validator, new: Validator) -> bool:
     return same_version(old, new) is False
+
+
+def host_of(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return None
+    return parts.hostname + (f":{parts.port}" if parts.port else "")
 
 
 def _digest_range(fd: int, start: int, end: int) -> str:

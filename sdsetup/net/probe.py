@@ -148,7 +148,7 @@ def probe(session, url: str, timeout, *, html_ok: bool = False) -> ProbeResult:
         head = session.head(url, allow_redirects=True, timeout=timeout)
         head.close()
     except requests.RequestException as exc:
-        raise SourceError("retry", f"{describe_exception(exc)}") from None
+        raise SourceError("retry", f"{describe_exception(exc)}", timed_out=_timed_out(exc)) from None
     head_status = head.status_code
     if 200 <= head_status < 300 and not html_ok and is_html(head.headers):
         raise html_error(head_status)
@@ -164,7 +164,7 @@ def probe(session, url: str, timeout, *, html_ok: bool = False) -> ProbeResult:
     try:
         response = session.get(url, headers={"Range": "bytes=0-0"}, stream=True, allow_redirects=True, timeout=timeout)
     except requests.RequestException as exc:
-        raise SourceError("retry", f"{describe_exception(exc)}") from None
+        raise SourceError("retry", f"{describe_exception(exc)}", timed_out=_timed_out(exc)) from None
     try:
         status, headers = response.status_code, response.headers
         final = response.url or url
@@ -186,6 +186,12 @@ def probe(session, url: str, timeout, *, html_ok: bool = False) -> ProbeResult:
         raise status_error(status, headers)
     finally:
         response.close()
+
+
+def _timed_out(exc: BaseException) -> bool:
+    import requests
+
+    return isinstance(exc, requests.Timeout) or "timed out" in str(exc).lower()
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -52,3 +52,27 @@ def build_session(settings: Settings, *, pool_size: int | None = None) -> "reque
 def timeouts(settings: Settings) -> tuple[float, float]:
     """(connect, read) timeouts: connecting should be quick; the read timeout is the stall timeout."""
     return (min(10.0, settings.timeout), settings.timeout)
+
+
+# A probe (HEAD, or one byte) that has no answer in this long is a dead source (or proxy) for now:
+# the next source is tried rather than waiting the whole stall timeout.
+PROBE_READ = 10.0
+
+
+def probe_timeouts(settings: Settings) -> tuple[float, float]:
+    return (min(10.0, settings.timeout), min(PROBE_READ, settings.timeout))
+
+
+def proxy_for(session, url: str) -> str | None:
+    """The proxy a request to `url` goes through (--proxy, or the environment's), or None."""
+    from urllib.parse import urlsplit
+
+    scheme = urlsplit(url).scheme.lower()
+    chosen = (getattr(session, "proxies", None) or {}).get(scheme)
+    if chosen:
+        return chosen
+    if getattr(session, "trust_env", False):
+        from requests.utils import get_environ_proxies
+
+        return get_environ_proxies(url).get(scheme) or get_environ_proxies(url).get("all")
+    return None

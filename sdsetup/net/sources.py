@@ -19,8 +19,9 @@ class SourceError(Exception):
     usable), demoted (the source was given up meanwhile)."""
 
     def __init__(self, kind: str, message: str, *, status: int | None = None, retry_after: float | None = None,
-                 offered: int | None = None) -> None:
+                 offered: int | None = None, timed_out: bool = False) -> None:
         super().__init__(message)
+        self.timed_out = timed_out  # no answer in time (connect or read): a dead host, or a proxy that stalls
         self.kind = kind
         self.offered = offered  # kind "size": the size this source has
         self.message = message

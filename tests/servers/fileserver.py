@@ -216,6 +216,49 @@ class FileServer:
             self.state.sent.clear()
 
 
+class Blackhole:
+    """A TCP port on 127.0.0.1 that accepts connections and never answers (a stalled proxy, a dead CDN
+    behind a load balancer): `with Blackhole() as hole: hole.url("/x")`; `hole.accepted` counts them."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._port = self._sock.getsockname()[1]
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.accepted = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self._sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            self._held.append(conn)
+            self.accepted += 1
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{_norm(path)}"
+
+    def __enter__(self) -> "Blackhole":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        for conn in self._held:
+            conn.close()
+        self._sock.close()
+
+
 def _norm(path: str) -> str:
     return path if path.startswith("/") else "/" + path
 
