@@ -322,6 +322,8 @@ class FileJob(Connections):
         from sdsetup.net.failures import source_failures
 
         reasons = [(s.label, bad_bytes.get(s.index) or s.reason or "not used") for s in self.all_sources]
+        for label, reason in reasons:
+            log.warning("%s: %s", label, reason)
         return source_failures(self.spec.name, reasons, expected_sha=self.expected_sha, actual_sha=digest, dest=self.dest)
 
     # -- one assembled copy ----------------------------------------------------------------------
