@@ -1,64 +1,32 @@
-"""Mirror probing (effects): fetch each candidate's small known file concurrently, time it, rank.
+"""Mirror probing (effects): check each candidate with a real request, all at once, within a time budget.
 
-The decisions (which URL to fetch for a candidate, how to rank results, what `auto` picks from the
-results) are pure functions in mirrors.py and below; this module only does the HTTP.
+A small ranged GET for HTTP channels (the `six` project page, the torch `cpu` page, a Hugging Face
+config.json) and `git ls-remote` for GitHub clone candidates: what a mirror is used for, not a ping.
+An answer that is not what was asked for (an HTTP error, an HTML challenge where a file was expected,
+a page with no links where an index was expected) is a failed check.
+
+Which URL to probe per candidate and how to rank the checks are decided elsewhere (mirrors.probe_targets,
+routing.rank); this module only does the I/O and imports neither of them.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Iterable, Sequence
 
-from sdsetup.net.mirrors import Catalog, Mirror, probe_targets, rank_key
+from sdsetup.net.mirror_profiles import Mirror
+from sdsetup.net.routing import BUDGET_SECONDS, SourceCheck
 from sdsetup.redact import redact_text, redact_url, secrets_in_url
-from sdsetup.settings import CHANNELS, Settings
 
 if TYPE_CHECKING:
     import requests
 
-# Short on purpose: a mirror that takes longer than this to answer a tiny file is not worth using.
-CONNECT_TIMEOUT = 3.0
-READ_TIMEOUT = 5.0
-MAX_BYTES = 256 * 1024
-MAX_SECONDS = 8.0
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    channel: str
-    name: str
-    url: str  # redacted
-    ok: bool
-    status: int | None
-    latency_s: float | None  # until the response headers arrived
-    seconds: float  # the whole probe
-    bytes: int
-    error: str | None = None
-    mirror: Mirror | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def throughput_bps(self) -> float | None:
-        body_seconds = self.seconds - (self.latency_s or 0.0)
-        if not self.ok or self.bytes <= 0 or body_seconds <= 0:
-            return None
-        return self.bytes / body_seconds
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "channel": self.channel,
-            "name": self.name,
-            "url": self.url,
-            "ok": self.ok,
-            "status": self.status,
-            "latency_s": None if self.latency_s is None else round(self.latency_s, 4),
-            "seconds": round(self.seconds, 4),
-            "bytes": self.bytes,
-            "throughput_bps": None if self.throughput_bps is None else round(self.throughput_bps),
-            "error": self.error,
-        }
+MAX_BYTES = 64 * 1024
+GIT_LOW_SPEED = "1000"  # bytes/s: a proxy that accepts and then stalls is given up on quickly
 
 
 def _describe(exc: BaseException, secrets: list[str]) -> str:
@@ -84,105 +52,124 @@ def _describe(exc: BaseException, secrets: list[str]) -> str:
     return redact_text(f"{kind}: {detail}" if detail else kind, secrets)
 
 
-def probe_one(session: "requests.Session", mirror: Mirror, url: str, *, connect_timeout: float = CONNECT_TIMEOUT,
-              read_timeout: float = READ_TIMEOUT, max_bytes: int = MAX_BYTES, max_seconds: float = MAX_SECONDS,
-              secrets: list[str] | None = None) -> ProbeResult:
-    secrets = list(secrets or []) + secrets_in_url(url)
+def judge_body(channel: str, content_type: str, head: bytes) -> str | None:
+    """Pure: why this answer is not what the channel's probe asked for, or None when it is."""
+    document = head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html"))
+    if channel == "huggingface" and (document or "text/html" in content_type.lower()):
+        return "an HTML page where a file was expected (a login or challenge page?)"
+    if channel in ("pypi", "torch") and document and b"href" not in head.lower():
+        return "an HTML page with no package links (a challenge or error page?)"
+    return None
+
+
+def probe_http(session: "requests.Session", mirror: Mirror, url: str, *, timeout: float = BUDGET_SECONDS,
+               max_bytes: int = MAX_BYTES, secrets: Sequence[str] = ()) -> SourceCheck:
+    secrets = [*secrets, *secrets_in_url(url)]
     start = time.monotonic()
     latency = None
     received = 0
+    shown = redact_url(url)
     try:
-        with session.get(url, stream=True, timeout=(connect_timeout, read_timeout), allow_redirects=True) as response:
+        headers = {"Range": f"bytes=0-{max_bytes - 1}"}
+        with session.get(url, stream=True, timeout=(timeout, timeout), allow_redirects=True, headers=headers) as response:
             latency = time.monotonic() - start
             if response.status_code >= 400:
-                return ProbeResult(mirror.channel, mirror.name, redact_url(url), False, response.status_code, latency,
+                return SourceCheck(mirror.channel, mirror.name, shown, False, response.status_code, latency,
                                    time.monotonic() - start, 0, f"HTTP {response.status_code}", mirror)
-            for chunk in response.iter_content(64 * 1024):
+            head = b""
+            for chunk in response.iter_content(16 * 1024):
                 received += len(chunk)
-                if received >= max_bytes or time.monotonic() - start > max_seconds:
+                if len(head) < max_bytes:
+                    head += chunk[: max_bytes - len(head)]
+                if received >= max_bytes or time.monotonic() - start > timeout:
                     break
-            return ProbeResult(mirror.channel, mirror.name, redact_url(url), True, response.status_code, latency,
-                               time.monotonic() - start, received, None, mirror)
+            problem = judge_body(mirror.channel, response.headers.get("Content-Type", ""), head)
+            return SourceCheck(mirror.channel, mirror.name, shown, problem is None, response.status_code, latency,
+                               time.monotonic() - start, received, problem, mirror)
     except Exception as exc:  # any failure is a verdict about this mirror, never a crash of the probe
-        return ProbeResult(mirror.channel, mirror.name, redact_url(url), False, None, latency,
+        return SourceCheck(mirror.channel, mirror.name, shown, False, None, latency,
                            time.monotonic() - start, received, _describe(exc, secrets), mirror)
 
 
-def probe_all(session: "requests.Session", targets: Iterable[tuple[Mirror, str]], *, secrets: list[str] | None = None,
-              **limits: Any) -> list[ProbeResult]:
-    """Probe every target at once; results in the order of `targets`."""
+def git_probe_argv(url: str, *, proxy: str | None, ca_bundle: str | None, seconds: float) -> list[str]:
+    """`git ls-remote URL HEAD` with the low-speed guard; a proxy with a password goes by environment."""
+    argv = ["git", "-c", f"http.lowSpeedLimit={GIT_LOW_SPEED}", "-c", f"http.lowSpeedTime={max(1, int(seconds))}"]
+    if proxy and not secrets_in_url(proxy):
+        argv += ["-c", f"http.proxy={proxy}"]
+    if ca_bundle:
+        argv += ["-c", f"http.sslCAInfo={ca_bundle}"]
+    return [*argv, "ls-remote", url, "HEAD"]
+
+
+def probe_git(mirror: Mirror, url: str, *, proxy: str | None = None, ca_bundle: str | None = None,
+              timeout: float = BUDGET_SECONDS, secrets: Sequence[str] = ()) -> SourceCheck:
+    secrets = [*secrets, *secrets_in_url(url), *secrets_in_url(proxy)]
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GCM_INTERACTIVE="never")
+    if proxy and secrets_in_url(proxy):
+        env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.proxy", "GIT_CONFIG_VALUE_0": proxy})
+    start = time.monotonic()
+    argv = git_probe_argv(url, proxy=proxy, ca_bundle=ca_bundle, seconds=timeout)
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return SourceCheck(mirror.channel, mirror.name, redact_url(url), False, None, None, time.monotonic() - start, 0,
+                           f"no answer within {timeout:.0f} s", mirror, "git ls-remote")
+    except OSError as exc:
+        return SourceCheck(mirror.channel, mirror.name, redact_url(url), False, None, None, time.monotonic() - start, 0,
+                           f"git could not run: {exc.strerror or exc}", mirror, "git ls-remote")
+    seconds = time.monotonic() - start
+    if done.returncode == 0 and re.match(r"^[0-9a-f]{40}", done.stdout):
+        return SourceCheck(mirror.channel, mirror.name, redact_url(url), True, None, seconds, seconds,
+                           len(done.stdout), None, mirror, "git ls-remote")
+    lines = [line.strip() for line in (done.stderr or done.stdout or "").splitlines() if line.strip()]
+    reason = lines[-1] if lines else f"git exited {done.returncode}"
+    reason = re.sub(r"^fatal:\s*", "", reason)[:200]
+    return SourceCheck(mirror.channel, mirror.name, redact_url(url), False, None, None, seconds, 0,
+                       redact_text(reason, secrets), mirror, "git ls-remote")
+
+
+def check_one(session: "requests.Session", mirror: Mirror, url: str, *, proxy: str | None = None,
+              ca_bundle: str | None = None, timeout: float = BUDGET_SECONDS, secrets: Sequence[str] = ()) -> SourceCheck:
+    """The real probe for this kind of candidate: a git clone source gets `git ls-remote`."""
+    if mirror.channel == "github" and "git" in mirror.serves and ".git" in url and "/info/refs" not in url:
+        return probe_git(mirror, url, proxy=proxy, ca_bundle=ca_bundle, timeout=timeout, secrets=secrets)
+    return probe_http(session, mirror, url, timeout=timeout, secrets=secrets)
+
+
+def probe_all(session: "requests.Session", targets: Iterable[tuple[Mirror, str]], *, budget: float = BUDGET_SECONDS,
+              proxy: str | None = None, ca_bundle: str | None = None) -> list[SourceCheck]:
+    """Check every target at once; give up on what has not answered when `budget` seconds are over.
+    Results in the order of `targets`."""
     targets = list(targets)
     if not targets:
         return []
-    with ThreadPoolExecutor(max_workers=min(32, len(targets))) as pool:
-        futures = [pool.submit(probe_one, session, mirror, url, secrets=secrets, **limits) for mirror, url in targets]
-        return [future.result() for future in futures]
+    secrets = secrets_in_url(proxy)
+    pool = ThreadPoolExecutor(max_workers=min(32, len(targets)))
+    try:
+        futures = [pool.submit(check_one, session, mirror, url, proxy=proxy, ca_bundle=ca_bundle, timeout=budget,
+                               secrets=secrets) for mirror, url in targets]
+        wait(futures, timeout=budget + 1.0)
+        out = []
+        for future, (mirror, url) in zip(futures, targets):
+            if future.done():
+                out.append(future.result())
+            else:
+                out.append(SourceCheck(mirror.channel, mirror.name, redact_url(url), False, None, None, budget, 0,
+                                       f"no answer within {budget:.0f} s", mirror))
+        return out
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
-def ranked_by_channel(results: Iterable[ProbeResult]) -> dict[str, list[ProbeResult]]:
-    by_channel: dict[str, list[ProbeResult]] = {}
-    for result in results:
-        by_channel.setdefault(result.channel, []).append(result)
-    order = {ch: i for i, ch in enumerate(CHANNELS)}
-    return {
-        ch: sorted(items, key=lambda r: rank_key(r.to_json()))
-        for ch, items in sorted(by_channel.items(), key=lambda kv: order.get(kv[0], 99))
-    }
+def prober(settings, session: "requests.Session | None" = None, *, budget: float = BUDGET_SECONDS):
+    """The probe `mirrors.select_mirrors` injects: targets -> checks, through the settings' proxy and CA."""
 
+    def run(targets: list[tuple[Mirror, str]]) -> list[SourceCheck]:
+        use = session
+        if use is None:
+            from sdsetup.net.session import build_session
 
-def _session(settings: Settings, session: "requests.Session | None") -> "requests.Session":
-    if session is not None:
-        return session
-    from sdsetup.net.session import build_session
+            use = build_session(settings, pool_size=32)
+        return probe_all(use, targets, budget=budget, proxy=settings.proxy, ca_bundle=settings.ca_bundle)
 
-    return build_session(settings, pool_size=32)
-
-
-def probe_channels(settings: Settings, catalog: Catalog, channels: Mapping[str, Iterable[Mirror]],
-                   session: "requests.Session | None" = None, **limits: Any) -> dict[str, list[ProbeResult]]:
-    """Probe every candidate in `channels`; ranked per channel, best first."""
-    targets = probe_targets(catalog, channels)
-    results = probe_all(_session(settings, session), targets, secrets=secrets_in_url(settings.proxy), **limits)
-    return ranked_by_channel(results)
-
-
-def choose_auto(official: Mapping[str, tuple[Mirror, ...]], ranked: Mapping[str, list[ProbeResult]]
-                ) -> tuple[dict[str, tuple[Mirror, ...]], list[str]]:
-    """Pure: keep a channel official when its host answered; else the reachable mirrors, best first,
-    with the official host kept last (it may come back)."""
-    channels: dict[str, tuple[Mirror, ...]] = {}
-    notes = []
-    for channel in CHANNELS:
-        upstream = official[channel][0]
-        results = ranked.get(channel, [])
-        upstream_result = next((r for r in results if r.mirror == upstream), None)
-        if upstream_result is not None and upstream_result.ok:
-            channels[channel] = official[channel]
-            notes.append(f"{channel}: {upstream.name} reachable ({upstream_result.seconds:.2f} s), no mirror needed")
-            continue
-        reachable = [r for r in results if r.ok and r.mirror is not None and r.mirror != upstream]
-        why = upstream_result.error if upstream_result else "not probed"
-        if reachable:
-            channels[channel] = tuple(r.mirror for r in reachable) + official[channel]  # type: ignore[misc]
-            notes.append(f"{channel}: {upstream.name} unreachable ({why}); using {reachable[0].name} "
-                         f"({reachable[0].seconds:.2f} s)")
-        else:
-            channels[channel] = official[channel]
-            notes.append(f"{channel}: {upstream.name} unreachable ({why}) and no mirror answered; staying with {upstream.name}")
-    return channels, notes
-
-
-def auto_channels(catalog: Catalog, settings: Settings, session: "requests.Session | None" = None,
-                  *, fallback_profile: str = "cn", **limits: Any) -> tuple[dict[str, tuple[Mirror, ...]], list[str]]:
-    """`--mirror auto`: probe the official hosts and the fallback profile's mirrors in one concurrent round."""
-    official = catalog.profile("official").channels
-    fallback = catalog.profile(fallback_profile).channels
-    combined = {ch: tuple(official[ch][:1]) + tuple(m for m in fallback[ch] if m != official[ch][0]) for ch in CHANNELS}
-    ranked = probe_channels(settings, catalog, combined, session, **limits)
-    return choose_auto(official, ranked)
-
-
-def ranked_json(ranked: Mapping[str, list[ProbeResult]]) -> dict[str, list[dict[str, Any]]]:
-    return {ch: [r.to_json() for r in results] for ch, results in ranked.items()}
-
-
+    return run
