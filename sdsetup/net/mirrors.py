@@ -42,6 +42,7 @@ offline bundles). Under BASE (http(s):// or file://) the layout is:
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
@@ -281,7 +282,7 @@ class MirrorPlan:
     def warnings(self) -> list[str]:
         out = list(self._extra_warnings)
         # Automatic routing probed through the proxy: a mirror it chose is the way that worked, no warning.
-        if (self.proxy or self.env_proxy) and self.mirrored_channels and self.profile != "auto":
+        if (self.proxy or self.env_proxy) and self.profile != "auto" and self.mirrored_channels:
             which = f"the proxy {redact_url(self.proxy)}" if self.proxy else "a proxy from HTTP(S)_PROXY/ALL_PROXY"
             out.append(
                 f"{which} and mirrors ({', '.join(self.mirrored_channels)}) are both active: traffic goes to the "
@@ -572,6 +573,45 @@ def env_has_proxy(env: Mapping[str, str]) -> bool:
 ProbeFn = Callable[[list[tuple[Mirror, str]]], "list[SourceCheck]"]
 
 
+class _Decision:
+    """Automatic routing, run once on first use (thread-safe): a command that never asks where a
+    channel goes (a fetch of a local URL, a verify) never probes."""
+
+    def __init__(self, decide: Callable[[], tuple[dict, dict]], overrides: list[tuple[str, Mirror]]) -> None:
+        self._decide = decide
+        self._overrides = overrides
+        self._result: tuple[dict, dict] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> tuple[dict, dict]:
+        with self._lock:
+            if self._result is None:
+                channels, routes = self._decide()
+                channels, routes = dict(channels), dict(routes)
+                for channel, mirror in self._overrides:
+                    channels[channel] = (mirror,)
+                    routes[channel] = Route(channel, "override", f"--mirror {channel}=URL (or SDSETUP_MIRROR_{channel.upper()})")
+                self._result = (channels, routes)
+            return self._result
+
+
+class _Deferred(Mapping):
+    """One half (0: channels, 1: routes) of a _Decision, as the mapping MirrorPlan expects."""
+
+    def __init__(self, decision: _Decision, part: int) -> None:
+        self._decision = decision
+        self._part = part
+
+    def __getitem__(self, key: str):
+        return self._decision.get()[self._part][key]
+
+    def __iter__(self):
+        return iter(self._decision.get()[self._part])
+
+    def __len__(self) -> int:
+        return len(self._decision.get()[self._part])
+
+
 def _forced_routes(channels: Mapping[str, tuple[Mirror, ...]], why: str) -> dict[str, Route]:
     return {ch: Route(ch, channels[ch][0].name, why) for ch in CHANNELS}
 
@@ -637,8 +677,11 @@ def select_mirrors(
             from sdsetup.net.mirror_probe import prober
 
             probe = prober(settings, session)
-        channels, routes, probe_notes = route_auto(catalog, settings, probe, env_proxy=env_proxy)
-        notes += probe_notes
+        decided = _Decision(lambda: route_auto(catalog, settings, probe, env_proxy=env_proxy)[:2],
+                            [(ch, override_mirror(ch, url, catalog)) for ch, url in settings.mirror_overrides])
+        notes += [f"{channel}: overridden to {redact_url(url)}" for channel, url in settings.mirror_overrides]
+        return MirrorPlan(profile=name, channels=_Deferred(decided, 0), proxy=settings.proxy, rewrites=catalog.rewrites,
+                          notes=tuple(notes), env_proxy=env_proxy, routes=_Deferred(decided, 1), ca_bundle=settings.ca_bundle)
     else:
         channels = dict(catalog.profile("official" if name == "auto" else name).channels)
         routes = _forced_routes(channels, f"--mirror {name} (mirror profile chosen, not probed)")
