@@ -1,9 +1,11 @@
 """Mirrors: profiles as data, URL rewriting, and the `MirrorPlan` every git, pip and download call uses.
 
-Everything here is pure (no network, no files); the profiles themselves are loaded and validated in
-`mirror_profiles.py`, and `mirror_probe.py` holds the effects. `select_mirrors()` is the one entry point: it resolves the profile
-(`--mirror NAME`, `SDSETUP_MIRROR`, the config file's `mirror`, default `official`), the per-channel
-overrides (`--mirror CHANNEL=URL`, `SDSETUP_MIRROR_<CHANNEL>`) and, for `auto`, asks the probe.
+Everything here is pure apart from the injected probe; the profiles are loaded and validated in
+`mirror_profiles.py`, the routing decisions and their cache live in `routing.py`, and `reachability.py`
+does the probing (this module never imports it at module level: the probe is passed in or built on first
+use). `select_mirrors()` is the one entry point: it resolves the profile (`--mirror NAME`, `SDSETUP_MIRROR`,
+the config file's `mirror`, default `auto`: route each channel by a real probe, on first use), the
+per-channel overrides (`--mirror CHANNEL=URL`, `SDSETUP_MIRROR_<CHANNEL>`) and a base URL.
 
 Channels: `pypi`, `torch`, `github`, `huggingface` (see the comment at the top of mirrors.toml), plus
 user rewrite rules (`[[rewrite]] prefix=…, replace=…` in the config file) for any other host.
@@ -657,7 +659,7 @@ def select_mirrors(
     """Resolve the profile and overrides into a MirrorPlan.
 
     No `--mirror` (nor SDSETUP_MIRROR, nor the config's `mirror`) means `auto`: each channel is routed by
-    a real probe (see `route_auto`); `probe` is injected (default: `mirror_probe.prober`, through
+    a real probe (see `route_auto`); `probe` is injected (default: `reachability.prober`, through
     `session` and the settings' proxy). A profile name, a base URL or CHANNEL=URL overrides force the choice."""
     import os
 
@@ -674,7 +676,7 @@ def select_mirrors(
         routes = _forced_routes(channels, "one base URL for every channel (--mirror URL / --mirror-url / --offline)")
     elif name == "auto" and overridden != set(CHANNELS):
         if probe is None:
-            from sdsetup.net.mirror_probe import prober
+            from sdsetup.net.reachability import prober
 
             probe = prober(settings, session)
         decided = _Decision(lambda: route_auto(catalog, settings, probe, env_proxy=env_proxy)[:2],

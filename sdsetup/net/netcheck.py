@@ -127,7 +127,7 @@ def network_report(settings: Any, *, env: Mapping[str, str] | None = None, probe
     fallback = catalog.profile("cn").channels
     pool = {ch: tuple(official[ch][:1]) + tuple(m for m in fallback[ch] if m != official[ch][0]) for ch in CHANNELS}
     if probe is None:
-        from sdsetup.net.mirror_probe import prober
+        from sdsetup.net.reachability import prober
 
         probe = prober(settings)
     checks = probe(probe_targets(catalog, pool))

@@ -1,7 +1,7 @@
 """Automatic routing (pure decisions + the ranking cache): which source serves each channel, and why.
 
 With no `--mirror`, sdsetup checks per channel whether the official host answers (a real probe, see
-`mirror_probe.py`) and, where it does not, takes the best reachable candidate of the fallback pool
+`reachability.py`) and, where it does not, takes the best reachable candidate of the fallback pool
 (`cn`), ranked by the same probe. The result is a `Route` per channel, which the plan shows to people
 and in `--json`. A ranking is kept in the cache dir for `CACHE_SECONDS` so a rerun does not probe again.
 
