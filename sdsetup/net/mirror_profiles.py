@@ -145,16 +145,16 @@ def check_url(value: Any, origin: str, key: str, *, template: bool = False) -> s
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
         raise _problem(origin, key, f"'{redact_url(url)}' is not a valid URL") from None
+    if parts.scheme not in ("http", "https", "file"):
+        raise _problem(origin, key, f"'{redact_url(url)}' must start with https://, http:// or file://")
+    if parts.scheme != "file" and not parts.hostname:
+        raise _problem(origin, key, f"'{redact_url(url)}' has no host name")
     if any(c.isspace() for c in url) or any(ord(c) < 32 for c in url):
         raise _problem(origin, key, f"'{redact_url(url)}' contains a space or a control character",
                        "write a space in a URL as %20, and give one URL per value")
     if parts.query or parts.fragment or "?" in url or "#" in url:
         raise _problem(origin, key, f"'{redact_url(url)}' has a query string or fragment (?…/#…)",
                        "a mirror or base URL is a prefix that paths are appended to: leave out ?… and #…")
-    if parts.scheme not in ("http", "https", "file"):
-        raise _problem(origin, key, f"'{redact_url(url)}' must start with https://, http:// or file://")
-    if parts.scheme != "file" and not parts.hostname:
-        raise _problem(origin, key, f"'{redact_url(url)}' has no host name")
     placeholders = set(re.findall(r"\{([^}]*)\}", url))
     if template:
         if placeholders != {"tag"}:
