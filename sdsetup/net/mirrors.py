@@ -278,7 +278,8 @@ class MirrorPlan:
     def webui_env_has_credentials(self) -> bool:
         """True when webui_env() carries a password or token: the webui-user writer must write that file
         0600 and tell the user."""
-        return any(_has_secret(value) for value in self.webui_env("cpu").values())
+        secrets = self.secrets
+        return any(secret in value for value in self.webui_env("cpu").values() for secret in secrets)
 
     @property
     def warnings(self) -> list[str]:
@@ -359,14 +360,22 @@ class MirrorPlan:
         if self.proxy and self.proxy_has_credentials:
             pairs.append(("http.proxy", self.proxy))
         logins = [(key, value) for key, value in self._insteadof_pairs() if _has_secret(_insteadof_base(key))]
+        env.update(self._git_logins(pairs, logins))
+        if pairs:
+            env.update(_git_config_env(pairs))
+        return env
+
+    @staticmethod
+    def _git_logins(pairs: list[tuple[str, str]], logins: list[tuple[str, str]]) -> dict[str, str]:
+        """Append the insteadOf rules without their login, plus a credential helper per login, to `pairs`;
+        return the variables the helper reads."""
+        env = {}
         for i, (key, value) in enumerate(logins):
             bare, user, password = _split_login(_insteadof_base(key))
             pairs.append((f"url.{bare}.insteadOf", value))
             pairs.append((f"credential.{_origin(bare)}.helper", _GIT_HELPER.replace("{n}", str(i))))
             env[f"SDSETUP_GIT_USERNAME_{i}"] = user
             env[f"SDSETUP_GIT_PASSWORD_{i}"] = password
-        if pairs:
-            env.update(_git_config_env(pairs))
         return env
 
     # -- pip -----------------------------------------------------------------------------------------
@@ -431,7 +440,8 @@ class MirrorPlan:
                 env["PIP_FIND_LINKS"] = url  # A1111 passes TORCH_INDEX_URL as --extra-index-url: flat pages need -f
             else:
                 env["TORCH_INDEX_URL"] = url
-        pairs = self._insteadof_pairs()
+        pairs = [(k, v) for k, v in self._insteadof_pairs() if not _has_secret(_insteadof_base(k))]
+        env.update(self._git_logins(pairs, [(k, v) for k, v in self._insteadof_pairs() if _has_secret(_insteadof_base(k))]))
         if pairs:
             env.update(_git_config_env(pairs))  # A1111 clones repositories itself at launch
         if self.proxy:
