@@ -110,6 +110,7 @@ def check(
     dir: Annotated[Path, typer.Option("--dir", help="Where the web UI will be installed (disk and path checks).")] = Path("stable-diffusion-webui"),
     python: Annotated[Optional[str], typer.Option("--python", help="Python interpreter to use for the web UI (path or command name).")] = None,
     backend: Annotated[str, typer.Option("--backend", help="Torch backend to plan for: auto, cuda, rocm, mps or cpu.")] = "auto",
+    network: Annotated[bool, typer.Option("--network", help="Also probe the proxy and every channel (official hosts and cn mirrors), a few seconds.")] = False,
     proxy: ProxyOpt = None,
     config: ConfigOpt = None,
     json: JsonOpt = False,
@@ -117,13 +118,14 @@ def check(
 ) -> None:
     """Check this machine: OS, git, Python, GPU and VRAM, RAM, disk, paths, proxies; verdicts with fixes.
 
-    Exit code 0 when nothing fails, 1 when a hard requirement fails. Nothing goes over the network.
+    Exit code 0 when nothing fails, 1 when a hard requirement fails. Nothing goes over the network unless --network.
     """
     from sdsetup.commands import check as command
 
     run_command(
         "check",
-        lambda: command.run(_settings(proxy=proxy, config=config, debug=debug), install_dir=dir, python=python, backend=backend.lower()),
+        lambda: command.run(_settings(proxy=proxy, config=config, debug=debug), install_dir=dir, python=python, backend=backend.lower(),
+                            network=network),
         as_json=json,
         debug=debug,
     )

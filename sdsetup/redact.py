@@ -20,15 +20,30 @@ _TOKENS = [
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b"),  # GitHub
     re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}\b"),
     re.compile(r"\bsk-[A-Za-z0-9]{20,}\b"),
+    re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}\b"),  # GitLab
 ]
+# scheme://TOKEN@host: a user name alone is how git and HTTP clients send a token (GitHub, GitLab,
+# Hugging Face): masked when it looks like one (long, with a digit, or a known token prefix).
+_TOKEN_USER = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]+)@")
 _AUTH_HEADER = re.compile(r"(?i)\b(authorization|proxy-authorization|x-api-key)(\s*[:=]\s*)(\S+(?:\s+\S+)?)")
 _KEY_VALUE = re.compile(r"(?i)\b([A-Z0-9_]*(?:TOKEN|PASSWORD|PASSWD|SECRET|API_KEY|SIGNATURE))(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)")
 # the same keys as URL query parameters (signed CDN redirects, ?token=): the value ends at & or #
 _QUERY_SECRET = re.compile(r"(?i)(?<![A-Za-z0-9])([A-Za-z0-9_-]*(?:token|password|passwd|secret|api_key|signature)=)[^&#\s]*")
 
 
+def looks_like_token(user: str) -> bool:
+    """A URL user name that is really a credential: a known token shape, or long and with a digit."""
+    from urllib.parse import unquote
+
+    user = unquote(user or "")
+    if any(pattern.fullmatch(user) for pattern in _TOKENS):
+        return True
+    return len(user) >= 16 and any(c.isdigit() for c in user) and not any(c in user for c in " ")
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***; the user name stays (it helps the helpdesk)."""
+    """The URL with any password replaced by ***; the user name stays (it helps the helpdesk), unless
+    the user name is itself a token (`https://TOKEN@host`)."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -37,6 +52,9 @@ def redact_url(url: str) -> str:
         parts = parts._replace(query=_QUERY_SECRET.sub(lambda m: m[1] + MASK, parts.query))
         url = urlunsplit(parts)
     if parts.password is None:
+        if parts.username and looks_like_token(parts.username):
+            host = parts.netloc.rpartition("@")[2]
+            return urlunsplit((parts.scheme, f"{MASK}@{host}", parts.path, parts.query, parts.fragment))
         return url
     # host[:port] kept as written: parsing the port would raise on a typo (host:99999) in the very
     # error message that reports it, and hostname drops an IPv6 address's brackets
@@ -50,6 +68,7 @@ def redact_text(text: str, secrets: tuple[str, ...] | list[str] = (), home: str 
     if not text:
         return text
     out = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+    out = _TOKEN_USER.sub(lambda m: f"{m['scheme']}{MASK}@" if looks_like_token(m["user"]) else m[0], out)
     out = _QUERY_SECRET.sub(lambda m: m[1] + MASK, out)
     for pattern in _TOKENS:
         out = pattern.sub(MASK, out)
@@ -83,6 +102,10 @@ def secrets_in_url(url: str | None) -> list[str]:
     except ValueError:
         return []
     found = []
+    if parts.username and not parts.password and looks_like_token(parts.username):
+        from urllib.parse import unquote
+
+        found += [parts.username] + ([unquote(parts.username)] if unquote(parts.username) != parts.username else [])
     if parts.password:
         found.append(parts.password)
         from urllib.parse import unquote

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from sdsetup import cli
 from sdsetup.errors import ExitCode
-from sdsetup.net.mirrors import rank, select_mirrors
+from sdsetup.net.mirrors import select_mirrors
+from sdsetup.net.routing import SourceCheck, rank
 from sdsetup.settings import load_settings
 from tests.servers.gitserver import serve_git
 from tests.servers.pypi_index import serve_tree, write_hf_tree
@@ -77,8 +78,9 @@ def test_probe_ranks_good_then_slow_then_dead(tmp_path, mirrors):
         assert good["bytes"] > 0 and good["throughput_bps"] > 0
         assert "connection failed" in dead["error"] and dead["status"] is None
         assert data["best"][channel] == "good"
-    assert data["channels"]["github"][0]["ok"] and data["channels"]["github"][0]["url"].endswith(
-        "/kk/AUTOMATIC1111/stable-diffusion-webui-assets.git/info/refs?service=git-upload-pack")
+    github = data["channels"]["github"][0]
+    assert github["ok"] and github["method"] == "git ls-remote"  # a real clone handshake, not a ping
+    assert github["url"].endswith("/kk/AUTOMATIC1111/stable-diffusion-webui-assets.git")
 
 
 def test_probe_for_people_and_a_channel_filter(tmp_path, mirrors):
@@ -119,7 +121,9 @@ def test_auto_keeps_reachable_official_hosts_and_replaces_unreachable_ones(tmp_p
     assert plan.pip_index_args()[:2] == ["--index-url", f"{mirrors['good']}/simple/"]
     for channel in ("torch", "github", "huggingface"):
         assert [m.name for m in plan.channels[channel]] == ["upstream"], channel
-    assert any(note.startswith("pypi: upstream unreachable") and "using good" in note for note in plan.notes)
+    route = plan.to_json()["channels"]["pypi"]
+    assert route["source"] == "good" and "upstream did not answer" in route["reason"] and route["probe_ms"] >= 0
+    assert plan.route("torch").reason.startswith("upstream answered")
 
 
 def test_auto_stays_official_when_no_mirror_answers(tmp_path, mirrors):
@@ -129,16 +133,20 @@ def test_auto_stays_official_when_no_mirror_answers(tmp_path, mirrors):
                       + _profile("cn", {"dead2": _dead_url()}, mirrors["git"]))
     plan = select_mirrors(load_settings({"mirror": ["auto"]}, {"SDSETUP_CONFIG": str(config)}), env={})
     assert [m.name for m in plan.channels["pypi"]] == ["upstream"]
-    assert any(note.startswith("pypi:") and "no mirror answered" in note for note in plan.notes)
+    assert "no mirror answered" in plan.route("pypi").reason
+
+
+def _check(name: str, ok: bool, seconds: float) -> SourceCheck:
+    return SourceCheck("pypi", name, f"https://{name}/", ok, 200 if ok else None, seconds, seconds, 1)
 
 
 @pytest.mark.parametrize(
     "results, expected",
     [
-        ([{"name": "a", "ok": False, "seconds": 0.01}, {"name": "b", "ok": True, "seconds": 2.0}], ["b", "a"]),
-        ([{"name": "a", "ok": True, "seconds": 0.5}, {"name": "b", "ok": True, "seconds": 0.1}], ["b", "a"]),
-        ([{"name": "b", "ok": False, "seconds": 3}, {"name": "a", "ok": False, "seconds": 0.1}], ["a", "b"]),
+        ([_check("a", False, 0.01), _check("b", True, 2.0)], ["b", "a"]),
+        ([_check("a", True, 0.5), _check("b", True, 0.1)], ["b", "a"]),
+        ([_check("b", False, 3), _check("a", False, 0.1)], ["a", "b"]),
     ],
 )
 def test_rank_reachable_first_then_fastest(results, expected):
-    assert [r["name"] for r in rank(results)] == expected
+    assert [r.name for r in rank(results)] == expected

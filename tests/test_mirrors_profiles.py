@@ -36,23 +36,23 @@ def test_bundled_profiles_cover_every_channel_with_several_cn_candidates(tmp_pat
     assert cn["huggingface"][0].url == "https://hf-mirror.com"
 
 
-def test_selection_defaults_to_official_and_follows_flag_env_and_config(tmp_path):
-    assert select_mirrors(_settings(tmp_path), env={}).profile == "official"
+def test_selection_defaults_to_auto_and_follows_flag_env_and_config(tmp_path):
+    assert select_mirrors(_settings(tmp_path), env={}, probe=lambda targets: []).profile == "auto"
     assert select_mirrors(_settings(tmp_path, 'mirror = "cn"\n'), env={}).profile == "cn"
     assert select_mirrors(_settings(tmp_path, env={"SDSETUP_MIRROR": "cn"}), env={}).profile == "cn"
     plan = select_mirrors(_settings(tmp_path, flags={"mirror": ["cn", "huggingface=https://hf.corp.example/"]}), env={})
     assert plan.profile == "cn" and plan.hf_endpoint == "https://hf.corp.example"
-    assert plan.primary("pypi").name == "tsinghua"
+    assert plan.primary("pypi").name == "aliyun"  # cloud vendors first: universities 403 bulk downloads
 
 
 def test_per_channel_env_overrides(tmp_path):
     env = {"SDSETUP_MIRROR_PYPI": "https://pypi.corp.example/simple", "SDSETUP_MIRROR_TORCH": "https://mirrors.aliyun.com/pytorch-wheels",
-           "SDSETUP_MIRROR_GITHUB": "https://kkgithub.com"}
+           "SDSETUP_MIRROR_GITHUB": "https://githubfast.com"}
     plan = select_mirrors(_settings(tmp_path, env=env), env={})
     assert plan.pip_index_args() == ["--index-url", "https://pypi.corp.example/simple/"]
     assert plan.torch_index_args("cu121") == ["--find-links", "https://mirrors.aliyun.com/pytorch-wheels/cu121/"]
-    # kkgithub.com is host style in the cn profile, so the override keeps that style
-    assert plan.git_urls("https://github.com/o/r.git")[0] == "https://kkgithub.com/o/r.git"
+    # githubfast.com is host style in the cn profile, so the override keeps that style
+    assert plan.git_urls("https://github.com/o/r.git")[0] == "https://githubfast.com/o/r.git"
     prefix = select_mirrors(_settings(tmp_path, env={"SDSETUP_MIRROR_GITHUB": "https://p.example/https://github.com/"}), env={})
     assert prefix.git_urls("https://github.com/o/r.git")[0] == "https://p.example/https://github.com/o/r.git"
     assert any("overridden" in note for note in plan.notes)
@@ -80,7 +80,7 @@ replace = "https://civitai.corp.example/"
     assert corp.channels["github"] == catalog.profile("official").channels["github"]  # inherited from official
     cn = catalog.profile("cn")
     assert cn.channels["huggingface"][0].url == "https://hf.other.example"
-    assert cn.channels["pypi"][0].name == "tsinghua"  # the rest of the built-in cn profile stays
+    assert cn.channels["pypi"][0].name == "aliyun"  # the rest of the built-in cn profile stays
     assert cn.source == "built-in + config file"
     plan = select_mirrors(settings, env={})
     assert plan.profile == "corp"
@@ -182,8 +182,7 @@ def test_mirrors_list_json_lists_official_and_cn_with_all_four_channels():
     for name in ("official", "cn"):
         assert set(profiles[name]["channels"]) == set(CHANNELS)
         assert all(profiles[name]["channels"][ch] for ch in CHANNELS)
-    assert doc["data"]["selected"]["profile"] == "official"
-    assert doc["data"]["selected"]["channels"]["huggingface"]["selected"]["url"] == "https://huggingface.co"
+    assert doc["data"]["selected"]["profile"] == "auto"  # the default: decided by probing when needed
 
 
 def test_mirrors_list_shows_the_resolved_choice_for_people(tmp_path, monkeypatch):

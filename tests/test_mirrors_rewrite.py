@@ -62,6 +62,9 @@ def test_github_rewriting(url, mirror, expected):
     assert rewrite_github(url, mirror) == expected
 
 
+STALL = ["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60"]
+
+
 def _plan(profile="cn", **kw):
     channels = {"official": OFFICIAL, "cn": CN}[profile]
     return MirrorPlan(profile=profile, channels=channels, **kw)
@@ -80,14 +83,15 @@ def _plan(profile="cn", **kw):
           "https://mirrors.aliyun.com/pytorch-wheels/cu121/torch-2.1.2%2Bcu121-cp310-cp310-linux_x86_64.whl",
           "https://download.pytorch.org/whl/cu121/torch-2.1.2%2Bcu121-cp310-cp310-linux_x86_64.whl")),
         ("https://files.pythonhosted.org/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl",
-         ("https://pypi.tuna.tsinghua.edu.cn/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl",
-          "https://mirrors.aliyun.com/pypi/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl",
+         ("https://mirrors.aliyun.com/pypi/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl",
+          "https://pypi.tuna.tsinghua.edu.cn/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl",
           "https://files.pythonhosted.org/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl")),
         ("https://github.com/o/r/releases/download/v1/x.pth",
          ("https://ghfast.top/https://github.com/o/r/releases/download/v1/x.pth",
-          "https://gh-proxy.com/https://github.com/o/r/releases/download/v1/x.pth",
-          "https://ghproxy.net/https://github.com/o/r/releases/download/v1/x.pth",
-          "https://kkgithub.com/o/r/releases/download/v1/x.pth",
+          "https://gh-proxy.org/https://github.com/o/r/releases/download/v1/x.pth",
+          "https://hk.gh-proxy.org/https://github.com/o/r/releases/download/v1/x.pth",
+          "https://wget.la/https://github.com/o/r/releases/download/v1/x.pth",
+          "https://ghproxy.net/https://github.com/o/r/releases/download/v1/x.pth",  # release files only
           "https://github.com/o/r/releases/download/v1/x.pth")),
         # a torch URL without a tag directory and an unknown host: nothing to rewrite
         ("https://download.pytorch.org/whl/torch_stable.html", ("https://download.pytorch.org/whl/torch_stable.html",)),
@@ -103,7 +107,7 @@ def test_official_profile_leaves_every_url_alone():
     for url in ("https://github.com/o/r.git", "https://huggingface.co/a/b/resolve/main/c",
                 "https://download.pytorch.org/whl/cpu/torch-2.1.0.whl", "https://raw.githubusercontent.com/o/r/main/f"):
         assert plan.file_urls(url) == (url,)
-    assert plan.git_config_args() == [] and plan.webui_env() == {} and plan.mirrored_channels == []
+    assert plan.git_config_args() == STALL and plan.webui_env() == {} and plan.mirrored_channels == []
 
 
 def test_canonical_url_stays_last_even_when_a_profile_lists_the_official_host_first():
@@ -126,7 +130,8 @@ def test_git_urls_rewrite_clone_urls_only():
     plan = _plan("cn")
     urls = plan.git_urls("https://github.com/o/r.git")
     assert urls[0] == "https://ghfast.top/https://github.com/o/r.git"
-    assert "https://kkgithub.com/o/r.git" in urls and "https://gitclone.com/github.com/o/r.git" in urls
+    assert "https://githubfast.com/o/r.git" in urls and "https://gitclone.com/github.com/o/r.git" in urls
+    assert not any("ghproxy.net" in u or "kkgithub" in u for u in urls)  # release-only / dropped
     assert urls[-1] == "https://github.com/o/r.git"
     assert plan.git_urls("https://gitlab.com/o/r.git") == ("https://gitlab.com/o/r.git",)
 
@@ -141,14 +146,14 @@ def test_git_urls_rewrite_clone_urls_only():
 )
 def test_git_insteadof_uses_the_first_git_capable_candidate(first, expected):
     plan = MirrorPlan("x", dict(CN, github=(first, PREFIX)))
-    assert plan.git_config_args() == expected
-    assert plan.git_config_args(insteadof=False) == []
+    assert plan.git_config_args() == STALL + expected
+    assert plan.git_config_args(insteadof=False) == STALL
     assert plan.git_env()["GIT_TERMINAL_PROMPT"] == "0"
 
 
 def test_proxy_without_password_goes_on_the_command_line():
     plan = _plan("official", proxy="http://127.0.0.1:7890")
-    assert plan.git_config_args() == ["-c", "http.proxy=http://127.0.0.1:7890"]
+    assert plan.git_config_args() == STALL + ["-c", "http.proxy=http://127.0.0.1:7890"]
     assert plan.pip_index_args() == ["--index-url", "https://pypi.org/simple/", "--proxy", "http://127.0.0.1:7890"]
     assert "GIT_CONFIG_COUNT" not in plan.git_env()
 
@@ -189,13 +194,13 @@ def test_torch_tag_is_validated():
 
 def test_pip_index_is_the_primary_index_not_an_extra_one():
     args = _plan("cn").pip_index_args()
-    assert args == ["--index-url", "https://pypi.tuna.tsinghua.edu.cn/simple/"]
+    assert args == ["--index-url", "https://mirrors.aliyun.com/pypi/simple/"]
 
 
 def test_webui_env_for_cn_and_a_proxy():
     env = _plan("cn", proxy="socks5h://127.0.0.1:1080").webui_env(torch_tag="cu121")
     assert env["HF_ENDPOINT"] == "https://hf-mirror.com" and env["HF_HUB_DISABLE_XET"] == "1"
-    assert env["PIP_INDEX_URL"] == "https://pypi.tuna.tsinghua.edu.cn/simple/"
+    assert env["PIP_INDEX_URL"] == "https://mirrors.aliyun.com/pypi/simple/"
     assert env["TORCH_INDEX_URL"] == "https://mirror.nju.edu.cn/pytorch/whl/cu121/"
     assert env["HTTPS_PROXY"] == env["HTTP_PROXY"] == "socks5h://127.0.0.1:1080"
     assert "127.0.0.1" in env["NO_PROXY"]

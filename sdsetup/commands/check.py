@@ -240,7 +240,13 @@ def run(
     *,
     backend: str = "auto",
     required_bytes: int | Mapping[str, int] | None = None,
+    network: bool = False,
 ) -> Outcome:
     data = collect(settings, install_dir, python, required_bytes, backend=backend)
+    if network:  # opt-in: the proxy handshake and every channel's probes (sdsetup/net/netcheck.py)
+        from sdsetup.net import netcheck
+
+        data["network"] = netcheck.network_report(settings)
+        data["items"] = [*data["items"], *netcheck.network_items(data["network"])]
     exit_code = ExitCode.FAILED if hard_failures(data) else ExitCode.OK
     return Outcome("check", data, exit_code, human=render)

@@ -8,11 +8,7 @@ from sdsetup.errors import ExitCode
 from sdsetup.output import Outcome
 from sdsetup.settings import CHANNELS, Settings
 
-
-def _selection_origin(settings: Settings) -> str:
-    if settings.mirror:
-        return settings.mirror
-    return "official (default)"
+PROBE_BUDGET = 8.0  # `mirrors probe` is asked for: it may wait longer than an install's routing does
 
 
 def list_profiles(settings: Settings) -> Outcome:
@@ -26,9 +22,9 @@ def list_profiles(settings: Settings) -> Outcome:
         "probe_urls": dict(catalog.probe_urls),
     }
     warnings: list[str] = []
-    if settings.mirror == "auto":
-        data["selected"] = {"profile": "auto", "notes": ["auto: decided by probing when a command needs the network "
-                                                         "(`sdsetup mirrors probe` shows what it would find)"]}
+    if (settings.mirror or "auto") == "auto" and not settings.mirror_overrides:
+        data["selected"] = {"profile": "auto", "notes": ["auto (the default): each channel is decided by probing when a command needs "
+                                                         "the network (`sdsetup mirrors probe` shows what it would find)"]}
     else:
         plan = select_mirrors(settings, catalog=catalog)
         data["selected"] = plan.to_json()
@@ -71,8 +67,9 @@ def probe(settings: Settings, channels: list[str] | None = None) -> Outcome:
     """Probe every candidate (of the chosen profile, or of all profiles) concurrently and rank them."""
     from sdsetup.errors import usage_error
     from sdsetup.logs import get_logger, start_run_log
-    from sdsetup.net import mirror_probe
-    from sdsetup.net.mirrors import MirrorPlan, load_catalog, looks_like_url, override_mirror
+    from sdsetup.net import reachability, routing
+    from sdsetup.net.mirrors import MirrorPlan, load_catalog, looks_like_url, override_mirror, probe_targets
+    from sdsetup.net.session import build_session
 
     for channel in channels or ():
         if channel not in CHANNELS:
@@ -92,14 +89,16 @@ def probe(settings: Settings, channels: list[str] | None = None) -> Outcome:
     log_path = start_run_log(settings, "mirrors-probe")
     log = get_logger("mirrors")
     log.info("probing %s through %s", name or "all profiles", _redacted(settings.proxy) or "no explicit proxy")
-    ranked = mirror_probe.probe_channels(settings, catalog, pool)
+    checks = reachability.probe_all(build_session(settings, pool_size=32), probe_targets(catalog, pool),
+                                    budget=PROBE_BUDGET, proxy=settings.proxy, ca_bundle=settings.ca_bundle)
+    ranked = routing.ranked_by_channel(checks)
     for results in ranked.values():
         for result in results:
             log.info("probe %s", result.to_json())  # URLs and errors are already redacted
     data = {
         "profile": name or "all",
         "proxy": _redacted(settings.proxy),
-        "channels": mirror_probe.ranked_json(ranked),
+        "channels": {ch: [r.to_json() for r in results] for ch, results in ranked.items()},
         "best": {ch: (results[0].name if results and results[0].ok else None) for ch, results in ranked.items()},
         "log": str(log_path) if log_path else None,
     }
@@ -123,7 +122,7 @@ def _render_probe(data: dict[str, Any]) -> str:
             if result["ok"]:
                 speed = result["throughput_bps"]
                 speed_text = f"{speed / 1024:.0f} KiB/s" if speed else "-"
-                verdict = f"ok   {result['latency_s'] * 1000:6.0f} ms  {result['seconds']:5.2f} s  {speed_text}"
+                verdict = f"ok   {(result['latency_s'] or 0) * 1000:6.0f} ms  {result['seconds']:5.2f} s  {speed_text}"
             else:
                 verdict = f"FAIL {result['error']}"
             lines.append(f"  {i:>2}. {result['name']:<16} {verdict}")

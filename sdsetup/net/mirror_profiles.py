@@ -6,7 +6,7 @@ file, the key and the problem. Pure: no network; the only file read is the bundl
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -33,11 +33,12 @@ GITHUB_KINDS = ("git", "archive", "release", "raw")
 LAYOUTS = ("simple", "find-links")
 STYLES = ("prefix", "host")
 _CANDIDATE_KEYS = {
-    "pypi": {"name", "url", "files"},
-    "torch": {"name", "url", "layout"},
-    "github": {"name", "url", "style", "raw", "serves"},
-    "huggingface": {"name", "url"},
+    "pypi": {"name", "url", "files", "connections"},
+    "torch": {"name", "url", "layout", "connections"},
+    "github": {"name", "url", "style", "raw", "serves", "connections"},
+    "huggingface": {"name", "url", "connections"},
 }
+MAX_CONNECTIONS = 16
 _PROFILE_KEYS = {"description", *CHANNELS}
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -54,9 +55,12 @@ class Mirror:
     raw: str | None = None  # github host style: replacement for https://raw.githubusercontent.com/
     files: str | None = None  # pypi: replacement for https://files.pythonhosted.org/packages/
     serves: tuple[str, ...] = GITHUB_KINDS  # github: what it can deliver
+    connections: int | None = None  # the most parallel connections the engine may open here (None: its own choice)
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"name": self.name, "url": redact_url(self.url)}
+        if self.connections:
+            doc["connections"] = self.connections
         if self.layout:
             doc["layout"] = self.layout
         if self.style:
@@ -145,6 +149,12 @@ def check_url(value: Any, origin: str, key: str, *, template: bool = False) -> s
         raise _problem(origin, key, f"'{redact_url(url)}' must start with https://, http:// or file://")
     if parts.scheme != "file" and not parts.hostname:
         raise _problem(origin, key, f"'{redact_url(url)}' has no host name")
+    if any(c.isspace() for c in url) or any(ord(c) < 32 for c in url):
+        raise _problem(origin, key, f"'{redact_url(url)}' contains a space or a control character",
+                       "write a space in a URL as %20, and give one URL per value")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise _problem(origin, key, f"'{redact_url(url)}' has a query string or fragment (?…/#…)",
+                       "a mirror or base URL is a prefix that paths are appended to: leave out ?… and #…")
     placeholders = set(re.findall(r"\{([^}]*)\}", url))
     if template:
         if placeholders != {"tag"}:
@@ -184,6 +194,14 @@ def parse_candidate(channel: str, raw: Any, origin: str, key: str) -> Mirror:
     name = raw.get("name", _default_name(url))
     if not isinstance(name, str) or not name.strip():
         raise _problem(origin, f"{key}.name", f"expected a non-empty string, got {name!r}")
+    connections = raw.get("connections")
+    if connections is not None and (type(connections) is not int or not 1 <= connections <= MAX_CONNECTIONS):
+        raise _problem(origin, f"{key}.connections", f"expected a whole number from 1 to {MAX_CONNECTIONS}, got {connections!r}")
+    mirror = _parse_kind(channel, raw, origin, key, url, name)
+    return replace(mirror, connections=connections) if connections else mirror
+
+
+def _parse_kind(channel: str, raw: Mapping[str, Any], origin: str, key: str, url: str, name: str) -> Mirror:
     if channel == "pypi":
         files = raw.get("files")
         return Mirror(channel, name, with_slash(url), files=with_slash(check_url(files, origin, f"{key}.files")) if files is not None else None)

@@ -1,9 +1,11 @@
 """Mirrors: profiles as data, URL rewriting, and the `MirrorPlan` every git, pip and download call uses.
 
-Everything here is pure (no network, no files); the profiles themselves are loaded and validated in
-`mirror_profiles.py`, and `mirror_probe.py` holds the effects. `select_mirrors()` is the one entry point: it resolves the profile
-(`--mirror NAME`, `SDSETUP_MIRROR`, the config file's `mirror`, default `official`), the per-channel
-overrides (`--mirror CHANNEL=URL`, `SDSETUP_MIRROR_<CHANNEL>`) and, for `auto`, asks the probe.
+Everything here is pure apart from the injected probe; the profiles are loaded and validated in
+`mirror_profiles.py`, the routing decisions and their cache live in `routing.py`, and `reachability.py`
+does the probing (this module never imports it at module level: the probe is passed in or built on first
+use). `select_mirrors()` is the one entry point: it resolves the profile (`--mirror NAME`, `SDSETUP_MIRROR`,
+the config file's `mirror`, default `auto`: route each channel by a real probe, on first use), the
+per-channel overrides (`--mirror CHANNEL=URL`, `SDSETUP_MIRROR_<CHANNEL>`) and a base URL.
 
 Channels: `pypi`, `torch`, `github`, `huggingface` (see the comment at the top of mirrors.toml), plus
 user rewrite rules (`[[rewrite]] prefix=…, replace=…` in the config file) for any other host.
@@ -42,8 +44,9 @@ offline bundles). Under BASE (http(s):// or file://) the layout is:
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from sdsetup.errors import usage_error
@@ -64,6 +67,8 @@ from sdsetup.net.mirror_profiles import (
     parse_candidate,
     with_slash,
 )
+from sdsetup.net import routing
+from sdsetup.net.routing import Route, SourceCheck
 from sdsetup.redact import redact_url, secrets_in_url
 from sdsetup.settings import CHANNELS, Settings
 
@@ -219,6 +224,8 @@ class MirrorPlan:
     env_proxy: bool = False  # HTTP(S)_PROXY/ALL_PROXY set in the environment (tools honour it themselves)
     base_url: str | None = None  # set for single_base plans
     _extra_warnings: tuple[str, ...] = field(default=(), repr=False)
+    routes: Mapping[str, Route] = field(default_factory=dict)  # which source serves each channel, and why
+    ca_bundle: str | None = None  # extra trusted CAs: to git as http.sslCAInfo, to pip as --cert
 
     # -- channel queries ---------------------------------------------------------------------------
     def primary(self, channel: str) -> Mirror:
@@ -241,10 +248,44 @@ class MirrorPlan:
         """pip speaks SOCKS only with PySocks installed in the venv that runs it."""
         return bool(self.proxy) and urlsplit(self.proxy).scheme.startswith("socks")
 
+    def route(self, channel: str) -> Route:
+        return self.routes.get(channel) or Route(channel, self.primary(channel).name, f"mirror profile {self.profile}")
+
+    def connection_cap(self, url: str) -> int | None:
+        """The most connections the engine should open for `url`: the `connections` of the candidate
+        that serves it (university mirrors block bulk downloads), None when no candidate caps it."""
+        for mirrors in self.channels.values():
+            for mirror in mirrors:
+                if mirror.connections and any(base and url.startswith(base) for base in _bases(mirror)):
+                    return mirror.connections
+        return None
+
+    @property
+    def credential_urls(self) -> list[str]:
+        """Every configured URL that carries a login (mirrors, rewrite targets, the proxy)."""
+        urls = [u for ms in self.channels.values() for m in ms for u in _bases(m)]
+        urls += [rule.replace for rule in self.rewrites]
+        if self.proxy:
+            urls.append(self.proxy)
+        return [u for u in dict.fromkeys(urls) if _has_secret(u)]
+
+    @property
+    def secrets(self) -> list[str]:
+        """The passwords and tokens of credential_urls, for redact_text(…, secrets)."""
+        return [secret for url in self.credential_urls for secret in secrets_in_url(url)]
+
+    @property
+    def webui_env_has_credentials(self) -> bool:
+        """True when webui_env() carries a password or token: the webui-user writer must write that file
+        0600 and tell the user."""
+        secrets = self.secrets
+        return any(secret in value for value in self.webui_env("cpu").values() for secret in secrets)
+
     @property
     def warnings(self) -> list[str]:
         out = list(self._extra_warnings)
-        if (self.proxy or self.env_proxy) and self.mirrored_channels:
+        # Automatic routing probed through the proxy: a mirror it chose is the way that worked, no warning.
+        if (self.proxy or self.env_proxy) and self.profile != "auto" and self.mirrored_channels:
             which = f"the proxy {redact_url(self.proxy)}" if self.proxy else "a proxy from HTTP(S)_PROXY/ALL_PROXY"
             out.append(
                 f"{which} and mirrors ({', '.join(self.mirrored_channels)}) are both active: traffic goes to the "
@@ -274,12 +315,14 @@ class MirrorPlan:
         return None
 
     def git_urls(self, clone_url: str) -> tuple[str, ...]:
-        """Clone URLs to try in order (mirrors, then `clone_url`); use with git_config_args(insteadof=False)."""
+        """Clone URLs to try in order (mirrors, then `clone_url`); use with git_config_args(insteadof=False)
+        and git_env(). A login in a mirror URL is left out here (it would sit on git's command line):
+        git_env()'s credential helper answers for that host."""
         candidates: list[str | None] = self._user_rewrites(clone_url)
         split = _split_github(clone_url)
         if split and split[0] == "git":
             candidates.extend(rewrite_github(clone_url, m) for m in self.channels["github"])
-        return _ordered_unique(candidates, clone_url)
+        return _ordered_unique((_split_login(u)[0] if u else u for u in candidates), clone_url)
 
     def _insteadof_pairs(self) -> list[tuple[str, str]]:
         pairs = []
@@ -291,42 +334,88 @@ class MirrorPlan:
         return pairs
 
     def git_config_args(self, *, insteadof: bool = True) -> list[str]:
-        """`-c` options for one git invocation (put them before the subcommand)."""
+        """`-c` options for one git invocation (put them before the subcommand). Nothing here carries a
+        credential: those go through git_env()."""
         args: list[str] = []
+        for key, value in GIT_STALL_CONFIG:
+            args += ["-c", f"{key}={value}"]
+        if self.ca_bundle:
+            args += ["-c", f"http.sslCAInfo={self.ca_bundle}"]
         if self.proxy and not self.proxy_has_credentials:
             args += ["-c", f"http.proxy={self.proxy}"]
         if insteadof:
             for key, value in self._insteadof_pairs():
-                args += ["-c", f"{key}={value}"]
+                if not _has_secret(_insteadof_base(key)):  # a mirror login goes through git_env()
+                    args += ["-c", f"{key}={value}"]
         return args
 
     def git_env(self) -> dict[str, str]:
-        """Environment for git: never prompt (a missing repo fails instead of asking for a password);
-        a proxy with a password goes here as http.proxy (GIT_CONFIG_*: git >= 2.31), not on argv."""
+        """Environment for git: never prompt (a missing repo fails instead of asking for a password).
+        A proxy with a password, and an insteadOf rule whose mirror URL carries a login, go here
+        (GIT_CONFIG_*: git >= 2.31), never on argv: git passes the URL it fetches to git-remote-http on
+        its command line, so a mirror login travels by a credential helper that reads it from this
+        environment."""
         env = {"GIT_TERMINAL_PROMPT": "0", "GCM_INTERACTIVE": "never"}
+        pairs: list[tuple[str, str]] = []
         if self.proxy and self.proxy_has_credentials:
-            env.update(_git_config_env([("http.proxy", self.proxy)]))
+            pairs.append(("http.proxy", self.proxy))
+        logins = [(key, value) for key, value in self._insteadof_pairs() if _has_secret(_insteadof_base(key))]
+        env.update(self._git_logins(pairs, logins))
+        if pairs:
+            env.update(_git_config_env(pairs))
+        return env
+
+    @staticmethod
+    def _git_logins(pairs: list[tuple[str, str]], logins: list[tuple[str, str]]) -> dict[str, str]:
+        """Append the insteadOf rules without their login, plus a credential helper per login, to `pairs`;
+        return the variables the helper reads."""
+        env = {}
+        for i, (key, value) in enumerate(logins):
+            bare, user, password = _split_login(_insteadof_base(key))
+            pairs.append((f"url.{bare}.insteadOf", value))
+            pairs.append((f"credential.{_origin(bare)}.helper", _GIT_HELPER.replace("{n}", str(i))))
+            env[f"SDSETUP_GIT_USERNAME_{i}"] = user
+            env[f"SDSETUP_GIT_PASSWORD_{i}"] = password
         return env
 
     # -- pip -----------------------------------------------------------------------------------------
     def pip_index_args(self) -> list[str]:
-        """The primary index as --index-url (a mirror replaces PyPI, it is not an extra index)."""
+        """The primary index as --index-url (a mirror replaces PyPI, it is not an extra index). An index
+        URL with a login goes as PIP_INDEX_URL in pip_env() instead (argv is readable by every local user)."""
         index = self.primary("pypi").url
-        args = ["--index-url", index]
+        args = [] if _has_secret(index) else ["--index-url", index]
         args += _trusted_host_args(index)
+        if self.ca_bundle:
+            args += ["--cert", self.ca_bundle]
         if self.proxy and not self.proxy_has_credentials:
             args += ["--proxy", self.proxy]
         return args
 
     def torch_index_args(self, tag: str) -> list[str]:
+        """--extra-index-url (PEP 503) or --find-links (flat page); with a login: nothing here, the URL
+        goes by pip_env(torch_tag)."""
         mirror = self.primary("torch")
         url = torch_index_url(mirror, tag)
+        if _has_secret(url):
+            return _trusted_host_args(url)
         option = "--find-links" if mirror.layout == "find-links" else "--extra-index-url"
         return [option, url, *_trusted_host_args(url)]
 
-    def pip_env(self) -> dict[str, str]:
-        """The proxy as PIP_PROXY (works with and without a password, and stays off argv)."""
-        return {"PIP_PROXY": self.proxy} if self.proxy else {}
+    def pip_env(self, torch_tag: str | None = None) -> dict[str, str]:
+        """The proxy as PIP_PROXY (works with and without a password, and stays off argv); an index or
+        torch index URL that carries a login as PIP_INDEX_URL / PIP_EXTRA_INDEX_URL / PIP_FIND_LINKS."""
+        env = {"PIP_PROXY": self.proxy} if self.proxy else {}
+        index = self.primary("pypi").url
+        if _has_secret(index):
+            env["PIP_INDEX_URL"] = index
+        if torch_tag:
+            mirror = self.primary("torch")
+            url = torch_index_url(mirror, torch_tag)
+            if _has_secret(url):
+                env["PIP_FIND_LINKS" if mirror.layout == "find-links" else "PIP_EXTRA_INDEX_URL"] = url
+        if self.ca_bundle:
+            env["PIP_CERT"] = self.ca_bundle
+        return env
 
     # -- Hugging Face and the web UI ------------------------------------------------------------------
     @property
@@ -351,7 +440,8 @@ class MirrorPlan:
                 env["PIP_FIND_LINKS"] = url  # A1111 passes TORCH_INDEX_URL as --extra-index-url: flat pages need -f
             else:
                 env["TORCH_INDEX_URL"] = url
-        pairs = self._insteadof_pairs()
+        pairs = [(k, v) for k, v in self._insteadof_pairs() if not _has_secret(_insteadof_base(k))]
+        env.update(self._git_logins(pairs, [(k, v) for k, v in self._insteadof_pairs() if _has_secret(_insteadof_base(k))]))
         if pairs:
             env.update(_git_config_env(pairs))  # A1111 clones repositories itself at launch
         if self.proxy:
@@ -367,6 +457,7 @@ class MirrorPlan:
             "base_url": redact_url(self.base_url) if self.base_url else None,
             "channels": {
                 ch: {
+                    **self.route(ch).to_json(),
                     "mirrored": self.mirrored(ch),
                     "selected": self.primary(ch).to_json(),
                     "candidates": [m.to_json() for m in self.channels[ch]],
@@ -378,6 +469,8 @@ class MirrorPlan:
             "proxy_from_environment": self.env_proxy,
             "notes": list(self.notes),
             "warnings": self.warnings,
+            "ca_bundle": self.ca_bundle,
+            "webui_env_has_credentials": self.webui_env_has_credentials,
         }
 
     # -- one base URL for every channel (offline bundles, a company mirror) ---------------------------
@@ -393,6 +486,43 @@ class MirrorPlan:
             "huggingface": (Mirror("huggingface", "base", f"{base}/hf"),),
         }
         return cls(profile=base, channels=channels, proxy=proxy, rewrites=rewrites, env_proxy=env_proxy, base_url=base)
+
+
+# A stalled host or proxy fails in about a minute instead of git's 300 s per try: below 1 kB/s for 60 s.
+GIT_STALL_CONFIG = (("http.lowSpeedLimit", "1000"), ("http.lowSpeedTime", "60"))
+
+# A credential helper that answers `get` from this process's environment (git runs `!…` helpers with
+# its shell; the values never appear on a command line). {n}: which login.
+_GIT_HELPER = ("!f() { test \"$1\" = get || exit 0; printf 'username=%s\\npassword=%s\\n' "
+               "\"$SDSETUP_GIT_USERNAME_{n}\" \"$SDSETUP_GIT_PASSWORD_{n}\"; }; f")
+
+
+def _insteadof_base(key: str) -> str:
+    """The mirror base in a `url.<base>.insteadOf` key."""
+    return key[len("url."):-len(".insteadOf")] if key.startswith("url.") and key.endswith(".insteadOf") else key
+
+
+def _split_login(url: str) -> tuple[str, str, str]:
+    """(the URL without its login, user name, password) — percent-decoded, as git's helper must answer."""
+    from urllib.parse import unquote, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, "", ""
+    host = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, unquote(parts.username or ""), unquote(parts.password or "")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _bases(mirror: Mirror) -> tuple[str, ...]:
+    """Every URL prefix a candidate serves from."""
+    base = mirror.url.split("{tag}")[0]
+    return tuple(u for u in (base, mirror.files, mirror.raw) if u)
 
 
 def _git_config_env(pairs: list[tuple[str, str]]) -> dict[str, str]:
@@ -452,34 +582,124 @@ def env_has_proxy(env: Mapping[str, str]) -> bool:
     return any(env.get(name) for name in _PROXY_VARS)
 
 
+ProbeFn = Callable[[list[tuple[Mirror, str]]], "list[SourceCheck]"]
+
+
+class _Decision:
+    """Automatic routing, run once on first use (thread-safe): a command that never asks where a
+    channel goes (a fetch of a local URL, a verify) never probes."""
+
+    def __init__(self, decide: Callable[[], tuple[dict, dict]], overrides: list[tuple[str, Mirror]]) -> None:
+        self._decide = decide
+        self._overrides = overrides
+        self._result: tuple[dict, dict] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> tuple[dict, dict]:
+        with self._lock:
+            if self._result is None:
+                channels, routes = self._decide()
+                channels, routes = dict(channels), dict(routes)
+                for channel, mirror in self._overrides:
+                    channels[channel] = (mirror,)
+                    routes[channel] = Route(channel, "override", f"--mirror {channel}=URL (or SDSETUP_MIRROR_{channel.upper()})")
+                self._result = (channels, routes)
+            return self._result
+
+
+class _Deferred(Mapping):
+    """One half (0: channels, 1: routes) of a _Decision, as the mapping MirrorPlan expects."""
+
+    def __init__(self, decision: _Decision, part: int) -> None:
+        self._decision = decision
+        self._part = part
+
+    def __getitem__(self, key: str):
+        return self._decision.get()[self._part][key]
+
+    def __iter__(self):
+        return iter(self._decision.get()[self._part])
+
+    def __len__(self) -> int:
+        return len(self._decision.get()[self._part])
+
+
+def _forced_routes(channels: Mapping[str, tuple[Mirror, ...]], why: str) -> dict[str, Route]:
+    return {ch: Route(ch, channels[ch][0].name, why) for ch in CHANNELS}
+
+
+def route_auto(
+    catalog: Catalog,
+    settings: Settings,
+    probe: ProbeFn,
+    *,
+    env_proxy: bool = False,
+    fallback_profile: str = "cn",
+    use_cache: bool = True,
+    now: float | None = None,
+) -> tuple[dict[str, tuple[Mirror, ...]], dict[str, Route], tuple[str, ...]]:
+    """Automatic routing: the official host per channel when it answers, else the best reachable
+    candidate of `fallback_profile`, with the ranking cached for an hour. `probe` does the checks."""
+    official = catalog.profile("official").channels
+    fallback = catalog.profile(fallback_profile).channels
+    pool = {ch: tuple(official[ch][:1]) + tuple(m for m in fallback[ch] if m != official[ch][0]) for ch in CHANNELS}
+    key = routing.cache_key(pool, settings.proxy, env_proxy)
+    path = routing.cache_path(settings.cache_dir)
+    if use_cache:
+        cached = routing.load_cached(path, key, pool, now=now)
+        if cached is not None:
+            return cached[0], cached[1], ()
+    checks = probe(probe_targets(catalog, pool))
+    channels, routes = routing.choose_routes(official, fallback, checks)
+    if use_cache:
+        routing.save_cache(path, key, channels, routes, now=now)
+    notes = tuple(f"{ch}: {c.name} {'ok' if c.ok else 'failed'} {c.method} {c.seconds * 1000:.0f} ms"
+                  + (f" ({c.error})" if c.error else "") for c in checks for ch in [c.channel])
+    return channels, routes, notes
+
+
 def select_mirrors(
     settings: Settings,
     session: "requests.Session | None" = None,
     *,
     env: Mapping[str, str] | None = None,
     catalog: Catalog | None = None,
+    probe: ProbeFn | None = None,
 ) -> MirrorPlan:
-    """Resolve the profile and overrides into a MirrorPlan; `auto` probes (see mirror_probe.auto_channels)."""
+    """Resolve the profile and overrides into a MirrorPlan.
+
+    No `--mirror` (nor SDSETUP_MIRROR, nor the config's `mirror`) means `auto`: each channel is routed by
+    a real probe (see `route_auto`); `probe` is injected (default: `reachability.prober`, through
+    `session` and the settings' proxy). A profile name, a base URL or CHANNEL=URL overrides force the choice."""
     import os
 
     env = os.environ if env is None else env
     catalog = catalog or load_catalog(settings)
-    name = settings.mirror or "official"
+    name = settings.mirror or "auto"
     env_proxy = not settings.proxy and env_has_proxy(env)
     notes: list[str] = []
+    overridden = {channel for channel, _ in settings.mirror_overrides}
     if looks_like_url(name):
         plan = MirrorPlan.single_base(name, proxy=settings.proxy, env_proxy=env_proxy, rewrites=catalog.rewrites)
         channels = dict(plan.channels)
         name = plan.profile
-    elif name == "auto":
-        from sdsetup.net import mirror_probe
+        routes = _forced_routes(channels, "one base URL for every channel (--mirror URL / --mirror-url / --offline)")
+    elif name == "auto" and overridden != set(CHANNELS):
+        if probe is None:
+            from sdsetup.net.reachability import prober
 
-        channels, auto_notes = mirror_probe.auto_channels(catalog, settings, session)
-        notes += auto_notes
+            probe = prober(settings, session)
+        decided = _Decision(lambda: route_auto(catalog, settings, probe, env_proxy=env_proxy)[:2],
+                            [(ch, override_mirror(ch, url, catalog)) for ch, url in settings.mirror_overrides])
+        notes += [f"{channel}: overridden to {redact_url(url)}" for channel, url in settings.mirror_overrides]
+        return MirrorPlan(profile=name, channels=_Deferred(decided, 0), proxy=settings.proxy, rewrites=catalog.rewrites,
+                          notes=tuple(notes), env_proxy=env_proxy, routes=_Deferred(decided, 1), ca_bundle=settings.ca_bundle)
     else:
-        channels = dict(catalog.profile(name).channels)
+        channels = dict(catalog.profile("official" if name == "auto" else name).channels)
+        routes = _forced_routes(channels, f"--mirror {name} (mirror profile chosen, not probed)")
     for channel, url in settings.mirror_overrides:
         channels[channel] = (override_mirror(channel, url, catalog),)
+        routes[channel] = Route(channel, "override", f"--mirror {channel}=URL (or SDSETUP_MIRROR_{channel.upper()})")
         notes.append(f"{channel}: overridden to {redact_url(url)}")
     return MirrorPlan(
         profile=name,
@@ -489,18 +709,9 @@ def select_mirrors(
         notes=tuple(notes),
         env_proxy=env_proxy,
         base_url=name if looks_like_url(settings.mirror) else None,
+        routes=routes,
+        ca_bundle=settings.ca_bundle,
     )
-
-
-def rank_key(result: Mapping[str, Any]) -> tuple:
-    """Order probe results: reachable first, then by the time the probe file took (latency + transfer)."""
-    ok = bool(result.get("ok"))
-    seconds = result.get("seconds")
-    return (0 if ok else 1, seconds if ok and seconds is not None else float("inf"), result.get("name", ""))
-
-
-def rank(results: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return sorted(results, key=rank_key)
 
 
 def probe_targets(catalog: Catalog, channels: Mapping[str, Iterable[Mirror]]) -> list[tuple[Mirror, str]]:

@@ -1,0 +1,175 @@
+"""Mirror probing (effects): check each candidate with a real request, all at once, within a time budget.
+
+A small ranged GET for HTTP channels (the `six` project page, the torch `cpu` page, a Hugging Face
+config.json) and `git ls-remote` for GitHub clone candidates: what a mirror is used for, not a ping.
+An answer that is not what was asked for (an HTTP error, an HTML challenge where a file was expected,
+a page with no links where an index was expected) is a failed check.
+
+Which URL to probe per candidate and how to rank the checks are decided elsewhere (mirrors.probe_targets,
+routing.rank); this module only does the I/O and imports neither of them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from sdsetup.net.mirror_profiles import Mirror
+from sdsetup.net.routing import BUDGET_SECONDS, SourceCheck
+from sdsetup.redact import redact_text, redact_url, secrets_in_url
+
+if TYPE_CHECKING:
+    import requests
+
+MAX_BYTES = 64 * 1024
+GIT_LOW_SPEED = "1000"  # bytes/s: a proxy that accepts and then stalls is given up on quickly
+
+
+def _describe(exc: BaseException, secrets: list[str]) -> str:
+    import requests
+
+    if isinstance(exc, requests.exceptions.ProxyError):
+        kind = "proxy refused or unreachable"
+    elif isinstance(exc, requests.exceptions.ConnectTimeout):
+        kind = "connect timed out"
+    elif isinstance(exc, (requests.exceptions.ReadTimeout, TimeoutError)):
+        kind = "timed out"
+    elif isinstance(exc, requests.exceptions.SSLError):
+        kind = "TLS error"
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        kind = "connection failed"
+    else:
+        kind = type(exc).__name__
+    text = str(exc)
+    # requests nests urllib3's story several levels deep; the OS reason at the bottom is what helps.
+    errno = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    status = re.search(r"\b(\d{3} [A-Z][A-Za-z ]+)", text) if "Tunnel connection failed" in text else None
+    detail = errno[-1].strip() if errno else status.group(1).strip() if status else text.splitlines()[0][:160] if text else ""
+    return redact_text(f"{kind}: {detail}" if detail else kind, secrets)
+
+
+def judge_body(channel: str, content_type: str, head: bytes) -> str | None:
+    """Pure: why this answer is not what the channel's probe asked for, or None when it is."""
+    document = head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html"))
+    if channel == "huggingface" and (document or "text/html" in content_type.lower()):
+        return "an HTML page where a file was expected (a login or challenge page?)"
+    if channel in ("pypi", "torch") and document and b"href" not in head.lower():
+        return "an HTML page with no package links (a challenge or error page?)"
+    return None
+
+
+def probe_http(session: "requests.Session", mirror: Mirror, url: str, *, timeout: float = BUDGET_SECONDS,
+               max_bytes: int = MAX_BYTES, secrets: Sequence[str] = ()) -> SourceCheck:
+    secrets = [*secrets, *secrets_in_url(url)]
+    start = time.monotonic()
+    latency = None
+    received = 0
+    shown = redact_url(url)
+    try:
+        headers = {"Range": f"bytes=0-{max_bytes - 1}"}
+        with session.get(url, stream=True, timeout=(timeout, timeout), allow_redirects=True, headers=headers) as response:
+            latency = time.monotonic() - start
+            if response.status_code >= 400:
+                return SourceCheck(mirror.channel, mirror.name, shown, False, response.status_code, latency,
+                                   time.monotonic() - start, 0, f"HTTP {response.status_code}", mirror)
+            head = b""
+            for chunk in response.iter_content(16 * 1024):
+                received += len(chunk)
+                if len(head) < max_bytes:
+                    head += chunk[: max_bytes - len(head)]
+                if received >= max_bytes or time.monotonic() - start > timeout:
+                    break
+            problem = judge_body(mirror.channel, response.headers.get("Content-Type", ""), head)
+            return SourceCheck(mirror.channel, mirror.name, shown, problem is None, response.status_code, latency,
+                               time.monotonic() - start, received, problem, mirror)
+    except Exception as exc:  # any failure is a verdict about this mirror, never a crash of the probe
+        return SourceCheck(mirror.channel, mirror.name, shown, False, None, latency,
+                           time.monotonic() - start, received, _describe(exc, secrets), mirror)
+
+
+def git_probe_argv(url: str, *, proxy: str | None, ca_bundle: str | None, seconds: float) -> list[str]:
+    """`git ls-remote URL HEAD` with the low-speed guard; a proxy with a password goes by environment."""
+    argv = ["git", "-c", f"http.lowSpeedLimit={GIT_LOW_SPEED}", "-c", f"http.lowSpeedTime={max(1, int(seconds))}"]
+    if proxy and not secrets_in_url(proxy):
+        argv += ["-c", f"http.proxy={proxy}"]
+    if ca_bundle:
+        argv += ["-c", f"http.sslCAInfo={ca_bundle}"]
+    return [*argv, "ls-remote", url, "HEAD"]
+
+
+def probe_git(mirror: Mirror, url: str, *, proxy: str | None = None, ca_bundle: str | None = None,
+              timeout: float = BUDGET_SECONDS, secrets: Sequence[str] = ()) -> SourceCheck:
+    secrets = [*secrets, *secrets_in_url(url), *secrets_in_url(proxy)]
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GCM_INTERACTIVE="never")
+    if proxy and secrets_in_url(proxy):
+        env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.proxy", "GIT_CONFIG_VALUE_0": proxy})
+    start = time.monotonic()
+    argv = git_probe_argv(url, proxy=proxy, ca_bundle=ca_bundle, seconds=timeout)
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return SourceCheck(mirror.channel, mirror.name, redact_url(url), False, None, None, time.monotonic() - start, 0,
+                           f"no answer within {timeout:.0f} s", mirror, "git ls-remote")
+    except OSError as exc:
+        return SourceCheck(mirror.channel, mirror.name, redact_url(url), False, None, None, time.monotonic() - start, 0,
+                           f"git could not run: {exc.strerror or exc}", mirror, "git ls-remote")
+    seconds = time.monotonic() - start
+    if done.returncode == 0 and re.match(r"^[0-9a-f]{40}", done.stdout):
+        return SourceCheck(mirror.channel, mirror.name, redact_url(url), True, None, seconds, seconds,
+                           len(done.stdout), None, mirror, "git ls-remote")
+    lines = [line.strip() for line in (done.stderr or done.stdout or "").splitlines() if line.strip()]
+    reason = lines[-1] if lines else f"git exited {done.returncode}"
+    reason = re.sub(r"^fatal:\s*", "", reason)[:200]
+    return SourceCheck(mirror.channel, mirror.name, redact_url(url), False, None, None, seconds, 0,
+                       redact_text(reason, secrets), mirror, "git ls-remote")
+
+
+def check_one(session: "requests.Session", mirror: Mirror, url: str, *, proxy: str | None = None,
+              ca_bundle: str | None = None, timeout: float = BUDGET_SECONDS, secrets: Sequence[str] = ()) -> SourceCheck:
+    """The real probe for this kind of candidate: a git clone source gets `git ls-remote`."""
+    if mirror.channel == "github" and "git" in mirror.serves and ".git" in url and "/info/refs" not in url:
+        return probe_git(mirror, url, proxy=proxy, ca_bundle=ca_bundle, timeout=timeout, secrets=secrets)
+    return probe_http(session, mirror, url, timeout=timeout, secrets=secrets)
+
+
+def probe_all(session: "requests.Session", targets: Iterable[tuple[Mirror, str]], *, budget: float = BUDGET_SECONDS,
+              proxy: str | None = None, ca_bundle: str | None = None) -> list[SourceCheck]:
+    """Check every target at once; give up on what has not answered when `budget` seconds are over.
+    Results in the order of `targets`."""
+    targets = list(targets)
+    if not targets:
+        return []
+    secrets = secrets_in_url(proxy)
+    pool = ThreadPoolExecutor(max_workers=min(32, len(targets)))
+    try:
+        futures = [pool.submit(check_one, session, mirror, url, proxy=proxy, ca_bundle=ca_bundle, timeout=budget,
+                               secrets=secrets) for mirror, url in targets]
+        wait(futures, timeout=budget + 1.0)
+        out = []
+        for future, (mirror, url) in zip(futures, targets):
+            if future.done():
+                out.append(future.result())
+            else:
+                out.append(SourceCheck(mirror.channel, mirror.name, redact_url(url), False, None, None, budget, 0,
+                                       f"no answer within {budget:.0f} s", mirror))
+        return out
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def prober(settings, session: "requests.Session | None" = None, *, budget: float = BUDGET_SECONDS):
+    """The probe `mirrors.select_mirrors` injects: targets -> checks, through the settings' proxy and CA."""
+
+    def run(targets: list[tuple[Mirror, str]]) -> list[SourceCheck]:
+        use = session
+        if use is None:
+            from sdsetup.net.session import build_session
+
+            use = build_session(settings, pool_size=32)
+        return probe_all(use, targets, budget=budget, proxy=settings.proxy, ca_bundle=settings.ca_bundle)
+
+    return run

