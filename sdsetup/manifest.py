@@ -40,6 +40,7 @@ class RepoSpec:
     commit_env: str | None = None
     replaces: str | None = None  # the upstream URL this one stands in for (documentation, dry-run)
     ref: str | None = None  # the tag or branch the commit was taken from (shown, never fetched by name)
+    markers: tuple[str, ...] = ()  # [webui] only: files every checkout of it tracks (recognises a clone from elsewhere)
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -302,7 +303,11 @@ def is_plain_ref(value: str) -> bool:
 
 def _repo(r: _Reader, data: Any, prefix: str, *, needs_path: bool) -> RepoSpec:
     data = r.table(data, prefix)
-    r.known(data, prefix, ("name", "path", "url", "commit", "ref", "fallback_urls", "url_env", "commit_env", "replaces"))
+    keys = ("name", "path", "url", "commit", "ref", "fallback_urls", "url_env", "commit_env", "replaces")
+    r.known(data, prefix, keys if needs_path else (*keys, "markers"))
+    markers = r.strings(data, "markers", prefix)
+    for index, marker in enumerate(markers):
+        check_relative_path(marker, f"{prefix}.markers[{index}]", r)
     fallbacks = r.strings(data, "fallback_urls", prefix)
     for index, url in enumerate(fallbacks):
         r.check_url(url, f"{prefix}.fallback_urls[{index}]", git=True)
@@ -317,6 +322,7 @@ def _repo(r: _Reader, data: Any, prefix: str, *, needs_path: bool) -> RepoSpec:
         commit_env=r.text(data, "commit_env", prefix, required=False, pattern=_ENV_NAME, what="an environment variable name"),
         replaces=r.url(data, "replaces", prefix, required=False),
         ref=r.text(data, "ref", prefix, required=False),
+        markers=tuple(m.replace("\\", "/").strip("/") for m in markers),
     )
 
 

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.layout import HASH_CACHE_REL  # shared with install, which remembers what it downloaded
 
 SMOKE_TIMEOUT_TINY = 900.0  # first CUDA init and the one-time tiny-model build can be slow
 SMOKE_TIMEOUT_CHECKPOINT = 3 * 3600.0  # 20 steps at 512x512 on a slow CPU takes a long while
-HASH_CACHE_REL = ".sdsetup/hash-cache.json"  # shared with install, which remembers what it downloaded
 CLIP_REPO = "openai/clip-vit-large-patch14"
 WEBUI_PRECISION_FLAGS = ("--no-half", "--no-half-vae", "--upcast-sampling")
 MEMORY_FLAGS = ("--lowvram", "--medvram")
@@ -484,7 +484,7 @@ def verify_install(
     `smoke=False` skips the generation and only asks the venv's torch what it is (for quick checks).
     """
     from sdsetup.hashing import HashCache
-    from sdsetup.install.record import load_record
+    from sdsetup.install_record import load_record
 
     install_dir = Path(install_dir)
     record = require_record(install_dir)
@@ -620,7 +620,7 @@ def _tiny_cache(settings) -> Path | None:
 
 
 def require_record(install_dir: Path):
-    from sdsetup.install.record import load_record, record_path
+    from sdsetup.install_record import load_record, record_path
 
     if not install_dir.is_dir():
         what = "is a file, not a folder" if install_dir.exists() else "does not exist"
@@ -638,7 +638,7 @@ def require_record(install_dir: Path):
 def verify_smoke_only(settings, install_dir: Path | None, *, python: Path | None, out: Path | None, full: bool = False,
                       progress: bool = False) -> dict[str, Any]:
     """`verify --smoke`: only the smoke test, in --python, else DIR's venv, else this interpreter."""
-    from sdsetup.install.record import load_record
+    from sdsetup.install_record import load_record
 
     record = load_record(install_dir) if install_dir is not None and install_dir.is_dir() else None
     if install_dir is not None and record is None and python is None:

@@ -13,6 +13,7 @@ from sdsetup.install.inputs import validate_install_dir
 from sdsetup.install.journal import InstallLock, Journal
 from sdsetup.install.plan import Plan
 from sdsetup.install.steps.base import StepSkipped
+from sdsetup.install.steps.webui import refuse_foreign_repo
 
 
 def execute(plan: Plan, settings: Any) -> dict[str, Any]:
@@ -24,6 +25,7 @@ def execute(plan: Plan, settings: Any) -> dict[str, Any]:
     reporter = Reporter(plan.options.quiet or settings.quiet)
     # The command checked DIR already; execute() is also called directly, so it refuses a file itself.
     validate_install_dir(install_dir, probe_write=False)
+    refuse_foreign_repo(plan)  # before the lock writes .sdsetup/ into someone else's repository
     created = not install_dir.exists()
     install_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -107,7 +109,7 @@ def _remove_if_only_state(install_dir: Path) -> None:
     """A run that created DIR and failed before putting anything of the web UI in it leaves no trace."""
     import shutil
 
-    from sdsetup.install.journal import JOURNAL_FILE, LOCK_FILE, OWNER_FILE, STATE_DIR
+    from sdsetup.layout import JOURNAL_FILE, LOCK_FILE, OWNER_FILE, STATE_DIR
 
     try:
         if {p.name for p in install_dir.iterdir()} != {STATE_DIR}:
