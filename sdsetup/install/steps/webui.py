@@ -87,7 +87,8 @@ def undo_commands(install_dir, previous: dict[str, Any]) -> list[str]:
     where = f'git -C "{install_dir}"'
     commands = []
     if previous.get("branch") or previous.get("head"):
-        commands.append(f"{where} checkout {previous.get('branch') or previous['head']}")
+        # --force: sdsetup's own edits to the web UI's tracked webui-user.sh/.bat would block the switch.
+        commands.append(f"{where} checkout --force {previous.get('branch') or previous['head']}")
     if previous.get("origin"):
         commands.append(f"{where} remote set-url origin {redact_url(previous['origin'])}")
     else:
