@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from sdsetup import children
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.redact import redact_text, redact_url
 
@@ -64,8 +65,7 @@ class GitRunner:
         env.setdefault("GIT_TERMINAL_PROMPT", "0")
         env["LC_ALL"] = "C"  # messages in English, so the patterns above match
         try:
-            result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                                    encoding="utf-8", errors="replace")
+            result = children.run(argv, cwd=cwd, env=env, timeout=timeout)
         except FileNotFoundError:
             raise SdsetupError("git is not installed (or not on PATH)", "install git (https://git-scm.com) and run again",
                                ExitCode.STEP) from None

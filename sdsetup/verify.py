@@ -84,7 +84,11 @@ def run_smoke(
     timeout = timeout or (SMOKE_TIMEOUT_CHECKPOINT if checkpoint else SMOKE_TIMEOUT_TINY)
     started = time.perf_counter()
     try:
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=child_env)
+        from sdsetup import children
+
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=child_env,
+                                   **children.popen_kwargs())
+        child_record = children.adopt(process, argv)
     except OSError as exc:
         return _smoke_failure(argv, "python_missing", f"cannot start {python}: {exc.strerror or exc}",
                               "give the web UI venv's Python with --python, or rerun `sdsetup install DIR` to recreate the venv")
@@ -110,12 +114,16 @@ def run_smoke(
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        children.stop(process)
         for reader in readers:
             reader.join(5)
         return _smoke_failure(argv, "timeout", f"the smoke test did not finish within {timeout:.0f} s",
                               "run it again with --debug to watch its output; a first CUDA start can take minutes", tail)
+    except BaseException:  # Ctrl-C: the smoke child's group goes too
+        children.stop(process)
+        raise
+    finally:
+        children.release(child_record)
     for reader in readers:
         reader.join(5)
     stdout = b"".join(chunks)
@@ -385,8 +393,10 @@ def _python_item(python: Path) -> tuple[dict[str, Any], bool]:
     if not python.exists():
         return dict(item, status="fail", value=f"{python}: missing", fix=fix), False
     try:
-        result = subprocess.run([str(python), "-c", "import sys; print(sys.version.split()[0]); print(sys.prefix != sys.base_prefix)"],
-                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        from sdsetup import children
+
+        result = children.run([str(python), "-c", "import sys; print(sys.version.split()[0]); print(sys.prefix != sys.base_prefix)"],
+                              timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return dict(item, status="fail", value=f"{python} does not run: {exc}", fix=fix), False
     if result.returncode != 0:

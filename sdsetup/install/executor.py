@@ -14,6 +14,7 @@ from sdsetup.install.journal import InstallLock, Journal
 from sdsetup.install.plan import Plan
 from sdsetup.install.steps.base import StepSkipped
 from sdsetup.install.steps.webui import refuse_foreign_repo
+from sdsetup.layout import InstallLayout
 
 
 def execute(plan: Plan, settings: Any) -> dict[str, Any]:
@@ -38,7 +39,11 @@ def execute(plan: Plan, settings: Any) -> dict[str, Any]:
 
 def _execute_locked(plan: Plan, settings: Any, reporter: Reporter, log_path: Path | None, created: bool) -> dict[str, Any]:
     install_dir = plan.install_dir
-    with InstallLock(install_dir, "install"):
+    from sdsetup import children
+
+    layout = InstallLayout(install_dir)
+    with InstallLock(install_dir, "install"), children.tracking(layout.children):
+        _refuse_while_children_run(layout)
         ctx = InstallContext(plan=plan, settings=settings, journal=Journal(install_dir), reporter=reporter)
         reporter.log.info("install into %s, manifest %s (%s), backend %s, torch tag %s", install_dir, plan.manifest.name,
                           plan.manifest.source, plan.decisions.backend, plan.decisions.torch_tag)
@@ -105,16 +110,33 @@ def _execute_locked(plan: Plan, settings: Any, reporter: Reporter, log_path: Pat
     }
 
 
+def _refuse_while_children_run(layout: InstallLayout, wait: float = 10.0) -> None:
+    """A killed run's git or pip (or what they started) may still work in DIR: wait a little, then refuse."""
+    from sdsetup import children
+
+    alive = children.wait_for_children(layout.children, wait=wait)
+    if alive:
+        first = alive[0]
+        what = f"{first.get('program')} {' '.join(first.get('args') or [])}".strip()
+        raise SdsetupError(
+            f"{layout.root} is busy: {what} (pid {first['pid']}), started {first.get('started_at')} by an earlier "
+            f"sdsetup run that was stopped, is still running" + (f" (and {len(alive) - 1} more)" if len(alive) > 1 else ""),
+            f"wait for it to end, or stop it (kill -- -{first['pid']} on Linux/macOS, or Task Manager on Windows), then run again",
+            ExitCode.BUSY,
+            details={"children": alive},
+        )
+
+
 def _remove_if_only_state(install_dir: Path) -> None:
     """A run that created DIR and failed before putting anything of the web UI in it leaves no trace."""
     import shutil
 
-    from sdsetup.layout import JOURNAL_FILE, LOCK_FILE, OWNER_FILE, STATE_DIR
+    from sdsetup.layout import CHILDREN_DIR, JOURNAL_FILE, LOCK_FILE, OWNER_FILE, STATE_DIR
 
     try:
         if {p.name for p in install_dir.iterdir()} != {STATE_DIR}:
             return
-        if {p.name for p in (install_dir / STATE_DIR).iterdir()} - {JOURNAL_FILE, LOCK_FILE, OWNER_FILE}:
+        if {p.name for p in (install_dir / STATE_DIR).iterdir()} - {JOURNAL_FILE, LOCK_FILE, OWNER_FILE, CHILDREN_DIR}:
             return
         shutil.rmtree(install_dir)
     except OSError:
