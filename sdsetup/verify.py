@@ -345,7 +345,12 @@ def file_item(item_id: str, name: str, *, expected_size: int | None, expected_sh
     return dict(item, value=f"{human_bytes(size)}, sha256 {'ok' if expected_sha256 else 'not recorded'}{how}")
 
 
-def repo_item(item_id: str, name: str, path: str, *, expected: str, head: str | None, exists: bool, dirty: bool) -> dict[str, Any]:
+# Tracked by the web UI, edited by its owner and by sdsetup (its managed block): launch settings, not local changes.
+LAUNCHER_FILES = ("webui-user.sh", "webui-user.bat")
+
+
+def repo_item(item_id: str, name: str, path: str, *, expected: str, head: str | None, exists: bool, dirty: bool,
+              changed: Sequence[str] = ()) -> dict[str, Any]:
     item = {"id": item_id, "name": name, "status": "ok", "fix": None}
     if not exists:
         return dict(item, status="fail", value=f"{path}: missing", fix="run `sdsetup install DIR` again: it fetches the pinned commit")
@@ -356,8 +361,15 @@ def repo_item(item_id: str, name: str, path: str, *, expected: str, head: str | 
         return dict(item, status="fail", value=f"at {head[:10]}, pinned {expected[:10]}",
                     fix=f'git -C "{path}" checkout {expected}   (or run `sdsetup install DIR` again)')
     if dirty:
+        if changed:
+            shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            named = " ".join(_shell_quote(name) for name in changed)
+            # Never a bare `git stash`: it would also take webui-user.sh/.bat and sdsetup's block in them.
+            return dict(item, status="warn", value=f"at {expected[:10]} (pinned) with local changes to {shown}",
+                        fix=f'git -C "{path}" diff -- {named} shows them; `git -C "{path}" stash push -- {named}` sets them aside')
         return dict(item, status="warn", value=f"at {expected[:10]} (pinned) with local changes",
-                    fix=f'git -C "{path}" status shows them; `git -C "{path}" stash` sets them aside')
+                    fix=f'git -C "{path}" status shows them; set aside only the files you did not mean to change '
+                        f'(`git -C "{path}" stash push -- FILE`)')
     return dict(item, value=f"at {expected[:10]} (pinned)")
 
 
@@ -405,13 +417,24 @@ def _python_item(python: Path) -> tuple[dict[str, Any], bool]:
     return dict(item, value=f"Python {version} at {python}" + ("" if in_venv == "True" else " (not a venv)")), True
 
 
-def _git_state(path: Path) -> tuple[bool, str | None, bool]:
-    from sdsetup.gitops import head_commit, is_dirty
+def _shell_quote(text: str) -> str:
+    return subprocess.list2cmdline([text]) if os.name == "nt" else shlex.quote(text)
+
+
+def _git_state(path: Path, *, launcher: bool = False) -> tuple[bool, str | None, list[str]]:
+    """(exists, HEAD, changed tracked files). With `launcher` (the web UI itself), webui-user.sh/.bat do
+    not count: sdsetup's own block is in them on every install, and their owner is meant to edit them."""
+    from sdsetup.gitops import changed_files, head_commit
 
     if not path.exists():
-        return False, None, False
+        return False, None, []
     head = head_commit(path)
-    return True, head, bool(head) and is_dirty(path)
+    if not head:
+        return True, head, []
+    changed = changed_files(path)
+    if launcher:
+        changed = [name for name in changed if name.strip('"') not in LAUNCHER_FILES]
+    return True, head, changed
 
 
 def read_launch_args(install_dir: Path, record, system: str) -> tuple[list[str], str, dict[str, Any] | None]:
@@ -506,9 +529,10 @@ def verify_install(
     # Repositories at their pins.
     for index, repo in enumerate([record.webui, *record.repositories]):
         path = install_dir if repo.path in (".", "") else record_path_in(install_dir, repo.path, "repository path")
-        exists, head, dirty = _git_state(path)
+        exists, head, changed = _git_state(path, launcher=index == 0)
         item_id = "webui" if index == 0 else f"repo:{repo.name}"
-        items.append(repo_item(item_id, repo.name if index else "web UI", str(path), expected=repo.commit, head=head, exists=exists, dirty=dirty))
+        items.append(repo_item(item_id, repo.name if index else "web UI", str(path), expected=repo.commit, head=head, exists=exists,
+                               dirty=bool(changed), changed=changed))
 
     # Models and Hugging Face files: present, complete, the exact bytes.
     cache = HashCache(install_dir / HASH_CACHE_REL)

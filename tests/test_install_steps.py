@@ -274,3 +274,46 @@ def test_a_timed_out_child_is_stopped_with_its_group(tmp_path):
     while _alive(grandchild) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(grandchild)
+
+
+def test_the_journal_keeps_a_steps_last_detail_while_it_reruns(tmp_path):
+    journal = Journal(tmp_path)
+    journal.done("webui-user", "fp1", seconds=0.1, detail={"blocks": {"webui-user.sh": "abc"}})
+    journal.started("webui-user", "fp2")
+    assert Journal(tmp_path).detail("webui-user") == {"blocks": {"webui-user.sh": "abc"}}  # also after a kill here
+    journal.failed("webui-user", "fp2", "boom")
+    assert Journal(tmp_path).detail("webui-user") == {"blocks": {"webui-user.sh": "abc"}}
+    assert not journal.is_done("webui-user", "fp2")
+
+
+def test_a_rerun_that_changes_the_launch_settings_warns_of_no_edit_and_backs_nothing_up(tmp_path):
+    """Issue 11 item 9: the step compares the block in the file with the one it recorded; the journal
+    used to drop that record when the step started, so every rerun 'found' an edited block."""
+    from sdsetup.detect.machine import MachineFacts
+    from sdsetup.install.context import InstallContext, Reporter
+    from sdsetup.install.plan import InstallOptions, build_plan
+    from sdsetup.manifest import load_manifest
+    from sdsetup.net.mirrors import select_mirrors
+    from sdsetup.settings import load_settings
+
+    install_dir = tmp_path / "webui"
+    install_dir.mkdir()
+    (install_dir / "webui-user.sh").write_text('#!/bin/bash\nexport COMMANDLINE_ARGS="--api"\n')
+    data = json.loads((Path(__file__).parent / "fixtures" / "detect" / "machine-gtx1650-windows.json").read_text())
+    data["os"]["system"] = "Linux"
+    settings = load_settings({}, env={})
+    outcomes = []
+    for gpus in (data["gpus"], []):  # the second run: another machine's flags, so the block changes
+        facts = MachineFacts.from_json(dict(data, gpus=gpus))
+        plan = build_plan(load_manifest("a1111"), facts, select_mirrors(settings, env={}), InstallOptions(quiet=True), install_dir)
+        ctx = InstallContext(plan=plan, settings=settings, journal=Journal(install_dir), reporter=Reporter(True))
+        step = next(step for step in plan.steps if step.id == "webui-user")
+        assert not step.is_done(ctx)
+        ctx.journal.started(step.id, step.fingerprint(ctx))  # as the executor does
+        detail = step.run(ctx)
+        ctx.journal.done(step.id, step.fingerprint(ctx), seconds=0.0, detail=detail)
+        outcomes.append((list(ctx.warnings), sorted(p.name for p in (install_dir / ".sdsetup" / "backups").glob("*"))))
+    first, second = outcomes
+    assert len(first[1]) == 1  # the user's own file, before sdsetup first added its block
+    assert not any("edited" in w for w in second[0]), second[0]
+    assert second[1] == first[1]  # no new backup

@@ -49,8 +49,16 @@ class Journal:
         return dict(self.entry(step_id).get("detail") or {})
 
     def started(self, step_id: str, fingerprint: str) -> None:
-        self.steps[step_id] = {"status": "started", "fingerprint": fingerprint, "started_at": _now()}
+        self.steps[step_id] = self._keep_detail(step_id, {"status": "started", "fingerprint": fingerprint, "started_at": _now()})
         self._save()
+
+    def _keep_detail(self, step_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """A step may read what it recorded last time (webui-user: the block it wrote) while it reruns;
+        the detail stays until the step finishes again, also across a failure or a kill."""
+        detail = self.entry(step_id).get("detail")
+        if detail:
+            entry["detail"] = detail
+        return entry
 
     def done(self, step_id: str, fingerprint: str, *, seconds: float, detail: dict[str, Any] | None = None) -> None:
         entry = {"status": "done", "fingerprint": fingerprint, "finished_at": _now(), "seconds": round(seconds, 3)}
@@ -65,7 +73,7 @@ class Journal:
             self.done(step_id, fingerprint, seconds=0.0, detail=detail or self.detail(step_id) or None)
 
     def failed(self, step_id: str, fingerprint: str, error: str) -> None:
-        self.steps[step_id] = {"status": "failed", "fingerprint": fingerprint, "finished_at": _now(), "error": error}
+        self.steps[step_id] = self._keep_detail(step_id, {"status": "failed", "fingerprint": fingerprint, "finished_at": _now(), "error": error})
         self._save()
 
     def _save(self) -> None:
