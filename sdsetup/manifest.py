@@ -57,8 +57,18 @@ class TorchSpec:
     tags: tuple[str, ...] = ()  # wheel tags in order of preference (cu121, cu118, rocm5.6, cpu)
     max_compute_capability: str | None = None  # newest NVIDIA architecture these wheels support
     xformers: str | None = None  # installed when the launch flags ask for --xformers
+    xformers_tags: tuple[str, ...] = ()  # the tags that xformers build matches (others: --opt-sdp-attention)
     download_bytes: int = 0
     installed_bytes: int = 0
+
+    @property
+    def torch_version(self) -> str | None:
+        """The version torch is pinned to (`torch==2.1.2` → 2.1.2), None when not pinned exactly."""
+        for requirement in self.packages:
+            match = re.match(r"^\s*torch\s*==\s*([0-9][^\s;,]*)", requirement)
+            if match:
+                return match.group(1)
+        return None
 
 
 @dataclass(frozen=True)
@@ -329,7 +339,8 @@ def _repo(r: _Reader, data: Any, prefix: str, *, needs_path: bool) -> RepoSpec:
 def _torch(r: _Reader, backend: str, data: Any) -> TorchSpec:
     prefix = f"torch.{backend}"
     data = r.table(data, prefix)
-    r.known(data, prefix, ("packages", "index", "tags", "max_compute_capability", "xformers", "download_bytes", "installed_bytes"))
+    r.known(data, prefix, ("packages", "index", "tags", "max_compute_capability", "xformers", "xformers_tags",
+                              "download_bytes", "installed_bytes"))
     packages = r.packages(data, "packages", prefix, required=True)
     if not packages:
         raise r.fail(f"{prefix}.packages", "is empty", "name at least torch, e.g. [\"torch==2.1.2\"]")
@@ -344,6 +355,10 @@ def _torch(r: _Reader, backend: str, data: Any) -> TorchSpec:
         r.check_url(index.replace("{tag}", "tag"), f"{prefix}.index")
         if "{tag}" in index and not tags:
             raise r.fail(f"{prefix}.tags", "missing (the index has a {tag} placeholder)")
+    xformers_tags = r.strings(data, "xformers_tags", prefix)
+    for position, tag in enumerate(xformers_tags):
+        if tag not in tags:
+            raise r.fail(f"{prefix}.xformers_tags[{position}]", f"'{tag}' is not one of this backend's tags ({', '.join(tags) or 'none'})")
     capability = r.text(data, "max_compute_capability", prefix, required=False, pattern=re.compile(r"^\d+\.\d+$"), what="a compute capability like 9.0")
     return TorchSpec(
         backend=backend,
@@ -352,6 +367,7 @@ def _torch(r: _Reader, backend: str, data: Any) -> TorchSpec:
         tags=tags,
         max_compute_capability=capability,
         xformers=_xformers(r, data, prefix),
+        xformers_tags=xformers_tags,
         download_bytes=r.count(data, "download_bytes", prefix),
         installed_bytes=r.count(data, "installed_bytes", prefix),
     )

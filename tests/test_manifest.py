@@ -245,3 +245,11 @@ def test_cli_refuses_a_repository_over_the_webui_before_any_download(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "repositories[0].path" in result.stderr and "hint:" in result.stderr and "Traceback" not in result.stderr
     assert not target.exists()
+
+
+def test_xformers_tags_must_be_among_the_backends_tags():
+    text = VALID.replace('tags = ["cpu"]', 'tags = ["cpu"]\nxformers = "xformers==0.0.23"\nxformers_tags = ["cu121"]')
+    with pytest.raises(SdsetupError, match=r"torch\.cpu\.xformers_tags\[0\]"):
+        _parse(text)
+    ok = _parse(text.replace('xformers_tags = ["cu121"]', 'xformers_tags = ["cpu"]'))
+    assert ok.torch["cpu"].xformers_tags == ("cpu",) and ok.torch["cpu"].index == "https://download.pytorch.org/whl/{tag}"

@@ -111,10 +111,10 @@ def decide(manifest: Manifest, facts: Any, backend_request: str = "auto") -> Dec
     gpu = recommend.primary_gpu(facts, backend)
     tag, reason = pick_torch_tag(spec, gpu, manifest_name=manifest.name)
     if backend != "cuda":
-        reason = recommend.torch_choice(facts, backend, manifest.name).reason.replace(f" (--backend {backend})", "")
+        reason = recommend.torch_choice(facts, backend, manifest).reason.replace(f" (--backend {backend})", "")
     if backend_request not in (None, "", "auto"):
         reason += f" (--backend {backend})"
-    config = recommend.launch_config(facts, backend, tag, manifest.name)
+    config = recommend.launch_config(facts, backend, tag, manifest)
     flags = list(config.flags)
     if "--xformers" in flags and not spec.xformers:
         flags[flags.index("--xformers")] = "--opt-sdp-attention"  # no xformers pin: torch's own attention
