@@ -302,3 +302,23 @@ def test_an_unrelated_git_repository_is_refused_and_adopting_it_records_how_to_g
         subprocess.run(command.replace('"', "").split(), check=True, capture_output=True)
     assert _git("rev-parse", "HEAD", cwd=target) == head and _git("symbolic-ref", "--short", "HEAD", cwd=target) == "main"
     assert _git("remote", "get-url", "origin", cwd=target) == "https://example.com/me/thesis.git"
+
+
+def test_a_first_run_that_fails_before_the_web_ui_arrives_leaves_no_dir_behind(tmp_path):
+    """Issue 11 item 17: docs/install.md promises that a run which created DIR and failed before any of
+    the web UI was in it removes DIR again; the `git init` it had made (an empty .git) kept DIR there."""
+    from tests.test_manifest import VALID
+
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(VALID.replace('url = "https://github.com/o/webui.git"', 'url = "http://127.0.0.1:9/o/webui.git"'), "utf-8")
+    argv = [sys.executable, "-m", "sdsetup", "install", "DIR", "--manifest", str(manifest), "--python", sys.executable,
+            "--skip-smoke", "--skip-models", "--mirror", "official", "--yes"]
+    target = tmp_path / "new"
+    result = subprocess.run([target if a == "DIR" else a for a in argv], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert not target.exists()
+
+    existing = tmp_path / "mine"  # a DIR the user made stays, whatever is in it
+    existing.mkdir()
+    result = subprocess.run([existing if a == "DIR" else a for a in argv], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3 and existing.is_dir()

@@ -128,17 +128,23 @@ def _refuse_while_children_run(layout: InstallLayout, wait: float = 10.0) -> Non
 
 
 def _remove_if_only_state(install_dir: Path) -> None:
-    """A run that created DIR and failed before putting anything of the web UI in it leaves no trace."""
+    """A run that created DIR and failed before any of the web UI was in it leaves no trace.
+
+    Only called when this run created DIR, so everything in it is this run's: its state files and, when
+    the web UI step got as far as `git init`, a repository without a commit (fetched objects at most)."""
     import shutil
 
+    from sdsetup.gitops import head_commit
     from sdsetup.layout import CHILDREN_DIR, JOURNAL_FILE, LOCK_FILE, OWNER_FILE, STATE_DIR
 
     try:
-        if {p.name for p in install_dir.iterdir()} != {STATE_DIR}:
+        names = {p.name for p in install_dir.iterdir()}
+        if not names <= {STATE_DIR, ".git"} or STATE_DIR not in names:
             return
         if {p.name for p in (install_dir / STATE_DIR).iterdir()} - {JOURNAL_FILE, LOCK_FILE, OWNER_FILE, CHILDREN_DIR}:
             return
+        if ".git" in names and ((install_dir / ".git").is_symlink() or head_commit(install_dir) is not None):
+            return
         shutil.rmtree(install_dir)
-    except OSError:
+    except (OSError, SdsetupError):
         pass
-
