@@ -30,15 +30,26 @@ _PR_SET_PDEATHSIG = 1
 _tracked_dir: Path | None = None  # set by `tracking` for the duration of an install run
 _lock = threading.Lock()
 _job_handle: Any = None  # Windows: the one job object of this sdsetup process
+_prctl: Any = None  # Linux: libc's prctl, loaded once in the parent
 
 
-def _die_with_parent() -> None:  # runs in the child after fork, before exec: async-signal-safe work only
-    import ctypes
+def _death_signal_setter() -> Any:
+    """The function the child calls between fork and exec. ctypes is loaded here, in the parent: an import
+    in the forked child could wait on a lock another thread of ours held at fork time."""
+    global _prctl
+    if _prctl is None:
+        import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:  # the parent died between fork and prctl: nobody would kill us later
-        os._exit(1)
+        _prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl = _prctl
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died between fork and prctl: nobody would kill us later
+            os._exit(1)
+
+    return die_with_parent
 
 
 def popen_kwargs() -> dict[str, Any]:
@@ -47,7 +58,10 @@ def popen_kwargs() -> dict[str, Any]:
         return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)}
     kwargs: dict[str, Any] = {"start_new_session": True}
     if sys.platform.startswith("linux"):
-        kwargs["preexec_fn"] = _die_with_parent
+        try:
+            kwargs["preexec_fn"] = _death_signal_setter()
+        except (OSError, AttributeError):
+            pass  # no libc prctl (an unusual libc): the process group still lets sdsetup stop the child
     return kwargs
 
 
