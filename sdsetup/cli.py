@@ -146,6 +146,7 @@ def install(
     offline: Annotated[Optional[Path], typer.Option("--offline", help="Install from an offline bundle folder (`sdsetup bundle create`): no network at all.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (steps, sizes, every URL after mirror rewriting); write nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (e.g. before moving an existing checkout to the pinned commit).")] = False,
+    adopt_repo: Annotated[bool, typer.Option("--adopt-repo", help="DIR is a git repository of something else: check the web UI out there anyway (its HEAD and origin are recorded first).")] = False,
     connections: ConnectionsOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
@@ -161,7 +162,7 @@ def install(
     from sdsetup.install.plan import InstallOptions
 
     options = InstallOptions(manifest=manifest, python=python, backend=backend, skip_models=skip_models,
-                             skip_smoke=skip_smoke, dry_run=dry_run, yes=yes, quiet=quiet)
+                             skip_smoke=skip_smoke, dry_run=dry_run, yes=yes, quiet=quiet, adopt_repo=adopt_repo)
     run_command(
         "install",
         lambda: command.run(

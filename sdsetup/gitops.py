@@ -16,9 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from sdsetup import children
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.redact import redact_text, redact_url
 
+# Every git call of sdsetup: the repository's own configuration must not run programs through us
+# (a DIR owned by someone else may set core.fsmonitor or hooks; `git status` runs the first,
+# `git checkout` the post-checkout hook). os.devnull names no folder, so no hook is ever found there.
+SAFETY_ARGS = ("-c", "core.fsmonitor=false", "-c", f"core.hooksPath={os.devnull}")
 # A fetch that moves less than 1 KB/s for a minute is stalled: fail it and retry (git waits forever otherwise).
 STALL_ARGS = ["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60"]
 # Answers that no retry will change: move on to the next URL.
@@ -54,14 +59,13 @@ class GitRunner:
     secrets: Sequence[str] = ()
 
     def run(self, args: Sequence[str], *, cwd: Path | None = None, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
-        argv = [self.git, *self.config_args, *args]
+        argv = [self.git, *SAFETY_ARGS, *self.config_args, *args]
         env = dict(os.environ)
         env.update(self.env)
         env.setdefault("GIT_TERMINAL_PROMPT", "0")
         env["LC_ALL"] = "C"  # messages in English, so the patterns above match
         try:
-            result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                                    encoding="utf-8", errors="replace")
+            result = children.run(argv, cwd=cwd, env=env, timeout=timeout)
         except FileNotFoundError:
             raise SdsetupError("git is not installed (or not on PATH)", "install git (https://git-scm.com) and run again",
                                ExitCode.STEP) from None
@@ -113,6 +117,55 @@ def has_commit(path: Path, commit: str, runner: GitRunner | None = None) -> bool
 def origin_url(path: Path, runner: GitRunner | None = None) -> str | None:
     result = (runner or GitRunner()).run(["-C", str(path), "config", "--get", "remote.origin.url"], check=False)
     return result.stdout.strip() or None
+
+
+def current_branch(path: Path, runner: GitRunner | None = None) -> str | None:
+    """The branch HEAD is on (short name), or None when HEAD is detached or PATH is not a checkout."""
+    result = (runner or GitRunner()).run(["-C", str(path), "symbolic-ref", "-q", "--short", "HEAD"], check=False)
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def tracked_at_head(path: Path, names: Sequence[str], runner: GitRunner | None = None) -> set[str]:
+    """Which of NAMES (paths relative to the checkout) are files of HEAD's tree."""
+    if not names:
+        return set()
+    result = (runner or GitRunner()).run(["-C", str(path), "ls-tree", "-r", "--name-only", "HEAD", "--", *names], check=False)
+    return {line.strip() for line in result.stdout.splitlines() if line.strip()} if result.returncode == 0 else set()
+
+
+def normalize_repo_url(url: str | None) -> str:
+    """A clone URL reduced to what names the repository: no credentials, scheme, case of host,
+    trailing slash or .git (pure; `https://u:p@GitHub.com/o/r.git/` == `http://github.com/o/r`)."""
+    from urllib.parse import urlsplit
+
+    if not url:
+        return ""
+    parts = urlsplit(url.strip())
+    if not parts.scheme or not parts.netloc:
+        return url.strip().rstrip("/").removesuffix(".git").rstrip("/")
+    host = (parts.hostname or "").lower() + (f":{parts.port}" if parts.port else "")
+    path = parts.path.rstrip("/").removesuffix(".git").rstrip("/")
+    return f"{host}{path}"
+
+
+def judge_existing_checkout(*, has_head: bool, origin: str | None, known_urls: Sequence[str],
+                            markers: Sequence[str], markers_found: set[str]) -> str | None:
+    """None when an existing repository in DIR is the web UI (or an empty one sdsetup may fill);
+    otherwise why it is not, in words (pure; table-tested).
+
+    The web UI is recognised by its origin (the canonical URL, a fork or a mirror of it) or, for a
+    clone from elsewhere, by the manifest's marker files all being tracked at HEAD."""
+    known = {normalize_repo_url(url) for url in known_urls if url}
+    if origin and normalize_repo_url(origin) in known:
+        return None
+    if not has_head:
+        return None if not origin else f"its origin is {origin}, not the web UI"
+    if markers and set(markers) <= markers_found:
+        return None
+    if origin:
+        return f"its origin is {origin} and it does not hold the web UI's files ({', '.join(markers) or 'none known'})"
+    missing = [m for m in markers if m not in markers_found]
+    return f"it has no origin and does not hold the web UI's files ({', '.join(missing) or 'none known'})"
 
 
 def exclude_paths(path: Path, patterns: Sequence[str]) -> bool:

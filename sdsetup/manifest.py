@@ -40,6 +40,7 @@ class RepoSpec:
     commit_env: str | None = None
     replaces: str | None = None  # the upstream URL this one stands in for (documentation, dry-run)
     ref: str | None = None  # the tag or branch the commit was taken from (shown, never fetched by name)
+    markers: tuple[str, ...] = ()  # [webui] only: files every checkout of it tracks (recognises a clone from elsewhere)
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -56,8 +57,18 @@ class TorchSpec:
     tags: tuple[str, ...] = ()  # wheel tags in order of preference (cu121, cu118, rocm5.6, cpu)
     max_compute_capability: str | None = None  # newest NVIDIA architecture these wheels support
     xformers: str | None = None  # installed when the launch flags ask for --xformers
+    xformers_tags: tuple[str, ...] = ()  # the tags that xformers build matches (others: --opt-sdp-attention)
     download_bytes: int = 0
     installed_bytes: int = 0
+
+    @property
+    def torch_version(self) -> str | None:
+        """The version torch is pinned to (`torch==2.1.2` → 2.1.2), None when not pinned exactly."""
+        for requirement in self.packages:
+            match = re.match(r"^\s*torch\s*==\s*([0-9][^\s;,]*)", requirement)
+            if match:
+                return match.group(1)
+        return None
 
 
 @dataclass(frozen=True)
@@ -235,6 +246,13 @@ class _Reader:
         if parts.username or parts.password:
             raise self.fail(where, "URLs in a manifest must not carry credentials", "put credentials in the proxy or mirror settings")
 
+    def packages(self, data, key, prefix, *, required=False) -> tuple[str, ...]:
+        values = self.strings(data, key, prefix, required=required)
+        where = f"{prefix}.{key}" if prefix else key
+        for index, item in enumerate(values):
+            check_package(item, f"{where}[{index}]", self)
+        return values
+
     def rel_path(self, data, key, prefix, *, required=True) -> str | None:
         value = self.text(data, key, prefix, required=required)
         if value is None:
@@ -246,18 +264,60 @@ class _Reader:
 _KIND_WORDS = {"str": "a string", "int": "a whole number", "bool": "true or false", "list": "a list", "dict": "a table"}
 
 
+# Names no manifest path may use as a component: git's own data (a checkout there would rewrite the
+# repository's objects or hooks) and sdsetup's state folder (the install record, journal and lock).
+_RESERVED_PARTS = {".git": ".git", ".sdsetup": ".sdsetup"}
+
+
 def check_relative_path(value: str, where: str, reader: _Reader) -> None:
-    """A manifest path must stay inside the install directory; `fsutil.safe_join` checks again at use."""
+    """A manifest path must name something strictly inside the install directory, outside .git and .sdsetup.
+
+    `fsutil.safe_join` checks containment again at use; this check refuses the manifest before anything
+    is downloaded, naming the key.
+    """
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise reader.fail(where, f"{value!r} contains a control character", "use a plain relative path")
     rel = value.replace("\\", "/")
     if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
         raise reader.fail(where, f"'{value}' must be relative to the install directory", "use a path like models/Stable-diffusion/x.safetensors")
-    if any(part == ".." for part in rel.split("/")):
+    parts = [part for part in rel.split("/") if part not in ("", ".")]
+    if any(part == ".." for part in parts):
         raise reader.fail(where, f"'{value}' escapes the install directory", "remove '..' from the path")
+    if not parts:
+        raise reader.fail(where, f"'{value}' names the install directory itself", "name a folder or file inside it, e.g. repositories/name")
+    for part in parts:
+        # Windows and macOS file systems ignore case and trailing dots/spaces: `.GIT`, `.git.` are `.git` there.
+        reserved = _RESERVED_PARTS.get(part.rstrip(". ").lower())
+        if reserved:
+            raise reader.fail(where, f"'{value}' lies inside {reserved}", f"{reserved} folders belong to git and sdsetup; choose another path")
+
+
+def check_package(value: str, where: str, reader: _Reader) -> None:
+    """A requirement string reaches pip as one argument: one that starts with '-' would be read as an option."""
+    if value.lstrip().startswith("-"):
+        raise reader.fail(where, f"'{value}' starts with '-' (pip would read it as an option)",
+                          "give a requirement like name==1.2.3; index and build options are not manifest data")
+
+
+_REF_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+
+
+def is_plain_ref(value: str) -> bool:
+    """A branch/tag name or commit id by git's check-ref-format rules, safe to put in a URL path."""
+    if _COMMIT.match(value):
+        return True
+    if not _REF_CHARS.match(value) or value.endswith(("/", ".", ".lock")) or "//" in value or ".." in value:
+        return False
+    return not any(part.startswith(".") or part.endswith(".lock") for part in value.split("/"))
 
 
 def _repo(r: _Reader, data: Any, prefix: str, *, needs_path: bool) -> RepoSpec:
     data = r.table(data, prefix)
-    r.known(data, prefix, ("name", "path", "url", "commit", "ref", "fallback_urls", "url_env", "commit_env", "replaces"))
+    keys = ("name", "path", "url", "commit", "ref", "fallback_urls", "url_env", "commit_env", "replaces")
+    r.known(data, prefix, keys if needs_path else (*keys, "markers"))
+    markers = r.strings(data, "markers", prefix)
+    for index, marker in enumerate(markers):
+        check_relative_path(marker, f"{prefix}.markers[{index}]", r)
     fallbacks = r.strings(data, "fallback_urls", prefix)
     for index, url in enumerate(fallbacks):
         r.check_url(url, f"{prefix}.fallback_urls[{index}]", git=True)
@@ -272,14 +332,16 @@ def _repo(r: _Reader, data: Any, prefix: str, *, needs_path: bool) -> RepoSpec:
         commit_env=r.text(data, "commit_env", prefix, required=False, pattern=_ENV_NAME, what="an environment variable name"),
         replaces=r.url(data, "replaces", prefix, required=False),
         ref=r.text(data, "ref", prefix, required=False),
+        markers=tuple(m.replace("\\", "/").strip("/") for m in markers),
     )
 
 
 def _torch(r: _Reader, backend: str, data: Any) -> TorchSpec:
     prefix = f"torch.{backend}"
     data = r.table(data, prefix)
-    r.known(data, prefix, ("packages", "index", "tags", "max_compute_capability", "xformers", "download_bytes", "installed_bytes"))
-    packages = r.strings(data, "packages", prefix, required=True)
+    r.known(data, prefix, ("packages", "index", "tags", "max_compute_capability", "xformers", "xformers_tags",
+                              "download_bytes", "installed_bytes"))
+    packages = r.packages(data, "packages", prefix, required=True)
     if not packages:
         raise r.fail(f"{prefix}.packages", "is empty", "name at least torch, e.g. [\"torch==2.1.2\"]")
     if not any(_project(p) == "torch" for p in packages):
@@ -293,6 +355,10 @@ def _torch(r: _Reader, backend: str, data: Any) -> TorchSpec:
         r.check_url(index.replace("{tag}", "tag"), f"{prefix}.index")
         if "{tag}" in index and not tags:
             raise r.fail(f"{prefix}.tags", "missing (the index has a {tag} placeholder)")
+    xformers_tags = r.strings(data, "xformers_tags", prefix)
+    for position, tag in enumerate(xformers_tags):
+        if tag not in tags:
+            raise r.fail(f"{prefix}.xformers_tags[{position}]", f"'{tag}' is not one of this backend's tags ({', '.join(tags) or 'none'})")
     capability = r.text(data, "max_compute_capability", prefix, required=False, pattern=re.compile(r"^\d+\.\d+$"), what="a compute capability like 9.0")
     return TorchSpec(
         backend=backend,
@@ -300,10 +366,18 @@ def _torch(r: _Reader, backend: str, data: Any) -> TorchSpec:
         index=index,
         tags=tags,
         max_compute_capability=capability,
-        xformers=r.text(data, "xformers", prefix, required=False),
+        xformers=_xformers(r, data, prefix),
+        xformers_tags=xformers_tags,
         download_bytes=r.count(data, "download_bytes", prefix),
         installed_bytes=r.count(data, "installed_bytes", prefix),
     )
+
+
+def _xformers(r: _Reader, data: Mapping[str, Any], prefix: str) -> str | None:
+    value = r.text(data, "xformers", prefix, required=False)
+    if value is not None:
+        check_package(value, f"{prefix}.xformers", r)
+    return value
 
 
 def _project(requirement: str) -> str:
@@ -319,7 +393,7 @@ def _pip_step(r: _Reader, data: Any, prefix: str) -> PipStep:
         r.check_url(url, f"{prefix}.archives[{index}]")
     step = PipStep(
         name=r.text(data, "name", prefix, pattern=_NAME, what="a short name (letters, digits, . _ -)"),
-        packages=r.strings(data, "packages", prefix),
+        packages=r.packages(data, "packages", prefix),
         archives=archives,
         requirements_file=r.rel_path(data, "requirements_file", prefix, required=False),
         no_build_isolation=r.get(data, "no_build_isolation", prefix, bool, required=False, default=False),
@@ -356,10 +430,17 @@ def _hub(r: _Reader, data: Any, prefix: str) -> HubRepoSpec:
         check_relative_path(name, f"{prefix}.files[{index}]", r)
     return HubRepoSpec(
         repo_id=r.text(data, "repo_id", prefix, pattern=_HF_REPO, what="a Hub repo id like org/name"),
-        revision=r.text(data, "revision", prefix, required=False, default="main",
-                        pattern=re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"), what="a branch name or commit id"),
+        revision=_revision(r, data, prefix),
         files=files,
     )
+
+
+def _revision(r: _Reader, data: Mapping[str, Any], prefix: str) -> str:
+    value = r.text(data, "revision", prefix, required=False, default="main")
+    if not is_plain_ref(value):
+        raise r.fail(f"{prefix}.revision", f"'{value}' is not a plain branch/tag name or commit id",
+                     "use a branch such as main, a tag, or a 40-character commit id")
+    return value
 
 
 def _launch(r: _Reader, data: Any) -> LaunchSpec:
@@ -432,7 +513,7 @@ def parse_manifest(data: Mapping[str, Any], origin: str) -> Manifest:
 
     smoke_data = r.table(data.get("smoke", {}), "smoke")
     r.known(smoke_data, "smoke", ("packages",))
-    smoke = SmokeSpec(packages=r.strings(smoke_data, "packages", "smoke"))
+    smoke = SmokeSpec(packages=r.packages(smoke_data, "packages", "smoke"))
 
     return Manifest(
         name=name,

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.layout import HASH_CACHE_REL  # shared with install, which remembers what it downloaded
 
 SMOKE_TIMEOUT_TINY = 900.0  # first CUDA init and the one-time tiny-model build can be slow
 SMOKE_TIMEOUT_CHECKPOINT = 3 * 3600.0  # 20 steps at 512x512 on a slow CPU takes a long while
-HASH_CACHE_REL = ".sdsetup/hash-cache.json"  # shared with install, which remembers what it downloaded
 CLIP_REPO = "openai/clip-vit-large-patch14"
 WEBUI_PRECISION_FLAGS = ("--no-half", "--no-half-vae", "--upcast-sampling")
 MEMORY_FLAGS = ("--lowvram", "--medvram")
@@ -84,7 +84,11 @@ def run_smoke(
     timeout = timeout or (SMOKE_TIMEOUT_CHECKPOINT if checkpoint else SMOKE_TIMEOUT_TINY)
     started = time.perf_counter()
     try:
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=child_env)
+        from sdsetup import children
+
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=child_env,
+                                   **children.popen_kwargs())
+        child_record = children.adopt(process, argv)
     except OSError as exc:
         return _smoke_failure(argv, "python_missing", f"cannot start {python}: {exc.strerror or exc}",
                               "give the web UI venv's Python with --python, or rerun `sdsetup install DIR` to recreate the venv")
@@ -110,12 +114,16 @@ def run_smoke(
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        children.stop(process)
         for reader in readers:
             reader.join(5)
         return _smoke_failure(argv, "timeout", f"the smoke test did not finish within {timeout:.0f} s",
                               "run it again with --debug to watch its output; a first CUDA start can take minutes", tail)
+    except BaseException:  # Ctrl-C: the smoke child's group goes too
+        children.stop(process)
+        raise
+    finally:
+        children.release(child_record)
     for reader in readers:
         reader.join(5)
     stdout = b"".join(chunks)
@@ -337,7 +345,12 @@ def file_item(item_id: str, name: str, *, expected_size: int | None, expected_sh
     return dict(item, value=f"{human_bytes(size)}, sha256 {'ok' if expected_sha256 else 'not recorded'}{how}")
 
 
-def repo_item(item_id: str, name: str, path: str, *, expected: str, head: str | None, exists: bool, dirty: bool) -> dict[str, Any]:
+# Tracked by the web UI, edited by its owner and by sdsetup (its managed block): launch settings, not local changes.
+LAUNCHER_FILES = ("webui-user.sh", "webui-user.bat")
+
+
+def repo_item(item_id: str, name: str, path: str, *, expected: str, head: str | None, exists: bool, dirty: bool,
+              changed: Sequence[str] = ()) -> dict[str, Any]:
     item = {"id": item_id, "name": name, "status": "ok", "fix": None}
     if not exists:
         return dict(item, status="fail", value=f"{path}: missing", fix="run `sdsetup install DIR` again: it fetches the pinned commit")
@@ -348,8 +361,15 @@ def repo_item(item_id: str, name: str, path: str, *, expected: str, head: str | 
         return dict(item, status="fail", value=f"at {head[:10]}, pinned {expected[:10]}",
                     fix=f'git -C "{path}" checkout {expected}   (or run `sdsetup install DIR` again)')
     if dirty:
+        if changed:
+            shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            named = " ".join(_shell_quote(name) for name in changed)
+            # Never a bare `git stash`: it would also take webui-user.sh/.bat and sdsetup's block in them.
+            return dict(item, status="warn", value=f"at {expected[:10]} (pinned) with local changes to {shown}",
+                        fix=f'git -C "{path}" diff -- {named} shows them; `git -C "{path}" stash push -- {named}` sets them aside')
         return dict(item, status="warn", value=f"at {expected[:10]} (pinned) with local changes",
-                    fix=f'git -C "{path}" status shows them; `git -C "{path}" stash` sets them aside')
+                    fix=f'git -C "{path}" status shows them; set aside only the files you did not mean to change '
+                        f'(`git -C "{path}" stash push -- FILE`)')
     return dict(item, value=f"at {expected[:10]} (pinned)")
 
 
@@ -385,8 +405,10 @@ def _python_item(python: Path) -> tuple[dict[str, Any], bool]:
     if not python.exists():
         return dict(item, status="fail", value=f"{python}: missing", fix=fix), False
     try:
-        result = subprocess.run([str(python), "-c", "import sys; print(sys.version.split()[0]); print(sys.prefix != sys.base_prefix)"],
-                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        from sdsetup import children
+
+        result = children.run([str(python), "-c", "import sys; print(sys.version.split()[0]); print(sys.prefix != sys.base_prefix)"],
+                              timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return dict(item, status="fail", value=f"{python} does not run: {exc}", fix=fix), False
     if result.returncode != 0:
@@ -395,13 +417,24 @@ def _python_item(python: Path) -> tuple[dict[str, Any], bool]:
     return dict(item, value=f"Python {version} at {python}" + ("" if in_venv == "True" else " (not a venv)")), True
 
 
-def _git_state(path: Path) -> tuple[bool, str | None, bool]:
-    from sdsetup.gitops import head_commit, is_dirty
+def _shell_quote(text: str) -> str:
+    return subprocess.list2cmdline([text]) if os.name == "nt" else shlex.quote(text)
+
+
+def _git_state(path: Path, *, launcher: bool = False) -> tuple[bool, str | None, list[str]]:
+    """(exists, HEAD, changed tracked files). With `launcher` (the web UI itself), webui-user.sh/.bat do
+    not count: sdsetup's own block is in them on every install, and their owner is meant to edit them."""
+    from sdsetup.gitops import changed_files, head_commit
 
     if not path.exists():
-        return False, None, False
+        return False, None, []
     head = head_commit(path)
-    return True, head, bool(head) and is_dirty(path)
+    if not head:
+        return True, head, []
+    changed = changed_files(path)
+    if launcher:
+        changed = [name for name in changed if name.strip('"') not in LAUNCHER_FILES]
+    return True, head, changed
 
 
 def read_launch_args(install_dir: Path, record, system: str) -> tuple[list[str], str, dict[str, Any] | None]:
@@ -484,7 +517,7 @@ def verify_install(
     `smoke=False` skips the generation and only asks the venv's torch what it is (for quick checks).
     """
     from sdsetup.hashing import HashCache
-    from sdsetup.install.record import load_record
+    from sdsetup.install_record import load_record
 
     install_dir = Path(install_dir)
     record = require_record(install_dir)
@@ -496,9 +529,10 @@ def verify_install(
     # Repositories at their pins.
     for index, repo in enumerate([record.webui, *record.repositories]):
         path = install_dir if repo.path in (".", "") else record_path_in(install_dir, repo.path, "repository path")
-        exists, head, dirty = _git_state(path)
+        exists, head, changed = _git_state(path, launcher=index == 0)
         item_id = "webui" if index == 0 else f"repo:{repo.name}"
-        items.append(repo_item(item_id, repo.name if index else "web UI", str(path), expected=repo.commit, head=head, exists=exists, dirty=dirty))
+        items.append(repo_item(item_id, repo.name if index else "web UI", str(path), expected=repo.commit, head=head, exists=exists,
+                               dirty=bool(changed), changed=changed))
 
     # Models and Hugging Face files: present, complete, the exact bytes.
     cache = HashCache(install_dir / HASH_CACHE_REL)
@@ -620,7 +654,7 @@ def _tiny_cache(settings) -> Path | None:
 
 
 def require_record(install_dir: Path):
-    from sdsetup.install.record import load_record, record_path
+    from sdsetup.install_record import load_record, record_path
 
     if not install_dir.is_dir():
         what = "is a file, not a folder" if install_dir.exists() else "does not exist"
@@ -638,7 +672,7 @@ def require_record(install_dir: Path):
 def verify_smoke_only(settings, install_dir: Path | None, *, python: Path | None, out: Path | None, full: bool = False,
                       progress: bool = False) -> dict[str, Any]:
     """`verify --smoke`: only the smoke test, in --python, else DIR's venv, else this interpreter."""
-    from sdsetup.install.record import load_record
+    from sdsetup.install_record import load_record
 
     record = load_record(install_dir) if install_dir is not None and install_dir.is_dir() else None
     if install_dir is not None and record is None and python is None:

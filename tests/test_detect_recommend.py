@@ -216,3 +216,34 @@ def test_recommendation_object_for_no_gpu():
     assert advice["backend"] == "cpu" and advice["torch_tag"] == "cpu" and advice["gpu"] is None
     assert advice["vram_tier"] == "none" and advice["env"] == {}
     assert advice["launch_flags"] == list(recommend.CPU_FLAGS)
+
+
+def test_the_torch_facts_come_from_the_manifests_torch_section():
+    """Issue 12 item 1: default and ROCm tags, CUDA builds and xformers builds live only in manifests/*.toml."""
+    from sdsetup.manifest import load_manifest
+
+    for name in ("a1111", "a1111-dev"):
+        cuda = load_manifest(name).torch["cuda"]
+        rocm = load_manifest(name).torch["rocm"]
+        spec = recommend.MANIFESTS[name]
+        assert spec.default_cuda_tag == cuda.tags[0] and set(spec.cuda_tags) == set(cuda.tags)
+        assert spec.rocm_tag == rocm.tags[0] and spec.xformers_tags == cuda.xformers_tags and spec.torch == cuda.torch_version
+    assert recommend.MANIFESTS["a1111"].xformers_tags == ("cu121",)
+
+
+def test_a_manifest_of_ones_own_drives_the_choice():
+    from dataclasses import replace
+
+    from sdsetup.manifest import load_manifest
+
+    manifest = load_manifest("a1111")
+    cuda = replace(manifest.torch["cuda"], tags=("cu118",), xformers_tags=("cu118",))
+    rocm = replace(manifest.torch["rocm"], tags=("rocm5.7",))
+    mine = replace(manifest, name="mine", torch={**manifest.torch, "cuda": cuda, "rocm": rocm})
+    old = facts(gpus=[nvidia(name="NVIDIA GeForce GTX 1080 Ti", vram=11 * GIB, cc="6.1", cuda="11.4")])
+    choice = recommend.torch_choice(old, "auto", mine)
+    assert (choice.tag, choice.manifest) == ("cu118", "mine")
+    assert "--xformers" in recommend.launch_flags(old, "cuda", "cu118", mine)
+    assert "--xformers" not in recommend.launch_flags(old, "cuda", "cu118", "a1111")
+    amd = facts(gpus=[GpuInfo("amd", "Radeon RX 6700 XT", 12 * GIB)])
+    assert recommend.torch_choice(amd, "rocm", mine).tag == "rocm5.7"

@@ -261,3 +261,64 @@ def test_moving_to_a_new_pin_asks_first_and_keeps_the_users_launcher_edits(world
     ran = {s["id"] for s in json.loads(moved.stdout)["data"]["steps"] if s["status"] == "ran"}
     assert ran == {"preflight", "webui", "record"}  # nothing else depends on the commit here
     assert _launch(target)["ok"]
+
+
+def _git(*args: str, cwd: Path) -> str:
+    ident = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    return subprocess.run(["git", *ident, "-C", str(cwd), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_an_unrelated_git_repository_is_refused_and_adopting_it_records_how_to_go_back(world, tmp_path):
+    """Issue 11 item 3: `install --yes` into someone's own repository must not detach its HEAD or replace
+    its origin; --adopt-repo does, after recording the old branch and origin, and the undo works."""
+    target = tmp_path / "thesis"
+    target.mkdir()
+    _git("init", "-q", "-b", "main", cwd=target)
+    (target / "chapter1.md").write_text("my work\n")
+    _git("add", "-A", cwd=target)
+    _git("commit", "-q", "-m", "mine", cwd=target)
+    _git("remote", "add", "origin", "https://example.com/me/thesis.git", cwd=target)
+    head = _git("rev-parse", "HEAD", cwd=target)
+
+    for extra in ((), ("--dry-run",)):
+        refused = _install(world, target, *extra)
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        error = json.loads(refused.stdout)["error"]
+        assert "not the web UI" in error["message"] and "--adopt-repo" in error["hint"]
+    assert _git("rev-parse", "HEAD", cwd=target) == head and _git("symbolic-ref", "--short", "HEAD", cwd=target) == "main"
+    assert _git("remote", "get-url", "origin", cwd=target) == "https://example.com/me/thesis.git"
+    assert sorted(p.name for p in target.iterdir()) == [".git", "chapter1.md"]  # not even .sdsetup/
+
+    adopted = _install(world, target, "--adopt-repo")
+    assert adopted.returncode == 0, adopted.stderr[-3000:]
+    doc = json.loads(adopted.stdout)
+    previous = json.loads((target / ".sdsetup" / "previous-checkout.json").read_text("utf-8"))
+    assert previous["head"] == head and previous["branch"] == "main" and previous["origin"] == "https://example.com/me/thesis.git"
+    record = json.loads((target / ".sdsetup" / "install.json").read_text("utf-8"))
+    assert record["previous_checkout"]["branch"] == "main"
+    warning = next(w for w in doc["warnings"] if "moved from main" in w)
+    assert "https://example.com/me/thesis.git" in warning and "checkout --force main" in warning
+    for command in previous["undo"]:  # what the warning tells the user to run
+        subprocess.run(command.replace('"', "").split(), check=True, capture_output=True)
+    assert _git("rev-parse", "HEAD", cwd=target) == head and _git("symbolic-ref", "--short", "HEAD", cwd=target) == "main"
+    assert _git("remote", "get-url", "origin", cwd=target) == "https://example.com/me/thesis.git"
+
+
+def test_a_first_run_that_fails_before_the_web_ui_arrives_leaves_no_dir_behind(tmp_path):
+    """Issue 11 item 17: docs/install.md promises that a run which created DIR and failed before any of
+    the web UI was in it removes DIR again; the `git init` it had made (an empty .git) kept DIR there."""
+    from tests.test_manifest import VALID
+
+    manifest = tmp_path / "m.toml"
+    manifest.write_text(VALID.replace('url = "https://github.com/o/webui.git"', 'url = "http://127.0.0.1:9/o/webui.git"'), "utf-8")
+    argv = [sys.executable, "-m", "sdsetup", "install", "DIR", "--manifest", str(manifest), "--python", sys.executable,
+            "--skip-smoke", "--skip-models", "--mirror", "official", "--yes"]
+    target = tmp_path / "new"
+    result = subprocess.run([target if a == "DIR" else a for a in argv], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert not target.exists()
+
+    existing = tmp_path / "mine"  # a DIR the user made stays, whatever is in it
+    existing.mkdir()
+    result = subprocess.run([existing if a == "DIR" else a for a in argv], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3 and existing.is_dir()

@@ -133,3 +133,75 @@ def test_exclude_paths_is_idempotent(git, tmp_path):
     (target / ".sdsetup" / "x").write_text("x")
     status = subprocess.run(["git", "-C", str(target), "status", "--porcelain"], capture_output=True, text=True).stdout
     assert ".sdsetup" not in status
+
+
+@pytest.mark.parametrize(
+    "a, b, same",
+    [
+        ("https://github.com/AUTOMATIC1111/stable-diffusion-webui.git", "https://GitHub.com/AUTOMATIC1111/stable-diffusion-webui", True),
+        ("https://user:tok@github.com/o/r.git/", "http://github.com/o/r", True),
+        ("https://github.com/o/r.git", "https://github.com/o/other.git", False),
+        ("https://gitee.com/o/r.git", "https://github.com/o/r.git", False),
+    ],
+)
+def test_normalize_repo_url(a, b, same):
+    from sdsetup.gitops import normalize_repo_url
+
+    assert (normalize_repo_url(a) == normalize_repo_url(b)) is same
+
+
+WEBUI = "https://github.com/AUTOMATIC1111/stable-diffusion-webui.git"
+MARKERS = ("launch.py", "webui.py")
+
+
+@pytest.mark.parametrize(
+    "has_head, origin, found, foreign",
+    [
+        (False, None, set(), None),  # an empty repository a first run left: fill it
+        (True, WEBUI, set(), None),  # our own origin
+        (True, "https://gitee.com/mirror/stable-diffusion-webui.git", set(MARKERS), None),  # a clone from a mirror
+        (True, None, set(MARKERS), None),
+        (True, "https://example.com/me/thesis.git", set(), "origin is https://example.com/me/thesis.git"),
+        (True, "https://example.com/me/thesis.git", {"launch.py"}, "origin is"),
+        (True, None, set(), "has no origin"),
+        (False, "https://example.com/me/thesis.git", set(), "origin is"),
+    ],
+)
+def test_judge_existing_checkout(has_head, origin, found, foreign):
+    from sdsetup.gitops import judge_existing_checkout
+
+    verdict = judge_existing_checkout(has_head=has_head, origin=origin, known_urls=[WEBUI], markers=MARKERS, markers_found=found)
+    assert (verdict is None) if foreign is None else (foreign in verdict), verdict
+
+
+def test_the_repositorys_own_fsmonitor_and_hooks_never_run(git, tmp_path):
+    """Issue 15: a DIR owned by someone else can set core.fsmonitor and hooks; sdsetup's git runs neither."""
+    import stat
+
+    first = git.create_repo("owner/repo", {"a.txt": "a\n"})
+    second = _second_commit(git, "owner/repo")
+    target = tmp_path / "checkout"
+    checkout_pinned(target, [git.url("owner/repo.git")], first, runner=GitRunner(), name="repo")
+    ran = tmp_path / "ran"
+    script = tmp_path / "evil.sh"
+    script.write_text(f"#!/bin/sh\necho \"$0 $*\" >> '{ran}'\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    for name in ("post-checkout", "reference-transaction", "pre-auto-gc"):
+        (hooks / name).write_bytes(script.read_bytes())
+        (hooks / name).chmod(0o755)
+    subprocess.run(["git", "-C", str(target), "config", "core.fsmonitor", str(script)], check=True)
+    subprocess.run(["git", "-C", str(target), "config", "core.hooksPath", str(hooks)], check=True)
+    # the same repository, driven by a plain git, does run them (the test can fail)
+    probe = tmp_path / "probe"
+    subprocess.run(["git", "clone", "-q", str(target), str(probe)], check=True, capture_output=True)
+    subprocess.run(["git", "-C", str(probe), "config", "core.hooksPath", str(hooks)], check=True)
+    subprocess.run(["git", "-C", str(probe), "checkout", "-q", "--detach", "HEAD"], check=True, capture_output=True)
+    assert ran.is_file()
+    ran.unlink()
+
+    assert not is_dirty(target)
+    checkout_pinned(target, [git.url("owner/repo.git")], second, runner=GitRunner(), name="repo")
+    assert head_commit(target) == second
+    assert not ran.exists(), ran.read_text()

@@ -4,6 +4,7 @@ against a real HTTP server, the venv and torch-constraint decisions."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -157,3 +158,162 @@ def test_hub_without_a_commit_header_says_what_to_do(tmp_path):
             HubStep([HubRepoSpec("org/name", "main", ("config.json",))], mirrors).run(ctx)
     assert info.value.exit_code == ExitCode.NETWORK and "X-Repo-Commit" in info.value.message
     assert "pin the revision" in info.value.hint
+
+
+# Issue 11 item 4: children never outlive sdsetup, and a rerun does not start beside a killed run's child.
+_PARENT = """
+import sys, subprocess
+from pathlib import Path
+from sdsetup import children
+folder, code = Path(sys.argv[1]), sys.argv[2]
+with children.tracking(folder):
+    children.run([sys.executable, "-c", code])
+"""
+
+
+def _wait_for(path: Path, seconds: float = 30.0) -> str:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.is_file() and path.read_text().strip():
+            return path.read_text().strip()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never appeared")
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); it is dead for our purpose
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_child_dies_with_a_sigkilled_sdsetup_and_its_record_says_so(tmp_path):
+    import os
+    import signal
+    import time
+
+    pidfile = tmp_path / "child.pid"
+    code = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(tmp_path / "children"), code])
+    try:
+        child = int(_wait_for(pidfile))
+        assert (tmp_path / "children" / f"{child}.json").is_file()  # recorded while it runs
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), "the child outlived its SIGKILLed parent"
+    finally:
+        parent.kill()
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
+@pytest.mark.skipif(os.name == "nt", reason="process groups are POSIX")
+def test_a_rerun_waits_for_then_refuses_a_killed_runs_leftover_process(tmp_path):
+    """pip or git may have started a process of its own (a build backend, git-remote-https); it keeps the
+    child's process group, and the next install run exits BUSY (6) naming it until it is gone."""
+    import os
+    import signal
+
+    from sdsetup.install.executor import _refuse_while_children_run
+    from sdsetup.layout import InstallLayout
+
+    layout = InstallLayout(tmp_path / "webui")
+    pidfile = tmp_path / "grandchild.pid"
+    code = ("import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+            f"open({str(pidfile)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(layout.children), code])
+    grandchild = int(_wait_for(pidfile))
+    try:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        with pytest.raises(SdsetupError) as info:
+            _refuse_while_children_run(layout, wait=0.5)
+        assert info.value.exit_code == ExitCode.BUSY and "still running" in info.value.message
+        assert "kill" in info.value.hint
+    finally:
+        os.kill(grandchild, signal.SIGKILL)
+    import time
+
+    deadline = time.monotonic() + 10
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _refuse_while_children_run(layout, wait=5)  # gone: the run goes ahead, and the stale record is dropped
+    assert list(layout.children.glob("*.json")) == []
+
+
+def test_a_timed_out_child_is_stopped_with_its_group(tmp_path):
+    from sdsetup import children
+
+    pidfile = tmp_path / "grandchild.pid"
+    code = ("import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+            f"open({str(pidfile)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        children.run([sys.executable, "-c", code], timeout=3)
+    assert time.monotonic() - started < 20  # the child was stopped, not waited for
+    grandchild = int(_wait_for(pidfile, 1))
+
+    deadline = time.monotonic() + 5
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(grandchild)
+
+
+def test_the_journal_keeps_a_steps_last_detail_while_it_reruns(tmp_path):
+    journal = Journal(tmp_path)
+    journal.done("webui-user", "fp1", seconds=0.1, detail={"blocks": {"webui-user.sh": "abc"}})
+    journal.started("webui-user", "fp2")
+    assert Journal(tmp_path).detail("webui-user") == {"blocks": {"webui-user.sh": "abc"}}  # also after a kill here
+    journal.failed("webui-user", "fp2", "boom")
+    assert Journal(tmp_path).detail("webui-user") == {"blocks": {"webui-user.sh": "abc"}}
+    assert not journal.is_done("webui-user", "fp2")
+
+
+def test_a_rerun_that_changes_the_launch_settings_warns_of_no_edit_and_backs_nothing_up(tmp_path):
+    """Issue 11 item 9: the step compares the block in the file with the one it recorded; the journal
+    used to drop that record when the step started, so every rerun 'found' an edited block."""
+    from sdsetup.detect.machine import MachineFacts
+    from sdsetup.install.context import InstallContext, Reporter
+    from sdsetup.install.plan import InstallOptions, build_plan
+    from sdsetup.manifest import load_manifest
+    from sdsetup.net.mirrors import select_mirrors
+    from sdsetup.settings import load_settings
+
+    install_dir = tmp_path / "webui"
+    install_dir.mkdir()
+    (install_dir / "webui-user.sh").write_text('#!/bin/bash\nexport COMMANDLINE_ARGS="--api"\n')
+    data = json.loads((Path(__file__).parent / "fixtures" / "detect" / "machine-gtx1650-windows.json").read_text())
+    data["os"]["system"] = "Linux"
+    settings = load_settings({}, env={})
+    outcomes = []
+    for gpus in (data["gpus"], []):  # the second run: another machine's flags, so the block changes
+        facts = MachineFacts.from_json(dict(data, gpus=gpus))
+        plan = build_plan(load_manifest("a1111"), facts, select_mirrors(settings, env={}), InstallOptions(quiet=True), install_dir)
+        ctx = InstallContext(plan=plan, settings=settings, journal=Journal(install_dir), reporter=Reporter(True))
+        step = next(step for step in plan.steps if step.id == "webui-user")
+        assert not step.is_done(ctx)
+        ctx.journal.started(step.id, step.fingerprint(ctx))  # as the executor does
+        detail = step.run(ctx)
+        ctx.journal.done(step.id, step.fingerprint(ctx), seconds=0.0, detail=detail)
+        outcomes.append((list(ctx.warnings), sorted(p.name for p in (install_dir / ".sdsetup" / "backups").glob("*"))))
+    first, second = outcomes
+    assert len(first[1]) == 1  # the user's own file, before sdsetup first added its block
+    assert not any("edited" in w for w in second[0]), second[0]
+    assert second[1] == first[1]  # no new backup

@@ -160,3 +160,96 @@ def test_cli_reports_a_broken_manifest_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "models[0].sha256" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "d").exists()
+
+
+# Issue 11 item 2: a path, revision or package that would act on the wrong thing is refused at load time.
+@pytest.mark.parametrize(
+    "change, key, problem",
+    [
+        (('path = "repositories/r"', 'path = "."'), "repositories[0].path", "names the install directory itself"),
+        (('path = "repositories/r"', 'path = "./"'), "repositories[0].path", "names the install directory itself"),
+        (('path = "repositories/r"', 'path = "repositories/./.."'), "repositories[0].path", "escapes the install directory"),
+        (('path = "repositories/r"', 'path = ""'), "repositories[0].path", "is empty"),
+        (('path = "repositories/r"', 'path = "\\\\\\\\server\\\\share"'), "repositories[0].path", "must be relative"),
+        (('path = "repositories/r"', 'path = ".git"'), "repositories[0].path", "inside .git"),
+        (('path = "repositories/r"', 'path = ".GIT/modules/r"'), "repositories[0].path", "inside .git"),
+        (('path = "models/m.bin"', 'path = "repositories/r/.git/hooks/post-checkout"'), "models[0].path", "inside .git"),
+        (('path = "models/m.bin"', 'path = ".sdsetup/install.json"'), "models[0].path", "inside .sdsetup"),
+        (('path = "models/m.bin"', 'path = "models/\\u0000m.bin"'), "models[0].path", "control character"),
+        (('packages = ["torch==2.1.2"]', 'packages = ["torch==2.1.2", "--index-url=http://evil/"]'), "torch.cpu.packages[1]", "starts with '-'"),
+    ],
+)
+def test_paths_packages_that_would_act_on_the_wrong_thing_are_refused(change, key, problem):
+    old, new = change
+    assert old in VALID
+    with pytest.raises(SdsetupError) as info:
+        _parse(VALID.replace(old, new, 1))
+    error = info.value
+    assert error.exit_code == ExitCode.USAGE
+    assert f"'{key}'" in error.message and problem in error.message, error.message
+    assert error.hint
+
+
+HUB = VALID + """
+[[hub]]
+repo_id = "openai/clip-vit-large-patch14"
+revision = "main"
+files = ["config.json"]
+[[pip]]
+name = "deps"
+packages = ["numpy==1.26.2"]
+[smoke]
+packages = ["pytest"]
+"""
+
+
+@pytest.mark.parametrize(
+    "change, key, problem",
+    [
+        (('revision = "main"', 'revision = "main/../../x"'), "hub[0].revision", "plain branch/tag name or commit"),
+        (('revision = "main"', 'revision = "refs/heads/.hidden"'), "hub[0].revision", "plain branch/tag name or commit"),
+        (('revision = "main"', 'revision = "main.lock"'), "hub[0].revision", "plain branch/tag name or commit"),
+        (('revision = "main"', 'revision = "v1/"'), "hub[0].revision", "plain branch/tag name or commit"),
+        (('revision = "main"', 'revision = "a//b"'), "hub[0].revision", "plain branch/tag name or commit"),
+        (('revision = "main"', 'revision = "a@{1}"'), "hub[0].revision", "plain branch/tag name or commit"),
+        (('files = ["config.json"]', 'files = ["."]'), "hub[0].files[0]", "names the install directory itself"),
+        (('files = ["config.json"]', 'files = ["../x.json"]'), "hub[0].files[0]", "escapes"),
+        (('packages = ["numpy==1.26.2"]', 'packages = ["-e", "git+https://x/y"]'), "pip[0].packages[0]", "starts with '-'"),
+        (('packages = ["pytest"]', 'packages = [" --pre"]'), "smoke.packages[0]", "starts with '-'"),
+    ],
+)
+def test_hub_revisions_files_and_pip_packages_are_checked(change, key, problem):
+    old, new = change
+    assert old in HUB
+    with pytest.raises(SdsetupError) as info:
+        _parse(HUB.replace(old, new, 1))
+    assert info.value.exit_code == ExitCode.USAGE
+    assert f"'{key}'" in info.value.message and problem in info.value.message, info.value.message
+
+
+def test_plain_refs_and_commits_are_accepted():
+    for revision in ("main", "v1.0", "refs/pr/12", "release/2.x", "0123456789abcdef0123456789abcdef01234567"):
+        m = _parse(HUB.replace('revision = "main"', f'revision = "{revision}"'))
+        assert m.hub[0].revision == revision
+
+
+def test_cli_refuses_a_repository_over_the_webui_before_any_download(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(VALID.replace('path = "repositories/r"', 'path = "."'), "utf-8")
+    target = tmp_path / "d"
+    result = subprocess.run([sys.executable, "-m", "sdsetup", "install", str(target), "--manifest", str(bad), "--yes"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "repositories[0].path" in result.stderr and "hint:" in result.stderr and "Traceback" not in result.stderr
+    assert not target.exists()
+
+
+def test_xformers_tags_must_be_among_the_backends_tags():
+    text = VALID.replace('tags = ["cpu"]', 'tags = ["cpu"]\nxformers = "xformers==0.0.23"\nxformers_tags = ["cu121"]')
+    with pytest.raises(SdsetupError, match=r"torch\.cpu\.xformers_tags\[0\]"):
+        _parse(text)
+    ok = _parse(text.replace('xformers_tags = ["cu121"]', 'xformers_tags = ["cpu"]'))
+    assert ok.torch["cpu"].xformers_tags == ("cpu",) and ok.torch["cpu"].index == "https://download.pytorch.org/whl/{tag}"

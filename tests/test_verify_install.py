@@ -161,3 +161,31 @@ def test_record_paths_may_not_escape_the_install(install, monkeypatch):
     with pytest.raises(SdsetupError) as caught:
         verify.verify_install(settings_for(install, CPU_MACHINE, monkeypatch), install.root, smoke=False)
     assert "escapes the install directory" in caught.value.message
+
+
+def test_an_untouched_install_with_sdsetups_block_in_the_tracked_launcher_has_no_local_changes(install, monkeypatch):
+    """Issue 11 item 8: webui-user.sh/.bat are the web UI's own tracked files; install adds its managed
+    block to them. That is not a local change, and a bare `git stash` (which would take the block) is never offered."""
+    root = install.root
+    fixture_install.git("add", "-f", "webui-user.sh", "webui-user.bat", cwd=root)
+    fixture_install.git("commit", "-q", "-m", "the web UI's launcher templates", cwd=root)
+    head = fixture_install.git("rev-parse", "HEAD", cwd=root)
+    record_file = root / ".sdsetup" / "install.json"
+    record = json.loads(record_file.read_text("utf-8"))
+    record["webui"]["commit"] = head
+    record_file.write_text(json.dumps(record), "utf-8")
+    sh = root / "webui-user.sh"
+    sh.write_text(sh.read_text() + "# >>> sdsetup >>>\nexport HF_HUB_OFFLINE='1'\n# <<< sdsetup <<<\n")
+    bat = root / "webui-user.bat"
+    bat.write_text("rem >>> sdsetup >>>\nset HF_HUB_OFFLINE=1\nrem <<< sdsetup <<<\n" + bat.read_text())
+
+    data = verify.verify_install(settings_for(install, CPU_MACHINE, monkeypatch), install.root, smoke=False)
+    webui = item(data, "webui")
+    assert webui["status"] == "ok", webui
+    assert "local changes" not in webui["value"]
+
+    (root / "launch.py").write_text("print('my fix')\n")
+    data = verify.verify_install(settings_for(install, CPU_MACHINE, monkeypatch), install.root, smoke=False)
+    webui = item(data, "webui")
+    assert webui["status"] == "warn" and "launch.py" in webui["value"] and "webui-user" not in webui["value"]
+    assert "stash push -- launch.py" in webui["fix"] and "webui-user" not in webui["fix"]

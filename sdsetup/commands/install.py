@@ -19,7 +19,7 @@ def choose_manifest_name(requested: str | None, install_dir: Path, facts: Any, b
     """--manifest wins; then the manifest an earlier install here used; then the machine's default."""
     if requested:
         return requested
-    from sdsetup.install.record import load_record
+    from sdsetup.install_record import load_record
 
     try:
         record = load_record(install_dir)
@@ -62,6 +62,9 @@ def run(settings: Any, install_dir: Path | str | None, options: InstallOptions) 
     plan = prepare(settings, target, options)
     warnings = list(plan.mirrors.warnings)
     if options.dry_run:
+        from sdsetup.install.steps.webui import refuse_foreign_repo
+
+        refuse_foreign_repo(plan)
         return Outcome("install", plan.to_json(), ExitCode.OK, human=render_plan, warnings=warnings)
     data = execute(plan, settings)
     warnings += data.pop("warnings", [])

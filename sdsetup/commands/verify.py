@@ -15,7 +15,7 @@ def find_install_dir(install_dir: Path | None) -> Path:
     """DIR as given; without it, the current directory or ./stable-diffusion-webui if one holds a record."""
     if install_dir is not None:
         return Path(install_dir)
-    from sdsetup.install.record import record_path
+    from sdsetup.install_record import record_path
 
     for candidate in DEFAULT_DIRS:
         if record_path(candidate).is_file():
@@ -62,7 +62,7 @@ def run(
         explicit = Path(install_dir) if install_dir is not None else None
         if explicit is None:
             guessed = find_install_dir(None)
-            from sdsetup.install.record import record_path
+            from sdsetup.install_record import record_path
 
             explicit = guessed if record_path(guessed).is_file() else None
         data = verify.verify_smoke_only(settings, explicit, python=python, out=out, full=full, progress=progress)

@@ -29,21 +29,72 @@ ALL_CUDA_TAGS = tuple(tag for tag, _ in CUDA_TAGS)
 
 @dataclass(frozen=True)
 class ManifestTorch:
-    """What a manifest's torch pin offers (until the manifests carry it, these mirror them)."""
+    """What a manifest's torch section offers, as the recommendation needs it (read from the manifest:
+    manifests/*.toml are the only place these facts live)."""
 
     torch: str
     cuda_tags: tuple[str, ...]  # the CUDA builds that exist for this torch version
-    default_cuda_tag: str  # when the driver's CUDA version is unknown
+    default_cuda_tag: str  # when the driver's CUDA version is unknown: the manifest's first cuda tag
     rocm_tag: str
     xformers_tags: tuple[str, ...]  # builds the pinned xformers wheel matches
 
+    @classmethod
+    def from_manifest(cls, manifest: Any) -> "ManifestTorch":
+        torch = manifest.torch
+        cuda = torch.get("cuda")
+        rocm = torch.get("rocm")
+        some = cuda or rocm or next(iter(torch.values()))
+        return cls(
+            torch=(some.torch_version if some else None) or "?",
+            cuda_tags=tuple(cuda.tags) if cuda else (),
+            default_cuda_tag=cuda.tags[0] if cuda and cuda.tags else "cu121",
+            rocm_tag=rocm.tags[0] if rocm and rocm.tags else "rocm",
+            xformers_tags=tuple(cuda.xformers_tags) if cuda and cuda.xformers else (),
+        )
 
-MANIFESTS = {
-    # A1111 master v1.10.1: torch 2.1.2 (cu118/cu121 builds), xformers 0.0.23.post1 built for cu121.
-    "a1111": ManifestTorch("2.1.2", ("cu118", "cu121"), "cu121", "rocm5.6", ("cu121",)),
-    # A1111 dev: torch 2.7.0 from the cu128 index (PR #16972), xformers 0.0.30; the only one for Blackwell.
-    "a1111-dev": ManifestTorch("2.7.0", ("cu118", "cu126", "cu128"), "cu128", "rocm6.3", ("cu126", "cu128")),
-}
+
+class _BuiltinTorch(Mapping):
+    """`MANIFESTS[name]`: the built-in manifests' torch facts, loaded on first use (kept for importers)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, ManifestTorch] = {}
+
+    def __getitem__(self, name: str) -> ManifestTorch:
+        if name not in self._cache:
+            from sdsetup.errors import SdsetupError
+            from sdsetup.manifest import builtin_names, load_manifest
+
+            if name not in builtin_names():
+                raise KeyError(name)
+            try:
+                self._cache[name] = ManifestTorch.from_manifest(load_manifest(name))
+            except SdsetupError:
+                raise KeyError(name) from None
+        return self._cache[name]
+
+    def __iter__(self):
+        from sdsetup.manifest import builtin_names
+
+        return iter(builtin_names())
+
+    def __len__(self) -> int:
+        from sdsetup.manifest import builtin_names
+
+        return len(builtin_names())
+
+
+MANIFESTS: Mapping[str, ManifestTorch] = _BuiltinTorch()
+
+
+def manifest_torch(manifest: Any) -> ManifestTorch:
+    """The torch facts of a Manifest, or of a built-in manifest by name (an unknown name: a1111's)."""
+    if manifest is not None and not isinstance(manifest, str):
+        return ManifestTorch.from_manifest(manifest)
+    return MANIFESTS.get(manifest or "a1111") or MANIFESTS["a1111"]
+
+
+def _manifest_name(manifest: Any) -> str | None:
+    return manifest if manifest is None or isinstance(manifest, str) else manifest.name
 
 # Minimum NVIDIA drivers (facts §3.5: NVIDIA minor-version compatibility): (Linux, Windows).
 DRIVER_MINIMUMS = {
@@ -186,10 +237,11 @@ class TorchChoice:
     manifest: str = "a1111"
 
 
-def torch_choice(facts: Any, requested: str = "auto", manifest: str | None = None) -> TorchChoice:
+def torch_choice(facts: Any, requested: str = "auto", manifest: Any = None) -> TorchChoice:
+    """`manifest`: a Manifest, a built-in manifest's name, or None (the one this machine gets)."""
     backend = choose_backend(facts, requested)
-    manifest = manifest or choose_manifest(facts, backend)
-    spec = MANIFESTS.get(manifest, MANIFESTS["a1111"])
+    spec = manifest_torch(manifest or choose_manifest(facts, backend))
+    manifest = _manifest_name(manifest) or choose_manifest(facts, backend)
     gpu = primary_gpu(facts, backend)
     forced = "" if (requested or "auto") == "auto" else f" (--backend {backend})"
     if backend == "cuda":
@@ -296,7 +348,7 @@ CPU_FLAGS = ("--use-cpu", "all", "--precision", "full", "--no-half", "--skip-tor
 MACOS_FLAGS = ("--skip-torch-cuda-test", "--upcast-sampling", "--no-half-vae", "--use-cpu", "interrogate")
 
 
-def launch_config(facts: Any, backend: str, torch_tag: str | None = None, manifest: str = "a1111") -> LaunchConfig:
+def launch_config(facts: Any, backend: str, torch_tag: str | None = None, manifest: Any = "a1111") -> LaunchConfig:
     """Flags and env vars for the web UI on this machine (facts §4; install writes both)."""
     gpu = primary_gpu(facts, backend)
     tier = vram_tier(gpu)
@@ -318,7 +370,7 @@ def launch_config(facts: Any, backend: str, torch_tag: str | None = None, manife
     if needs_upcast(gpu):
         flags.append("--upcast-sampling")
         notes.append("GTX 10xx/16xx: if images come out black, add --no-half-vae")
-    spec = MANIFESTS.get(manifest, MANIFESTS["a1111"])
+    spec = manifest_torch(manifest)
     capability = version_tuple(gpu.compute_capability) if gpu else None
     if torch_tag in spec.xformers_tags and (capability is None or capability >= (6, 0)):
         flags.append("--xformers")  # the pinned xformers build matches this torch + CUDA pair
@@ -327,7 +379,7 @@ def launch_config(facts: Any, backend: str, torch_tag: str | None = None, manife
     return LaunchConfig(tuple(flags), env, tuple(notes))
 
 
-def launch_flags(facts: Any, backend: str, torch_tag: str | None = None, manifest: str = "a1111") -> list[str]:
+def launch_flags(facts: Any, backend: str, torch_tag: str | None = None, manifest: Any = "a1111") -> list[str]:
     return list(launch_config(facts, backend, torch_tag, manifest).flags)
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from sdsetup.fsutil import safe_join
-from sdsetup.install.journal import STATE_DIR, Journal
-from sdsetup.install.plan import HF_HOME_REL, WHEELHOUSE_REL, Plan
+from sdsetup.install.journal import Journal
+from sdsetup.install.plan import Plan
+from sdsetup.layout import InstallLayout
+from sdsetup.layout import venv_python_rel as venv_python_rel  # re-exported
 from sdsetup.logs import get_logger
 
 
@@ -41,10 +43,6 @@ def venv_python(venv_dir: Path) -> Path:
     if os.name == "nt":
         return venv_dir / "Scripts" / "python.exe"
     return venv_dir / "bin" / "python"
-
-
-def venv_python_rel() -> str:
-    return "venv/Scripts/python.exe" if os.name == "nt" else "venv/bin/python"
 
 
 @dataclass
@@ -78,20 +76,24 @@ class InstallContext:
         return self.plan.options
 
     @property
+    def layout(self) -> InstallLayout:
+        return InstallLayout(self.install_dir)
+
+    @property
     def state_dir(self) -> Path:
-        return self.install_dir / STATE_DIR
+        return self.layout.state_dir
 
     @property
     def wheelhouse(self) -> Path:
-        return self.install_dir / WHEELHOUSE_REL
+        return self.layout.wheelhouse
 
     @property
     def hf_home(self) -> Path:
-        return self.install_dir / HF_HOME_REL
+        return self.layout.hf_home
 
     @property
     def venv_dir(self) -> Path:
-        return self.install_dir / "venv"
+        return self.layout.venv
 
     @property
     def python(self) -> Path:
@@ -99,7 +101,7 @@ class InstallContext:
 
     @property
     def constraints_file(self) -> Path:
-        return self.state_dir / "constraints.txt"
+        return self.layout.constraints
 
     def path(self, relative: str, what: str = "manifest path") -> Path:
         """A manifest path inside the install dir; escapes (.., absolute, symlinks out) are refused."""
@@ -115,7 +117,7 @@ class InstallContext:
     def hash_cache(self):
         from sdsetup.hashing import HashCache
 
-        return HashCache(self.state_dir / "hash-cache.json")
+        return HashCache(self.layout.hash_cache)
 
     @property
     def progress(self) -> bool:

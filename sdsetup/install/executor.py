@@ -13,6 +13,8 @@ from sdsetup.install.inputs import validate_install_dir
 from sdsetup.install.journal import InstallLock, Journal
 from sdsetup.install.plan import Plan
 from sdsetup.install.steps.base import StepSkipped
+from sdsetup.install.steps.webui import refuse_foreign_repo
+from sdsetup.layout import InstallLayout
 
 
 def execute(plan: Plan, settings: Any) -> dict[str, Any]:
@@ -24,6 +26,7 @@ def execute(plan: Plan, settings: Any) -> dict[str, Any]:
     reporter = Reporter(plan.options.quiet or settings.quiet)
     # The command checked DIR already; execute() is also called directly, so it refuses a file itself.
     validate_install_dir(install_dir, probe_write=False)
+    refuse_foreign_repo(plan)  # before the lock writes .sdsetup/ into someone else's repository
     created = not install_dir.exists()
     install_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -36,7 +39,11 @@ def execute(plan: Plan, settings: Any) -> dict[str, Any]:
 
 def _execute_locked(plan: Plan, settings: Any, reporter: Reporter, log_path: Path | None, created: bool) -> dict[str, Any]:
     install_dir = plan.install_dir
-    with InstallLock(install_dir, "install"):
+    from sdsetup import children
+
+    layout = InstallLayout(install_dir)
+    with InstallLock(install_dir, "install"), children.tracking(layout.children):
+        _refuse_while_children_run(layout)
         ctx = InstallContext(plan=plan, settings=settings, journal=Journal(install_dir), reporter=reporter)
         reporter.log.info("install into %s, manifest %s (%s), backend %s, torch tag %s", install_dir, plan.manifest.name,
                           plan.manifest.source, plan.decisions.backend, plan.decisions.torch_tag)
@@ -103,18 +110,41 @@ def _execute_locked(plan: Plan, settings: Any, reporter: Reporter, log_path: Pat
     }
 
 
+def _refuse_while_children_run(layout: InstallLayout, wait: float = 10.0) -> None:
+    """A killed run's git or pip (or what they started) may still work in DIR: wait a little, then refuse."""
+    from sdsetup import children
+
+    alive = children.wait_for_children(layout.children, wait=wait)
+    if alive:
+        first = alive[0]
+        what = f"{first.get('program')} {' '.join(first.get('args') or [])}".strip()
+        raise SdsetupError(
+            f"{layout.root} is busy: {what} (pid {first['pid']}), started {first.get('started_at')} by an earlier "
+            f"sdsetup run that was stopped, is still running" + (f" (and {len(alive) - 1} more)" if len(alive) > 1 else ""),
+            f"wait for it to end, or stop it (kill -- -{first['pid']} on Linux/macOS, or Task Manager on Windows), then run again",
+            ExitCode.BUSY,
+            details={"children": alive},
+        )
+
+
 def _remove_if_only_state(install_dir: Path) -> None:
-    """A run that created DIR and failed before putting anything of the web UI in it leaves no trace."""
+    """A run that created DIR and failed before any of the web UI was in it leaves no trace.
+
+    Only called when this run created DIR, so everything in it is this run's: its state files and, when
+    the web UI step got as far as `git init`, a repository without a commit (fetched objects at most)."""
     import shutil
 
-    from sdsetup.install.journal import JOURNAL_FILE, LOCK_FILE, OWNER_FILE, STATE_DIR
+    from sdsetup.gitops import head_commit
+    from sdsetup.layout import CHILDREN_DIR, JOURNAL_FILE, LOCK_FILE, OWNER_FILE, STATE_DIR
 
     try:
-        if {p.name for p in install_dir.iterdir()} != {STATE_DIR}:
+        names = {p.name for p in install_dir.iterdir()}
+        if not names <= {STATE_DIR, ".git"} or STATE_DIR not in names:
             return
-        if {p.name for p in (install_dir / STATE_DIR).iterdir()} - {JOURNAL_FILE, LOCK_FILE, OWNER_FILE}:
+        if {p.name for p in (install_dir / STATE_DIR).iterdir()} - {JOURNAL_FILE, LOCK_FILE, OWNER_FILE, CHILDREN_DIR}:
+            return
+        if ".git" in names and ((install_dir / ".git").is_symlink() or head_commit(install_dir) is not None):
             return
         shutil.rmtree(install_dir)
-    except OSError:
+    except (OSError, SdsetupError):
         pass
-

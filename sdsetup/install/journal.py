@@ -17,17 +17,14 @@ from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.fsutil import atomic_write_json
+from sdsetup.layout import JOURNAL_FILE, LOCK_FILE, OWNER_FILE, STATE_DIR, InstallLayout  # noqa: F401 (re-exported)
 
-STATE_DIR = ".sdsetup"
-JOURNAL_FILE = "journal.json"
-LOCK_FILE = "lock"
-OWNER_FILE = "lock.owner.json"
 JOURNAL_SCHEMA = 1
 
 
 class Journal:
     def __init__(self, install_dir: Path) -> None:
-        self.path = Path(install_dir) / STATE_DIR / JOURNAL_FILE
+        self.path = InstallLayout(install_dir).journal
         self.data: dict[str, Any] = {"schema_version": JOURNAL_SCHEMA, "steps": {}}
         if self.path.is_file():
             try:
@@ -52,8 +49,16 @@ class Journal:
         return dict(self.entry(step_id).get("detail") or {})
 
     def started(self, step_id: str, fingerprint: str) -> None:
-        self.steps[step_id] = {"status": "started", "fingerprint": fingerprint, "started_at": _now()}
+        self.steps[step_id] = self._keep_detail(step_id, {"status": "started", "fingerprint": fingerprint, "started_at": _now()})
         self._save()
+
+    def _keep_detail(self, step_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """A step may read what it recorded last time (webui-user: the block it wrote) while it reruns;
+        the detail stays until the step finishes again, also across a failure or a kill."""
+        detail = self.entry(step_id).get("detail")
+        if detail:
+            entry["detail"] = detail
+        return entry
 
     def done(self, step_id: str, fingerprint: str, *, seconds: float, detail: dict[str, Any] | None = None) -> None:
         entry = {"status": "done", "fingerprint": fingerprint, "finished_at": _now(), "seconds": round(seconds, 3)}
@@ -68,7 +73,7 @@ class Journal:
             self.done(step_id, fingerprint, seconds=0.0, detail=detail or self.detail(step_id) or None)
 
     def failed(self, step_id: str, fingerprint: str, error: str) -> None:
-        self.steps[step_id] = {"status": "failed", "fingerprint": fingerprint, "finished_at": _now(), "error": error}
+        self.steps[step_id] = self._keep_detail(step_id, {"status": "failed", "fingerprint": fingerprint, "finished_at": _now(), "error": error})
         self._save()
 
     def _save(self) -> None:
@@ -83,7 +88,8 @@ class InstallLock:
     """An exclusive lock on DIR; a second install on the same DIR exits BUSY naming the holder."""
 
     def __init__(self, install_dir: Path, command: str = "install") -> None:
-        self.state_dir = Path(install_dir) / STATE_DIR
+        self.layout = InstallLayout(install_dir)
+        self.state_dir = self.layout.state_dir
         self.command = command
         self._lock = None
 
@@ -91,7 +97,7 @@ class InstallLock:
         from filelock import FileLock, Timeout
 
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(self.state_dir / LOCK_FILE), timeout=0)
+        self._lock = FileLock(str(self.layout.lock), timeout=0)
         try:
             self._lock.acquire()
         except Timeout:
@@ -104,20 +110,20 @@ class InstallLock:
                 ExitCode.BUSY,
                 details={"holder": holder},
             ) from None
-        atomic_write_json(self.state_dir / OWNER_FILE, {
+        atomic_write_json(self.layout.lock_owner, {
             "pid": os.getpid(), "host": socket.gethostname(), "command": self.command, "started_at": _now(),
         })
         return self
 
     def holder(self) -> dict[str, Any]:
         try:
-            return json.loads((self.state_dir / OWNER_FILE).read_text("utf-8"))
+            return json.loads(self.layout.lock_owner.read_text("utf-8"))
         except (OSError, ValueError):
             return {}
 
     def __exit__(self, *exc_info: Any) -> None:
         try:
-            (self.state_dir / OWNER_FILE).unlink()
+            self.layout.lock_owner.unlink()
         except OSError:
             pass
         if self._lock is not None:

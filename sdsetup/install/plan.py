@@ -13,10 +13,9 @@ from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError, usage_error
 from sdsetup.fsutil import human_bytes
+from sdsetup.install.failover import failover_order  # noqa: F401 (re-exported; steps import it from failover)
+from sdsetup.layout import HF_HOME_REL, WHEELHOUSE_REL  # noqa: F401 (re-exported for older importers)
 from sdsetup.manifest import BACKENDS, Manifest, TorchSpec
-
-HF_HOME_REL = ".cache/huggingface"
-WHEELHOUSE_REL = ".sdsetup/wheelhouse"
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,7 @@ class InstallOptions:
     dry_run: bool = False
     yes: bool = False
     quiet: bool = False
+    adopt_repo: bool = False  # DIR may be a git repository of something else (its HEAD and origin are recorded)
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,6 @@ class Decisions:
             "launch_env": dict(self.launch_env),
             "notes": list(self.notes),
         }
-
-
-def failover_order(url_lists: list[tuple[str, ...]]) -> tuple[str, ...]:
-    """Mirror URLs of every source first, then the canonical URLs (the last of each list), deduplicated.
-
-    A commit id names the content, so a mirror of a fork is as good as the original, and mirrors are
-    what the user asked for; the canonical hosts are the last resort (pure; table-tested)."""
-    mirrors = [url for urls in url_lists for url in urls[:-1]]
-    canonical = [urls[-1] for urls in url_lists if urls]
-    return tuple(dict.fromkeys([*mirrors, *canonical]))
 
 
 def _version(text: str | None) -> tuple[int, ...]:
@@ -121,10 +111,10 @@ def decide(manifest: Manifest, facts: Any, backend_request: str = "auto") -> Dec
     gpu = recommend.primary_gpu(facts, backend)
     tag, reason = pick_torch_tag(spec, gpu, manifest_name=manifest.name)
     if backend != "cuda":
-        reason = recommend.torch_choice(facts, backend, manifest.name).reason.replace(f" (--backend {backend})", "")
+        reason = recommend.torch_choice(facts, backend, manifest).reason.replace(f" (--backend {backend})", "")
     if backend_request not in (None, "", "auto"):
         reason += f" (--backend {backend})"
-    config = recommend.launch_config(facts, backend, tag, manifest.name)
+    config = recommend.launch_config(facts, backend, tag, manifest)
     flags = list(config.flags)
     if "--xformers" in flags and not spec.xformers:
         flags[flags.index("--xformers")] = "--opt-sdp-attention"  # no xformers pin: torch's own attention

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
-from sdsetup.install.plan import HF_HOME_REL
+from sdsetup.layout import HF_HOME_REL
 from sdsetup.install.steps.base import Step
 from sdsetup.redact import redact_url
 

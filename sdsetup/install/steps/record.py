@@ -20,12 +20,12 @@ class RecordStep(Step):
 
     def build(self, ctx: Any):
         from sdsetup.hashing import sha256_file
-        from sdsetup.install.context import venv_python_rel
-        from sdsetup.install.plan import HF_HOME_REL
-        from sdsetup.install.record import FileRecord, HubFileRecord, InstallRecord, RepoRecord
         from sdsetup.install.steps.hub import hub_rel, seeded_commit
+        from sdsetup.install.steps.webui import load_previous
         from sdsetup.install.steps.webui_user import WebuiUserStep
         from sdsetup.install.webui_config import redact_env_for_record
+        from sdsetup.install_record import FileRecord, HubFileRecord, InstallRecord, RepoRecord
+        from sdsetup.layout import HF_HOME_REL, venv_python_rel
         from sdsetup.redact import secrets_in_url
 
         m = self.manifest
@@ -53,13 +53,14 @@ class RecordStep(Step):
             launch_args=list(self.decisions.launch_args),
             env=redact_env_for_record(env, secrets_in_url(ctx.mirrors.proxy)),
             finished=True,
+            previous_checkout=load_previous(ctx.install_dir),
         )
 
     def identity(self, ctx: Any) -> Any:
         return self.build(ctx).to_json()
 
     def is_done(self, ctx: Any) -> bool:
-        from sdsetup.install.record import record_path
+        from sdsetup.install_record import record_path
 
         try:
             current = json.loads(record_path(ctx.install_dir).read_text("utf-8"))
@@ -68,7 +69,7 @@ class RecordStep(Step):
         return current == json.loads(json.dumps(self.build(ctx).to_json(), default=str))
 
     def run(self, ctx: Any) -> dict[str, Any]:
-        from sdsetup.install.record import save_record
+        from sdsetup.install_record import save_record
 
         path = save_record(ctx.install_dir, self.build(ctx))
         return {"path": str(path.relative_to(ctx.install_dir))}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sdsetup.install.plan import failover_order
+from sdsetup.install.failover import failover_order
 from sdsetup.install.steps.base import Step
 from sdsetup.redact import redact_url
 

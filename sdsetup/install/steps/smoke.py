@@ -26,7 +26,7 @@ class SmokeStep(Step):
         return {"id": self.id, "title": self.title, "packages": list(self.manifest.smoke.packages)}
 
     def identity(self, ctx: Any) -> Any:
-        from sdsetup.install.record import record_path
+        from sdsetup.install_record import record_path
 
         try:
             record = hashlib.sha256(record_path(ctx.install_dir).read_bytes()).hexdigest()
@@ -54,7 +54,7 @@ class SmokeStep(Step):
 
         self._ensure_packages(ctx)
         # The same reading of the launch flags as `sdsetup verify`: precision flags, and the CPU when told.
-        result = run_smoke(ctx.python, hf_home=ctx.hf_home, cache_dir=ctx.state_dir / "smoke-cache",
+        result = run_smoke(ctx.python, hf_home=ctx.hf_home, cache_dir=ctx.layout.smoke_cache,
                            progress=ctx.progress, **smoke_options_from_args(self.launch_args))
         if not result.get("ok"):
             error = result.get("error") or {}

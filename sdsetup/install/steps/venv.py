@@ -70,7 +70,7 @@ class VenvStep(Step):
         probe = probe_venv(ctx.python)
         state = venv_state(probe, self.spec)
         base = None
-        marker = ctx.state_dir / "venv-creating"
+        marker = ctx.layout.venv_marker
         if ctx.venv_dir.exists() and state == "missing" and marker.exists():
             # Our own venv, interrupted while it was being created (the marker says so): start again.
             import shutil

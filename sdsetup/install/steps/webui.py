@@ -7,13 +7,93 @@ import sys
 from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
-from sdsetup.install.journal import STATE_DIR
-from sdsetup.install.plan import failover_order
+from sdsetup.layout import PREVIOUS_CHECKOUT_FILE as PREVIOUS_FILE
+from sdsetup.layout import STATE_DIR, InstallLayout
+from sdsetup.install.failover import failover_order
 from sdsetup.install.steps.base import Step
 from sdsetup.redact import redact_url
 
 # Paths sdsetup writes inside the checkout that are not the web UI's: kept out of `git status`.
 EXCLUDES = (f"/{STATE_DIR}/", "/.cache/")
+
+
+def inspect_existing_repo(install_dir, repo: Any, urls: tuple[str, ...], runner: Any) -> dict[str, Any] | None:
+    """DIR's git repository as found (HEAD, branch, origin) and `foreign`: why it is not the web UI, or None.
+    None for a DIR that is not a git repository (reads only)."""
+    from sdsetup.gitops import current_branch, head_commit, judge_existing_checkout, origin_url, tracked_at_head
+
+    if not (install_dir / ".git").exists():
+        return None
+    head = head_commit(install_dir, runner)
+    origin = origin_url(install_dir, runner)
+    found = tracked_at_head(install_dir, repo.markers, runner) if head else set()
+    foreign = judge_existing_checkout(has_head=bool(head), origin=origin, known_urls=[*repo.urls, repo.replaces or "", *urls],
+                                      markers=repo.markers, markers_found=found)
+    return {"head": head, "branch": current_branch(install_dir, runner) if head else None, "origin": origin, "foreign": foreign}
+
+
+def refuse_foreign_repo(plan: Any, runner: Any = None) -> None:
+    """Before anything is written: a DIR that is a git repository of something else is refused unless
+    --adopt-repo asks (install would detach its HEAD and replace its origin). Dry runs check the same."""
+    from sdsetup.gitops import GitRunner
+
+    step = next((s for s in plan.steps if isinstance(s, WebuiStep)), None)
+    if step is None or plan.options.adopt_repo:
+        return
+    found = inspect_existing_repo(plan.install_dir, step.repo, step.urls, runner or GitRunner())
+    if found and found["foreign"]:
+        raise SdsetupError(
+            f"{plan.install_dir} is a git repository that is not the web UI: {found['foreign']}",
+            "install into another directory; or, to check the web UI out there anyway, rerun with --adopt-repo "
+            f"(its HEAD and origin are recorded in .sdsetup/{PREVIOUS_FILE} so you can go back)",
+            ExitCode.USAGE,
+            details={"path": str(plan.install_dir), "head": found["head"], "branch": found["branch"]},
+        )
+
+
+def record_previous(ctx: Any, found: dict[str, Any] | None, origin: str) -> dict[str, Any] | None:
+    """Write what the checkout will change (old HEAD, branch, origin) before changing it; the first record
+    is kept, so a second move still leads back to what the user had. Returns the record."""
+    from sdsetup.fsutil import atomic_write_json
+
+    if not found or found["head"] == ctx.manifest.webui.commit:
+        return None  # HEAD at the pin: checkout_pinned touches nothing
+    if not found["head"] and found["origin"] in (None, origin):
+        return None  # an empty repository (a first run that stopped early): nothing of the user's to keep
+    path = InstallLayout(ctx.install_dir).previous_checkout
+    existing = load_previous(ctx.install_dir)
+    if existing:
+        return existing
+    record = {"head": found["head"], "branch": found["branch"], "origin": found["origin"],
+              "undo": undo_commands(ctx.install_dir, found)}
+    atomic_write_json(path, record)
+    return record
+
+
+def load_previous(install_dir) -> dict[str, Any] | None:
+    import json
+
+    try:
+        data = json.loads(InstallLayout(install_dir).previous_checkout.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def undo_commands(install_dir, previous: dict[str, Any]) -> list[str]:
+    """The git commands that give DIR's repository back its HEAD (branch) and origin (pure)."""
+    from sdsetup.redact import redact_url
+
+    where = f'git -C "{install_dir}"'
+    commands = []
+    if previous.get("branch") or previous.get("head"):
+        # --force: sdsetup's own edits to the web UI's tracked webui-user.sh/.bat would block the switch.
+        commands.append(f"{where} checkout --force {previous.get('branch') or previous['head']}")
+    if previous.get("origin"):
+        commands.append(f"{where} remote set-url origin {redact_url(previous['origin'])}")
+    else:
+        commands.append(f"{where} remote remove origin")
+    return commands
 
 
 def _only_sdsetup_state(path) -> bool:
@@ -58,6 +138,10 @@ class WebuiStep(Step):
 
         runner = ctx.git_runner()
         current = head_commit(ctx.install_dir, runner)
+        found = inspect_existing_repo(ctx.install_dir, self.repo, self.urls, runner)
+        if found and found["foreign"] and not ctx.options.adopt_repo:
+            refuse_foreign_repo(ctx.plan, runner)
+        previous = record_previous(ctx, found, self.repo.url)
         saved: dict = {}
         moving = bool(current) and current != self.repo.commit
         # Changes to anything but webui-user.sh/.bat stop the install in checkout_pinned (never overwritten).
@@ -81,11 +165,15 @@ class WebuiStep(Step):
             for path, data in saved.items():  # the user's lines and sdsetup's block, as they were
                 atomic_write_bytes(path, data)
         exclude_paths(ctx.install_dir, EXCLUDES)
-        if current and current != self.repo.commit:
-            ctx.warnings.append(f"the web UI in {ctx.install_dir} moved from {current[:10]} to {self.repo.commit[:10]} "
-                                f"(go back with: git -C \"{ctx.install_dir}\" checkout {current})")
+        if previous and found and found["head"] != self.repo.commit:
+            was = found["branch"] or (found["head"] or "no commit")[:10]
+            ctx.warnings.append(
+                f"the repository in {ctx.install_dir} moved from {was} to the web UI's {self.repo.commit[:10]}"
+                + (f"; its origin was {redact_url(found['origin'])}" if found["origin"] not in (None, self.repo.url) else "")
+                + f" (recorded in .sdsetup/{PREVIOUS_FILE}; go back with: {' && '.join(previous['undo'])})")
         ctx.reporter.detail(f"from {redact_url(result.url)}{' (shallow)' if result.shallow else ''}")
-        return {"url": redact_url(result.url), "shallow": result.shallow, "previous": current}
+        return {"url": redact_url(result.url), "shallow": result.shallow, "previous": current,
+                "previous_branch": found["branch"] if found else None}
 
 
 OWN_TRACKED = ("webui-user.sh", "webui-user.bat")
@@ -108,7 +196,7 @@ def _set_aside_launcher_settings(ctx: Any, runner: Any) -> dict:
         path = ctx.install_dir / name
         data = path.read_bytes()
         saved[path] = data
-        atomic_write_bytes(ctx.state_dir / "backups" / f"{name}.{time.strftime('%Y%m%d-%H%M%S')}", data)
+        atomic_write_bytes(ctx.layout.backup_path(name, time.strftime('%Y%m%d-%H%M%S')), data)
     runner.run(["-C", str(ctx.install_dir), "checkout", "--quiet", "HEAD", "--", *changed])
     return saved
 
