@@ -105,3 +105,30 @@ def test_our_block_goes_before_the_doctors_block_so_its_fixes_stay_last():
     text, how = merge(USER_SH + doctor, render_sh_block(SETTINGS), "sh")
     assert how == "inserted" and text.index("# >>> sdsetup >>>") < text.index("# >>> sdsetup doctor >>>")
     assert text.endswith(doctor)
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real"])
+@pytest.mark.parametrize("edit, key", [
+    ('args = ["--no-download-sd-model", "--say \\"hi\\""]', "launch.args[1]"),
+    ('args = ["--no-download-sd-model"]\nenv = { MY_VAR = "two\\nlines" }', "launch.env.MY_VAR"),
+])
+def test_an_unwritable_launch_value_is_a_usage_error_when_the_plan_is_made(tmp_path, edit, key, dry_run):
+    """Before anything is downloaded (issue 14 item 2): the mirror is unreachable, so a step that ran would fail with 3."""
+    import json
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from sdsetup import cli
+
+    text = Path(load_manifest("a1111").source).read_text("utf-8")
+    own = tmp_path / "own.toml"
+    own.write_text(text.replace('args = ["--no-download-sd-model"]', edit, 1), "utf-8")
+    target = tmp_path / "webui"
+    args = ["install", str(target), "--manifest", str(own), "--json", "--mirror", "http://127.0.0.1:1/", "--yes",
+            *(["--dry-run"] if dry_run else [])]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    assert key in error["message"] and "webui-user" in error["message"] and error["hint"]
+    assert not (target / "webui-user.bat").exists() and not (target / "venv").exists() and not (target / ".git").exists()
