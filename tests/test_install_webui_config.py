@@ -132,3 +132,17 @@ def test_an_unwritable_launch_value_is_a_usage_error_when_the_plan_is_made(tmp_p
     error = json.loads(result.stdout)["error"]
     assert key in error["message"] and "webui-user" in error["message"] and error["hint"]
     assert not (target / "webui-user.bat").exists() and not (target / "venv").exists() and not (target / ".git").exists()
+
+
+def test_preflight_refuses_an_interpreter_path_the_bat_code_page_cannot_hold():
+    """Before anything is downloaded: the chosen Python's path must fit webui-user.bat's code page."""
+    from sdsetup.errors import SdsetupError
+    from sdsetup.install.steps.preflight import check_bat_python
+
+    python = "C:\\Users\\张三\\AppData\\Local\\Programs\\Python\\Python310\\python.exe"
+    check_bat_python(python, "D:\\sd", 936)  # a Chinese Windows: fits
+    with pytest.raises(SdsetupError) as caught:
+        check_bat_python(python, "D:\\sd", 850)
+    assert caught.value.exit_code == 2 and "'张'" in caught.value.message and "PYTHON" in caught.value.message
+    check_bat_python("C:\\Users\\张三\\sd\\python\\python.exe", "C:\\Users\\张三\\sd", 850)  # inside: %~dp0, fits anywhere
+    check_bat_python("/home/张三/.pyenv/versions/3.10.14/bin/python3.10", "/home/张三/sd", 437)  # not written into the .bat
