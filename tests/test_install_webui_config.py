@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 import subprocess
 
 import pytest
@@ -146,3 +149,54 @@ def test_preflight_refuses_an_interpreter_path_the_bat_code_page_cannot_hold():
     assert caught.value.exit_code == 2 and "'张'" in caught.value.message and "PYTHON" in caught.value.message
     check_bat_python("C:\\Users\\张三\\sd\\python\\python.exe", "C:\\Users\\张三\\sd", 850)  # inside: %~dp0, fits anywhere
     check_bat_python("/home/张三/.pyenv/versions/3.10.14/bin/python3.10", "/home/张三/sd", 437)  # not written into the .bat
+
+
+def _webui_user_step(tmp_path, **settings_values):
+    from sdsetup.detect.machine import MachineFacts
+    from sdsetup.install.context import InstallContext, Reporter
+    from sdsetup.install.journal import Journal
+    from sdsetup.install.plan import InstallOptions, build_plan
+    from sdsetup.net.mirrors import select_mirrors
+    from sdsetup.settings import load_settings
+
+    settings = load_settings(settings_values, env={})
+    facts = MachineFacts.from_json({"os": {"system": "Linux", "release": "x", "version": "x", "machine": "x86_64", "bits": 64,
+                                           "wsl": False}, "gpus": [], "ram_total_bytes": 32 << 30, "ram_available_bytes": 16 << 30})
+    plan = build_plan(load_manifest("a1111"), facts, select_mirrors(settings, env={}), InstallOptions(backend="cpu"), tmp_path)
+    ctx = InstallContext(plan=plan, settings=settings, journal=Journal(tmp_path), reporter=Reporter(quiet=True))
+    return next(step for step in plan.steps if step.id == "webui-user"), ctx
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
+@pytest.mark.parametrize("settings_values, secret, what", [
+    ({"mirror": ["https://wei:s3cret-pw@mirror.example.com/"]}, "s3cret-pw", "mirror password"),
+    ({"proxy": "http://wei:s3cret-pw@127.0.0.1:3128"}, "s3cret-pw", "proxy password"),
+    ({"mirror": ["https://mirror.example.com/"]}, None, None),
+])
+def test_webui_user_files_holding_a_credential_are_private_and_the_install_says_so(tmp_path, settings_values, secret, what):
+    """Issue 11 item 11: a webui-user file that holds a password is written 0600, with a warning."""
+    step, ctx = _webui_user_step(tmp_path, **settings_values)
+    assert secret is None or secret not in json.dumps(step.describe())  # --dry-run --json shows no password
+    step.run(ctx)
+    for name in ("webui-user.sh", "webui-user.bat"):
+        data = (tmp_path / name).read_bytes()
+        mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+        if secret:
+            assert secret.encode() in data and mode == 0o600, (name, oct(mode))
+        else:
+            assert mode == 0o644, (name, oct(mode))
+    warned = [w for w in ctx.warnings if "password" in w]
+    assert (what in warned[0] and "readable by you only" in warned[0]) if secret else not warned
+
+
+def test_the_step_keeps_a_users_gbk_bat_byte_for_byte(tmp_path):
+    """The old step read the .bat as UTF-8 and, failing, replaced a user's GBK file with the template."""
+    step, ctx = _webui_user_step(tmp_path)
+    step.code_page = 936
+    user = "@echo off\r\nrem 我的设置\r\nset COMMANDLINE_ARGS=--theme dark\r\n\r\ncall webui.bat\r\n".encode("gbk")
+    (tmp_path / "webui-user.bat").write_bytes(user)
+    step.run(ctx)
+    new = (tmp_path / "webui-user.bat").read_bytes()
+    assert new.startswith(user.split(b"call")[0]) and new.endswith(b"call webui.bat\r\n")
+    assert b'set "HF_HOME=%~dp0.cache\\huggingface"' in new
+    assert step.is_done(ctx)
