@@ -269,3 +269,10 @@ def test_the_python_item_says_which_one_is_used_and_why():
     assert "no 3.10 found" in value
     _, value, _ = pythons.assess_python(pythons.python_section([cand("3.11.7", source="--python")], "x"))
     assert "given with --python" in value
+
+
+def test_with_only_the_store_alias_the_python_item_names_it():
+    alias = {"path": STORE_ALIAS, "version": None, "bits": None, "error": STORE_ALIAS_ERROR, "source": "PATH"}
+    alias["status"], alias["note"] = pythons.assess_candidate(alias)
+    status, value, fix = pythons.assess_python(pythons.python_section([alias], None))
+    assert status == "fail" and "Microsoft Store's alias, not a Python" in value and "App execution aliases" in fix

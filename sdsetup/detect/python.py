@@ -326,11 +326,13 @@ def assess_python(section: dict[str, Any]) -> tuple[str, str, str | None]:
     chosen = section.get("chosen")
     found = len(section.get("candidates") or [])
     if chosen is None:
+        alias = next((c["path"] for c in section.get("candidates") or [] if is_store_alias(c.get("path"))), None)
         return (
             "fail",
-            f"no usable Python among {found} found",
+            f"no usable Python among {found} found" + (f" ({alias} is the Microsoft Store's alias, not a Python)" if alias else ""),
             "install 64-bit Python 3.10 (python.org; on Windows tick 'Add python.exe to PATH'), "
-            "then pass it with --python PATH if it is not on PATH",
+            "then pass it with --python PATH if it is not on PATH"
+            + ("; turn the Store alias off in Settings > Apps > Advanced app settings > App execution aliases" if alias else ""),
         )
     if chosen.get("version"):
         value = f"{chosen['version']} ({chosen['bits']}-bit) {chosen['path']} (chosen: {why_chosen(chosen)})"
