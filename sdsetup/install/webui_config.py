@@ -130,7 +130,7 @@ def check_launch_values(manifest: object, others: Iterable[tuple[str, str]] = ()
     problems = launch_value_problems(getattr(manifest, "launch", None), others)
     if problems:
         key, why = problems[0]
-        where = f"manifest '{getattr(manifest, 'name', '?')}' {key}" if key.startswith("launch.") else key
+        where = f"manifest '{getattr(manifest, 'name', '?')}' {key}" if key.startswith(("launch.", "repositories[")) else key
         raise usage_error(f"{where} cannot be written into webui-user.bat/.sh: {why}",
                           "change that value in the manifest (or the setting it comes from); nothing was installed")
 

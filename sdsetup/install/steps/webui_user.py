@@ -34,6 +34,9 @@ class WebuiUserStep(Step):
         # Plan time: a launch value that no webui-user file can hold is a usage error now, not at this step.
         own = set(dict(manifest.launch.env))
         others = [(f"launch env {name}", value) for name, value in self.decisions.launch_env if name not in own]
+        for index, repo in enumerate(manifest.repositories):
+            if repo.url_env:
+                others.append((f"repositories[{index}].url ({repo.name})", repo.url))
         others += [(f"mirror setting {name}", value) for name, value in self._mirror_env().items()]
         check_launch_values(manifest, others)
 
