@@ -273,3 +273,27 @@ def test_installed_check_bad_dir_is_one_line_and_a_hint(tmp_path):
         lines = result.stderr.splitlines()
         assert len(lines) == 2 and lines[0].startswith("error: --dir ") and lines[1].startswith("hint: ")
         assert result.stdout == "" and "Traceback" not in result.stderr
+
+
+def test_no_module_below_commands_imports_commands():
+    """Readiness lives in detect/ (issue 12 item 3): install's preflight no longer reaches into commands/check.py."""
+    import re
+    from pathlib import Path
+
+    import sdsetup
+
+    root = Path(sdsetup.__file__).parent
+    offenders = [str(path.relative_to(root)) for path in root.rglob("*.py")
+                 if path.parent.name != "commands" and path.name not in ("cli.py", "__main__.py")
+                 and re.search(r"sdsetup\.commands|from sdsetup import commands", path.read_text("utf-8"))]
+    assert offenders == []
+
+
+def test_readiness_is_typed_and_is_checks_document(tmp_path):
+    from sdsetup.detect.readiness import assess
+
+    readiness = assess(Settings(), tmp_path / "sd", required_bytes={"temp": 10**18})
+    assert readiness.data["items"] and [i["id"] for i in readiness.failures] == [i["id"] for i in check.hard_failures(readiness.data)]
+    assert not readiness.ready and any(i["id"].startswith("disk") for i in readiness.failures)
+    chosen = readiness.data["python"]["chosen"]
+    assert (readiness.python.path if readiness.python else None) == (chosen or {}).get("path")

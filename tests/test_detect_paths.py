@@ -117,3 +117,24 @@ def test_a_folder_nothing_can_be_written_to_is_a_usage_error():
     with pytest.raises(SdsetupError) as info:
         paths.validate_install_dir(Path("/proc/sd"))  # /proc takes no new files, even from root
     assert info.value.exit_code == 2 and "not writable" in info.value.message
+
+
+@pytest.mark.parametrize("path, kwargs, expected", [
+    # Recorded Windows facts: a deep folder, with and without LongPathsEnabled.
+    ("C:\\" + "x" * 250, {"system": "Windows", "fs_type": "NTFS", "long_paths_enabled": False},
+     [("fail", "Windows cannot create a folder path over 248 characters")]),
+    ("C:\\" + "x" * 250, {"system": "Windows", "fs_type": "NTFS", "long_paths_enabled": True}, []),
+    ("C:\\" + "x" * 120, {"system": "Windows", "fs_type": "NTFS", "long_paths_enabled": None},
+     [("warn", "Windows' 260-character limit")]),  # the registry could not be read: warn
+    (r"C:\Users\张三\sd", {"system": "Windows", "fs_type": "NTFS"}, [("warn", "non-ASCII characters (三张)")]),
+    (r"C:\sd webui", {"system": "Windows", "fs_type": "NTFS"}, [("warn", "the path has spaces")]),
+    (r"F:\sd", {"system": "Windows", "fs_type": "exFAT"}, [("warn", "the disk is exFAT")]),
+    (r"F:\sd", {"system": "Windows", "fs_type": "FAT32"}, [("fail", "no file can exceed 4 GiB")]),
+    (r"C:\Users\wei\OneDrive - Contoso\sd", {"system": "Windows", "fs_type": "NTFS",
+                                            "env": {"OneDriveCommercial": r"C:\Users\wei\OneDrive - Contoso"}},
+     [("warn", "the path has spaces"), ("warn", "inside OneDrive")]),
+])
+def test_windows_path_pitfalls_each_have_their_own_verdict_and_fix(path, kwargs, expected):
+    found = paths.path_pitfalls(path, **kwargs)
+    assert [(status, text) for (status, problem, _fix), (_, text) in zip(found, expected) if text in problem] == expected
+    assert len(found) == len(expected) and all(fix for _status, _problem, fix in found)

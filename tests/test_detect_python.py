@@ -167,3 +167,112 @@ def test_the_same_interpreter_counts_once():
     ]
     assert [c["source"] for c in pythons.dedupe(candidates)] == ["current", "PATH"]
     assert pythons.dedupe(candidates)[1]["path"] == "/x/python3.10"
+
+
+# ------------------------------------------------- Windows interpreters (issue 14 item 3), recorded facts
+
+STORE_ALIAS = r"C:\Users\Wei\AppData\Local\Microsoft\WindowsApps\python.exe"
+# What the alias prints when no Store Python is installed (exit code 9009), as on Windows 10/11.
+STORE_ALIAS_ERROR = ("exit code 9009: Python was not found; run without arguments to install from the Microsoft Store, "
+                     "or disable this shortcut from Settings > Manage App Execution Aliases.")
+
+
+def test_the_store_alias_is_said_to_be_no_python():
+    status, note = pythons.assess_candidate({"path": STORE_ALIAS, "version": None, "error": STORE_ALIAS_ERROR, "source": "PATH"})
+    assert status == "fail" and "not a Python" in note and "App execution aliases" in note and "python.org" in note
+
+
+def test_a_store_python_is_warned_and_a_python_org_one_of_the_same_version_wins():
+    store = {"path": STORE_ALIAS, "version": "3.10.11", "bits": 64, "source": "PATH"}
+    status, note = pythons.assess_candidate(store)
+    assert status == "warn" and "Microsoft Store" in note
+    store["status"] = status
+    plain = cand("3.10.11", path=r"C:\Users\Wei\AppData\Local\Programs\Python\Python310\python.exe")
+    assert pythons.choose_python([store, plain])["path"] == plain["path"]
+
+
+def test_32_bit_python_is_refused_even_from_the_py_launcher():
+    found = dict((tag, path) for tag, path in pythons.parse_py_launcher_list((FIXTURES / "py-0p-new.txt").read_text()))
+    candidate = {"path": found["3.10-32"], "version": "3.10.11", "bits": 32, "source": "py launcher"}
+    status, note = pythons.assess_candidate(candidate)
+    assert status == "fail" and "64-bit" in note
+    candidate["status"] = status
+    assert pythons.choose_python([candidate]) is None
+
+
+@pytest.mark.parametrize("executable, prefix, base_prefix, base_executable, version, windows, expected", [
+    # A Windows venv: Scripts\python.exe, made from C:\Python310.
+    (r"C:\sd\venv\Scripts\python.exe", r"C:\sd\venv", r"C:\Python310", r"C:\Python310\python.exe", "3.10.11", True,
+     [r"C:\Python310\python.exe"]),
+    # Python 3.10 on Windows reports _base_executable = the venv's own: the base prefix names it.
+    (r"C:\sd\venv\Scripts\python.exe", r"C:\sd\venv", r"C:\Python310", r"C:\sd\venv\Scripts\python.exe", "3.10.6", True,
+     [r"C:\Python310\python.exe"]),
+    ("/home/wei/sd/venv/bin/python", "/home/wei/sd/venv", "/usr", "/usr/bin/python3.10", "3.10.12", False,
+     ["/usr/bin/python3.10", "/usr/bin/python3"]),
+    ("/usr/bin/python3.10", "/usr", "/usr", "", "3.10.12", False, []),  # not a venv
+    (r"C:\Python310\python.exe", r"C:\Python310", r"C:\Python310", "", "3.10.11", True, []),
+])
+def test_venv_base_candidates(executable, prefix, base_prefix, base_executable, version, windows, expected):
+    assert pythons.venv_base_candidates(executable, prefix, base_prefix, base_executable, version, windows) == expected
+
+
+def test_sdsetups_own_venv_interpreter_is_never_the_choice():
+    """From a venv, the current candidate is the venv's base (this test suite runs from one)."""
+    current = pythons._current()
+    if sys.prefix == getattr(sys, "base_prefix", sys.prefix):
+        pytest.skip("this interpreter is not in a venv")
+    assert current["path"] != sys.executable and os.path.isfile(current["path"])
+    assert "sdsetup's own venv" in pythons.assess_candidate(current)[1]
+    # When the base cannot be found, a system interpreter of the same version is preferred to the venv's.
+    own = {**cand("3.10.13", "current", path="/opt/sdsetup/venv/bin/python"), "in_venv": True}
+    system = cand("3.10.12", path="/usr/bin/python3.10")
+    assert pythons.choose_python([own, system])["path"] == "/usr/bin/python3.10"
+    assert pythons.choose_python([own])["path"] == own["path"]  # the only one: still usable
+
+
+@posix_only
+def test_a_venv_interpreter_found_on_path_stands_for_its_base(tmp_path, monkeypatch):
+    (tmp_path / "base").mkdir()
+    base = fake_python(tmp_path / "base", "python3.10", answer("3.10.13", "/x"))
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    fake_python(venv, "python3.10", "echo '" + json.dumps({
+        "version": "3.10.13", "bits": 64, "executable": str(venv / "python3.10"), "prefix": str(venv.parent),
+        "base_prefix": str(tmp_path / "nowhere"), "base_executable": str(base)}) + "'")
+    monkeypatch.setenv("PATH", str(venv))
+    candidate = [c for c in pythons.probe_pythons("Linux") if c["source"] == "PATH"][0]
+    assert candidate["path"] == str(base) and candidate["found_as"] == str(venv / "python3.10")
+    status, note = pythons.assess_candidate(candidate)
+    assert status == "ok" and "virtual environment" in note and "base interpreter" in note
+
+
+@posix_only
+def test_windows_discovery_asks_path_and_the_py_launcher(tmp_path, monkeypatch):
+    """`python`/`python3` on PATH (where the Store alias lives) and every `py -0p` entry are candidates."""
+    fake_python(tmp_path, "python", answer("3.10.11", "/x"))
+    fake_python(tmp_path, "python3", answer("3.12.1", "/y"))
+    listing = tmp_path / "listing.txt"
+    listing.write_text((FIXTURES / "py-0p-new.txt").read_text())
+    fake_python(tmp_path, "py", f'[ "$1" = "-0p" ] && /bin/cat "{listing}"')
+    monkeypatch.setenv("PATH", str(tmp_path))
+    found = pythons.discover_paths("Windows")
+    assert (str(tmp_path / "python"), "PATH") in found and (str(tmp_path / "python3"), "PATH") in found
+    assert (r"C:\Python310\python.exe", "py launcher") not in found  # that one is the old-format fixture
+    assert (r"C:\Program Files (x86)\Python310-32\python.exe", "py launcher") in found
+    assert [p for p, source in pythons.discover_paths("Linux") if source != "PATH"] == []
+
+
+def test_the_python_item_says_which_one_is_used_and_why():
+    status, value, _ = pythons.assess_python(pythons.python_section([cand("3.11.7"), cand("3.10.13")], None))
+    assert status == "ok" and "3.10.13" in value and "chosen: 3.10 is the version the web UI is tested with" in value
+    _, value, _ = pythons.assess_python(pythons.python_section([cand("3.11.7")], None))
+    assert "no 3.10 found" in value
+    _, value, _ = pythons.assess_python(pythons.python_section([cand("3.11.7", source="--python")], "x"))
+    assert "given with --python" in value
+
+
+def test_with_only_the_store_alias_the_python_item_names_it():
+    alias = {"path": STORE_ALIAS, "version": None, "bits": None, "error": STORE_ALIAS_ERROR, "source": "PATH"}
+    alias["status"], alias["note"] = pythons.assess_candidate(alias)
+    status, value, fix = pythons.assess_python(pythons.python_section([alias], None))
+    assert status == "fail" and "Microsoft Store's alias, not a Python" in value and "App execution aliases" in fix

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 import subprocess
 
 import pytest
@@ -105,3 +108,95 @@ def test_our_block_goes_before_the_doctors_block_so_its_fixes_stay_last():
     text, how = merge(USER_SH + doctor, render_sh_block(SETTINGS), "sh")
     assert how == "inserted" and text.index("# >>> sdsetup >>>") < text.index("# >>> sdsetup doctor >>>")
     assert text.endswith(doctor)
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real"])
+@pytest.mark.parametrize("edit, key", [
+    ('args = ["--no-download-sd-model", "--say \\"hi\\""]', "launch.args[1]"),
+    ('args = ["--no-download-sd-model"]\nenv = { MY_VAR = "two\\nlines" }', "launch.env.MY_VAR"),
+])
+def test_an_unwritable_launch_value_is_a_usage_error_when_the_plan_is_made(tmp_path, edit, key, dry_run):
+    """Before anything is downloaded (issue 14 item 2): the mirror is unreachable, so a step that ran would fail with 3."""
+    import json
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from sdsetup import cli
+
+    text = Path(load_manifest("a1111").source).read_text("utf-8")
+    own = tmp_path / "own.toml"
+    own.write_text(text.replace('args = ["--no-download-sd-model"]', edit, 1), "utf-8")
+    target = tmp_path / "webui"
+    args = ["install", str(target), "--manifest", str(own), "--json", "--mirror", "http://127.0.0.1:1/", "--yes",
+            *(["--dry-run"] if dry_run else [])]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    assert key in error["message"] and "webui-user" in error["message"] and error["hint"]
+    assert not (target / "webui-user.bat").exists() and not (target / "venv").exists() and not (target / ".git").exists()
+
+
+def test_preflight_refuses_an_interpreter_path_the_bat_code_page_cannot_hold():
+    """Before anything is downloaded: the chosen Python's path must fit webui-user.bat's code page."""
+    from sdsetup.errors import SdsetupError
+    from sdsetup.install.steps.preflight import check_bat_python
+
+    python = "C:\\Users\\张三\\AppData\\Local\\Programs\\Python\\Python310\\python.exe"
+    check_bat_python(python, "D:\\sd", 936)  # a Chinese Windows: fits
+    with pytest.raises(SdsetupError) as caught:
+        check_bat_python(python, "D:\\sd", 850)
+    assert caught.value.exit_code == 2 and "'张'" in caught.value.message and "PYTHON" in caught.value.message
+    check_bat_python("C:\\Users\\张三\\sd\\python\\python.exe", "C:\\Users\\张三\\sd", 850)  # inside: %~dp0, fits anywhere
+    check_bat_python("/home/张三/.pyenv/versions/3.10.14/bin/python3.10", "/home/张三/sd", 437)  # not written into the .bat
+
+
+def _webui_user_step(tmp_path, **settings_values):
+    from sdsetup.detect.machine import MachineFacts
+    from sdsetup.install.context import InstallContext, Reporter
+    from sdsetup.install.journal import Journal
+    from sdsetup.install.plan import InstallOptions, build_plan
+    from sdsetup.net.mirrors import select_mirrors
+    from sdsetup.settings import load_settings
+
+    settings = load_settings(settings_values, env={})
+    facts = MachineFacts.from_json({"os": {"system": "Linux", "release": "x", "version": "x", "machine": "x86_64", "bits": 64,
+                                           "wsl": False}, "gpus": [], "ram_total_bytes": 32 << 30, "ram_available_bytes": 16 << 30})
+    plan = build_plan(load_manifest("a1111"), facts, select_mirrors(settings, env={}), InstallOptions(backend="cpu"), tmp_path)
+    ctx = InstallContext(plan=plan, settings=settings, journal=Journal(tmp_path), reporter=Reporter(quiet=True))
+    return next(step for step in plan.steps if step.id == "webui-user"), ctx
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
+@pytest.mark.parametrize("settings_values, secret, what", [
+    ({"mirror": ["https://wei:s3cret-pw@mirror.example.com/"]}, "s3cret-pw", "mirror password"),
+    ({"proxy": "http://wei:s3cret-pw@127.0.0.1:3128"}, "s3cret-pw", "proxy password"),
+    ({"mirror": ["https://mirror.example.com/"]}, None, None),
+])
+def test_webui_user_files_holding_a_credential_are_private_and_the_install_says_so(tmp_path, settings_values, secret, what):
+    """Issue 11 item 11: a webui-user file that holds a password is written 0600, with a warning."""
+    step, ctx = _webui_user_step(tmp_path, **settings_values)
+    assert secret is None or secret not in json.dumps(step.describe())  # --dry-run --json shows no password
+    step.run(ctx)
+    for name in ("webui-user.sh", "webui-user.bat"):
+        data = (tmp_path / name).read_bytes()
+        mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+        if secret:
+            assert secret.encode() in data and mode == 0o600, (name, oct(mode))
+        else:
+            assert mode == 0o644, (name, oct(mode))
+    warned = [w for w in ctx.warnings if "password" in w]
+    assert (what in warned[0] and "readable by you only" in warned[0]) if secret else not warned
+
+
+def test_the_step_keeps_a_users_gbk_bat_byte_for_byte(tmp_path):
+    """The old step read the .bat as UTF-8 and, failing, replaced a user's GBK file with the template."""
+    step, ctx = _webui_user_step(tmp_path)
+    step.code_page = 936
+    user = "@echo off\r\nrem 我的设置\r\nset COMMANDLINE_ARGS=--theme dark\r\n\r\ncall webui.bat\r\n".encode("gbk")
+    (tmp_path / "webui-user.bat").write_bytes(user)
+    step.run(ctx)
+    new = (tmp_path / "webui-user.bat").read_bytes()
+    assert new.startswith(user.split(b"call")[0]) and new.endswith(b"call webui.bat\r\n")
+    assert b'set "HF_HOME=%~dp0.cache\\huggingface"' in new
+    assert step.is_done(ctx)

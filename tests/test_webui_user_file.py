@@ -146,3 +146,149 @@ def _bash_args(tmp_path: Path, text: str) -> list[str] | None:
     out = subprocess.run(["bash", "-c", f'. "{script}"; printf "%s" "${{COMMANDLINE_ARGS-<unset>}}"'],
                          capture_output=True, text=True, check=True, env=env).stdout
     return None if out == "<unset>" else shlex.split(out)
+
+
+# ------------------------------------------------------------------ the writing rules (issue 14)
+
+import shlex  # noqa: E402
+
+from sdsetup.install.webui_config import (  # noqa: E402
+    LaunchSettings, bat_encoding_problem, encoding_refusal, merge_bytes, render_bat_block, render_sh_block,
+)
+from sdsetup.webui_user_file import (  # noqa: E402
+    arg_word, bat_python_line, bat_value, first_unencodable, oem_code_page_for_locale, relative_inside, set_line, split_args,
+    unwritable,
+)
+
+
+@pytest.mark.parametrize("value, written", [
+    ("50%", "50%%"),
+    ("%PATH%", "%%PATH%%"),
+    ("a & b | c < d > e ^ f", "a & b | c < d > e ^ f"),  # plain text inside set "…"
+    ("C:\\Users\\张三\\x", "C:\\Users\\张三\\x"),
+    ("it's", "it's"),
+])
+def test_bat_values_double_percent_and_keep_the_specials_inside_quotes(value, written):
+    assert bat_value(value) == written
+    assert set_line("X", value, "bat") == f'set "X={written}"'
+
+
+@pytest.mark.parametrize("value, why", [
+    ('say "hi"', "double quote"),
+    ("two\nlines", "line break"),
+    ("cr\rhere", "line break"),
+    ("eof\x1a", "U+001A"),
+    ("nul\x00", "U+0000"),
+])
+def test_values_no_shell_file_can_hold_are_named(value, why):
+    assert why in unwritable(value)
+    with pytest.raises(ValueError):
+        bat_value(value)
+
+
+@pytest.mark.parametrize("value, base, rest", [
+    ("C:\\sd\\webui\\.cache\\huggingface", "C:\\sd\\webui", ".cache\\huggingface"),
+    ("c:/SD/WebUI/models", "C:\\sd\\webui\\", "models"),  # Windows paths ignore case and slash style
+    ("C:\\sd\\webui", "C:\\sd\\webui", ""),
+    ("C:\\sd\\webui2\\x", "C:\\sd\\webui", None),  # a sibling that shares the prefix is outside
+    ("D:\\other", "C:\\sd\\webui", None),
+    ("/home/张三/sd webui/.cache/huggingface", "/home/张三/sd webui", ".cache\\huggingface"),
+    ("/home/x/SD/a", "/home/x/sd", None),  # POSIX paths keep their case
+    ("https://hf-mirror.com", "C:\\sd", None),
+    ("anything", None, None),
+])
+def test_relative_inside(value, base, rest):
+    assert relative_inside(value, base) == rest
+
+
+@pytest.mark.parametrize("python, base, line", [
+    # webui.bat runs %PYTHON% unquoted: the quotes live inside the value.
+    ("C:\\Program Files\\Python310\\python.exe", None, 'set PYTHON="C:\\Program Files\\Python310\\python.exe"'),
+    ("C:\\R&D 100%\\python.exe", None, 'set PYTHON="C:\\R&D 100%%\\python.exe"'),
+    ("C:\\Users\\张三\\sd\\python\\python.exe", "C:\\Users\\张三\\sd", 'set PYTHON="%~dp0python\\python.exe"'),
+])
+def test_python_line_survives_unquoted_use(python, base, line):
+    assert bat_python_line(python, base) == line
+
+
+def test_bat_block_writes_paths_in_the_install_relative_and_leaves_out_a_linux_python():
+    settings = LaunchSettings(args=(), env=(("HF_HOME", "/home/张三/sd/.cache/huggingface"), ("HF_ENDPOINT", "https://hf-mirror.com")),
+                              python="/usr/bin/python3.10", base="/home/张三/sd")
+    block = render_bat_block(settings)
+    assert 'set "HF_HOME=%~dp0.cache\\huggingface"' in block and "张三" not in block
+    assert "PYTHON" not in block  # a Linux interpreter means nothing to cmd.exe (webui.bat falls back to `python`)
+    assert "python_cmd='/usr/bin/python3.10'" in render_sh_block(settings)
+    assert all(line.endswith("\r") for line in block.split("\n")[:-1])  # CRLF
+
+
+@pytest.mark.parametrize("locale_name, code_page", [
+    ("zh_CN.UTF-8", 936), ("zh_CN.GB18030", 936), ("zh_SG", 936), ("zh_TW.Big5", 950), ("zh_HK.UTF-8", 950),
+    ("ja_JP.UTF-8", 932), ("ko_KR.EUC-KR", 949), ("ru_RU.UTF-8", 866), ("de_DE@euro", 850), ("pl_PL", 852),
+    ("en_US.UTF-8", 437), ("C", 437), ("C.UTF-8", 437), ("POSIX", 437), (None, 437), ("", 437),
+])
+def test_oem_code_page_of_a_locale(locale_name, code_page):
+    assert oem_code_page_for_locale(locale_name) == code_page
+
+
+@pytest.mark.parametrize("text, code_page, found", [
+    ('set PYTHON="C:\\Users\\张三\\python.exe"', 936, None),
+    ('set PYTHON="C:\\Users\\张三\\python.exe"', 437, "张"),
+    ('set PYTHON="C:\\Users\\Jürgen\\python.exe"', 850, None),
+    ('set PYTHON="C:\\Users\\Jürgen\\python.exe"', 866, "ü"),
+    ('set PYTHON="C:\\Users\\Łukasz\\python.exe"', 852, None),
+    ('set PYTHON="C:\\Users\\Łukasz\\python.exe"', 437, "Ł"),
+    ("plain ascii", 437, None),
+    ("anything 张三 Ł", 65001, None),
+])
+def test_code_page_fit(text, code_page, found):
+    problem = first_unencodable("rem x\r\n" + text + "\r\nrem y\r\n", code_page)
+    assert (problem[0] if problem else None) == found
+    if problem:
+        assert problem[1] == text
+
+
+def test_a_value_the_code_page_lacks_is_refused_naming_the_character_and_the_fix():
+    settings = LaunchSettings(args=(), env=(), python="C:\\Users\\张三\\Python310\\python.exe", base="C:\\sd")
+    problem = bat_encoding_problem(render_bat_block(settings), 437)
+    error = encoding_refusal(*problem, 437)
+    assert error.exit_code == 2
+    assert "PYTHON" in error.message and "'张' (U+5F20)" in error.message and "code page 437" in error.message
+    assert "--python" in error.hint
+
+
+@pytest.mark.parametrize("arg", ["--xformers", "a b", "C:\\models", "it's", "100%", "x&y", "$HOME", "`id`", "D:\\models & more 100%"])
+def test_launch_flags_come_back_from_shlex_as_written(arg):
+    word = arg_word(arg)
+    assert '"' not in word and shlex.split(word) == [arg]
+
+
+def test_the_users_own_bytes_are_kept_in_their_encoding_and_the_block_is_in_the_code_page():
+    user = "@echo off\r\nrem 我的设置\r\nset COMMANDLINE_ARGS=--theme dark\r\n\r\ncall webui.bat\r\n"
+    settings = LaunchSettings(args=("--xformers",), env=(), python="C:\\用户\\python.exe")
+    for encoding in ("gbk", "utf-8"):
+        new, how = merge_bytes(user.encode(encoding), render_bat_block(settings), "bat", 936)
+        assert how == "inserted"
+        assert new.startswith(user.split("call")[0].encode(encoding)) and new.endswith(b"call webui.bat\r\n")
+        assert 'set PYTHON="C:\\用户\\python.exe"'.encode("gbk") in new
+    again, how = merge_bytes(new, render_bat_block(settings), "bat", 936)
+    assert how == "unchanged" and again == new
+
+
+def test_a_user_file_with_lf_line_ends_gets_a_crlf_block():
+    new, _ = merge_bytes(b"@echo off\ncall webui.bat\n", render_bat_block(LaunchSettings(args=("--medvram",), env=())), "bat")
+    block = new[new.index(b"rem >>>"):new.index(b"call webui.bat")]
+    assert block.count(b"\r\n") == block.count(b"\n") >= 3
+
+
+def test_sh_values_with_spaces_dollars_and_backquotes_reach_bash_unchanged(tmp_path):
+    import subprocess
+
+    value = "/data/my models/$HOME `id` it's \\ x"
+    settings = LaunchSettings(args=("--ckpt-dir", value), env=(("HF_HOME", value),), python="/opt/py 3/bin/python3.10")
+    script = tmp_path / "webui-user.sh"
+    script.write_text(render_sh_block(settings), "utf-8")
+    out = subprocess.run(["bash", "-c", f'. "{script}"; printf "%s\\n" "$HF_HOME" "$python_cmd"; printf "%s" "$COMMANDLINE_ARGS"'],
+                         capture_output=True, text=True, check=True).stdout.split("\n", 2)
+    assert out[:2] == [value, "/opt/py 3/bin/python3.10"]
+    assert split_args(out[2]) == ["--ckpt-dir", value]
+    assert effective_env(script.read_text("utf-8"), "sh")["HF_HOME"] == value

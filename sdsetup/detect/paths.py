@@ -27,6 +27,7 @@ WSL_WINDOWS_TYPES = {"9p", "drvfs", "v9fs"}
 # files in a web UI venv, torch's C++ headers under venv\Lib\site-packages\torch\include\...).
 MAX_PATH = 260
 DEEPEST_RELATIVE = 160
+MAX_DIR = MAX_PATH - 12  # CreateDirectoryW's limit: room for an 8.3 file name
 
 
 def validate_install_dir(
@@ -225,7 +226,16 @@ def path_pitfalls(
                     "choose a folder outside OneDrive, e.g. C:\\sd\\stable-diffusion-webui",
                 )
             )
-        if not long_paths_enabled and len(path) + DEEPEST_RELATIVE > MAX_PATH:
+        if not long_paths_enabled and len(path) > MAX_DIR:
+            found.append(
+                (
+                    "fail",
+                    f"the path is {len(path)} characters long: Windows cannot create a folder path over {MAX_DIR} characters",
+                    f"choose a short path, e.g. C:\\sd\\webui, or enable long paths (as admin: `reg add "
+                    "HKLM\\SYSTEM\\CurrentControlSet\\Control\\FileSystem /v LongPathsEnabled /t REG_DWORD /d 1 /f`, then sign in again)",
+                )
+            )
+        elif not long_paths_enabled and len(path) + DEEPEST_RELATIVE > MAX_PATH:
             found.append(
                 (
                     "warn",

@@ -18,6 +18,8 @@ from typing import Any, Iterable, Sequence
 from sdsetup.detect._probe import run_result, run_text
 
 PATH_NAMES = ("python3.10", "python3.11", "python3.12")
+# python.org's Windows installer puts only python.exe on PATH; python3.exe there is often the Store alias.
+WINDOWS_PATH_NAMES = ("python", "python3")
 MIN_VERSION = (3, 10)
 PREFERRED = ((3, 10), (3, 11))  # in this order; anything newer only when nothing else is there
 
@@ -25,7 +27,9 @@ PREFERRED = ((3, 10), (3, 11))  # in this order; anything newer only when nothin
 _SNIPPET = (
     "import sys, struct, json; "
     "print(json.dumps({'version': '%d.%d.%d' % tuple(sys.version_info[:3]), "
-    "'bits': struct.calcsize('P') * 8, 'executable': sys.executable}))"
+    "'bits': struct.calcsize('P') * 8, 'executable': sys.executable, 'prefix': sys.prefix, "
+    "'base_prefix': getattr(sys, 'real_prefix', getattr(sys, 'base_prefix', sys.prefix)), "
+    "'base_executable': getattr(sys, '_base_executable', '')}))"
 )
 
 # `py -0p`: new launcher " -V:3.12 *        C:\...\python.exe", old launcher " -3.10-64 *     C:\...".
@@ -55,8 +59,34 @@ def parse_probe_output(text: str | None) -> dict[str, Any] | None:
         except ValueError:
             continue
         if isinstance(data, dict) and isinstance(data.get("version"), str):
-            return {"version": data["version"], "bits": data.get("bits"), "executable": data.get("executable")}
+            found = {"version": data["version"], "bits": data.get("bits"), "executable": data.get("executable")}
+            found.update({key: data[key] for key in ("prefix", "base_prefix", "base_executable") if data.get(key)})
+            return found
     return None
+
+
+def is_store_alias(path: str | None) -> bool:
+    """A path under %LOCALAPPDATA%\\Microsoft\\WindowsApps: the Microsoft Store's App execution alias."""
+    return "\\microsoft\\windowsapps\\" in (path or "").replace("/", "\\").lower()
+
+
+def venv_base_candidates(executable: str, prefix: str | None, base_prefix: str | None, base_executable: str | None,
+                         version: str | None, windows: bool) -> list[str]:
+    """Where the interpreter a virtual environment was made from may be, best first; [] when
+    `executable` is not in a venv (pure). Windows venvs keep python.exe in Scripts\\."""
+    if not prefix or not base_prefix or os.path.normcase(prefix) == os.path.normcase(base_prefix):
+        return []
+    found = []
+    if base_executable and os.path.normcase(base_executable) != os.path.normcase(executable):
+        found.append(base_executable)
+    sep = "\\" if windows else "/"
+    root = base_prefix.rstrip("/\\")
+    if windows:
+        found.append(root + sep + "python.exe")
+    else:
+        minor = ".".join((version or "").split(".")[:2])
+        found += [root + "/bin/python" + minor if minor else "", root + "/bin/python3"]
+    return [path for path in dict.fromkeys(found) if path]
 
 
 def version_tuple(version: str | None) -> tuple[int, ...]:
@@ -66,9 +96,22 @@ def version_tuple(version: str | None) -> tuple[int, ...]:
         return ()
 
 
+STORE_ALIAS_NOTE = (
+    "the Microsoft Store's 'python' alias (an App execution alias), not a Python: install 64-bit Python 3.10 "
+    "from python.org, and turn the alias off in Settings > Apps > Advanced app settings > App execution aliases"
+)
+STORE_PYTHON_NOTE = (
+    "Python from the Microsoft Store: its sandbox redirects writes under AppData, which breaks venvs and pip "
+    "caches for the web UI; prefer 64-bit Python 3.10 from python.org"
+)
+
+
 def assess_candidate(candidate: dict[str, Any]) -> tuple[str, str | None]:
     """(status, note) for one interpreter: ok, warn (works with caveats) or fail (unusable)."""
+    store = is_store_alias(candidate.get("found_as") or candidate.get("path"))
     if candidate.get("error"):
+        if store:
+            return "fail", f"{STORE_ALIAS_NOTE} ({candidate['error']})"
         return "fail", f"does not run: {candidate['error']}"
     version = version_tuple(candidate.get("version"))
     if not version:
@@ -83,15 +126,24 @@ def assess_candidate(candidate: dict[str, Any]) -> tuple[str, str | None]:
             f"A1111 master pins torch 2.1.2, which has no wheels for Python {version[0]}.{version[1]}; "
             "use Python 3.10 (or the a1111-dev manifest, torch 2.7)",
         )
+    if store:
+        return "warn", STORE_PYTHON_NOTE
+    if candidate.get("found_as") and candidate.get("source") == "current":
+        return "ok", f"sdsetup's own venv ({candidate['found_as']}) was made from it; the web UI gets a venv of its own"
+    if candidate.get("found_as"):
+        return "ok", f"found as {candidate['found_as']}, a virtual environment's Python; its base interpreter is used"
     return "ok", None
 
 
-def _preference(candidate: dict[str, Any]) -> tuple[int, int]:
+def _preference(candidate: dict[str, Any]) -> tuple[int, int, int]:
     version = version_tuple(candidate.get("version"))[:2]
+    # Among equal versions: a plain installed Python before the Store's and before a venv's own
+    # interpreter (sdsetup's venv among them), whose base could not be found.
+    second_best = int(is_store_alias(candidate.get("path")) or bool(candidate.get("in_venv")))
     if version in PREFERRED:
-        return (PREFERRED.index(version), 0)
+        return (PREFERRED.index(version), second_best, 0)
     # Newer than 3.11: the oldest of them is the most likely to have wheels.
-    return (len(PREFERRED), version[1] if len(version) == 2 else 99)
+    return (len(PREFERRED), second_best, version[1] if len(version) == 2 else 99)
 
 
 def choose_python(candidates: Sequence[dict[str, Any]], requested: str | None = None) -> dict[str, Any] | None:
@@ -127,14 +179,34 @@ def dedupe(candidates: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return unique
 
 
+def _use_venv_base(candidate: dict[str, Any], bases: Sequence[str]) -> dict[str, Any]:
+    """A venv's interpreter stands for its base (the web UI gets a venv of its own, made from a real
+    Python): the first base that exists replaces it, else it stays, marked, and is chosen last."""
+    if not bases:
+        return candidate
+    base = next((path for path in bases if os.path.isfile(path)), None)
+    if base is None:
+        candidate["in_venv"] = True
+        return candidate
+    candidate["found_as"] = candidate["path"]
+    candidate["path"] = base
+    candidate["real_path"] = os.path.realpath(base)
+    return candidate
+
+
 def _current() -> dict[str, Any]:
-    return {
+    """The interpreter sdsetup runs on; from sdsetup's own venv, the Python that venv was made from."""
+    version = "%d.%d.%d" % sys.version_info[:3]
+    candidate = {
         "path": sys.executable,
         "real_path": os.path.realpath(sys.executable),
-        "version": "%d.%d.%d" % sys.version_info[:3],
+        "version": version,
         "bits": struct.calcsize("P") * 8,
         "source": "current",
     }
+    bases = venv_base_candidates(sys.executable, sys.prefix, getattr(sys, "base_prefix", sys.prefix),
+                                 getattr(sys, "_base_executable", ""), version, os.name == "nt")
+    return _use_venv_base(candidate, bases)
 
 
 def probe_interpreter(path: str, source: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -154,7 +226,10 @@ def probe_interpreter(path: str, source: str, timeout: float = 10.0) -> dict[str
     candidate.update(version=answer["version"], bits=answer["bits"])
     executable = answer.get("executable") or path
     candidate["real_path"] = os.path.realpath(executable)
-    return candidate
+    windows = executable.lower().endswith(".exe") or "\\" in executable
+    bases = venv_base_candidates(executable, answer.get("prefix"), answer.get("base_prefix"), answer.get("base_executable"),
+                                 answer["version"], windows)
+    return _use_venv_base(candidate, bases)
 
 
 def resolve_requested(requested: str) -> str | None:
@@ -181,7 +256,7 @@ def require_requested(requested: str) -> str:
 def discover_paths(system: str) -> list[tuple[str, str]]:
     """(path, source) of every interpreter worth probing, besides the current one."""
     found = []
-    for name in PATH_NAMES:
+    for name in (*PATH_NAMES, *(WINDOWS_PATH_NAMES if system == "Windows" else ())):
         path = shutil.which(name)
         if path:
             found.append((path, "PATH"))
@@ -233,19 +308,34 @@ def python_section(candidates: Sequence[dict[str, Any]], requested: str | None) 
     }
 
 
+def why_chosen(chosen: dict[str, Any]) -> str:
+    """Why this interpreter makes the web UI's venv, in words (pure)."""
+    if chosen.get("source") == "--python":
+        why = "given with --python"
+    else:
+        why = {(3, 10): "3.10 is the version the web UI is tested with",
+               (3, 11): "no 3.10 found; 3.11 also has torch 2.1.2 wheels"}.get(version_tuple(chosen.get("version"))[:2],
+                                                                              "no 3.10 or 3.11 found")
+    if chosen.get("status") == "ok" and chosen.get("note"):
+        why += f"; {chosen['note']}"
+    return why
+
+
 def assess_python(section: dict[str, Any]) -> tuple[str, str, str | None]:
     """(status, value, fix) of the `python` check item."""
     chosen = section.get("chosen")
     found = len(section.get("candidates") or [])
     if chosen is None:
+        alias = next((c["path"] for c in section.get("candidates") or [] if is_store_alias(c.get("path"))), None)
         return (
             "fail",
-            f"no usable Python among {found} found",
+            f"no usable Python among {found} found" + (f" ({alias} is the Microsoft Store's alias, not a Python)" if alias else ""),
             "install 64-bit Python 3.10 (python.org; on Windows tick 'Add python.exe to PATH'), "
-            "then pass it with --python PATH if it is not on PATH",
+            "then pass it with --python PATH if it is not on PATH"
+            + ("; turn the Store alias off in Settings > Apps > Advanced app settings > App execution aliases" if alias else ""),
         )
     if chosen.get("version"):
-        value = f"{chosen['version']} ({chosen['bits']}-bit) {chosen['path']}"
+        value = f"{chosen['version']} ({chosen['bits']}-bit) {chosen['path']} (chosen: {why_chosen(chosen)})"
     else:  # it did not run, so nothing is known but its path
         value = f"{chosen['path']} (does not run)"
     if chosen["status"] == "ok":

@@ -10,7 +10,10 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from sdsetup.webui_user_file import BAT_CALL, append_args_line, block_markers, block_span, set_line, sh_quote, template
+from sdsetup.webui_user_file import (
+    BAT_CALL, append_args_line, bat_python_line, block_markers, block_span, codec_for, first_unencodable, relative_inside,
+    set_line, sh_quote, template, value_problems,
+)
 
 NOTE = "managed by `sdsetup install`: changes inside this block are replaced on the next install"
 
@@ -22,6 +25,7 @@ class LaunchSettings:
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...]  # in the order written
     python: str | None = None  # the base interpreter (python_cmd / PYTHON: used only to create a venv)
+    base: str | None = None  # the install dir: paths inside it go into the .bat as %~dp0…
 
 
 def launch_env(*, repositories: Iterable, hf_home: str | None, hf_offline: bool, extra: Iterable[tuple[str, str]] = (),
@@ -49,14 +53,21 @@ def launch_env(*, repositories: Iterable, hf_home: str | None, hf_offline: bool,
 def _render_block(settings: LaunchSettings, flavour: str) -> str:
     begin, end = block_markers("sdsetup", flavour)
     lines = [f"{begin} {NOTE}"]
-    if settings.python:
-        # python_cmd is webui.sh's own variable (not exported); PYTHON is webui.bat's.
-        lines.append(f"python_cmd={sh_quote(settings.python)}" if flavour == "sh" else set_line("PYTHON", settings.python, "bat"))
+    if settings.python and flavour == "sh":
+        lines.append(f"python_cmd={sh_quote(settings.python)}")  # webui.sh's own variable (not exported)
+    elif settings.python and bat_can_run(settings.python, settings.base):
+        lines.append(bat_python_line(settings.python, settings.base))
     lines.append(append_args_line(settings.args, flavour))
-    lines += [set_line(name, value, flavour) for name, value in settings.env if _ENV_NAME.match(name)]
+    lines += [set_line(name, value, flavour, base=settings.base) for name, value in settings.env if _ENV_NAME.match(name)]
     lines.append(end)
     newline = "\n" if flavour == "sh" else "\r\n"
     return newline.join(lines) + newline
+
+
+def bat_can_run(python: str, base: str | None) -> bool:
+    """A PYTHON that cmd.exe can start: a Windows path, or one inside the install (written as %~dp0…).
+    A Linux interpreter path means nothing to webui.bat, which then falls back to `python`."""
+    return bool(re.match(r"^(?:[A-Za-z]:[\\/]|\\\\)", python)) or relative_inside(python, base) is not None
 
 
 def render_sh_block(settings: LaunchSettings) -> str:
@@ -81,7 +92,7 @@ def merge(existing: str | None, block: str, kind: str) -> tuple[str, str]:
     """
     if existing is None:
         return merge(template(kind), block, kind)[0], "created"
-    crlf = "\r\n" in existing
+    crlf = kind == "bat" or "\r\n" in existing  # cmd.exe's own line ends, whatever the user's lines use
     block = block.replace("\r\n", "\n")
     if crlf:
         block = block.replace("\n", "\r\n")
@@ -102,6 +113,57 @@ def merge(existing: str | None, block: str, kind: str) -> tuple[str, str]:
             return existing[:at] + block + newline + existing[at:], "inserted"
     prefix = existing if not existing or existing.endswith(("\n", "\r")) else existing + newline
     return prefix + newline + block, "appended"
+
+
+def launch_value_problems(manifest_launch: object, others: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    """(key, why) for each launch value that webui-user.bat/.sh cannot hold: the manifest's
+    `launch.args[i]` and `launch.env.NAME`, then `others` as (key, value) (pure)."""
+    items = [(f"launch.args[{i}]", arg) for i, arg in enumerate(getattr(manifest_launch, "args", ()) or ())]
+    items += [(f"launch.env.{name}", value) for name, value in dict(getattr(manifest_launch, "env", {}) or {}).items()]
+    return value_problems([*items, *others])
+
+
+def check_launch_values(manifest: object, others: Iterable[tuple[str, str]] = ()) -> None:
+    """The usage error for the first unwritable launch value, naming its manifest key (plan time)."""
+    from sdsetup.errors import usage_error
+
+    problems = launch_value_problems(getattr(manifest, "launch", None), others)
+    if problems:
+        key, why = problems[0]
+        where = f"manifest '{getattr(manifest, 'name', '?')}' {key}" if key.startswith(("launch.", "repositories[")) else key
+        raise usage_error(f"{where} cannot be written into webui-user.bat/.sh: {why}",
+                          "change that value in the manifest (or the setting it comes from); nothing was installed")
+
+
+def bat_encoding_problem(block: str, code_page: int) -> tuple[str, str] | None:
+    """(character, line) that the batch file's code page cannot hold, or None (pure)."""
+    return first_unencodable(block, code_page)
+
+
+def encoding_refusal(char: str, line: str, code_page: int):
+    """The error for a .bat value with a character the machine's code page lacks: name it and the fix."""
+    from sdsetup.errors import usage_error
+
+    name = line.split("=", 1)[0].replace('set "', "").replace("set ", "").strip() or line
+    return usage_error(
+        f"webui-user.bat: {name} holds '{char}' (U+{ord(char):04X}), which code page {code_page} cannot write; "
+        f"cmd.exe reads webui-user.bat in that code page, so the web UI would look for a different path",
+        f"use a path whose characters all exist in code page {code_page} (e.g. install Python into C:\\Python310 and "
+        f"pass --python C:\\Python310\\python.exe), or set Windows' 'language for non-Unicode programs' to one that has '{char}'",
+    )
+
+
+def merge_bytes(existing: bytes | None, block: str, kind: str, code_page: int = 65001) -> tuple[bytes, str]:
+    """merge() on the files' bytes: the block encoded for the shell that reads it (.bat: the OEM code
+    page; .sh: UTF-8), the user's lines kept byte for byte in whatever encoding they have (pure).
+
+    Raises UnicodeEncodeError when the block does not fit the code page (check bat_encoding_problem first)."""
+    encoded = block.encode(codec_for(code_page) if kind == "bat" else "utf-8")
+    # ASCII with surrogateescape: markers and `call webui.bat` are ASCII at line starts, every other byte
+    # passes through unchanged (a GBK trail byte never is a line break).
+    as_text = None if existing is None else existing.decode("ascii", "surrogateescape")
+    new, how = merge(as_text, encoded.decode("ascii", "surrogateescape"), kind)
+    return new.encode("ascii", "surrogateescape"), how
 
 
 def python_from_pyvenv_cfg(text: str, *, windows: bool = False) -> list[str]:

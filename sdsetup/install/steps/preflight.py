@@ -1,4 +1,6 @@
-"""Preflight: `sdsetup check` for this install; hard failures stop it with their fixes.
+"""Preflight: this machine's readiness (sdsetup.detect.readiness, what `sdsetup check` shows) for this
+install; hard failures stop it with their fixes, and so does an interpreter path that webui-user.bat
+could not hold in this machine's code page (before anything is downloaded).
 
 It runs only when some other step is pending (a finished install reruns without probing anything),
 and the disk budget covers only what the pending steps still need, per filesystem (check groups the
@@ -34,17 +36,16 @@ class PreflightStep(Step):
         return False
 
     def run(self, ctx: Any) -> dict[str, Any]:
-        from sdsetup.commands import check
+        from sdsetup.detect.readiness import assess
 
         pending = ctx.results.get("pending_ids")
         needs = ctx.plan.disk_needs(set(pending) if pending is not None else None)
         required = {"install_dir": needs["install_dir"], "temp": needs["temp"], "pip_cache": PIP_CACHE_BYTES}
-        data = check.collect(ctx.settings, ctx.install_dir, self.options.python, required, backend=self.decisions.backend)
-        ctx.preflight = data
-        failures = check.hard_failures(data)
-        for item in data.get("items", []):
-            if item.get("status") == "warn":
-                ctx.reporter.detail(f"warning: {item.get('name')}: {item.get('value')}" + (f" -> {item['fix']}" if item.get("fix") else ""))
+        readiness = assess(ctx.settings, ctx.install_dir, self.options.python, required, backend=self.decisions.backend)
+        ctx.preflight = readiness.data  # the venv step reads the chosen interpreter from it
+        failures = readiness.failures
+        for item in readiness.warnings:
+            ctx.reporter.detail(f"warning: {item.get('name')}: {item.get('value')}" + (f" -> {item['fix']}" if item.get("fix") else ""))
         if failures:
             only_disk = all(str(item.get("id", "")).startswith("disk") for item in failures)
             names = "; ".join(f"{item.get('name')}: {item.get('value')}" for item in failures)
@@ -55,5 +56,20 @@ class PreflightStep(Step):
                 ExitCode.DISK if only_disk else ExitCode.FAILED,
                 details={"failures": failures},
             )
-        chosen = (data.get("python") or {}).get("chosen") or {}
-        return {"python": chosen.get("path"), "disk_needed": {k: human_bytes(v) for k, v in required.items()}}
+        chosen = readiness.python
+        if chosen:
+            check_bat_python(chosen.path, str(ctx.install_dir))
+        return {"python": chosen.path if chosen else None, "disk_needed": {k: human_bytes(v) for k, v in required.items()}}
+
+
+def check_bat_python(python: str, install_dir: str, code_page: int | None = None) -> None:
+    """Refuse now an interpreter path that webui-user.bat (written at the end) could not hold."""
+    from sdsetup.install.webui_config import bat_can_run, encoding_refusal
+    from sdsetup.webui_user_file import bat_python_line, first_unencodable, machine_oem_code_page
+
+    if not bat_can_run(python, install_dir):
+        return
+    code_page = code_page or machine_oem_code_page()
+    problem = first_unencodable(bat_python_line(python, install_dir), code_page)
+    if problem:
+        raise encoding_refusal(*problem, code_page)

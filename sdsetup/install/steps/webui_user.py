@@ -1,6 +1,10 @@
 """webui-user.sh and webui-user.bat for this machine: COMMANDLINE_ARGS (VRAM tier, backend,
 --no-download-sd-model), the repository pins, HF_HOME (+ offline switches), the mirror and proxy
-environment. The user's own lines are kept; a file that changes is backed up first."""
+environment. The user's own lines are kept byte for byte; a file that changes is backed up first.
+
+The .bat block is written in this machine's OEM code page (what cmd.exe reads it in) with paths inside
+the install relative to the batch file; the launch values are checked when the plan is made (the
+step's constructor), so a value no shell file can hold stops the install before anything is fetched."""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from typing import Any
 
 from sdsetup.install.steps.base import Step
 from sdsetup.install.webui_config import (
-    LaunchSettings, extract_block, launch_env, merge, python_from_pyvenv_cfg, render_bat_block, render_sh_block,
+    LaunchSettings, bat_encoding_problem, check_launch_values, encoding_refusal, extract_block, launch_env, merge_bytes,
+    python_from_pyvenv_cfg, render_bat_block, render_sh_block,
 )
 
 FILES = (("webui-user.sh", "sh"), ("webui-user.bat", "bat"))
@@ -21,17 +26,35 @@ class WebuiUserStep(Step):
     id = "webui-user"
     title = "webui-user.sh and webui-user.bat"
 
-    def __init__(self, manifest: Any, decisions: Any, mirrors: Any) -> None:
+    def __init__(self, manifest: Any, decisions: Any, mirrors: Any, code_page: int | None = None) -> None:
         self.manifest = manifest
         self.decisions = decisions
         self.mirrors = mirrors
+        self.code_page = code_page  # None: this machine's OEM code page
+        # Plan time: a launch value that no webui-user file can hold is a usage error now, not at this step.
+        own = set(dict(manifest.launch.env))
+        others = [(f"launch env {name}", value) for name, value in self.decisions.launch_env if name not in own]
+        for index, repo in enumerate(manifest.repositories):
+            if repo.url_env:
+                others.append((f"repositories[{index}].url ({repo.name})", repo.url))
+        others += [(f"mirror setting {name}", value) for name, value in self._mirror_env().items()]
+        check_launch_values(manifest, others)
+
+    def _mirror_env(self) -> dict[str, str]:
+        return self.mirrors.webui_env(self.decisions.torch_tag if self.decisions.torch.index else None)
+
+    def carries_credential(self, env) -> bool:
+        """Whether the web UI env holds a password (a proxy's or a mirror's user:pass@)."""
+        from sdsetup.redact import secrets_in_url
+
+        return bool(self.mirrors.proxy_has_credentials) or any(secrets_in_url(value) for _name, value in env)
 
     def describe(self) -> dict[str, Any]:
         from sdsetup.install.plan import HF_HOME_REL
         from sdsetup.redact import redact_text, secrets_in_url
 
         env = self._env(f"<DIR>/{HF_HOME_REL}")
-        secrets = secrets_in_url(self.mirrors.proxy)
+        secrets = secrets_in_url(self.mirrors.proxy) + [s for _name, value in env for s in secrets_in_url(value)]
         return {"id": self.id, "title": self.title, "files": [name for name, _ in FILES],
                 "commandline_args": list(self.decisions.launch_args),
                 "env": {k: redact_text(v, secrets) for k, v in env}}
@@ -42,7 +65,7 @@ class WebuiUserStep(Step):
             hf_home=hf_home,
             hf_offline=self.manifest.launch.hf_offline and bool(self.manifest.hub),
             extra=self.decisions.launch_env,
-            mirror_env=self.mirrors.webui_env(self.decisions.torch_tag if self.decisions.torch.index else None),
+            mirror_env=self._mirror_env(),
         )
 
     def settings_for(self, ctx: Any) -> LaunchSettings:
@@ -51,25 +74,33 @@ class WebuiUserStep(Step):
         except OSError:
             candidates = []
         python = next((c for c in candidates if os.path.isfile(c)), None)
-        return LaunchSettings(args=tuple(self.decisions.launch_args), env=self._env(str(ctx.hf_home)), python=python)
+        return LaunchSettings(args=tuple(self.decisions.launch_args), env=self._env(str(ctx.hf_home)), python=python,
+                              base=str(ctx.install_dir))
 
-    def rendered(self, ctx: Any) -> dict[str, tuple[str, str, str | None]]:
-        """{file: (new text, how, old text)}."""
+    def rendered(self, ctx: Any) -> dict[str, tuple[bytes, str, bytes | None]]:
+        """{file: (new bytes, how, old bytes)}; a .bat value the code page cannot hold is refused."""
+        from sdsetup.webui_user_file import machine_oem_code_page
+
         settings = self.settings_for(ctx)
+        code_page = self.code_page or machine_oem_code_page()
         out = {}
         for name, kind in FILES:
             path = ctx.path(name)
             try:
-                old = path.read_bytes().decode("utf-8") if path.exists() else None
-            except (OSError, UnicodeDecodeError):
+                old = path.read_bytes() if path.exists() else None
+            except OSError:
                 old = None
             block = render_sh_block(settings) if kind == "sh" else render_bat_block(settings)
-            new, how = merge(old, block, kind)
+            if kind == "bat":
+                problem = bat_encoding_problem(block, code_page)
+                if problem:
+                    raise encoding_refusal(*problem, code_page)
+            new, how = merge_bytes(old, block, kind, code_page)
             out[name] = (new, how, old)
         return out
 
     def identity(self, ctx: Any) -> Any:
-        return {name: hashlib.sha256(new.encode()).hexdigest() for name, (new, _how, _old) in self.rendered(ctx).items()}
+        return {name: hashlib.sha256(new).hexdigest() for name, (new, _how, _old) in self.rendered(ctx).items()}
 
     def is_done(self, ctx: Any) -> bool:
         return all(how == "unchanged" for _new, how, _old in self.rendered(ctx).values())
@@ -80,29 +111,42 @@ class WebuiUserStep(Step):
         written = {}
         last = ctx.journal.detail(self.id).get("blocks", {})
         blocks = {}
+        private = self.carries_credential(self.settings_for(ctx).env)
         for name, (new, how, old) in self.rendered(ctx).items():
             kind = "sh" if name.endswith(".sh") else "bat"
-            blocks[name] = hashlib.sha256((extract_block(new, kind) or "").encode()).hexdigest()
+            blocks[name] = _block_digest(new, kind)
             if how == "unchanged":
+                if private and os.name != "nt":
+                    os.chmod(ctx.path(name), 0o600)
                 continue
             path = ctx.path(name)
             if old is not None:
-                previous_block = extract_block(old, kind)
-                edited_inside = previous_block is not None and hashlib.sha256(previous_block.encode()).hexdigest() != last.get(name)
+                previous_block = extract_block(_as_text(old), kind)
+                edited_inside = previous_block is not None and _block_digest(old, kind) != last.get(name)
                 if previous_block is None or edited_inside:
                     backup = ctx.state_dir / "backups" / f"{name}.{time.strftime('%Y%m%d-%H%M%S')}"
-                    atomic_write_bytes(backup, old.encode("utf-8"))
+                    atomic_write_bytes(backup, old)
                     ctx.reporter.detail(f"{name}: your version is kept, with a copy in {backup.relative_to(ctx.install_dir)}")
                     if edited_inside:
                         ctx.warnings.append(f"{name}: the lines inside the sdsetup block had been edited; they were "
                                             f"replaced (your copy: {backup})")
-            atomic_write_bytes(path, new.encode("utf-8"))
-            if kind == "sh" and os.name != "nt":
-                # Private when it carries a proxy password; otherwise the web UI's usual mode.
-                os.chmod(path, 0o600 if self.mirrors.proxy_has_credentials else 0o644)
+            atomic_write_bytes(path, new)  # created 0600 (a temp file), then opened up when nothing is secret
+            if os.name != "nt":
+                os.chmod(path, 0o600 if private else 0o644)
             written[name] = how
             ctx.reporter.detail(f"{name}: {how}")
-        if self.mirrors.proxy_has_credentials:
-            ctx.warnings.append("webui-user.sh and webui-user.bat contain your proxy password (the web UI's own pip, "
-                                "git and huggingface_hub need it at launch); keep them private")
+        if private:
+            what = "proxy password" if self.mirrors.proxy_has_credentials else "mirror password"
+            ctx.warnings.append(f"webui-user.sh and webui-user.bat contain your {what} (the web UI's own pip, git and "
+                                "huggingface_hub need it at launch); they are readable by you only: keep them private")
         return {"written": written, "blocks": blocks}
+
+
+def _as_text(data: bytes) -> str:
+    return data.decode("ascii", "surrogateescape")
+
+
+def _block_digest(data: bytes, kind: str) -> str:
+    """sha256 of the sdsetup block's bytes (as a UTF-8 file gave before: the journal keeps these)."""
+    block = extract_block(_as_text(data), kind) or ""
+    return hashlib.sha256(block.encode("ascii", "surrogateescape")).hexdigest()
