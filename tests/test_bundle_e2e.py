@@ -71,6 +71,7 @@ def bundle(tmp_path_factory):
                                     env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
             assert result.returncode == 0, result.stderr[-4000:]
     # From here on, the world's git and file servers are gone: only the bundle remains.
+    (root / "no-config.toml").write_text("")  # an empty config: the world's mirror profile is gone
     env["SDSETUP_CONFIG"] = str(root / "no-config.toml")
     return {"out": out, "manifest": manifest, "env": env, "world": world, "root": root, "data": json.loads(result.stdout)["data"]}
 
