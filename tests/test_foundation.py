@@ -185,6 +185,28 @@ def test_an_empty_or_null_config_file_is_no_config(tmp_path):
     assert load_settings({}, {"SDSETUP_CONFIG": os.devnull}).proxy is None
 
 
+def test_the_envelope_lists_the_warnings_people_see():
+    """`check --json` listed no warnings while its text said "1 warning": [WARN] items are warnings."""
+    data = {"items": [{"name": "GPU", "status": "warn", "value": "none found"}, {"name": "git", "status": "ok", "value": "2.39"},
+                      {"name": "disk", "status": "fail", "value": "1 GiB free"}]}
+    envelope = Outcome("check", data, warnings=["proxy and mirror both set"]).envelope()
+    assert envelope["warnings"] == ["proxy and mirror both set", "GPU: none found"]
+    assert Outcome("x", {"items": "not a list"}).envelope()["warnings"] == []
+
+
+def test_check_json_counts_the_warnings_its_text_counts(tmp_path):
+    facts = tmp_path / "machine.json"  # no GPU: the GPU line is a warning
+    facts.write_text(json.dumps({"os": {"system": "Linux", "release": "6.1", "version": "#1", "machine": "x86_64", "bits": 64,
+                                        "wsl": False}, "gpus": [], "ram_total_bytes": 16 << 30, "ram_available_bytes": 12 << 30}))
+    env = {"SDSETUP_MACHINE_FACTS": str(facts)}
+    args = ["check", "--dir", str(tmp_path / "sd")]
+    text = CliRunner().invoke(cli.app, args, env=env)
+    doc = json.loads(CliRunner().invoke(cli.app, [*args, "--json"], env=env).stdout)
+    shown = text.stdout.count("[WARN]")
+    assert shown >= 1 and len(doc["warnings"]) == shown
+    assert f"{shown} warning" in text.stdout
+
+
 def test_mirror_option_profile_plus_channel_overrides():
     assert parse_mirror_option(["cn", "huggingface=https://hf.example"]) == ("cn", (("huggingface", "https://hf.example"),))
 
