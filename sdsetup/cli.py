@@ -22,6 +22,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: Rich's panels showed every flag as taking a value (`--json <bool>`) and kept the source's
+    # line breaks in the middle of sentences (issue 11, item 17).
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -370,6 +373,20 @@ def bundle_verify(
     from sdsetup.commands import bundle as command
 
     run_command("bundle verify", lambda: command.verify(_settings(debug=debug), out), as_json=json, debug=debug)
+
+
+def _whole_summaries(typer_app: typer.Typer) -> None:
+    """Plain help cuts a summary in a command list at the terminal's width ("RAM, disk,..."): give every
+    command and group its whole first paragraph, which the help then wraps."""
+    for info in typer_app.registered_commands:
+        if info.short_help is None and info.callback is not None and info.callback.__doc__:
+            info.short_help = " ".join(info.callback.__doc__.strip().split("\n\n")[0].split())
+    for group in typer_app.registered_groups:
+        group.short_help = group.typer_instance.info.help
+        _whole_summaries(group.typer_instance)
+
+
+_whole_summaries(app)
 
 
 def main() -> None:

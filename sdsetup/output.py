@@ -38,7 +38,7 @@ class Outcome:
             "command": self.command,
             "ok": self.ok,
             "exit_code": int(self.exit_code),
-            "warnings": list(self.warnings),
+            "warnings": list(self.warnings) + item_warnings(self.data),
             "data": self.data,
         }
 
@@ -48,6 +48,16 @@ class Outcome:
         if isinstance(self.human, str):
             return self.human
         return json.dumps(self.data, indent=2, default=str)
+
+
+def item_warnings(data: Any) -> list[str]:
+    """The check-style items ({status, name, value}) that people see as `[WARN]` lines, as the envelope's
+    warnings: `check --json` listed none while its text counted them."""
+    items = data.get("items") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return []
+    return [f"{item.get('name', '')}: {item.get('value', '')}".strip(": ") for item in items
+            if isinstance(item, dict) and item.get("status") == "warn"]
 
 
 def error_envelope(command: str, error: SdsetupError) -> dict[str, Any]:

@@ -170,11 +170,17 @@ def load_settings(
     flags = dict(flags or {})
     env = os.environ if env is None else env
     config_path = Path(flags["config"]).expanduser() if flags.get("config") else default_config_path(env)
+    # A file named by --config or SDSETUP_CONFIG must be there; only the default one may be absent.
+    named_by = "--config" if flags.get("config") else "SDSETUP_CONFIG" if env.get("SDSETUP_CONFIG") else None
+    fix = "check the --config path" if named_by == "--config" else "create that file, or point SDSETUP_CONFIG at the right one (or unset it)"
     config: dict[str, Any] = {}
-    if config_path.is_file():
+    if config_path.is_dir():
+        if named_by:
+            raise usage_error(f"config file {config_path} (from {named_by}) is a folder", f"give the path of the file itself: {fix}")
+    elif config_path.exists():  # a regular file, or /dev/null for "no config"
         config = load_toml(config_path, "config file")
-    elif flags.get("config"):
-        raise usage_error(f"config file not found: {config_path}", "check the --config path")
+    elif named_by:
+        raise usage_error(f"config file not found: {config_path} (from {named_by})", fix)
     origin_cfg = f"config file {config_path}"
     check_config_keys(config, origin_cfg)
 

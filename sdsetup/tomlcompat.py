@@ -1,4 +1,5 @@
-"""tomllib on 3.11+, tomli on 3.10; one place that turns a TOML syntax error into a usage error."""
+"""tomllib on 3.11+, tomli on 3.10; one place that turns a TOML file that cannot be read as TOML (a
+syntax error, bytes that are not UTF-8 text, nesting too deep to parse) into a usage error."""
 
 from __future__ import annotations
 
@@ -14,18 +15,56 @@ else:  # pragma: no cover - exercised on 3.10 only
 from sdsetup.errors import ExitCode, SdsetupError
 
 
+def not_text(data: bytes) -> str:
+    """Why bytes that failed to decode as UTF-8 are not a text file sdsetup reads, in words."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "is UTF-16 text, not UTF-8"
+    sample = data[:4096]
+    if sample.count(0) * 3 >= len(sample):  # every other byte NUL: UTF-16 saved without its BOM
+        for encoding in ("utf-16-le", "utf-16-be"):
+            try:
+                text = sample[: len(sample) // 2 * 2].decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            if text and sum(ch.isprintable() or ch.isspace() for ch in text) >= 0.95 * len(text):
+                return "is UTF-16 text, not UTF-8"
+    return "is not UTF-8 text (a binary file?)"
+
+
+def text_hint(what: str) -> str:
+    return f"check that the path names the {what}, and save it as UTF-8 text (most editors: 'Save with encoding')"
+
+
+TOO_DEEP = "nests tables or arrays too deeply to read"
+
+
+def _parse(data: bytes, origin: str, what: str) -> dict[str, Any]:
+    try:
+        text = data.decode("utf-8")
+        if "\x00" in text:  # valid UTF-8, but no text file holds NUL characters
+            raise UnicodeDecodeError("utf-8", data, text.index("\x00"), text.index("\x00") + 1, "NUL character")
+    except UnicodeDecodeError:
+        raise SdsetupError(f"{origin} {not_text(data)}", text_hint(what), ExitCode.USAGE) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SdsetupError(f"{origin} is not valid TOML: {exc}", "fix the line named above (TOML syntax)", ExitCode.USAGE) from None
+    except RecursionError:
+        raise SdsetupError(f"{origin} {TOO_DEEP}", f"a {what} needs only a few levels of tables: fix the file",
+                           ExitCode.USAGE) from None
+
+
 def load_toml(path: Path, what: str = "file") -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
+            data = handle.read()
     except FileNotFoundError:
         raise SdsetupError(f"{what} not found: {path}", "check the path and try again", ExitCode.USAGE) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SdsetupError(
-            f"{what} {path} is not valid TOML: {exc}", "fix the line named above (TOML syntax)", ExitCode.USAGE
-        ) from None
+    except IsADirectoryError:
+        raise SdsetupError(f"{what} {path} is a folder", f"give the path of the {what} itself", ExitCode.USAGE) from None
     except OSError as exc:
         raise SdsetupError(f"cannot read {what} {path}: {exc.strerror}", "check its permissions", ExitCode.USAGE) from None
+    return _parse(data, f"{what} {path}", what)
 
 
 def loads_toml(text: str, origin: str) -> dict[str, Any]:
@@ -33,3 +72,5 @@ def loads_toml(text: str, origin: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SdsetupError(f"{origin} is not valid TOML: {exc}", "fix the line named above", ExitCode.USAGE) from None
+    except RecursionError:
+        raise SdsetupError(f"{origin} {TOO_DEEP}", "fix the file", ExitCode.USAGE) from None

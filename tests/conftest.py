@@ -28,6 +28,7 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("USERPROFILE", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    (home / "sdsetup-config.toml").write_text("")  # empty: a named config file must exist (issue 11, item 15)
     monkeypatch.setenv("SDSETUP_CONFIG", str(home / "sdsetup-config.toml"))
     monkeypatch.setenv("SDSETUP_CACHE_DIR", str(home / "sdsetup-cache"))
     # pip driven by the tests must see only the tests' own index (the machine has a user pip config).

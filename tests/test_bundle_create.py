@@ -156,6 +156,25 @@ def test_verify_names_a_corrupted_and_a_missing_file(windows_bundle, servers, tm
     assert "2 problem(s)" in people.stdout
 
 
+def test_verify_does_not_follow_a_linked_folder_out_of_the_bundle(windows_bundle, servers, tmp_path):
+    """A top-level folder replaced by a link to a copy elsewhere: the files there match the lock, but they
+    are not in the bundle (a copy of the folder, or a served one, would lack them)."""
+    out, _doc = windows_bundle
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    elsewhere = tmp_path / "elsewhere"
+    (copy / "pypi").rename(elsewhere)
+    (copy / "pypi").symlink_to(elsewhere, target_is_directory=True)
+
+    result = sdsetup(servers["env"], "bundle", "verify", str(copy), "--json")
+    assert result.returncode == 4, result.stdout
+    problems = envelope(result)["data"]["problems"]
+    assert problems and {p["problem"] for p in problems} == {"link"}
+    assert all(p["path"].startswith("pypi/") for p in problems)
+    people = sdsetup(servers["env"], "bundle", "verify", str(copy))
+    assert people.returncode == 4 and "symbolic link" in people.stdout and "OK" not in people.stdout.splitlines()[-1]
+
+
 def test_verify_refuses_a_folder_that_is_not_a_bundle(servers, tmp_path):
     result = sdsetup(servers["env"], "bundle", "verify", str(tmp_path))
     assert result.returncode == 2

@@ -257,7 +257,7 @@ def test_install_flags_become_the_single_base_mirror(tmp_path):
     bundle.mkdir()
     with pytest.raises(SdsetupError, match="not a finished bundle"):
         install_settings(Settings(), mirror_url=None, offline=bundle)
-    (bundle / layout.LOCK_NAME).write_text("{}")
+    (bundle / layout.LOCK_NAME).write_text('{"schema": 1, "files": [], "repos": []}')
     offline = install_settings(Settings(), mirror_url=None, offline=bundle)
     assert offline.mirror == bundle.as_uri() + "/"
     assert select_mirrors(offline, env={}).pip_index_args()[:2] == ["--index-url", bundle.as_uri() + "/pypi/simple/"]
@@ -300,3 +300,67 @@ def test_a_bundle_folder_inside_a_file_is_a_usage_error(tmp_path):
     error = json.loads(result.stdout)["error"]
     assert error["kind"] == "usage" and f"{tmp_path / 'notes.txt'} is a file" in error["message"]
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+# -- the pip jobs come from the install's plan ---------------------------------------------------------
+
+def _plan_steps(backend="cuda", gpus=()):
+    from sdsetup.detect.machine import MachineFacts
+    from sdsetup.install.plan import InstallOptions, build_plan, decide
+    from sdsetup.manifest import load_manifest
+
+    facts = MachineFacts.from_json({"os": {"system": "Linux", "release": "6.1", "version": "#1", "machine": "x86_64", "bits": 64,
+                                           "wsl": False}, "gpus": list(gpus), "ram_total_bytes": 16 << 30,
+                                    "ram_available_bytes": 12 << 30})
+    manifest = load_manifest("a1111")
+    plan = build_plan(manifest, facts, MirrorPlan.single_base("http://bundle.invalid"), InstallOptions(backend=backend), Path("x"))
+    return manifest, plan, decide(manifest, facts, backend)
+
+
+def test_the_pip_jobs_are_the_plans_pip_steps_in_order():
+    from sdsetup.bundle.create import pip_jobs
+
+    manifest, plan, decisions = _plan_steps()
+    jobs = pip_jobs(plan.steps, decisions)
+    assert [j.name for j in jobs] == ["pip", "torch", *(s.name for s in manifest.pip), "smoke"]
+    assert jobs[0].requirements == (f"pip>={manifest.python.pip_minimum}",) and jobs[0].native
+    torch_step = next(s for s in plan.steps if s.id == "torch")
+    assert set(torch_step.requirements) <= set(jobs[1].requirements)
+    # a CUDA bundle built on a machine without a GPU still carries xformers for the machines that use it
+    assert manifest.torch["cuda"].xformers in jobs[1].requirements
+    assert jobs[-1].requirements == tuple(manifest.smoke.packages)
+
+
+def test_a_step_bundle_create_does_not_know_stops_it():
+    """A new kind of install step (one that might run pip) is not silently left out of bundles."""
+    from sdsetup.bundle.create import pip_jobs
+
+    _manifest, plan, decisions = _plan_steps()
+
+    class NewStep:
+        id = "new-pip-thing"
+
+        def describe(self):
+            return {"id": self.id, "title": "installs something"}
+
+    with pytest.raises(SdsetupError) as caught:
+        pip_jobs([*plan.steps, NewStep()], decisions)
+    assert "new-pip-thing" in str(caught.value) and caught.value.exit_code == ExitCode.INTERNAL
+
+
+@pytest.mark.parametrize("content, code, words", [
+    (b"\xff\xfe" + '{"schema": 1}'.encode("utf-16-le"), ExitCode.USAGE, "UTF-16"),
+    (bytes(range(256)), ExitCode.USAGE, "not UTF-8 text"),
+    (b"[" * 100_000 + b"]" * 100_000, ExitCode.USAGE, "too deeply"),
+    (b'{"schema": 1, "files": [], "repos": [], "hub": [1]}', ExitCode.INTEGRITY, "'hub'"),
+    (b'{"schema": 1, "files": [], "repos": [], "target": [["a", "b", "c"]]}', ExitCode.INTEGRITY, "'target'"),
+])
+def test_a_lock_that_cannot_be_read_names_itself(tmp_path, content, code, words):
+    """Exit 70 before (UnicodeDecodeError, RecursionError, TypeError), for verify and install --offline alike."""
+    from sdsetup.bundle.lockfile import load_lock
+
+    (tmp_path / layout.LOCK_NAME).write_bytes(content)
+    with pytest.raises(SdsetupError) as caught:
+        load_lock(tmp_path)
+    assert caught.value.exit_code == code and str(tmp_path / layout.LOCK_NAME) in caught.value.message
+    assert words in caught.value.message and caught.value.hint

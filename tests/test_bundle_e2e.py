@@ -71,6 +71,7 @@ def bundle(tmp_path_factory):
                                     env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
             assert result.returncode == 0, result.stderr[-4000:]
     # From here on, the world's git and file servers are gone: only the bundle remains.
+    (root / "no-config.toml").write_text("")  # an empty config: the world's mirror profile is gone
     env["SDSETUP_CONFIG"] = str(root / "no-config.toml")
     return {"out": out, "manifest": manifest, "env": env, "world": world, "root": root, "data": json.loads(result.stdout)["data"]}
 
@@ -144,6 +145,34 @@ def test_install_offline_from_the_bundle_folder(bundle, tmp_path):
     _assert_installed(bundle, target)
     record = json.loads((target / ".sdsetup" / "install.json").read_text("utf-8"))
     assert record["finished"] is True
+
+
+def test_install_offline_stops_at_a_damaged_bundle_file_without_any_network(bundle, tmp_path):
+    """A corrupt file in the bundle is exit 4 naming it, before anything is installed: not a fall back
+    to the file's canonical URL. Every way out (requests, pip, git) is sent to a canary proxy that
+    records what reaches it, so a name look-up or a connection shows there."""
+    from tests.servers.proxy import serve_proxy
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle["out"], copy, symlinks=True)
+    model = copy / "hf/sdfixture/sd15/resolve/main/model.safetensors"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other bytes
+    model.write_bytes(bytes(data))
+    target = tmp_path / "webui"
+    with serve_proxy() as proxy:
+        env = dict(bundle["env"], HTTP_PROXY=proxy.url, HTTPS_PROXY=proxy.url, http_proxy=proxy.url, https_proxy=proxy.url,
+                   ALL_PROXY=proxy.url)
+        result = subprocess.run([sys.executable, "-m", "sdsetup", "install", str(target), "--manifest", str(bundle["manifest"]),
+                                 "--backend", "cpu", "--python", sys.executable, "--yes", "--skip-smoke", "--offline", str(copy)],
+                                env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        reached = list(proxy.requests)
+    assert result.returncode == 4, result.stderr[-3000:]
+    assert reached == []
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "model.safetensors" in errors[0] and "sha256" in errors[0]
+    assert "hint:" in result.stderr and "Traceback" not in result.stderr
+    assert not (target / "webui.sh").exists()
 
 
 def test_install_offline_refuses_a_folder_that_is_not_a_bundle(bundle, tmp_path):

@@ -141,6 +141,72 @@ def test_broken_config_names_file_and_problem(tmp_path):
     assert str(config) in info.value.message and "TOML" in info.value.message
 
 
+@pytest.mark.parametrize("content, words", [
+    (b"\xff\xfe" + 'proxy = "http://a:1"\n'.encode("utf-16-le"), "UTF-16"),  # saved by Notepad as "Unicode"
+    ('proxy = "http://a:1"\n'.encode("utf-16-le"), "UTF-16"),  # the same without its BOM
+    (bytes(range(256)) * 4, "not UTF-8 text"),  # a binary file
+    (b"a = " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "too deeply"),
+    (b"x = " + b"{a = " * 3000 + b"1" + b"}" * 3000 + b"\n", "too deeply"),
+])
+def test_a_config_file_that_is_not_toml_text_is_a_usage_error_naming_it(tmp_path, content, words):
+    """They were exit 70 (UnicodeDecodeError, RecursionError); a manifest reads through the same code."""
+    from sdsetup.manifest import load_manifest
+
+    config = tmp_path / "c.toml"
+    config.write_bytes(content)
+    with pytest.raises(SdsetupError) as info:
+        load_settings({}, {"SDSETUP_CONFIG": str(config)})
+    assert info.value.exit_code == ExitCode.USAGE and str(config) in info.value.message and words in info.value.message
+    assert info.value.hint
+    with pytest.raises(SdsetupError) as info:
+        load_manifest(str(config))
+    assert info.value.exit_code == ExitCode.USAGE and str(config) in info.value.message and words in info.value.message
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+@pytest.mark.parametrize("how", ["env", "flag"])
+def test_a_named_config_file_must_be_there(tmp_path, kind, how):
+    """SDSETUP_CONFIG naming a missing file or a folder was ignored silently (issue 11, item 15)."""
+    path = tmp_path / "conf.toml"
+    if kind == "folder":
+        path.mkdir()
+    flags, env = ({"config": str(path)}, {}) if how == "flag" else ({}, {"SDSETUP_CONFIG": str(path)})
+    with pytest.raises(SdsetupError) as info:
+        load_settings(flags, env)
+    assert info.value.exit_code == ExitCode.USAGE and str(path) in info.value.message
+    assert ("SDSETUP_CONFIG" if how == "env" else "--config") in info.value.message + info.value.hint
+    assert ("folder" in info.value.message) == (kind == "folder")
+
+
+def test_an_empty_or_null_config_file_is_no_config(tmp_path):
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    assert load_settings({}, {"SDSETUP_CONFIG": str(empty)}).proxy is None
+    assert load_settings({}, {"SDSETUP_CONFIG": os.devnull}).proxy is None
+
+
+def test_the_envelope_lists_the_warnings_people_see():
+    """`check --json` listed no warnings while its text said "1 warning": [WARN] items are warnings."""
+    data = {"items": [{"name": "GPU", "status": "warn", "value": "none found"}, {"name": "git", "status": "ok", "value": "2.39"},
+                      {"name": "disk", "status": "fail", "value": "1 GiB free"}]}
+    envelope = Outcome("check", data, warnings=["proxy and mirror both set"]).envelope()
+    assert envelope["warnings"] == ["proxy and mirror both set", "GPU: none found"]
+    assert Outcome("x", {"items": "not a list"}).envelope()["warnings"] == []
+
+
+def test_check_json_counts_the_warnings_its_text_counts(tmp_path):
+    facts = tmp_path / "machine.json"  # no GPU: the GPU line is a warning
+    facts.write_text(json.dumps({"os": {"system": "Linux", "release": "6.1", "version": "#1", "machine": "x86_64", "bits": 64,
+                                        "wsl": False}, "gpus": [], "ram_total_bytes": 16 << 30, "ram_available_bytes": 12 << 30}))
+    env = {"SDSETUP_MACHINE_FACTS": str(facts)}
+    args = ["check", "--dir", str(tmp_path / "sd")]
+    text = CliRunner().invoke(cli.app, args, env=env)
+    doc = json.loads(CliRunner().invoke(cli.app, [*args, "--json"], env=env).stdout)
+    shown = text.stdout.count("[WARN]")
+    assert shown >= 1 and len(doc["warnings"]) == shown
+    assert f"{shown} warning" in text.stdout
+
+
 def test_mirror_option_profile_plus_channel_overrides():
     assert parse_mirror_option(["cn", "huggingface=https://hf.example"]) == ("cn", (("huggingface", "https://hf.example"),))
 

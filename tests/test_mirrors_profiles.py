@@ -17,8 +17,7 @@ from sdsetup.settings import CHANNELS, load_settings
 def _settings(tmp_path, config_text: str | None = None, flags: dict | None = None, env: dict | None = None):
     env = dict(env or {})
     config = tmp_path / "config.toml"
-    if config_text is not None:
-        config.write_text(config_text, encoding="utf-8")
+    config.write_text(config_text or "", encoding="utf-8")  # a named config file must exist (issue 11, item 15)
     env["SDSETUP_CONFIG"] = str(config)
     return load_settings(flags or {}, env)
 

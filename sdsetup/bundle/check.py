@@ -1,5 +1,8 @@
 """`sdsetup bundle verify OUT`: every file against the lock (sha256 read from disk, never from a cache),
-every repository's pin; what is missing or wrong is listed with what was expected and what is there."""
+every repository's pin; what is missing or wrong is listed with what was expected and what is there.
+`check_for_install`: the same before `install --offline` uses the folder, so a damaged bundle stops the
+install with exit 4 before anything runs (the install would otherwise fall back to the canonical URLs,
+that is, to the network)."""
 
 from __future__ import annotations
 
@@ -10,18 +13,49 @@ from typing import Any
 
 from sdsetup.bundle import layout
 from sdsetup.bundle.lockfile import compare, extra_files, load_lock
-from sdsetup.errors import usage_error
+from sdsetup.errors import ExitCode, SdsetupError, usage_error
 from sdsetup.hashing import sha256_file
 
 
-def _observe(out: Path, rel: str) -> tuple[int, str] | None:
+def escapes(out: Path, rel: str) -> bool:
+    """Whether OUT/REL is reached through a symbolic link (a linked folder anywhere on the way, or the
+    file itself): what it shows does not belong to the bundle, so it is not checked as if it did."""
+    path = Path(out)
+    for part in rel.split("/"):
+        path = path / part
+        if path.is_symlink():
+            return True
+    return False
+
+
+def _observe(out: Path, rel: str, digest=sha256_file) -> tuple[int, str] | None:
     path = out / rel
     try:
-        if path.is_symlink() or not path.is_file():
+        if escapes(out, rel) or not path.is_file():
             return None
-        return path.stat().st_size, sha256_file(path)
+        return path.stat().st_size, digest(path)
     except OSError:
         return None
+
+
+def _linked(out: Path, problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A missing file that is there through a link is said to be a link (the fix differs)."""
+    for problem in problems:
+        if problem["problem"] == "missing" and escapes(out, problem["path"]):
+            problem["problem"] = "link"
+    return problems
+
+
+def describe(problem: dict[str, Any]) -> str:
+    """What is wrong with one locked file or repository, in words (verify's lines, the install's error)."""
+    if problem["problem"] == "missing":
+        return f"missing (expected {problem['expected_size']} bytes, sha256 {problem['expected_sha256']})"
+    if problem["problem"] == "link":
+        return "is reached through a symbolic link (a bundle holds its files itself)"
+    if problem["problem"] == "pin":
+        return "does not hold " + ", ".join(c[:12] for c in (problem["missing_commits"] or problem["expected_commits"]))
+    return (f"{problem['problem']} differs: expected {problem['expected_size']} bytes sha256 {problem['expected_sha256']}, "
+            f"found {problem['actual_size']} bytes sha256 {problem['actual_sha256']}")
 
 
 def present_files(out: Path) -> list[str]:
@@ -55,6 +89,10 @@ def check_pins(out: Path, lock: Any) -> list[dict[str, Any]]:
             commits.append(repo.commit)
     for rel, commits in by_path.items():
         bare = out / rel
+        if escapes(out, rel):
+            problems.append({"path": rel, "kind": "repository", "problem": "link", "expected_commits": commits,
+                             "missing_commits": commits})
+            continue
         missing = [c for c in commits if runner.run(["--git-dir", str(bare), "cat-file", "-e", f"{c}^{{commit}}"], check=False).returncode != 0]
         if missing or not holds_pins(bare, commits, runner):
             problems.append({"path": rel, "kind": "repository", "problem": "pin", "expected_commits": commits,
@@ -72,7 +110,7 @@ def verify_bundle(out: Path) -> dict[str, Any]:
                           "(an unfinished bundle has no lock yet: run bundle create again to finish it)")
     with ThreadPoolExecutor(max_workers=4) as pool:
         observed = dict(zip((f.path for f in lock.files), pool.map(lambda f: _observe(out, f.path), lock.files)))
-    problems = compare(lock.files, observed)
+    problems = _linked(out, compare(lock.files, observed))
     problems += check_pins(out, lock)
     extras = extra_files(lock.files, present_files(out))
     return {
@@ -88,3 +126,28 @@ def verify_bundle(out: Path) -> dict[str, Any]:
         "problems": problems,
         "extra_files": extras,
     }
+
+
+def check_for_install(folder: Path, cache_file: Path | None = None) -> None:
+    """`install --offline DIR`: every locked file and pin as `bundle verify` checks them, before the install
+    starts; raises INTEGRITY naming the first bad file. Hashes are remembered in `cache_file` by size and
+    mtime, so a second install from the same folder reads it once (the install's copy checks each file's
+    sha256 again as it reads it)."""
+    from sdsetup.hashing import HashCache
+
+    lock = load_lock(folder)
+    if lock is None:
+        return
+    cache = HashCache(cache_file) if cache_file else None
+    digest = (lambda path: cache.sha256(path)[0]) if cache else sha256_file
+    observed = {f.path: _observe(folder, f.path, digest) for f in lock.files}
+    problems = _linked(folder, compare(lock.files, observed)) + check_pins(folder, lock)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise SdsetupError(
+            f"offline bundle {folder}: {folder / first['path']} {describe(first)}{more}",
+            f"nothing was installed; `sdsetup bundle verify {folder}` lists every problem, and `sdsetup bundle create` "
+            "with the same options repairs the bundle",
+            ExitCode.INTEGRITY,
+        )

@@ -53,16 +53,38 @@ class PipJob:
     native: bool = False  # pip itself: a pure-Python wheel, resolved without target options
 
 
-def pip_jobs(manifest: Any, decisions: Any) -> list[PipJob]:
-    """The venv's pip upgrade, torch, the manifest's pip steps, the smoke test's packages (pure)."""
-    spec = decisions.torch
-    torch_requirements = tuple(spec.packages) + ((spec.xformers,) if spec.xformers and decisions.backend == "cuda" else ())
-    jobs = [PipJob("pip", (f"pip>={manifest.python.pip_minimum}",), native=True), PipJob("torch", torch_requirements, torch=True)]
-    for step in manifest.pip:
-        jobs.append(PipJob(step.name, tuple(step.packages), tuple(step.archives), step.requirements_file, step.no_build_isolation))
-    smoke = tuple(getattr(getattr(manifest, "smoke", None), "packages", ()) or ())
-    if smoke:  # the install's smoke step adds these (diffusers) last, with torch held
-        jobs.append(PipJob("smoke", smoke))
+# Install steps that run no pip: a step of another kind stops `bundle create` (see pip_jobs).
+NO_PIP_STEPS = ("preflight", "webui", "repo:", "models", "hub", "webui-user", "record")
+
+
+def pip_jobs(steps: Sequence[Any], decisions: Any) -> list[PipJob]:
+    """The pip resolves of the install plan's steps, in their order (pure over the steps' descriptions).
+
+    Derived from the plan (`install.plan.build_plan`) so that a pip step added to the install cannot be
+    left out of bundles: a step this function does not know is an error, not a silent gap. xformers is
+    added for a CUDA bundle even when this machine's launch flags leave it out: the target machines
+    decide that for their own GPU."""
+    jobs = []
+    for step in steps:
+        doc = step.describe()
+        step_id = str(doc.get("id") or getattr(step, "id", ""))
+        if step_id == "venv":
+            jobs.append(PipJob("pip", (doc["pip"],), native=True))
+        elif step_id == "torch":
+            requirements = tuple(getattr(step, "requirements", ()))
+            xformers = decisions.torch.xformers
+            if xformers and decisions.backend == "cuda" and xformers not in requirements:
+                requirements += (xformers,)
+            jobs.append(PipJob("torch", requirements, torch=True))
+        elif step_id.startswith("pip:"):
+            spec = step.step
+            jobs.append(PipJob(spec.name, tuple(spec.packages), tuple(spec.archives), spec.requirements_file, spec.no_build_isolation))
+        elif step_id == "smoke":
+            if doc.get("packages"):  # diffusers for the test, added last with torch held
+                jobs.append(PipJob("smoke", tuple(doc["packages"])))
+        elif not step_id.startswith(NO_PIP_STEPS):
+            raise SdsetupError(f"the install has a step '{step_id}' that bundle create does not know",
+                               "report this: bundles would miss what that step installs", ExitCode.INTERNAL)
     return jobs
 
 
@@ -179,6 +201,7 @@ class BundleBuilder:
 
         self.manifest = load_manifest(self.options.manifest)
         facts = probe_machine(self.settings)
+        self.facts = facts
         decisions = decide(self.manifest, facts, self.options.backend)
         tag = decisions.torch_tag
         if self.options.torch_tag:
@@ -220,7 +243,9 @@ class BundleBuilder:
             self.state = json.loads(state_file.read_text("utf-8"))
         except FileNotFoundError:
             self.state = {}
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
+            self.state = None
+        if not isinstance(self.state, dict):
             self.state = {}
             self.warnings.append(f"{state_file} was unreadable; starting its record afresh (files already there are kept)")
         lock = load_lock(out) if (out / layout.LOCK_NAME).exists() else None
@@ -316,6 +341,14 @@ class BundleBuilder:
                                       work_dir=self.state_dir, log=self.reporter.detail)
         return self._resolver
 
+    def pip_jobs(self) -> list[PipJob]:
+        """What the install's plan would run through pip on a target machine (models and smoke test included)."""
+        from sdsetup.install.plan import InstallOptions, build_plan
+
+        plan = build_plan(self.manifest, self.facts, self.mirrors, InstallOptions(backend=self.options.backend),
+                          self.state_dir / "plan")
+        return pip_jobs(plan.steps, self.decisions)
+
     def index_args(self, job: PipJob) -> list[str]:
         args = list(self.mirrors.pip_index_args())
         if job.torch and self.tag and self.decisions.torch.index:
@@ -355,7 +388,8 @@ class BundleBuilder:
         venv_ready = False
         isolated_sources: list[Path] = []
         self.reporter.say("Python packages (pip's own choices for the target)")
-        for job in pip_jobs(self.manifest, self.decisions):
+        jobs = self.pip_jobs()
+        for job in jobs:
             requirements, req_text = self.job_requirements(job, archives)
             constraint_text = constraints.read_text("utf-8") if constraints.is_file() else None
             fingerprint = _fingerprint({
@@ -382,7 +416,7 @@ class BundleBuilder:
                 stored[job.name] = {"fingerprint": fingerprint, "picks": [p.to_json() for p in picks], "channels": channels}
                 # A changed step invalidates what came after it (their fingerprints include the constraints
                 # and the scratch venv they were resolved in).
-                names = [j.name for j in pip_jobs(self.manifest, self.decisions)]
+                names = [j.name for j in jobs]
                 for later in names[names.index(job.name) + 1:]:
                     stored.pop(later, None)
                 self.save_state()

@@ -80,32 +80,51 @@ class BundleLock:
         for item in (*files, *repos):
             if not is_safe_rel(item.path):
                 raise bad(f"path '{item.path}' is not a plain relative path")
+        sections = {}
+        for key in ("manifest", "target", "extra"):
+            if not isinstance(data.get(key) or {}, dict):
+                raise bad(f"'{key}' is not a JSON object")
+            sections[key] = dict(data.get(key) or {})
+        hub = data.get("hub") or ()
+        if not isinstance(hub, list) or not all(isinstance(h, dict) for h in hub):
+            raise bad("'hub' is not a list of JSON objects")
         return cls(
-            manifest=dict(data.get("manifest") or {}),
-            target=dict(data.get("target") or {}),
+            manifest=sections["manifest"],
+            target=sections["target"],
             backend=str(data.get("backend", "")),
             torch_tag=data.get("torch_tag"),
             files=files,
             repos=repos,
-            hub=tuple(dict(h) for h in data.get("hub") or ()),
+            hub=tuple(dict(h) for h in hub),
             created_by=str(data.get("created_by", "")),
-            extra=dict(data.get("extra") or {}),
+            extra=sections["extra"],
         )
 
 
 def load_lock(out: Path) -> BundleLock | None:
     """The lock of the bundle at OUT, None when there is none."""
+    from sdsetup.tomlcompat import not_text
+
     path = Path(out) / LOCK_NAME
     try:
-        text = path.read_text("utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise SdsetupError(f"cannot read {path}: {exc.strerror or exc}", "check the path and its permissions", ExitCode.FAILED) from None
+    # Bytes that are no JSON text at all are not a lock (exit 2, like a folder without one); a JSON lock
+    # with wrong entries is a damaged one (exit 4, from_json).
+    rebuild = "give the folder `sdsetup bundle create` wrote, or run bundle create again to rewrite its lock"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SdsetupError(f"{path} {not_text(raw)}, so it is not a bundle lock", rebuild, ExitCode.USAGE) from None
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise SdsetupError(f"{path}: not valid JSON ({exc})", "rebuild it with `sdsetup bundle create`", ExitCode.INTEGRITY) from None
+        raise SdsetupError(f"{path}: not valid JSON ({exc})", rebuild, ExitCode.USAGE) from None
+    except RecursionError:
+        raise SdsetupError(f"{path} nests too deeply to read, so it is not a bundle lock", rebuild, ExitCode.USAGE) from None
     return BundleLock.from_json(data, str(path))
 
 

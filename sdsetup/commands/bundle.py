@@ -55,6 +55,10 @@ def install_settings(settings: Any, *, mirror_url: str | None, offline: Path | N
         if not (folder / LOCK_NAME).is_file():
             raise usage_error(f"--offline {offline}: no {LOCK_NAME} there, so it is not a finished bundle",
                               "give the folder `sdsetup bundle create` wrote (check it with `sdsetup bundle verify`)")
+        from sdsetup.bundle.check import check_for_install
+
+        # A damaged file would send the install to the file's canonical URL: check first, offline means no network.
+        check_for_install(folder, settings.cache_dir / "bundle-hashes.json")
         url = folder.as_uri()
     else:
         url = check_url(mirror_url, "--mirror-url", "URL")
@@ -87,16 +91,11 @@ def render_create(data: Mapping[str, Any]) -> str:
 
 
 def render_verify(data: Mapping[str, Any]) -> str:
+    from sdsetup.bundle.check import describe
+
     items = []
     for problem in data["problems"]:
-        if problem["problem"] == "missing":
-            value = f"missing (expected {problem['expected_size']} bytes, sha256 {problem['expected_sha256']})"
-        elif problem["problem"] == "pin":
-            value = "does not hold " + ", ".join(c[:12] for c in (problem["missing_commits"] or problem["expected_commits"]))
-        else:
-            value = (f"{problem['problem']} differs: expected {problem['expected_size']} bytes sha256 {problem['expected_sha256']}, "
-                     f"found {problem['actual_size']} bytes sha256 {problem['actual_sha256']}")
-        items.append({"status": "fail", "name": problem["path"], "value": value,
+        items.append({"status": "fail", "name": problem["path"], "value": describe(problem),
                       "fix": "run `sdsetup bundle create` again with the same options: it fetches what is missing or wrong"})
     lines = [status_lines(items, label_width=40)] if items else []
     if data["extra_files"]:
