@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.logs import get_logger
@@ -33,7 +33,10 @@ def _show(argv: Sequence[str]) -> str:
 
 
 def run_checked(argv: Sequence[str], *, env: Mapping[str, str], what: str, hint: str, secrets: Sequence[str] = (),
-                cwd: Path | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+                cwd: Path | None = None, timeout: float | None = None,
+                classify: Callable[[str], SdsetupError | None] | None = None) -> subprocess.CompletedProcess:
+    """Run argv; a failure raises SdsetupError (exit 5, the tail of its output), or the error `classify`
+    makes of the whole output (e.g. a network failure, exit 3)."""
     log.info("run: %s", _show(argv))
     try:
         result = subprocess.run(list(argv), env=dict(env), cwd=cwd, capture_output=True, text=True,
@@ -47,6 +50,10 @@ def run_checked(argv: Sequence[str], *, env: Mapping[str, str], what: str, hint:
     if result.stderr.strip():
         log.debug("stderr: %s", redact_text(result.stderr[-8000:], list(secrets)))
     if result.returncode != 0:
+        special = classify(redact_text(f"{result.stdout}\n{result.stderr}", list(secrets))) if classify else None
+        if special is not None:
+            special.details.setdefault("command", _show(argv))
+            raise special
         raise SdsetupError(
             f"{what} failed (exit {result.returncode}): {tail(result.stderr or result.stdout, secrets)}",
             hint,
