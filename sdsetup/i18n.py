@@ -293,18 +293,78 @@ def _key(msgctxt: str | None, msgid: str) -> str:
     return f"{msgctxt}\x04{msgid}" if msgctxt else msgid  # gettext's own key for a context
 
 
+def _po_table(text: str) -> dict[str, str]:
+    """The translations of a .po text, for lookups: a tight loop over blank-line separated entries
+    (gettext tools always write them so), ~4x faster than parse_po. Keeps what parse_po keeps: no
+    fuzzy, obsolete (`#~`) or untranslated entries.
+    """
+    table: dict[str, str] = {}
+    for block in text.split("\n\n"):
+        if "msgstr" not in block:
+            continue
+        fields: dict[str, list[str]] = {}
+        current: list[str] | None = None
+        fuzzy = False
+        for line in block.split("\n"):
+            first = line[:1]
+            if first == '"':
+                if current is not None:
+                    current.append(line.rstrip()[1:-1])
+            elif first == "m":
+                keyword, _, rest = line.partition(" ")
+                current = fields[keyword] = [rest.rstrip()[1:-1]]
+            elif first == "#":
+                fuzzy = fuzzy or (line.startswith("#,") and "fuzzy" in line)
+                current = None
+        msgid, msgstr = "".join(fields.get("msgid", ())), "".join(fields.get("msgstr", ()))
+        if not msgid or not msgstr or fuzzy:
+            continue
+        ctxt = "".join(fields["msgctxt"]) if "msgctxt" in fields else None
+        if "\\" in msgid + msgstr + (ctxt or ""):
+            msgid, msgstr = _unquote(f'"{msgid}"'), _unquote(f'"{msgstr}"')
+            ctxt = _unquote(f'"{ctxt}"') if ctxt is not None else None
+        table[_key(ctxt, msgid)] = msgstr
+    return table
+
+
 def load_catalog(lang: str) -> dict[str, str]:
     """msgid (or `ctxt\\x04msgid`) → translation; fuzzy, empty and obsolete entries do not count."""
     cached = _catalogs.get(lang)
     if cached is not None:
         return cached
-    table: dict[str, str] = {}
     path = catalog_path(lang)
-    if path is not None and path.is_file():
-        for entry in parse_po(path.read_text(encoding="utf-8")):
-            if entry.msgid and entry.msgstr and not entry.obsolete and "fuzzy" not in entry.flags:
-                table[_key(entry.msgctxt, entry.msgid)] = entry.msgstr
+    table = _cached_table(path) if path is not None and path.is_file() else {}
     _catalogs[lang] = table
+    return table
+
+
+def _cached_table(path: Path) -> dict[str, str]:
+    """The .po's table, kept in `__pycache__/` beside it the way Python keeps .pyc files.
+
+    Loading the marshal cache takes a tenth of a millisecond; parsing takes a few for a full catalog.
+    The cache is keyed by the .po's mtime and size, written only where Python would write bytecode,
+    and any problem with it falls back to parsing.
+    """
+    import marshal
+
+    stat = path.stat()
+    stamp = [stat.st_mtime_ns, stat.st_size]
+    cache = path.parent / "__pycache__" / f"{path.name}.{sys.implementation.cache_tag}.marshal"
+    try:
+        saved_stamp, table = marshal.loads(cache.read_bytes())
+        if saved_stamp == stamp and isinstance(table, dict):
+            return table
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    table = _po_table(path.read_text(encoding="utf-8"))
+    if not sys.dont_write_bytecode:
+        try:
+            cache.parent.mkdir(exist_ok=True)
+            temporary = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+            temporary.write_bytes(marshal.dumps([stamp, table]))
+            os.replace(temporary, cache)
+        except OSError:  # a read-only install: parse each time, like Python without .pyc
+            pass
     return table
 
 

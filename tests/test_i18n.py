@@ -318,3 +318,28 @@ def test_extractor_finds_errors_and_rewrite_keeps_the_english_text(tmp_path, mon
     after = message()
     assert after == before == ("not enough space for model.bin: 5 B free, 2 files!", "free up space and run again")
     assert isinstance(after[0], Msg) and i18n_extract.scan(tmp_path)[0].kind == "routed"
+
+
+def test_catalog_cache_follows_edits_of_the_po_file_and_survives_a_bad_cache(tmp_path, monkeypatch):
+    po = tmp_path / "zh_CN" / "LC_MESSAGES" / "sdsetup.po"
+    po.parent.mkdir(parents=True)
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    monkeypatch.setattr(i18n, "_catalogs", {})
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    po.write_text('msgid "disk full"\nmsgstr "磁盘满了"\n\n#, fuzzy\nmsgid "old"\nmsgstr "旧"\n', encoding="utf-8")
+    assert i18n.load_catalog(CHINESE) == {"disk full": "磁盘满了"}
+    caches = list((po.parent / "__pycache__").iterdir())
+    assert len(caches) == 1
+    po.write_text('msgid "disk full"\nmsgstr "磁盘空间已满"\n', encoding="utf-8")  # a translator's edit
+    i18n._catalogs.clear()
+    assert i18n.load_catalog(CHINESE) == {"disk full": "磁盘空间已满"}
+    caches[0].write_bytes(b"\x00garbage")
+    i18n._catalogs.clear()
+    assert i18n.load_catalog(CHINESE) == {"disk full": "磁盘空间已满"}
+
+
+def test_fast_loader_agrees_with_the_full_parser_on_the_real_catalog():
+    text = PO.read_text(encoding="utf-8")
+    full = {i18n._key(e.msgctxt, e.msgid): e.msgstr for e in i18n.parse_po(text)
+            if e.msgid and e.msgstr and not e.obsolete and "fuzzy" not in e.flags}
+    assert i18n._po_table(text) == full and len(full) > 150
