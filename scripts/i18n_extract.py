@@ -39,7 +39,7 @@ from sdsetup import i18n  # noqa: E402
 
 ERROR_CALLS = {"SdsetupError", "usage_error"}
 PROGRESS_CALLS = {"say", "detail", "on_wait"}
-ROUTING_CALLS = {"t", "N_"}
+ROUTING_CALLS = {"t", "_t", "N_"}  # _t: t imported under another name where a module uses `t` itself
 TEXT_KEYS = {"name", "value", "fix", "title", "summary", "message", "hint"}
 _WORD = re.compile(r"[A-Za-z]{2,}")
 
@@ -56,7 +56,7 @@ class Found:
 
     @property
     def key(self) -> str:
-        return f"{self.path}\t{self.kind}\t{escape(self.template)}"
+        return f"{self.path}\t{escape(self.template)}"  # no kind: a string keeps its key when --rewrite routes it
 
 
 def escape(text: str) -> str:
@@ -374,7 +374,7 @@ def read_allowlist(path: Path = ALLOWLIST) -> set[str]:
 
 def write_allowlist(items: list[Found], path: Path = ALLOWLIST) -> None:
     lines = sorted({item.key for item in items})
-    head = ("# User-facing strings not yet translated (path, kind, msgid). The second i18n wave empties this list;\n"
+    head = ("# User-facing strings not yet translated (path, msgid). The second i18n wave empties this list;\n"
             "# tests/test_i18n.py fails when a string not listed here lands untranslated. Regenerate with\n"
             "# scripts/i18n_extract.py --allowlist (only to remove lines, or after a merge).\n")
     path.write_text(head + "\n".join(lines) + "\n", encoding="utf-8", newline="\n")
@@ -397,16 +397,20 @@ def rewrite(path: Path, kinds: set[str]) -> int:
         text = source[offsets[line - 1]:offsets[line]]
         return offsets[line - 1] + len(text.encode("utf-8")[:col].decode("utf-8"))
 
+    tree = ast.parse(source)
+    binds_t = any(isinstance(n, ast.Name) and n.id == "t" and not isinstance(n.ctx, ast.Load) or isinstance(n, ast.arg) and n.arg == "t"
+                  for n in ast.walk(tree))
+    call, import_line = ("_t", "from sdsetup.i18n import t as _t\n") if binds_t else ("t", "from sdsetup.i18n import t\n")
     spans = []
     for item in targets:
         node = item.node
         start, end = at(node.lineno, node.col_offset), at(node.end_lineno, node.end_col_offset)  # type: ignore[union-attr]
         args = "".join(f", {name}={code}" for name, code in item.placeholders)
-        spans.append((start, end, f"t({json.dumps(item.template, ensure_ascii=False)}{args})"))  # a JSON string is a Python literal
+        spans.append((start, end, f"{call}({json.dumps(item.template, ensure_ascii=False)}{args})"))  # a JSON string is a Python literal
     spans.sort(reverse=True)
     for start, end, text in spans:
         source = source[:start] + text + source[end:]
-    if not re.search(r"^from sdsetup\.i18n import .*\bt\b", source, re.M):
+    if import_line.strip() not in source:
         tree = ast.parse(source)
         body = tree.body
         index = 0
@@ -415,7 +419,7 @@ def rewrite(path: Path, kinds: set[str]) -> int:
             index += 1
         line = body[index - 1].end_lineno if index else 0
         lines = source.splitlines(keepends=True)
-        lines.insert(line, "from sdsetup.i18n import t\n")
+        lines.insert(line, import_line)
         source = "".join(lines)
     path.write_text(source, encoding="utf-8")
     return len(spans)
