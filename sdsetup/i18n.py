@@ -431,6 +431,19 @@ def id_of(text: Any) -> str | None:
     return text.id if isinstance(text, Msg) else None
 
 
+def with_ids(item: dict[str, Any], keys: Iterable[str] = ("name", "value", "fix")) -> dict[str, Any]:
+    """`item` with `<key>_id` beside each human text key, for --json (`fix` → `fix_id`).
+
+    Every listed key present gets its `_id` key, None when the text is not a Msg, so the document's keys
+    are the same in every language. Use it where a command builds status items or findings.
+    """
+    out = dict(item)
+    for key in keys:
+        if key in item:
+            out[f"{key}_id"] = id_of(item[key])
+    return out
+
+
 # -- --help texts -----------------------------------------------------------------------------------
 def translate_help(command: Any, lang: str | None = None) -> None:
     """Translate, in place, the help texts of a built command tree (typer.main.get_command(app)).

@@ -344,3 +344,15 @@ def test_fast_loader_agrees_with_the_full_parser_on_the_real_catalog():
     full = {i18n._key(e.msgctxt, e.msgid): e.msgstr for e in i18n.parse_po(text)
             if e.msgid and e.msgstr and not e.obsolete and "fuzzy" not in e.flags}
     assert i18n._po_table(text) == full and len(full) > 150
+
+
+def test_status_items_get_an_id_beside_each_text_in_every_language():
+    shapes = {}
+    for lang in (ENGLISH, CHINESE):
+        i18n.set_lang(lang)
+        item = i18n.with_ids({"id": "disk", "status": "fail", "name": "disk", "value": "3 GB free",
+                              "fix": t("free up space there (or choose another folder) and run again")})
+        shapes[lang] = item
+    assert shapes[ENGLISH].keys() == shapes[CHINESE].keys()
+    assert shapes[ENGLISH]["fix_id"] == shapes[CHINESE]["fix_id"] is not None and shapes[ENGLISH]["value_id"] is None
+    assert shapes[CHINESE]["fix"] == "请清理出空间（或换一个文件夹）后再运行"
