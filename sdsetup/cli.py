@@ -15,6 +15,7 @@ import typer
 from typing_extensions import Annotated
 
 from sdsetup import __version__
+from sdsetup.i18n import t
 
 app = typer.Typer(
     name="sdsetup",
@@ -55,8 +56,13 @@ def _version(value: bool) -> None:
 def _root(
     debug: DebugOpt = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    lang: Annotated[Optional[str], typer.Option("--lang", help="Language of messages: en or zh-CN (default: SDSETUP_LANG, the config file's lang, else the system's).")] = None,
 ) -> None:
     _state["debug"] = debug
+    if lang:  # main() takes --lang out of argv before Typer sees it; this serves in-process callers
+        from sdsetup import i18n
+
+        i18n.set_lang(lang)
 
 
 def _settings(**flags):
@@ -82,13 +88,14 @@ def run_command(name: str, func: Callable, *, as_json: bool, debug: bool = False
         emit_error(name, error, as_json)
         raise typer.Exit(int(error.exit_code)) from None
     except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted: partial work is kept; run the same command again to continue\n")
+        interrupted, kept = t("interrupted"), t("partial work is kept; run the same command again to continue")
+        sys.stderr.write(f"\n{interrupted}: {kept}\n")
         if as_json:  # the --json contract holds on Ctrl-C too: one document on stdout
             import json
 
             from sdsetup.output import error_envelope
 
-            error = SdsetupError("interrupted", "partial work is kept; run the same command again to continue", ExitCode.INTERRUPTED)
+            error = SdsetupError(interrupted, kept, ExitCode.INTERRUPTED)
             sys.stdout.write(json.dumps(error_envelope(name, error), indent=2, ensure_ascii=False) + "\n")
             sys.stdout.flush()
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
@@ -98,8 +105,8 @@ def run_command(name: str, func: Callable, *, as_json: bool, debug: bool = False
         if debug:
             raise
         error = SdsetupError(
-            f"internal error in sdsetup ({type(exc).__name__}: {exc})",
-            "this is a bug; rerun with --debug to see the traceback and report it with `sdsetup doctor --bundle report.zip`",
+            t("internal error in sdsetup ({name}: {exc})", name=type(exc).__name__, exc=exc),
+            t("this is a bug; rerun with --debug to see the traceback and report it with `sdsetup doctor --bundle report.zip`"),
             ExitCode.INTERNAL,
         )
         emit_error(name, error, as_json)
@@ -232,7 +239,7 @@ def doctor(
         sys.stderr.flush()
         answer = sys.stdin.readline()
         if not answer:
-            sys.stderr.write("\n(no answer: not applied; use --yes to apply without asking)\n")
+            sys.stderr.write("\n" + t("(no answer: not applied; use --yes to apply without asking)") + "\n")
         return answer.strip().lower() in ("y", "yes")
 
     run_command(
@@ -393,9 +400,27 @@ def main() -> None:
     # Typer rejects some mistakes before any command runs (a missing argument, an unknown option, a
     # value of the wrong type). They get the same `error:` + `hint:` lines as every other user mistake,
     # and with --json the one JSON document too.
+    from sdsetup import i18n
+
+    i18n.setup_console()  # a GBK or cp437 pipe must not crash on a character it lacks
     as_json = "--json" in sys.argv[1:]
     try:
-        code = app(prog_name="sdsetup", standalone_mode=False)
+        args = i18n.setup(sys.argv[1:])  # the language, before any help text is shown
+    except Exception as exc:  # an unknown --lang: a usage error like any other
+        from sdsetup.errors import SdsetupError
+        from sdsetup.output import emit_error
+
+        if not isinstance(exc, SdsetupError):
+            raise
+        emit_error("sdsetup", exc, as_json)
+        sys.exit(2)
+    try:
+        if i18n.current() == i18n.ENGLISH:
+            code = app(args=args, prog_name="sdsetup", standalone_mode=False)
+        else:  # the same command tree with its help texts from the catalog
+            command = typer.main.get_command(app)
+            i18n.translate_help(command)
+            code = command.main(args=args, prog_name="sdsetup", standalone_mode=False)
     except typer.TyperException as exc:  # Typer's usage errors; their message names the flag
         from sdsetup.errors import usage_error
         from sdsetup.output import emit_error
@@ -404,7 +429,7 @@ def main() -> None:
             sys.exit(2)
         path = getattr(getattr(exc, "ctx", None), "command_path", None) or "sdsetup"
         command = path.split(" ", 1)[1] if " " in path else path
-        emit_error(command, usage_error(exc.format_message(), f"see `{path} --help`"), as_json)
+        emit_error(command, usage_error(i18n.from_english(exc.format_message()), t("see `{path} --help`", path=path)), as_json)
         sys.exit(2)
     except typer.Abort:
         sys.exit(130)

@@ -44,7 +44,9 @@ class SdsetupError(Exception):
     def to_json(self) -> dict:
         return {
             "message": self.message,
+            "message_id": getattr(self.message, "id", None),  # stable across languages (sdsetup/i18n.py)
             "hint": self.hint,
+            "hint_id": getattr(self.hint, "id", None),
             "exit_code": int(self.exit_code),
             "kind": self.exit_code.name.lower(),
             "details": self.details,

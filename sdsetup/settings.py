@@ -24,14 +24,15 @@ ENV_VARS = {
     "SDSETUP_CACHE_DIR": "where downloads and the hash cache live",
     "SDSETUP_LOG_DIR": "where each run's log file is written",
     "SDSETUP_DEBUG": "1 to show tracebacks",
+    "SDSETUP_LANG": "language of messages: en or zh-CN (default: the config file's lang, then the system's language)",
     "SDSETUP_MACHINE_FACTS": "a `check --json` document to use instead of probing (replay a user's machine)",
 }
 
 CHANNELS = ("pypi", "torch", "github", "huggingface")
 
 # Top-level keys of the config file; `profiles` and `rewrite` are validated by the mirror layer.
-CONFIG_KEYS = ("proxy", "mirror", "ca_bundle", "connections", "timeout", "cache_dir", "log_dir", "profiles", "rewrite")
-_STRING_KEYS = ("proxy", "mirror", "ca_bundle", "cache_dir", "log_dir")
+CONFIG_KEYS = ("proxy", "mirror", "ca_bundle", "connections", "timeout", "cache_dir", "log_dir", "profiles", "rewrite", "lang")
+_STRING_KEYS = ("proxy", "mirror", "ca_bundle", "cache_dir", "log_dir", "lang")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,11 @@ def isolated_env(tmp_path_factory, monkeypatch):
     (home / "sdsetup-config.toml").write_text("")  # empty: a named config file must exist (issue 11, item 15)
     monkeypatch.setenv("SDSETUP_CONFIG", str(home / "sdsetup-config.toml"))
     monkeypatch.setenv("SDSETUP_CACHE_DIR", str(home / "sdsetup-cache"))
+    # English messages whatever the machine's locale; tests of other languages set their own.
+    monkeypatch.setenv("SDSETUP_LANG", "en")
+    from sdsetup import i18n
+
+    monkeypatch.setattr(i18n, "_current", None)
     # pip driven by the tests must see only the tests' own index (the machine has a user pip config).
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
