@@ -313,3 +313,33 @@ def test_a_live_local_git_proxy_is_left_alone(webui):
     fix = json.loads(result.stdout)["data"]["fixes"][0]
     assert fix["status"] == "skip" and "answers now" in fix["reason"]
     assert git("config", "--global", "--get", "http.proxy", cwd=webui) == f"http://127.0.0.1:{port}"
+
+
+# ------------------------------------------------------------------------------------ fixes together
+
+
+def test_several_webui_user_fixes_in_one_run_all_apply(webui):
+    # three findings, three edits of the same files: each later fix builds on the earlier one's edit
+    logs = ["sd-repo-gone-not-found.log", "nan-vae.log", "cuda-oom.log"]
+    args = [a for name in logs for a in ("--log", str(FIXTURES / name))]
+    result = doctor(str(webui), *args, "--fix", "--yes", "--json")
+    done = {f["action"].split()[0]: f for f in json.loads(result.stdout)["data"]["fixes"]}
+    assert {k: f["result"] for k, f in done.items()} == {"set_env": "applied", "add_args": "applied", "vram_flags": "applied"}, done
+    assert result.exit_code == 0, result.output
+    for name, flavour in (("webui-user.bat", "bat"), ("webui-user.sh", "sh")):
+        text = fixes._read_text(webui / name)[0]
+        assert webui_user.effective_env(text, flavour)["STABLE_DIFFUSION_REPO"] == SD_FORK
+        flags = webui_user.effective_args(text, flavour)
+        assert "--no-half-vae" in flags and ({"--medvram", "--lowvram"} & set(flags))
+        assert text.count("sdsetup doctor >>>") == 1, "one block holds every fix"
+    # a run after that changes nothing
+    again = json.loads(doctor(str(webui), *args, "--fix", "--yes", "--json").stdout)["data"]["fixes"]
+    assert all(f["result"] is None for f in again if f["action"] != "vram_flags"), again
+
+
+def test_a_file_the_user_edits_during_the_run_is_still_refused(webui, monkeypatch):
+    ctx = fixes.FixContext(webui, load_settings(), "Linux", None)
+    plans = fixes.plan_fixes(ctx, [("nan-vae", Autofix("add_args", ("--no-half-vae",)))])
+    (webui / "webui-user.sh").write_text(OFFICIAL_SH + "# the user's own edit\n")
+    fixes.apply_fixes(plans, ctx, lambda plan: True)
+    assert plans[0].result == "failed" and "changed while the doctor was running" in plans[0].detail

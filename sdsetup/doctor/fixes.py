@@ -46,6 +46,10 @@ class Operation:
     old_text: str | None = None  # edit: what the file held when planned (None: it is created)
     new_text: str | None = None
     encoding: str = "utf-8"
+    # edit: the webui-user change itself (webui_user.change's arguments), so a later fix in the same
+    # run can make it on top of an earlier fix's edit of the same file
+    flavour: str | None = None
+    changes: dict[str, Any] | None = None
     argv: list[str] | None = None
     env: dict[str, str] | None = None
     timeout: float = PIP_TIMEOUT
@@ -92,6 +96,7 @@ class FixContext:
     facts: Any = None  # MachineFacts, or None when unknown
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     stamp: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
+    written: dict[Path, str] = field(default_factory=dict)  # what this run wrote into each file
 
 
 # ------------------------------------------------------------------------------------------ probes
@@ -213,7 +218,8 @@ def _edits(ctx: FixContext, describe: str, **changes) -> list[Operation]:
             raise FixFailed(str(exc)) from None
         if new != text:
             verb = "create" if text is None else "edit"
-            ops.append(Operation(f"{verb} {path.name}: {describe}", "edit", path=path, old_text=text, new_text=new, encoding=encoding))
+            ops.append(Operation(f"{verb} {path.name}: {describe}", "edit", path=path, old_text=text, new_text=new, encoding=encoding,
+                                 flavour=flavour, changes=changes))
     return ops
 
 
@@ -233,9 +239,10 @@ def plan_swap_args(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, li
     ops = []
     for path, flavour, text, encoding in _targets(ctx):
         if text is not None and old in webui_user.effective_args(text, flavour):
-            changed = webui_user.change(text, flavour, remove_args=[old], add_args=[new])
+            swap = {"remove_args": [old], "add_args": [new]}
+            changed = webui_user.change(text, flavour, **swap)
             ops.append(Operation(f"edit {path.name}: replace {old} with {new} in COMMANDLINE_ARGS", "edit", path=path,
-                                 old_text=text, new_text=changed, encoding=encoding))
+                                 old_text=text, new_text=changed, encoding=encoding, flavour=flavour, changes=swap))
     if ops:
         return "ready", "", ops
     return "skip", f"{old} is not in webui-user's COMMANDLINE_ARGS; where you pass it, replace it with {new}", []
@@ -255,7 +262,7 @@ def plan_vram_flags(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, l
             describe = "add --medvram"
         new = webui_user.change(text, flavour, **change)
         ops.append(Operation(f"{'create' if text is None else 'edit'} {path.name}: {describe}", "edit", path=path,
-                             old_text=text, new_text=new, encoding=encoding))
+                             old_text=text, new_text=new, encoding=encoding, flavour=flavour, changes=change))
     if ops:
         return "ready", "", ops
     return "skip", "--lowvram is already set, the lowest setting: generate smaller images or use a smaller model", []
@@ -477,11 +484,19 @@ def _apply(op: Operation, ctx: FixContext, plan: PlannedFix) -> None:
     if op.kind == "edit":
         assert op.path is not None and op.new_text is not None
         current, _ = _read_text(op.path)
+        new_text = op.new_text
         if current != op.old_text:
-            raise FixFailed(f"{op.path.name} changed while the doctor was running; run `sdsetup doctor --fix` again")
+            # An earlier fix of this run edited the file: make this change on top of that edit. Any
+            # other change is the user's, made while the doctor ran: leave the file alone.
+            if current is None or ctx.written.get(op.path) != current or op.changes is None or op.flavour is None:
+                raise FixFailed(f"{op.path.name} changed while the doctor was running; run `sdsetup doctor --fix` again")
+            new_text = webui_user.change(current, op.flavour, **op.changes)
+            if new_text == current:
+                return
         if op.path.exists():
             plan.backups.append(str(_backup(ctx, op.path)))
-        atomic_write_bytes(op.path, op.new_text.encode(op.encoding))
+        atomic_write_bytes(op.path, new_text.encode(op.encoding))
+        ctx.written[op.path] = new_text
     elif op.kind == "note":
         assert op.path is not None and op.new_text is not None
         atomic_write_bytes(op.path, op.new_text.encode("utf-8"))
