@@ -200,7 +200,7 @@ def run(
     from sdsetup.doctor.logread import ReadStats, iter_lines, read_text_lines
     from sdsetup.doctor.match import Scanner, rank
     from sdsetup.doctor.report import finding_json, note_json, render
-    from sdsetup.doctor.secrets import Redactor, machine_secrets, url_secrets
+    from sdsetup.doctor.secrets import Redactor, assignment_secrets, machine_secrets, url_secrets
 
     err = err or sys.stderr
     logs = list(logs or [])
@@ -256,6 +256,7 @@ def run(
                 written[0] += 1
             if "://" in text:  # a password seen in a URL is masked wherever else it shows up
                 redactor.learn(url_secrets(text))
+            redactor.learn(assignment_secrets(text))  # so is a --gradio-auth login or a …_KEY= value
 
         scanner = Scanner(kb, display, kind=spec.kind, priority=PRIORITY[spec.kind], on_line=on_line)
         stats = ReadStats()
