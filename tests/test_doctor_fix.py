@@ -282,6 +282,9 @@ def test_dubious_ownership_is_found_in_the_install_and_fixed(tmp_path):
     result = doctor(str(root), "--fix", "--yes", "--json")
     fix = json.loads(result.stdout)["data"]["fixes"][0]
     assert fix["result"] == "applied", fix
+    # the folder is another account's: the fix says whose before it is agreed to
+    assert "belongs to '4242', not to you ('root')" in fix["reason"]
+    assert "belongs to '4242'" in result.stderr and "hooks" in result.stderr
     assert str(repo) in git("config", "--global", "--get-all", "safe.directory", cwd=tmp_path)
     data = json.loads(doctor(str(root), "--json").stdout)["data"]
     assert "git-dubious-ownership" not in [f["id"] for f in data["findings"]]

@@ -377,17 +377,31 @@ def plan_torch_cuda(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, l
 
 
 def plan_git_safe_directory(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, list[Operation]]:
-    from sdsetup.doctor.repos import install_repo_states, safe_directory_requests
+    from sdsetup.doctor.repos import install_repo_states, safe_directory_owners, safe_directory_requests
 
     git = shutil.which("git")
     if not git:
         return "skip", "git is not installed", []
-    paths = safe_directory_requests(install_repo_states(ctx.install_dir))
+    states = install_repo_states(ctx.install_dir)
+    paths = safe_directory_requests(states)
     if not paths:
         return "done", "git accepts every repository in the install", []
-    ops = [Operation(f"git config --global --add safe.directory {p}", "run", argv=[git, "config", "--global", "--add", "safe.directory", p],
-                     env=dict(ctx.env), timeout=60) for p in paths]
-    return "ready", "", ops
+    owners = safe_directory_owners(states)
+    ops, warnings = [], []
+    for p in paths:
+        summary = f"git config --global --add safe.directory {p}"
+        if p in owners:
+            # Trusting a repository another account controls lets its .git/config (fsmonitor, hooks,
+            # aliases) run commands as this user: say whose it is before the user agrees.
+            owner, user = owners[p]
+            warning = (f"WARNING: {p} belongs to '{owner}', not to you ('{user}'); once trusted, git runs that "
+                       f"account's repository settings and hooks as you. Agree only if you trust '{owner}', "
+                       "or take ownership of the folder instead")
+            summary += f"\n    {warning}"
+            warnings.append(warning)
+        ops.append(Operation(summary, "run", argv=[git, "config", "--global", "--add", "safe.directory", p],
+                             env=dict(ctx.env), timeout=60))
+    return "ready", "; ".join(warnings), ops
 
 
 def _port_open(host: str, port: int) -> bool:
