@@ -2,6 +2,7 @@
 
 Contents (all text, all passed through the counting redactor):
   README.txt               what is inside and what was removed (counts per kind, never values)
+  report.html              the same for a person: one self-contained page (no script, no external file)
   doctor.json              findings, harmless notes, sources read, environment, fixes
   check.json, verify.json  the install checks (when DIR was given and they ran)
   logs/NN-NAME.log         each log read, decoded to UTF-8 and cleaned; long logs as head + tail
@@ -94,6 +95,7 @@ def write_bundle(
     install_dir: Path | None,
     venv_python: Path | None,
     repositories: list[dict[str, Any]] | None,
+    report_html: str | None = None,
 ) -> dict[str, Any]:
     """Write the zip atomically; returns what is in it and what was removed."""
     entries: list[tuple[str, str]] = []
@@ -101,6 +103,8 @@ def write_bundle(
     def add_json(name: str, data: Any) -> None:
         entries.append((name, redactor(json.dumps(data, indent=2, default=str, ensure_ascii=False)) + "\n"))
 
+    if report_html is not None:
+        entries.append(("report.html", redactor(report_html)))
     add_json("doctor.json", doctor_data)
     if check is not None:
         add_json("check.json", check)
