@@ -346,3 +346,27 @@ def test_a_file_the_user_edits_during_the_run_is_still_refused(webui, monkeypatc
     (webui / "webui-user.sh").write_text(OFFICIAL_SH + "# the user's own edit\n")
     fixes.apply_fixes(plans, ctx, lambda plan: True)
     assert plans[0].result == "failed" and "changed while the doctor was running" in plans[0].detail
+
+
+def test_clip_fix_installs_what_the_installs_own_manifest_names(tmp_path, venv_template):
+    # one source of truth: the fix reads the setuptools pin and the archives from the manifest the
+    # install was made from (its record), not from a copy of its own
+    from sdsetup.install.record import InstallRecord, RepoRecord, save_record
+    from sdsetup.manifest import builtin_manifest_dir
+
+    text = (builtin_manifest_dir() / "a1111.toml").read_text("utf-8")
+    text = text.replace("setuptools==69.5.1", "setuptools==70.0.0").replace(
+        "https://github.com/mlfoundations/open_clip/archive/", "https://mirror.example/open_clip/archive/")
+    custom = tmp_path / "custom.toml"
+    custom.write_text(text, "utf-8")
+    root = tmp_path / "webui"
+    root.mkdir()
+    python = copy_venv(venv_template, root / "venv")
+    save_record(root, InstallRecord(manifest=str(custom), webui=RepoRecord("stable-diffusion-webui", ".", "https://x/y.git", "0" * 40),
+                                    python="venv/bin/python", backend="cpu", torch_tag="cpu", repositories=[], finished=True))
+    ctx = fixes.FixContext(install_dir=root, settings=load_settings({}), system="Linux", venv_python=python)
+    [plan] = fixes.plan_fixes(ctx, [("clip-pkg-resources", Autofix("reinstall_clip"))])
+    first, clip, open_clip = (op.argv[4:] for op in plan.operations)
+    assert first[:2] == ["setuptools==70.0.0", "wheel"]
+    assert open_clip[1].startswith("https://mirror.example/open_clip/archive/")
+    assert "openai/CLIP/archive/d50d76daa670286dd6cacf3bcd80b5e4823fc8e1.zip" in clip[1]

@@ -195,7 +195,7 @@ def run(
     err: Any = None,
 ) -> Outcome:
     from sdsetup.doctor import fixes as fixes_mod
-    from sdsetup.doctor.bundle import Excerpt, write_bundle
+    from sdsetup.doctor.support_zip import Excerpt, write_support_zip
     from sdsetup.doctor.kb import load_kb
     from sdsetup.doctor.logread import ReadStats, iter_lines, read_text_lines
     from sdsetup.doctor.match import Scanner, rank
@@ -358,7 +358,7 @@ def run(
 
     if bundle is not None:
         data["bundle"] = {"path": redactor(str(bundle))}
-        summary = write_bundle(bundle, redactor=redactor, doctor_data=data, check=check, verify=verify, logs=excerpts,
+        summary = write_support_zip(bundle, redactor=redactor, doctor_data=data, check=check, verify=verify, logs=excerpts,
                                install_dir=install_dir, venv_python=venv_python, repositories=repositories,
                                report_html=report_page(data, install_dir))
         data["bundle"] = {"path": redactor(summary["path"]), "files": summary["files"], "removed": summary["removed"],

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sdsetup import cli
-from sdsetup.doctor.bundle import Excerpt
+from sdsetup.doctor.support_zip import Excerpt
 from sdsetup.doctor.secrets import Redactor
 from tests.doctor_helpers import make_install, make_venv
 

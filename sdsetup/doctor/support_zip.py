@@ -1,4 +1,5 @@
-"""The support bundle: one zip a user can send to the helpdesk, with every secret taken out.
+"""The support zip (`sdsetup doctor --bundle PATH.zip`), not the offline mirror of `sdsetup bundle`: one zip
+a user can send to the helpdesk, with every secret taken out.
 
 Contents (all text, all passed through the counting redactor):
   README.txt               what is inside and what was removed (counts per kind, never values)
@@ -84,7 +85,7 @@ def _safe_name(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in base)[:80]
 
 
-def write_bundle(
+def write_support_zip(
     path: Path,
     *,
     redactor: Redactor,
