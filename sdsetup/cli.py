@@ -193,6 +193,7 @@ def verify(
     python: Annotated[Optional[Path], typer.Option("--python", help="The Python to test (default: the install's venv).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Keep the generated image at this path (PNG).")] = None,
     rehash: Annotated[bool, typer.Option("--rehash", help="Hash every model again instead of trusting the hash cache.")] = False,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write one self-contained report.html (results, timings, the image) to this path.")] = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     json: JsonOpt = False,
@@ -206,7 +207,8 @@ def verify(
 
     run_command(
         "verify",
-        lambda: command.run(_settings(config=config, quiet=quiet, debug=debug), dir, smoke=smoke, full=full, python=python, out=out, rehash=rehash),
+        lambda: command.run(_settings(config=config, quiet=quiet, debug=debug), dir, smoke=smoke, full=full, python=python, out=out, rehash=rehash,
+                            report=report),
         as_json=json,
         debug=debug,
     )

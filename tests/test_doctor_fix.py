@@ -282,6 +282,9 @@ def test_dubious_ownership_is_found_in_the_install_and_fixed(tmp_path):
     result = doctor(str(root), "--fix", "--yes", "--json")
     fix = json.loads(result.stdout)["data"]["fixes"][0]
     assert fix["result"] == "applied", fix
+    # the folder is another account's: the fix says whose before it is agreed to
+    assert "belongs to '4242', not to you ('root')" in fix["reason"]
+    assert "belongs to '4242'" in result.stderr and "hooks" in result.stderr
     assert str(repo) in git("config", "--global", "--get-all", "safe.directory", cwd=tmp_path)
     data = json.loads(doctor(str(root), "--json").stdout)["data"]
     assert "git-dubious-ownership" not in [f["id"] for f in data["findings"]]
@@ -313,3 +316,57 @@ def test_a_live_local_git_proxy_is_left_alone(webui):
     fix = json.loads(result.stdout)["data"]["fixes"][0]
     assert fix["status"] == "skip" and "answers now" in fix["reason"]
     assert git("config", "--global", "--get", "http.proxy", cwd=webui) == f"http://127.0.0.1:{port}"
+
+
+# ------------------------------------------------------------------------------------ fixes together
+
+
+def test_several_webui_user_fixes_in_one_run_all_apply(webui):
+    # three findings, three edits of the same files: each later fix builds on the earlier one's edit
+    logs = ["sd-repo-gone-not-found.log", "nan-vae.log", "cuda-oom.log"]
+    args = [a for name in logs for a in ("--log", str(FIXTURES / name))]
+    result = doctor(str(webui), *args, "--fix", "--yes", "--json")
+    done = {f["action"].split()[0]: f for f in json.loads(result.stdout)["data"]["fixes"]}
+    assert {k: f["result"] for k, f in done.items()} == {"set_env": "applied", "add_args": "applied", "vram_flags": "applied"}, done
+    assert result.exit_code == 0, result.output
+    for name, flavour in (("webui-user.bat", "bat"), ("webui-user.sh", "sh")):
+        text = fixes._read_text(webui / name)[0]
+        assert webui_user.effective_env(text, flavour)["STABLE_DIFFUSION_REPO"] == SD_FORK
+        flags = webui_user.effective_args(text, flavour)
+        assert "--no-half-vae" in flags and ({"--medvram", "--lowvram"} & set(flags))
+        assert text.count("sdsetup doctor >>>") == 1, "one block holds every fix"
+    # a run after that changes nothing
+    again = json.loads(doctor(str(webui), *args, "--fix", "--yes", "--json").stdout)["data"]["fixes"]
+    assert all(f["result"] is None for f in again if f["action"] != "vram_flags"), again
+
+
+def test_a_file_the_user_edits_during_the_run_is_still_refused(webui, monkeypatch):
+    ctx = fixes.FixContext(webui, load_settings(), "Linux", None)
+    plans = fixes.plan_fixes(ctx, [("nan-vae", Autofix("add_args", ("--no-half-vae",)))])
+    (webui / "webui-user.sh").write_text(OFFICIAL_SH + "# the user's own edit\n")
+    fixes.apply_fixes(plans, ctx, lambda plan: True)
+    assert plans[0].result == "failed" and "changed while the doctor was running" in plans[0].detail
+
+
+def test_clip_fix_installs_what_the_installs_own_manifest_names(tmp_path, venv_template):
+    # one source of truth: the fix reads the setuptools pin and the archives from the manifest the
+    # install was made from (its record), not from a copy of its own
+    from sdsetup.install.record import InstallRecord, RepoRecord, save_record
+    from sdsetup.manifest import builtin_manifest_dir
+
+    text = (builtin_manifest_dir() / "a1111.toml").read_text("utf-8")
+    text = text.replace("setuptools==69.5.1", "setuptools==70.0.0").replace(
+        "https://github.com/mlfoundations/open_clip/archive/", "https://mirror.example/open_clip/archive/")
+    custom = tmp_path / "custom.toml"
+    custom.write_text(text, "utf-8")
+    root = tmp_path / "webui"
+    root.mkdir()
+    python = copy_venv(venv_template, root / "venv")
+    save_record(root, InstallRecord(manifest=str(custom), webui=RepoRecord("stable-diffusion-webui", ".", "https://x/y.git", "0" * 40),
+                                    python="venv/bin/python", backend="cpu", torch_tag="cpu", repositories=[], finished=True))
+    ctx = fixes.FixContext(install_dir=root, settings=load_settings({}), system="Linux", venv_python=python)
+    [plan] = fixes.plan_fixes(ctx, [("clip-pkg-resources", Autofix("reinstall_clip"))])
+    first, clip, open_clip = (op.argv[4:] for op in plan.operations)
+    assert first[:2] == ["setuptools==70.0.0", "wheel"]
+    assert open_clip[1].startswith("https://mirror.example/open_clip/archive/")
+    assert "openai/CLIP/archive/d50d76daa670286dd6cacf3bcd80b5e4823fc8e1.zip" in clip[1]

@@ -195,12 +195,12 @@ def run(
     err: Any = None,
 ) -> Outcome:
     from sdsetup.doctor import fixes as fixes_mod
-    from sdsetup.doctor.bundle import Excerpt, write_bundle
+    from sdsetup.doctor.support_zip import Excerpt, write_support_zip
     from sdsetup.doctor.kb import load_kb
     from sdsetup.doctor.logread import ReadStats, iter_lines, read_text_lines
     from sdsetup.doctor.match import Scanner, rank
     from sdsetup.doctor.report import finding_json, note_json, render
-    from sdsetup.doctor.secrets import Redactor, machine_secrets, url_secrets
+    from sdsetup.doctor.secrets import Redactor, assignment_secrets, machine_secrets, url_secrets
 
     err = err or sys.stderr
     logs = list(logs or [])
@@ -256,6 +256,7 @@ def run(
                 written[0] += 1
             if "://" in text:  # a password seen in a URL is masked wherever else it shows up
                 redactor.learn(url_secrets(text))
+            redactor.learn(assignment_secrets(text))  # so is a --gradio-auth login or a …_KEY= value
 
         scanner = Scanner(kb, display, kind=spec.kind, priority=PRIORITY[spec.kind], on_line=on_line)
         stats = ReadStats()
@@ -357,11 +358,40 @@ def run(
 
     if bundle is not None:
         data["bundle"] = {"path": redactor(str(bundle))}
-        summary = write_bundle(bundle, redactor=redactor, doctor_data=data, check=check, verify=verify, logs=excerpts,
-                               install_dir=install_dir, venv_python=venv_python, repositories=repositories)
+        summary = write_support_zip(bundle, redactor=redactor, doctor_data=data, check=check, verify=verify, logs=excerpts,
+                               install_dir=install_dir, venv_python=venv_python, repositories=repositories,
+                               report_html=report_page(data, install_dir))
         data["bundle"] = {"path": redactor(summary["path"]), "files": summary["files"], "removed": summary["removed"],
                           "removed_text": summary["removed_text"]}
     return Outcome("doctor", data, exit_code, human=render, warnings=warnings)
+
+
+SMOKE_IMAGE = Path(".sdsetup") / "smoke.png"  # where `sdsetup verify DIR --out` can keep the last image
+MAX_IMAGE_BYTES = 8 * 1024 * 1024
+
+
+def report_page(data: dict[str, Any], install_dir: Path | None) -> str:
+    """report.html for the support zip, from the doctor's (already redacted) data."""
+    import time
+
+    from sdsetup.doctor.html_report import journal_steps, render_report
+
+    install = data.get("install") or {}
+    record = install.get("record") or {}
+    checks = [i for part in ("check", "verify") for i in ((install.get(part) or {}).get("items") or [])]
+    image = None
+    if install_dir is not None:
+        try:
+            png = (install_dir / SMOKE_IMAGE).read_bytes()
+            image = png if png.startswith(b"\x89PNG") and len(png) <= MAX_IMAGE_BYTES else None
+        except OSError:
+            image = None
+    return render_report(
+        title="sdsetup doctor report", generated=f"sdsetup {__version__}, {time.strftime('%Y-%m-%d %H:%M:%S %z')}",
+        environment=data.get("environment") or {}, summary=data.get("summary", ""), findings=data.get("findings", []),
+        install={"folder": install.get("dir"), **record, "venv": install.get("venv_python")} if install else None,
+        checks=checks, steps=journal_steps(install_dir), image_png=image, image_caption="the last smoke test's image",
+    )
 
 
 def _install_section(section: dict[str, Any] | None, redact: Callable[[str], str]) -> dict[str, Any] | None:

@@ -44,6 +44,7 @@ def run(
     python: Path | None = None,
     out: Path | None = None,
     rehash: bool = False,
+    report: Path | None = None,
 ) -> Outcome:
     from sdsetup import verify
 
@@ -58,6 +59,16 @@ def run(
             raise usage_error(f"--out {out} is a folder", "give the path of the PNG to write, e.g. --out smoke.png")
         if blocking is not None:
             raise usage_error(f"--out {out}: {blocking} is a file, not a folder", "give a path inside a folder, e.g. --out smoke.png")
+    report_image = None
+    if report is not None and Path(report).expanduser().is_dir():
+        from sdsetup.errors import usage_error
+
+        raise usage_error(f"--report {report} is a folder", "give the path of the page to write, e.g. --report report.html")
+    if report is not None:  # the page embeds the smoke image: keep it in a temporary file when --out is not given
+        import tempfile
+
+        report_image = Path(tempfile.mkdtemp(prefix="sdsetup-report-")) / "smoke.png"
+        out = out or report_image
     if smoke:
         explicit = Path(install_dir) if install_dir is not None else None
         if explicit is None:
@@ -69,4 +80,8 @@ def run(
     else:
         data = verify.verify_install(settings, find_install_dir(install_dir), full=full, rehash=rehash, out=out,
                                      python=python, progress=progress)
+    if report is not None:
+        from sdsetup.doctor.html_report import write_verify_report
+
+        write_verify_report(Path(report).expanduser(), data, out, report_image)
     return Outcome("verify", data, ExitCode.OK if data["ok"] else ExitCode.FAILED, human=render)

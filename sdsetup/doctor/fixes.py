@@ -8,6 +8,7 @@ deletes anything the user made.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -25,13 +26,72 @@ from sdsetup.fsutil import atomic_write_bytes
 
 BACKUP_DIR = ".sdsetup/backups"
 PIP_TIMEOUT = 3600  # torch is 2.5 GB
-DEFAULT_CLIP = "https://github.com/openai/CLIP/archive/d50d76daa670286dd6cacf3bcd80b5e4823fc8e1.zip"
-DEFAULT_OPENCLIP = "https://github.com/mlfoundations/open_clip/archive/bb6e834e9c70d9c27d0dc3ecedeebeaeb1ffad6b.zip"
 DEFAULT_HF_MIRROR = "https://hf-mirror.com"
-SETUPTOOLS_PIN = "setuptools==69.5.1"
-# torchvision that pairs with each torch the web UI installs (release branch, dev branch).
-TORCHVISION_FOR = {"2.1.2": "0.16.2", "2.7.0": "0.22.0"}
-BLACKWELL_TORCH = ("2.7.0", "0.22.0", "cu128")
+
+
+# ------------------------------------------------------------------------------------------ manifest facts
+# The CLIP archives, the setuptools pin and the torch/torchvision pairs are the manifests' (one source of
+# truth): the install uses them, so the fix installs exactly what a fresh install would.
+
+
+@dataclass(frozen=True)
+class ManifestFacts:
+    setuptools: str  # the build-tools step's setuptools requirement, e.g. setuptools==69.5.1
+    clip: str  # CLIP's source archive URL
+    open_clip: str
+    torchvision_for: dict[str, str]  # torch version -> the torchvision every manifest pairs with it
+    blackwell: tuple[str, str, str] | None  # (torch, torchvision, tag) of the manifest built for sm_120
+    cuda_tags: dict[str, tuple[str, ...]]  # torch version -> its CUDA wheel tags, the manifest's default first
+
+
+def _pins(packages: Iterable[str]) -> dict[str, str]:
+    from packaging.requirements import Requirement
+
+    pins = {}
+    for text in packages:
+        req = Requirement(text)
+        exact = [spec.version for spec in req.specifier if spec.operator == "=="]
+        if exact:
+            pins[req.name.lower()] = exact[0]
+    return pins
+
+
+@functools.lru_cache(maxsize=8)
+def manifest_facts(name: str | None = None) -> ManifestFacts:
+    """What the fixes install, read from the install's manifest (default a1111) and the built-in ones."""
+    from sdsetup.manifest import builtin_names, load_manifest
+
+    main = load_manifest(name)
+    steps = {step.name: step for step in main.pip}
+    build = next((p for p in steps.get("build-tools", ()).packages if p.lower().startswith("setuptools")), None) \
+        if "build-tools" in steps else None
+    if not build or not steps.get("clip") or not steps.get("open_clip"):
+        raise FixFailed(f"the manifest {main.name} names no setuptools pin or CLIP/open_clip archive")
+    pairs: dict[str, str] = {}
+    cuda_tags: dict[str, tuple[str, ...]] = {}
+    blackwell = None
+    for manifest in [main] + [load_manifest(n) for n in builtin_names() if n != main.name]:
+        for torch in manifest.torch.values():
+            pins = _pins(torch.packages)
+            if "torch" in pins and torch.backend == "cuda" and torch.tags:
+                cuda_tags.setdefault(pins["torch"], tuple(torch.tags))
+            if "torch" in pins and "torchvision" in pins:
+                pairs.setdefault(pins["torch"], pins["torchvision"])
+                cc = torch.max_compute_capability
+                if blackwell is None and cc and float(cc) >= 12.0 and torch.tags:
+                    blackwell = (pins["torch"], pins["torchvision"], torch.tags[0])
+    return ManifestFacts(build, steps["clip"].archives[0], steps["open_clip"].archives[0], pairs, blackwell, cuda_tags)
+
+
+def _install_manifest(install_dir: Path) -> str | None:
+    """The manifest the install was made from (its record), or None for the default."""
+    try:
+        from sdsetup.install.record import load_record
+
+        record = load_record(install_dir)
+    except Exception:  # no record, or a damaged one: the default manifest
+        return None
+    return getattr(record, "manifest", None) if record is not None else None
 
 
 class FixFailed(Exception):
@@ -46,6 +106,10 @@ class Operation:
     old_text: str | None = None  # edit: what the file held when planned (None: it is created)
     new_text: str | None = None
     encoding: str = "utf-8"
+    # edit: the webui-user change itself (webui_user.change's arguments), so a later fix in the same
+    # run can make it on top of an earlier fix's edit of the same file
+    flavour: str | None = None
+    changes: dict[str, Any] | None = None
     argv: list[str] | None = None
     env: dict[str, str] | None = None
     timeout: float = PIP_TIMEOUT
@@ -92,6 +156,7 @@ class FixContext:
     facts: Any = None  # MachineFacts, or None when unknown
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     stamp: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
+    written: dict[Path, str] = field(default_factory=dict)  # what this run wrote into each file
 
 
 # ------------------------------------------------------------------------------------------ probes
@@ -213,7 +278,8 @@ def _edits(ctx: FixContext, describe: str, **changes) -> list[Operation]:
             raise FixFailed(str(exc)) from None
         if new != text:
             verb = "create" if text is None else "edit"
-            ops.append(Operation(f"{verb} {path.name}: {describe}", "edit", path=path, old_text=text, new_text=new, encoding=encoding))
+            ops.append(Operation(f"{verb} {path.name}: {describe}", "edit", path=path, old_text=text, new_text=new, encoding=encoding,
+                                 flavour=flavour, changes=changes))
     return ops
 
 
@@ -233,9 +299,10 @@ def plan_swap_args(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, li
     ops = []
     for path, flavour, text, encoding in _targets(ctx):
         if text is not None and old in webui_user.effective_args(text, flavour):
-            changed = webui_user.change(text, flavour, remove_args=[old], add_args=[new])
+            swap = {"remove_args": [old], "add_args": [new]}
+            changed = webui_user.change(text, flavour, **swap)
             ops.append(Operation(f"edit {path.name}: replace {old} with {new} in COMMANDLINE_ARGS", "edit", path=path,
-                                 old_text=text, new_text=changed, encoding=encoding))
+                                 old_text=text, new_text=changed, encoding=encoding, flavour=flavour, changes=swap))
     if ops:
         return "ready", "", ops
     return "skip", f"{old} is not in webui-user's COMMANDLINE_ARGS; where you pass it, replace it with {new}", []
@@ -255,7 +322,7 @@ def plan_vram_flags(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, l
             describe = "add --medvram"
         new = webui_user.change(text, flavour, **change)
         ops.append(Operation(f"{'create' if text is None else 'edit'} {path.name}: {describe}", "edit", path=path,
-                             old_text=text, new_text=new, encoding=encoding))
+                             old_text=text, new_text=new, encoding=encoding, flavour=flavour, changes=change))
     if ops:
         return "ready", "", ops
     return "skip", "--lowvram is already set, the lowest setting: generate smaller images or use a smaller model", []
@@ -307,20 +374,15 @@ def plan_reinstall_clip(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, st
         if text is not None:
             env.update(webui_user.effective_env(text, flavour))
     plan = _mirror_plan(ctx.settings)
-    ops = [_pip(ctx, [SETUPTOOLS_PIN, "wheel"], f"pip install {SETUPTOOLS_PIN} wheel (setuptools that still has pkg_resources)", plan=plan)]
-    for module, variable, default in (("clip", "CLIP_PACKAGE", DEFAULT_CLIP), ("open_clip", "OPENCLIP_PACKAGE", DEFAULT_OPENCLIP)):
+    facts = manifest_facts(_install_manifest(ctx.install_dir))
+    ops = [_pip(ctx, [facts.setuptools, "wheel"], f"pip install {facts.setuptools} wheel (setuptools that still has pkg_resources)", plan=plan)]
+    for module, variable, default in (("clip", "CLIP_PACKAGE", facts.clip), ("open_clip", "OPENCLIP_PACKAGE", facts.open_clip)):
         if not present.get(module):
             package = env.get(variable) or default
             if plan is not None and package.startswith("https://"):
                 package = plan.file_urls(package)[0]
             ops.append(_pip(ctx, ["--no-build-isolation", package], f"pip install --no-build-isolation {module}", plan=plan))
     return "ready", "", ops
-
-
-def _blackwell(facts: Any) -> bool:
-    from sdsetup.detect.recommend import is_blackwell
-
-    return any(is_blackwell(gpu.compute_capability) for gpu in facts.gpus if gpu.vendor == "nvidia")
 
 
 def choose_torch_build(installed_torch: str, installed_vision: str | None, cuda_driver_version: str | None,
@@ -330,14 +392,15 @@ def choose_torch_build(installed_torch: str, installed_vision: str | None, cuda_
     Keeps the installed versions and changes only the build, except on Blackwell (sm_100/sm_120),
     which needs torch 2.7 with CUDA 12.8.
     """
-    from sdsetup.detect.recommend import ALL_CUDA_TAGS, MANIFESTS, cuda_tag_for_driver, is_blackwell, version_tuple
+    from sdsetup.detect.recommend import ALL_CUDA_TAGS, cuda_tag_for_driver, is_blackwell, version_tuple
 
+    facts = manifest_facts()
     base = installed_torch.split("+", 1)[0]
-    vision = (installed_vision or "").split("+", 1)[0] or TORCHVISION_FOR.get(base, "")
-    if is_blackwell(compute_capability) and (version_tuple(base) or (0,)) < (2, 7):
-        return BLACKWELL_TORCH
-    available = next((m.cuda_tags for m in MANIFESTS.values() if m.torch == base), ALL_CUDA_TAGS)
-    default = next((m.default_cuda_tag for m in MANIFESTS.values() if m.torch == base), "cu121")
+    vision = (installed_vision or "").split("+", 1)[0] or facts.torchvision_for.get(base, "")
+    if is_blackwell(compute_capability) and facts.blackwell and (version_tuple(base) or (0,)) < version_tuple(facts.blackwell[0]):
+        return facts.blackwell
+    available = facts.cuda_tags.get(base) or ALL_CUDA_TAGS
+    default = available[0] if base in facts.cuda_tags else facts.cuda_tags[next(iter(facts.cuda_tags))][0]
     return base, vision, cuda_tag_for_driver(cuda_driver_version, compute_capability, available=available, default=default)
 
 
@@ -370,17 +433,31 @@ def plan_torch_cuda(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, l
 
 
 def plan_git_safe_directory(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, list[Operation]]:
-    from sdsetup.doctor.repos import install_repo_states, safe_directory_requests
+    from sdsetup.doctor.repos import install_repo_states, safe_directory_owners, safe_directory_requests
 
     git = shutil.which("git")
     if not git:
         return "skip", "git is not installed", []
-    paths = safe_directory_requests(install_repo_states(ctx.install_dir))
+    states = install_repo_states(ctx.install_dir)
+    paths = safe_directory_requests(states)
     if not paths:
         return "done", "git accepts every repository in the install", []
-    ops = [Operation(f"git config --global --add safe.directory {p}", "run", argv=[git, "config", "--global", "--add", "safe.directory", p],
-                     env=dict(ctx.env), timeout=60) for p in paths]
-    return "ready", "", ops
+    owners = safe_directory_owners(states)
+    ops, warnings = [], []
+    for p in paths:
+        summary = f"git config --global --add safe.directory {p}"
+        if p in owners:
+            # Trusting a repository another account controls lets its .git/config (fsmonitor, hooks,
+            # aliases) run commands as this user: say whose it is before the user agrees.
+            owner, user = owners[p]
+            warning = (f"WARNING: {p} belongs to '{owner}', not to you ('{user}'); once trusted, git runs that "
+                       f"account's repository settings and hooks as you. Agree only if you trust '{owner}', "
+                       "or take ownership of the folder instead")
+            summary += f"\n    {warning}"
+            warnings.append(warning)
+        ops.append(Operation(summary, "run", argv=[git, "config", "--global", "--add", "safe.directory", p],
+                             env=dict(ctx.env), timeout=60))
+    return "ready", "; ".join(warnings), ops
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -477,11 +554,19 @@ def _apply(op: Operation, ctx: FixContext, plan: PlannedFix) -> None:
     if op.kind == "edit":
         assert op.path is not None and op.new_text is not None
         current, _ = _read_text(op.path)
+        new_text = op.new_text
         if current != op.old_text:
-            raise FixFailed(f"{op.path.name} changed while the doctor was running; run `sdsetup doctor --fix` again")
+            # An earlier fix of this run edited the file: make this change on top of that edit. Any
+            # other change is the user's, made while the doctor ran: leave the file alone.
+            if current is None or ctx.written.get(op.path) != current or op.changes is None or op.flavour is None:
+                raise FixFailed(f"{op.path.name} changed while the doctor was running; run `sdsetup doctor --fix` again")
+            new_text = webui_user.change(current, op.flavour, **op.changes)
+            if new_text == current:
+                return
         if op.path.exists():
             plan.backups.append(str(_backup(ctx, op.path)))
-        atomic_write_bytes(op.path, op.new_text.encode(op.encoding))
+        atomic_write_bytes(op.path, new_text.encode(op.encoding))
+        ctx.written[op.path] = new_text
     elif op.kind == "note":
         assert op.path is not None and op.new_text is not None
         atomic_write_bytes(op.path, op.new_text.encode("utf-8"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from typing import Any, Callable, Mapping
 
@@ -38,8 +39,21 @@ def note_json(ranked: Ranked) -> dict[str, Any]:
             "occurrences": ranked.occurrences}
 
 
+_NBSP = "\u00a0"
+_CODE = re.compile(r"`[^`]+`")
+
+
+def wrap_copyable(text: str, width: int, initial: str = "", subsequent: str = "") -> list[str]:
+    """Wrap between words only: a `command`, a --flag or a URL always stays whole on one line, so what
+    the user copies from the console is what runs (a long one overflows the width instead)."""
+    protected = _CODE.sub(lambda m: m.group(0).replace(" ", _NBSP), text)
+    lines = textwrap.wrap(protected, width, initial_indent=initial, subsequent_indent=subsequent,
+                          break_long_words=False, break_on_hyphens=False)
+    return [line.replace(_NBSP, " ") for line in lines] or [initial]
+
+
 def _wrap(text: str, indent: str) -> list[str]:
-    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent) or [indent]
+    return wrap_copyable(text, WIDTH, indent, indent)
 
 
 def _source_line(source: Mapping[str, Any]) -> str:
@@ -80,9 +94,7 @@ def render(data: Mapping[str, Any]) -> str:
             out += _wrap("why: " + finding["explanation"], "   ")
             out.append("   fix:")
             for step in finding["fix"]["steps"]:
-                wrapped = textwrap.wrap(step, WIDTH - 7) or [""]
-                out.append("     - " + wrapped[0])
-                out += ["       " + more for more in wrapped[1:]]
+                out += wrap_copyable(step, WIDTH, "     - ", "       ")
             for platform, commands in finding["fix"]["commands"].items():
                 label = PLATFORM_LABELS.get(platform, platform)
                 for index, command in enumerate(commands):

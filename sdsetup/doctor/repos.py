@@ -96,3 +96,49 @@ def safe_directory_requests(states: list[dict[str, Any]]) -> list[str]:
                     if path and path not in wanted:
                         wanted.append(path)
     return wanted
+
+
+def _account(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+def folder_owner(path: str) -> tuple[str, str] | None:
+    """(owner, current user) of a folder when they differ, else None (POSIX; Windows uses git's words)."""
+    if not hasattr(os, "geteuid"):
+        return None
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return None
+    me = os.geteuid()
+    return None if uid == me else (_account(uid), _account(me))
+
+
+def safe_directory_owners(states: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """path -> (owner, current user) for the folders git refuses, when the owner is another account.
+
+    Git on Windows names both (SIDs or DOMAIN/user); elsewhere the folder's owner is read from disk."""
+    owners: dict[str, tuple[str, str]] = {}
+    for state in states:
+        for error in state.get("errors", []):
+            if "dubious ownership" not in error:
+                continue
+            lines = [line.strip().strip("'") for line in error.splitlines()]
+            paths = [line.split("safe.directory ", 1)[1].strip().strip("'") for line in lines if "safe.directory " in line]
+            if not paths:
+                continue
+            owner = user = None
+            for index, line in enumerate(lines):
+                if line.endswith("is owned by:") and index + 1 < len(lines):
+                    owner = lines[index + 1]
+                if line.startswith("but the current user is:") and index + 1 < len(lines):
+                    user = lines[index + 1]
+            found = (owner, user) if owner and user and owner != user else folder_owner(paths[0])
+            if found:
+                owners[paths[0]] = found
+    return owners

@@ -27,12 +27,39 @@ KIND_LABELS = {
     "token": "token(s) (Hugging Face, GitHub, API keys)",
     "auth_header": "authorization header value(s)",
     "secret_value": "NAME=secret value(s) (…TOKEN, …PASSWORD, …SECRET, …API_KEY)",
+    "web_ui_login": "web UI login(s) (--gradio-auth, --api-auth, --ngrok values)",
+    "secret_env": "value(s) of variables named …KEY, …TOKEN, …SECRET, …PASSWORD, …AUTH",
     "known_secret": "known secret(s) of this machine (proxy passwords, saved tokens)",
     "home_path": "home directory path(s)",
 }
 
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+@[^\s\"'<>]*")
+
+# The web UI's own login flags; the value follows a space, an "=", or (sysinfo's JSON list) '", "'.
+_LOGIN_FLAG = re.compile(r"""(?<![\w-])(--(?:gradio-auth|api-auth|ngrok(?:-auth)?))(\s*=\s*|\s+|",\s*")("[^"]*"|'[^']*'|[^\s"',\]]+)""")
+# A variable whose name says it holds a secret: a whole _-separated word KEY, TOKEN, SECRET, PASSWORD,
+# AUTH… (CIVITAI_KEY, HF_TOKEN, MY_SERVICE_AUTH; not KEYBOARD or AUTHOR).
+_SECRET_WORD = r"(?:API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD|PWD|AUTH|CREDENTIALS?)"
+SECRET_NAME = re.compile(rf"(?i)^(?:[A-Z0-9]+_)*{_SECRET_WORD}(?:_[A-Z0-9]+)*$")
+_SECRET_ASSIGN = re.compile(rf"""(?i)(?<![\w.-])((?:[A-Z0-9]+_)*{_SECRET_WORD}(?:_[A-Z0-9]+)*)(\s*=\s*)("[^"]*"|'[^']*'|[^\s"'&,;]+)""")
+# the same as a JSON member, for upper-case (environment) names only: sdsetup's own keys are lower-case
+_SECRET_MEMBER = re.compile(rf"""(?<![\w.-])((?:[A-Z0-9]+_)*{_SECRET_WORD}(?:_[A-Z0-9]+)*)("\s*:\s*)("[^"]*")""")
+_HINT = re.compile(r"(?i)-auth|ngrok|key|token|secret|passw|pwd|auth|credential")
+
+
+def _unquote(value: str) -> str:
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" else value
+
+
+def assignment_secrets(text: str) -> list[str]:
+    """Values of login flags and of secret-named variables in a text (a log line, a webui-user file)."""
+    if not _HINT.search(text):
+        return []
+    found = [_unquote(m[3]) for m in _LOGIN_FLAG.finditer(text)]
+    found += [_unquote(m[3]) for m in _SECRET_ASSIGN.finditer(text)]
+    found += [_unquote(m[3]) for m in _SECRET_MEMBER.finditer(text)]
+    return [v for v in found if len(v) >= 3 and v != MASK]
 
 
 def url_secrets(text: str) -> list[str]:
@@ -66,9 +93,10 @@ def machine_secrets(settings=None, install_dir: Path | None = None, env: dict | 
     urls += [_git_global("http.proxy"), _git_global("https.proxy")]
     for url in urls:
         found += secrets_in_url(url)
-    for name in _TOKEN_VARS:
-        if env.get(name):
-            found.append(env[name])
+    for name, value in env.items():
+        # any variable named like a secret; short values (on/off, 1) would mask common words
+        if value and (name in _TOKEN_VARS or (SECRET_NAME.match(name) and len(value) >= 6)):
+            found.append(value)
     token_files = [Path(env.get("HF_HOME", "") or Path.home() / ".cache" / "huggingface") / "token"]
     if install_dir is not None:
         token_files.append(install_dir / ".cache" / "huggingface" / "token")
@@ -79,8 +107,9 @@ def machine_secrets(settings=None, install_dir: Path | None = None, env: dict | 
             continue
         if token:
             found.append(token)
-    for text in extra_texts:  # e.g. webui-user files: proxies set there
+    for text in extra_texts:  # e.g. webui-user files: proxies, logins and keys set there
         found += url_secrets(text)
+        found += assignment_secrets(text)
     unique = []
     for secret in found:
         if secret and len(secret) >= 3 and secret not in unique:
@@ -106,6 +135,13 @@ class Redactor:
             self.counts["token"] += n
         out, n = redact._AUTH_HEADER.subn(lambda m: f"{m[1]}{m[2]}{MASK}", out)
         self.counts["auth_header"] += n
+        if _HINT.search(out):  # masked in place; learning them for elsewhere is the reader's job (learn)
+            out, n = _LOGIN_FLAG.subn(lambda m: f"{m[1]}{m[2]}{MASK}", out)
+            self.counts["web_ui_login"] += n
+            out, n = _SECRET_ASSIGN.subn(lambda m: f"{m[1]}{m[2]}{MASK}" if m[3] != MASK else m[0], out)
+            self.counts["secret_env"] += n
+            out, n = _SECRET_MEMBER.subn(lambda m: f'{m[1]}{m[2]}"{MASK}"' if m[3] != f'"{MASK}"' else m[0], out)  # stays JSON
+            self.counts["secret_env"] += n
         out, n = redact._KEY_VALUE.subn(lambda m: f"{m[1]}{m[2]}{MASK}", out)
         self.counts["secret_value"] += n
         for secret in self.secrets:

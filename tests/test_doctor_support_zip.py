@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sdsetup import cli
-from sdsetup.doctor.bundle import Excerpt
+from sdsetup.doctor.support_zip import Excerpt
 from sdsetup.doctor.secrets import Redactor
 from tests.doctor_helpers import make_install, make_venv
 
@@ -144,3 +144,63 @@ def test_redactor_counts_by_kind_and_masks_known_secrets_anywhere():
     assert "pa55word!" not in text and "/home/alice" not in text and "hf_aaa" not in text
     assert redactor.summary() == {"url_password": 1, "token": 1, "known_secret": 1, "home_path": 1}
     assert "pa55word" not in redactor.describe()
+
+
+# ------------------------------------------------------------------------------------ web UI secrets
+
+CANARY_GRADIO = "GradioCanaryPw31"  # --gradio-auth user:password
+CANARY_API = "ApiAuthCanaryPw42"  # --api-auth user:password
+CANARY_CIVITAI = "civitaiCanaryKey5309"  # CIVITAI_KEY (no known token shape)
+CANARY_HF_PLAIN = "plainHfCanary7781"  # HF_TOKEN without the hf_ prefix
+CANARY_SERVICE = "serviceAuthCanary66"  # MY_SERVICE_AUTH, only in the environment
+
+
+def test_bundle_keeps_web_ui_logins_and_secret_env_vars_out_of_every_file(tmp_path, venv_template, isolated_env, monkeypatch):
+    home = isolated_env
+    webui_user = {
+        "webui-user.bat": (
+            "@echo off\r\n"
+            f"set COMMANDLINE_ARGS=--xformers --gradio-auth admin:{CANARY_GRADIO} --api-auth=bot:{CANARY_API} --listen\r\n"
+            f'set "CIVITAI_KEY={CANARY_CIVITAI}"\r\n'
+            "call webui.bat\r\n"
+        ),
+        "webui-user.sh": f'export HF_TOKEN="{CANARY_HF_PLAIN}"\nexport COMMANDLINE_ARGS="--gradio-auth admin:{CANARY_GRADIO}"\n',
+    }
+    root, _ = make_install(home / "stable-diffusion-webui", venv_template, webui_user=webui_user)
+    monkeypatch.setenv("MY_SERVICE_AUTH", CANARY_SERVICE)
+    monkeypatch.setenv("CIVITAI_KEY", CANARY_CIVITAI)
+    log = tmp_path / "console.txt"
+    log.write_text("\n".join([
+        "Python 3.10.6 (main, Aug  1 2022, 21:53:49) [GCC 11.4.0]",
+        f"Launching Web UI with arguments: --xformers --gradio-auth admin:{CANARY_GRADIO} --api-auth bot:{CANARY_API}",
+        f'    "Commandline": ["launch.py", "--gradio-auth", "admin:{CANARY_GRADIO}", "--api-auth", "bot:{CANARY_API}"],',
+        f"downloading with key {CANARY_CIVITAI} and {CANARY_SERVICE}",
+        f"HF_TOKEN={CANARY_HF_PLAIN} huggingface-cli download x",
+        f"the login is admin:{CANARY_GRADIO}",
+        "torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB",
+        "",
+    ]))
+    out = tmp_path / "report.zip"
+    result = CliRunner().invoke(cli.app, ["doctor", str(root), "--log", str(log), "--bundle", str(out), "--json"])
+    assert result.exit_code == 1, result.output
+    with zipfile.ZipFile(out) as archive:
+        contents = {name: archive.read(name) for name in archive.namelist()}
+    assert "install/webui-user.bat" in contents and "logs/01-console.txt" in contents
+    for needle in (CANARY_GRADIO, CANARY_API, CANARY_CIVITAI, CANARY_HF_PLAIN, CANARY_SERVICE):
+        for name, data in contents.items():
+            assert needle.encode() not in data, f"{needle!r} leaked into {name}"
+        assert needle not in result.stdout and needle not in result.stderr
+    bat = contents["install/webui-user.bat"].decode()
+    assert "--gradio-auth ***" in bat and "--api-auth=***" in bat and "--listen" in bat, "the flags stay, the values go"
+    assert "CIVITAI_KEY=***" in bat
+    removed = json.loads(contents["redactions.json"])["removed"]
+    assert removed.get("web_ui_login", 0) >= 3
+
+
+def test_secret_named_values_are_masked_in_place_and_json_stays_json():
+    redactor = Redactor(home="/home/alice")
+    doc = redactor('{"CIVITAI_KEY": "abc12345", "secret_value": 3, "argv": ["--gradio-auth", "u:pw1234"]}')
+    assert json.loads(doc) == {"CIVITAI_KEY": "***", "secret_value": 3, "argv": ["--gradio-auth", "***"]}
+    assert redactor("KEYBOARD=us AUTHOR=me monkey=1") == "KEYBOARD=us AUTHOR=me monkey=1", "only whole secret words"
+    masked = redactor('set "HF_TOKEN=abc123"')
+    assert masked.startswith('set "HF_TOKEN=***') and "abc123" not in masked

@@ -1,7 +1,9 @@
-"""The support bundle: one zip a user can send to the helpdesk, with every secret taken out.
+"""The support zip (`sdsetup doctor --bundle PATH.zip`), not the offline mirror of `sdsetup bundle`: one zip
+a user can send to the helpdesk, with every secret taken out.
 
 Contents (all text, all passed through the counting redactor):
   README.txt               what is inside and what was removed (counts per kind, never values)
+  report.html              the same for a person: one self-contained page (no script, no external file)
   doctor.json              findings, harmless notes, sources read, environment, fixes
   check.json, verify.json  the install checks (when DIR was given and they ran)
   logs/NN-NAME.log         each log read, decoded to UTF-8 and cleaned; long logs as head + tail
@@ -83,7 +85,7 @@ def _safe_name(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in base)[:80]
 
 
-def write_bundle(
+def write_support_zip(
     path: Path,
     *,
     redactor: Redactor,
@@ -94,6 +96,7 @@ def write_bundle(
     install_dir: Path | None,
     venv_python: Path | None,
     repositories: list[dict[str, Any]] | None,
+    report_html: str | None = None,
 ) -> dict[str, Any]:
     """Write the zip atomically; returns what is in it and what was removed."""
     entries: list[tuple[str, str]] = []
@@ -101,6 +104,8 @@ def write_bundle(
     def add_json(name: str, data: Any) -> None:
         entries.append((name, redactor(json.dumps(data, indent=2, default=str, ensure_ascii=False)) + "\n"))
 
+    if report_html is not None:
+        entries.append(("report.html", redactor(report_html)))
     add_json("doctor.json", doctor_data)
     if check is not None:
         add_json("check.json", check)

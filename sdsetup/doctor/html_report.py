@@ -1,0 +1,189 @@
+"""One self-contained report.html a person opens: machine, install state, findings with fixes, the
+smoke-test image and each step's timing.
+
+Offline by construction: no script, no external asset, the image inline as a data: URI, and a
+Content-Security-Policy that forbids loading anything else. Every text is HTML-escaped; the caller
+passes redacted data (the support zip also runs the finished page through its redactor).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+STATUS_COLOURS = {"ok": "#1a7f37", "pass": "#1a7f37", "done": "#1a7f37", "warn": "#9a6700", "warning": "#9a6700",
+                  "fail": "#cf222e", "failed": "#cf222e", "error": "#cf222e", "skip": "#57606a", "started": "#9a6700"}
+
+STYLE = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI","Microsoft YaHei",sans-serif;margin:2em auto;max-width:60em;color:#1f2328;padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;width:100%}td,th{border:1px solid #d0d7de;padding:.3em .5em;text-align:left;vertical-align:top}
+th{background:#f6f8fa}code,pre{font-family:ui-monospace,Consolas,"Courier New",monospace;font-size:.92em}
+pre{background:#f6f8fa;padding:.5em;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
+.finding{border:1px solid #d0d7de;border-left:6px solid #cf222e;padding:.5em 1em;margin:1em 0}
+.finding.warning{border-left-color:#9a6700}.muted{color:#57606a}.status{font-weight:bold}
+img.smoke{image-rendering:pixelated;width:256px;height:256px;border:1px solid #d0d7de}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _status(status: Any) -> str:
+    colour = STATUS_COLOURS.get(str(status).lower(), "#1f2328")
+    return f'<span class="status" style="color:{colour}">{_e(str(status).upper())}</span>'
+
+
+def _table(headers: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    headers = list(headers)
+    head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr>" if any(headers) else ""
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def _machine(env: Mapping[str, Any]) -> str:
+    rows = []
+    osinfo = env.get("os") or {}
+    if isinstance(osinfo, Mapping):
+        os_text = " ".join(str(osinfo.get(k)) for k in ("system", "release", "machine") if osinfo.get(k))
+    else:
+        os_text = str(osinfo)
+    for label, value in (("sdsetup", env.get("sdsetup")), ("OS", os_text or env.get("platform")),
+                         ("Python", env.get("python")), ("Proxy", env.get("proxy")), ("Mirror", env.get("mirror"))):
+        if value:
+            rows.append((_e(label), _e(value)))
+    for gpu in env.get("gpus") or []:
+        vram = gpu.get("vram_total_bytes")
+        vram_text = f", {vram / 2**30:.1f} GiB" if vram else ""
+        driver = f", driver {gpu['driver_version']}" if gpu.get("driver_version") else ""
+        rows.append(("GPU", _e(f"{gpu.get('name') or gpu.get('vendor')}{vram_text}{driver}")))
+    return _table(("", ""), rows) if rows else '<p class="muted">not known</p>'
+
+
+def _checks(items: Iterable[Mapping[str, Any]]) -> str:
+    rows = [(_e(i.get("name") or i.get("id")), _status(i.get("status")), _e(i.get("value")),
+             f"<code>{_e(i['fix'])}</code>" if i.get("fix") else "") for i in items]
+    return _table(("check", "status", "value", "fix"), rows) if rows else '<p class="muted">none ran</p>'
+
+
+def _finding(number: int, f: Mapping[str, Any]) -> str:
+    fix = f.get("fix") or {}
+    steps = "".join(f"<li>{_e(s)}</li>" for s in fix.get("steps", []))
+    commands = ""
+    for platform, lines in (fix.get("commands") or {}).items():
+        commands += f'<p class="muted">{_e(platform)}</p><pre>{_e(chr(10).join(lines))}</pre>'
+    evidence = "\n".join(f.get("evidence") or [])
+    where = f"{f.get('source')}, line {f.get('line')}" if f.get("source") else ""
+    return (f'<div class="finding {_e(f.get("severity"))}"><h3>{number}. {_e(f.get("title"))} <span class="muted">'
+            f"[{_e(f.get('id'))}]</span></h3>"
+            + (f'<p class="muted">seen in {_e(where)}</p><pre>{_e(evidence)}</pre>' if evidence else "")
+            + f"<p>{_e(f.get('explanation'))}</p><p><b>Fix</b></p><ol>{steps}</ol>{commands}</div>")
+
+
+def _steps(steps: Iterable[Mapping[str, Any]]) -> str:
+    rows = []
+    for step in steps:
+        seconds = step.get("seconds")
+        rows.append((_e(step.get("name")), _status(step.get("status", "")),
+                     _e(f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else "")))
+    return _table(("step", "status", "time"), rows) if rows else '<p class="muted">no step timings recorded</p>'
+
+
+def render_report(*, title: str, generated: str, environment: Mapping[str, Any], summary: str = "",
+                  findings: Iterable[Mapping[str, Any]] = (), install: Mapping[str, Any] | None = None,
+                  checks: Iterable[Mapping[str, Any]] = (), steps: Iterable[Mapping[str, Any]] = (),
+                  image_png: bytes | None = None, image_caption: str = "") -> str:
+    """The whole page (pure)."""
+    findings = list(findings)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{_e(title)}</h1><p class=\"muted\">{_e(generated)}</p>",
+    ]
+    if summary:
+        parts.append(f"<p><b>{_e(summary)}</b></p>")
+    parts.append("<h2>Findings</h2>")
+    parts.append("".join(_finding(n, f) for n, f in enumerate(findings, 1)) if findings
+                 else '<p>No known problem found.</p>')
+    parts.append("<h2>Machine</h2>" + _machine(environment))
+    parts.append("<h2>Install</h2>")
+    if install:
+        rows = [(_e(k), _e(v)) for k, v in install.items() if v not in (None, "", [], {}) and not isinstance(v, (dict, list))]
+        parts.append(_table(("", ""), rows) if rows else "")
+    else:
+        parts.append('<p class="muted">no install folder was given</p>')
+    parts.append("<h3>Checks</h3>" + _checks(checks))
+    parts.append("<h2>Smoke test image</h2>")
+    if image_png:
+        uri = "data:image/png;base64," + base64.b64encode(image_png).decode("ascii")
+        parts.append(f'<p><img class="smoke" alt="smoke-test image" src="{uri}"></p><p class="muted">{_e(image_caption)}</p>')
+    else:
+        parts.append('<p class="muted">no smoke-test image (run <code>sdsetup verify DIR</code>)</p>')
+    parts.append("<h2>Steps and timings</h2>" + _steps(steps))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def journal_steps(install_dir: Path | None) -> list[dict[str, Any]]:
+    """The install's steps with their status and seconds, from DIR/.sdsetup/journal.json (read only)."""
+    if install_dir is None:
+        return []
+    try:
+        data = json.loads((Path(install_dir) / ".sdsetup" / "journal.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return []
+    steps = data.get("steps") if isinstance(data, dict) else None
+    if not isinstance(steps, dict):
+        return []
+    return [{"name": name, "status": entry.get("status", ""), "seconds": entry.get("seconds")}
+            for name, entry in steps.items() if isinstance(entry, dict)]
+
+
+def smoke_steps(doc: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The smoke test's own parts (imports, load, steps, decode) as steps."""
+    if not doc:
+        return []
+    return [{"name": f"smoke: {name}", "status": "ok" if doc.get("ok") else "fail", "seconds": seconds}
+            for name, seconds in (doc.get("timings") or {}).items() if isinstance(seconds, (int, float))]
+
+
+def verify_report_page(data: Mapping[str, Any], image_png: bytes | None, version: str, generated: str) -> str:
+    """report.html for `sdsetup verify --report FILE`: the verify results as a page (pure)."""
+    failed = len(data.get("failed") or [])
+    summary = (f"verify: {failed} of {data.get('checks')} checks failed" if failed
+               else f"verify: all {data.get('checks', len(data.get('items') or []))} checks passed")
+    machine = data.get("machine") or {}
+    environment = {"sdsetup": version, "python": (data.get("smoke") or {}).get("python_version") or machine.get("python"),
+                   "os": machine.get("os") or (data.get("smoke") or {}).get("platform"), "gpus": machine.get("gpus") or []}
+    steps = [*smoke_steps(data.get("smoke")), *smoke_steps(data.get("full"))]
+    return render_report(title="sdsetup verify report", generated=f"sdsetup {version}, {generated}", environment=environment,
+                         summary=summary, install={"folder": data.get("install_dir"), "python": data.get("python")},
+                         checks=data.get("items") or [], steps=steps, image_png=image_png,
+                         image_caption="generated by the smoke test just now")
+
+
+def write_verify_report(path: Path, data: Mapping[str, Any], image: Path | None, temporary: Path | None) -> None:
+    """Write verify's report.html atomically (and remove the temporary smoke image, if one was made)."""
+    import shutil
+    import time
+
+    from sdsetup import __version__
+    from sdsetup.fsutil import atomic_write_bytes
+
+    png = None
+    try:
+        if image is not None and image.is_file():
+            png = image.read_bytes()
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary.parent, ignore_errors=True)
+    page = verify_report_page(data, png, __version__, time.strftime("%Y-%m-%d %H:%M:%S %z"))
+    atomic_write_bytes(path, page.encode("utf-8"))
