@@ -216,8 +216,13 @@ class FileJob:
         self._observe(ledger, complete=True, every_block=True)
         self.file.size = size
         bad_bytes: dict[int, str] = {}
+        broken: set[int] = set()  # sources whose repair round failed (network): not asked again
         while True:
-            candidates = [s for s in self.file.all_sources if s.index not in bad_bytes and s.state != "demoted"]
+            candidates = [s for s in self.file.all_sources if s.index not in bad_bytes and s.index not in broken
+                          and s.state != "demoted"]
+            # A source given up only for being slow may still have the right bytes: last in line.
+            candidates += [s for s in self.file.all_sources if s.index not in bad_bytes and s.index not in broken
+                           and s.state == "demoted" and (s.reason or "").startswith("far slower")]
             if not candidates:
                 _unlink(self.part_path)  # a copy no source could repair is not worth resuming
                 remove_state(self.file.dest)
@@ -226,6 +231,7 @@ class FileJob:
             self.file.sources = [source]
             if source.state == "new" and (self._probe_source(source) is not None or source.state != "active"):
                 source.state = "demoted"
+                broken.add(source.index)
                 continue
             rounds = 0
             while True:
@@ -243,6 +249,9 @@ class FileJob:
                 try:
                     digest = self._repair_round(source, ledger, blocks)
                 except (SdsetupError, _Restart) as exc:
+                    if isinstance(exc, SdsetupError) and exc.exit_code in (ExitCode.DISK, ExitCode.USAGE):
+                        raise  # not the source's fault
+                    broken.add(source.index)
                     source.state = "demoted"
                     source.reason = source.reason or (exc.message if isinstance(exc, SdsetupError) else str(exc))
                     break
