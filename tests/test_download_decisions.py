@@ -368,3 +368,28 @@ def test_mismatch_error_names_both_hashes_and_every_source(tmp_path):
     assert "e" * 64 in error.message and "a" * 64 in error.message
     assert "https://a/m.bin: sends bytes" in error.message and "https://b/m.bin: HTTP 403" in error.message
     assert summarize([("u", "r"), ("u", "s")]) == "u: r"
+
+
+from pathlib import Path  # noqa: E402
+
+from sdsetup.net import failures  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "error, code, pieces",
+    [
+        (failures.file_url_folder_error(["/srv/models"], "m.bin"), ExitCode.USAGE, ["/srv/models: a file:// URL must name a file", "file:///srv/models/m.bin"]),
+        (failures.local_copies_error("m.bin", ["/b/m.bin: sha256 aa, expected bb"]), ExitCode.INTEGRITY, ["none of the local copies of m.bin", "bundle verify"]),
+        (failures.local_copies_error("m.bin", ["/b/m.bin: not found"]), ExitCode.NETWORK, ["/b/m.bin: not found"]),
+        (failures.keeps_changing_error("m.bin", "the file changed on the server", 3), ExitCode.NETWORK, ["3 times in a row", "try again later"]),
+        (failures.not_enough_space_error("m.bin", 3 * MiB, MiB, Path("/data")), ExitCode.DISK, ["needs 3.0 MiB more, 1.0 MiB free in /data", "free up space"]),
+        (failures.disk_full_error(Path("/data/m.bin.part"), Path("/data"), None), ExitCode.DISK, ["filled up while writing /data/m.bin.part (unknown free", "is kept"]),
+        (failures.proxy_error("m.bin", "http://p:3128", [("https://a/m.bin", "no answer in time (timed out)")], seconds=10), ExitCode.NETWORK,
+         ["the proxy http://p:3128 did not answer for any source of m.bin (no answer in 10 s", "run without it"]),
+    ],
+)
+def test_error_builders(error, code, pieces):
+    assert error.exit_code == code and error.hint and "\n" not in error.message
+    text = f"{error.message} | {error.hint}"
+    for piece in pieces:
+        assert piece in text, text

@@ -323,3 +323,18 @@ def test_a_failed_fetch_leaves_no_lock_file(tmp_path):
     result = run_fetch("http://127.0.0.1:1/x.bin", "-o", str(dest), "--timeout", "1")
     assert result.returncode == 3, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_every_source_failing_lists_each_once_in_the_line_and_all_in_json(tmp_path, site):
+    """One bounded error line; the full list in --json details (issue 13 item 6, engine part)."""
+    root, data = site
+    with FileServer(root) as fs:
+        fs.rule("/model.bin", page=(403, "<html>challenge</html>"))
+        urls = [fs.url("model.bin") + f"?m={i}" for i in range(5)] + [fs.url("missing.bin")]
+        result = CliRunner().invoke(cli.app, ["fetch", *urls, "-o", str(tmp_path / "m.bin"), "--sha256", sha(data), "--json", "--timeout", "2"])
+    assert result.exit_code == 3, result.output
+    error = json.loads(result.stdout)["error"]
+    assert [s["url"] for s in error["details"]["sources"]] == urls
+    assert all(s["reason"] for s in error["details"]["sources"])
+    assert error["message"].count("403") == 3 and "and 3 more source(s)" in error["message"]
+    assert not list(tmp_path.glob("m.bin*"))

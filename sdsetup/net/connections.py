@@ -14,10 +14,12 @@ import logging
 import threading
 import time
 
+from typing import Callable
+
+from sdsetup.net.jobstate import FileState, Phase
 from sdsetup.net.partfile import DiskFull
-from sdsetup.net.prefixhash import PrefixHasher
 from sdsetup.net.probe import Validator, describe_exception, judge
-from sdsetup.net.segments import MiB, Planner, RangeSet, Task
+from sdsetup.net.segments import MiB, Task
 from sdsetup.net.sources import RANGE_FAILURES, Source, SourceError, pick_source
 
 log = logging.getLogger("sdsetup.download")
@@ -43,70 +45,61 @@ class Stop(Exception):
     """The phase was stopped (restart, failure elsewhere, Ctrl-C): leave quietly."""
 
 
-class Phase:
-    """One pass of connections over a planner. Stopping it is final: a connection of a stopped phase
-    claims no more bytes, so nothing from it is written after `stop()` returns."""
+class ConnectionWorker:
+    """One connection thread of a file's download: takes tasks from the phase's planner and writes
+    what arrives into the file's part file. Everything it shares with the coordinator and the other
+    workers is in the `FileState` record (guarded by its lock); the rest is its own."""
 
-    def __init__(self, planner: Planner, done: RangeSet, hasher: PrefixHasher, connections: int) -> None:
-        self.planner = planner
-        self.done = done
-        self.hasher = hasher
-        self.connections = connections
-        self.stopped = False
-        self.writing = 0  # bytes claimed but not yet marked done
-        self.eof_at: int | None = None  # size learnt from the end of an unsized stream
-        # What the connections report to the coordinator (per phase: a late connection of a stopped
-        # phase must not steer the next one).
-        self.failure: BaseException | None = None
-        self.restart_reason: str | None = None
-        self.want_stream = False
-        self.workers: list[threading.Thread] = []
-        self.stop_event = threading.Event()
+    def __init__(self, file: FileState, session, policy, timeouts, *, save: Callable[[], None],
+                 disk_full: Callable[[DiskFull], BaseException]) -> None:
+        self.file = file
+        self.session = session
+        self.policy = policy
+        self.timeouts = timeouts
+        self._save = save  # the coordinator's sidecar save (throttled there)
+        self._disk_full_error = disk_full
 
-
-
-class Connections:
-    """Mixed into FileJob: the methods that run in connection threads. They share the job's lock,
-    sources, size, part file and retry policy."""
+    def run(self, phase: Phase) -> None:
+        self._worker(phase)
 
     def _worker(self, phase: Phase) -> None:
         failures: dict[int, int] = {}
         try:
             while not phase.stopped:
-                with self.lock:
+                with self.file.lock:
                     task = phase.planner.next_task()
                 if task is None:
                     return
                 try:
                     keep_going = self._work(phase, task, failures)
                 finally:
-                    with self.lock:
+                    with self.file.lock:
                         phase.planner.release(task)
-                        self.lock.notify_all()
+                        self.file.lock.notify_all()
                 if not keep_going:
                     return
         except Stop:
             return
         except DiskFull as exc:
-            with self.lock:
+            with self.file.lock:
                 if phase.failure is None:
                     phase.failure = self._disk_full_error(exc)
         except BaseException as exc:  # a bug: surface it in the coordinator, not as a silent thread death
-            with self.lock:
+            with self.file.lock:
                 if phase.failure is None:
                     phase.failure = exc
         finally:
-            with self.lock:
-                self.lock.notify_all()
+            with self.file.lock:
+                self.file.lock.notify_all()
 
     def _work(self, phase: Phase, task: Task, failures: dict[int, int]) -> bool:
         """Fetch the task; False when this connection should end (no usable source, restart)."""
         while task.remaining > 0 and not phase.stopped:
-            whole = task.pos == 0 and (self.size is None or task.end >= self.size)
-            with self.lock:
-                choice = pick_source(self.sources, time.monotonic(), need_ranges=not whole)
+            whole = task.pos == 0 and (self.file.size is None or task.end >= self.file.size)
+            with self.file.lock:
+                choice = pick_source(self.file.sources, time.monotonic(), need_ranges=not whole)
                 if choice is None:
-                    active = [s for s in self.sources if s.state == "active"]
+                    active = [s for s in self.file.sources if s.state == "active"]
                     if active and not whole and not any(s.ranges for s in active):
                         phase.want_stream = True
                     return False
@@ -117,15 +110,15 @@ class Connections:
             try:
                 self._request(phase, task, source, whole, failures)
             except SourceError as exc:
-                if exc.kind == "size" and self.spec.size is not None:
+                if exc.kind == "size" and self.file.spec.size is not None:
                     # The expected size is given: this source holds another file; the rest carry on.
-                    with self.lock:
+                    with self.file.lock:
                         source.state = "demoted"
-                        source.reason = f"offers {exc.offered} bytes, expected {self.spec.size}"
+                        source.reason = f"offers {exc.offered} bytes, expected {self.file.spec.size}"
                     log.info("%s: %s", source.label, source.reason)
                     continue
                 if exc.kind in ("changed", "size"):
-                    with self.lock:
+                    with self.file.lock:
                         phase.restart_reason = exc.message
                     return False
                 if exc.kind == "demoted":
@@ -144,7 +137,7 @@ class Connections:
     def _failed(self, source: Source, exc: SourceError, failures: dict[int, int]) -> None:
         count = failures.get(id(source), 0) + 1
         failures[id(source)] = count
-        with self.lock:
+        with self.file.lock:
             source.reason = exc.message
             if exc.kind == "norange":
                 source.range_failures += 1
@@ -163,7 +156,7 @@ class Connections:
                 source.reason = f"{exc.message} ({count} tries in a row)"
             if exc.retry_after is not None:
                 source.cooldown_until = max(source.cooldown_until, time.monotonic() + exc.retry_after)
-            self.lock.notify_all()
+            self.file.lock.notify_all()
         log.info("%s: %s%s", source.label, exc.message, " (given up)" if source.state == "demoted" else "")
 
     def _request(self, phase: Phase, task: Task, source: Source, whole: bool, failures: dict[int, int]) -> None:
@@ -171,17 +164,17 @@ class Connections:
 
         headers = {}
         if not whole:
-            last = "" if self.size is None else str(task.end - 1)
+            last = "" if self.file.size is None else str(task.end - 1)
             headers["Range"] = f"bytes={task.pos}-{last}"
             if_range = Validator(source.etag, source.last_modified).if_range()
             if if_range:
                 headers["If-Range"] = if_range
         request_id = next(_request_ids)
-        log.debug("%s: GET %s from %s", self.dest.name, headers.get("Range", "whole file"), source.label)
-        with self.lock:
+        log.debug("%s: GET %s from %s", self.file.dest.name, headers.get("Range", "whole file"), source.label)
+        with self.file.lock:
             source.open_since[request_id] = time.monotonic()
             task.source = source
-        self.host = _host(source.fetch_url)
+        self.file.host = _host(source.fetch_url)
         try:
             try:
                 response = self.session.get(source.fetch_url, headers=headers, stream=True, timeout=self.timeouts, allow_redirects=True)
@@ -195,9 +188,9 @@ class Connections:
                         start=task.pos,
                         end=task.end,
                         ranged=not whole,
-                        size=self.size,
+                        size=self.file.size,
                         known=Validator(source.etag, source.last_modified),
-                        html_ok=self.html_ok,
+                        html_ok=self.file.html_ok,
                     )
                 except SourceError as exc:
                     if exc.kind in ("gone", "fail") and source.final_url:
@@ -205,7 +198,7 @@ class Connections:
                         source.final_url = None
                         raise SourceError("retry", exc.message + " (following the redirect again)", status=exc.status) from None
                     raise
-                with self.lock:
+                with self.file.lock:
                     if verdict.no_range:
                         source.range_failures += 1
                         if source.range_failures >= RANGE_FAILURES and not source.ranges_served:
@@ -215,7 +208,7 @@ class Connections:
                         source.ranges_served = True
                 self._stream(phase, task, source, response, verdict.body_end, failures)
         finally:
-            with self.lock:
+            with self.file.lock:
                 task.source = None
                 started = source.open_since.pop(request_id, None)
                 if started is not None:
@@ -260,11 +253,11 @@ class Connections:
             if finished:
                 return
             if not data:
-                if self.size is None:
-                    with self.lock:
+                if self.file.size is None:
+                    with self.file.lock:
                         phase.eof_at = task.pos
                         task.end = task.pos
-                        self.lock.notify_all()
+                        self.file.lock.notify_all()
                     return
                 if body_end is not None and task.pos >= min(body_end, task.end):
                     return  # the server sent a shorter range than asked: ask again for the rest
@@ -275,7 +268,7 @@ class Connections:
         total = sum(len(p) for p in pieces)
         if not total:
             return 0, task.pos >= task.end
-        with self.lock:
+        with self.file.lock:
             if phase.stopped:
                 raise Stop
             offset, take = phase.planner.claim(task, total)
@@ -283,18 +276,18 @@ class Connections:
             phase.writing += 1
         try:
             if take:
-                self.part.write_pieces(offset, pieces, take)
+                self.file.part.write_pieces(offset, pieces, take)
         finally:
-            with self.lock:
+            with self.file.lock:
                 phase.writing -= 1
                 if take:
                     phase.done.add(offset, offset + take)
                     phase.hasher.advance(phase.done.prefix_end())
                     source.bytes += take
-                    self.transferred += take
-                    self.written.append((offset, offset + take, source.index))
-                    self.dirty = True
+                    self.file.transferred += take
+                    self.file.written.append((offset, offset + take, source.index))
+                    self.file.dirty = True
                     failures[id(source)] = 0
                 if phase.stopped and not phase.writing:
-                    self.lock.notify_all()  # _stop_phase waits for the last write
+                    self.file.lock.notify_all()  # _stop_phase waits for the last write
         return take, take < total or task.pos >= task.end

@@ -89,3 +89,47 @@ def proxy_error(name: str, proxy: str, reasons: list[tuple[str, str]], *, second
         ExitCode.NETWORK,
         details={"proxy": proxy, "sources": _details(reasons)},
     )
+
+
+def file_url_folder_error(folders: list[str], name: str) -> SdsetupError:
+    """Every local source names a folder: the user gave the wrong path, the network is not involved."""
+    return SdsetupError(
+        f"{'; '.join(folders)}: a file:// URL must name a file",
+        f"give the path of the file itself, e.g. file://{folders[0].rstrip('/')}/{name}",
+        ExitCode.USAGE,
+    )
+
+
+def local_copies_error(name: str, problems: list[str]) -> SdsetupError:
+    """Only file:// sources, none usable: exit 4 when one had wrong bytes, else 3."""
+    return SdsetupError(
+        f"none of the local copies of {name} could be used: " + "; ".join(one_line(p, 300) for p in problems),
+        "check the offline bundle (sdsetup bundle verify) or give a URL to download from",
+        ExitCode.INTEGRITY if any("sha256" in p or "bytes" in p for p in problems) else ExitCode.NETWORK,
+    )
+
+
+def keeps_changing_error(name: str, reason: str, restarts: int) -> SdsetupError:
+    return SdsetupError(
+        f"{name}: {reason}, {restarts} times in a row",
+        "the file keeps changing on the server; try again later or use another mirror",
+        ExitCode.NETWORK,
+    )
+
+
+def not_enough_space_error(name: str, needed: int, free: int, folder: Path) -> SdsetupError:
+    return SdsetupError(
+        f"not enough free space for {name}: needs {human_bytes(needed)} more, {human_bytes(free)} free in {folder}",
+        "free up space there (or choose another folder) and run again",
+        ExitCode.DISK,
+        details={"needed_bytes": needed, "free_bytes": free, "path": str(folder)},
+    )
+
+
+def disk_full_error(path: Path, folder: Path, free: int | None) -> SdsetupError:
+    return SdsetupError(
+        f"the disk filled up while writing {path} ({human_bytes(free)} free in {folder})",
+        "free up space and run the same command again: the part already downloaded is kept",
+        ExitCode.DISK,
+        details={"path": str(path), "free_bytes": free},
+    )

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.fsutil import free_bytes, human_bytes
-from sdsetup.net.connections import Connections, Phase
+from sdsetup.net.connections import ConnectionWorker
+from sdsetup.net.jobstate import FileState, Phase
+from sdsetup.net import failures
 from sdsetup.net.filespec import FileSpec
 from sdsetup.net.ledger import Ledger, next_step
 from sdsetup.net.localcopy import copy_verified, file_url_path, is_file_url
@@ -70,53 +72,39 @@ class _Restart(Exception):
     """The file changed on the server: assemble it again from scratch."""
 
 
-class FileJob(Connections):
+class FileJob:
     """Fetches one FileSpec to its destination; the caller holds the destination's lock."""
 
     def __init__(self, spec: FileSpec, dest: Path, expected_sha: str | None, session, settings: Settings, *, show: bool,
                  policy: RetryPolicy, cancel: threading.Event | None, leave_bar: bool) -> None:
         from sdsetup.net.session import probe_timeouts, timeouts
 
-        self.spec = spec
-        self.dest = dest
-        self.expected_sha = expected_sha
+        self.file = FileState(spec, dest, expected_sha, html_ok=dest.name.lower().endswith((".html", ".htm")))
         self.session = session
         self.settings = settings
         self.policy = policy
         self.cancel = cancel or threading.Event()
         self.timeouts = timeouts(settings)
         self.probe_timeouts = probe_timeouts(settings)
-        self.host: str | None = None  # where bytes (or a probe's answer) are awaited from: for the heartbeat
-        self.html_ok = dest.name.lower().endswith((".html", ".htm"))  # otherwise a web page is a failed source
         self.part_path = part_path(dest)
         self.state_path = state_path(dest)
-        self.lock = threading.Condition(threading.Lock())
         self.save_lock = threading.Lock()
         self.started = time.monotonic()
-        self.transferred = 0
-        self.resumed_bytes = 0
         self.show = show
         self.leave_bar = leave_bar
         self.bar: FileProgress | None = None
-        self.sources: list[Source] = []
-        self.size: int | None = None
-        self.phase: Phase | None = None
-        self.part: PartFile | None = None
         self.restart_reason: str | None = None
-        self.all_sources: list[Source] = []  # every source of this file (`sources`: the ones in play)
-        self.written: list[tuple[int, int, int]] = []  # (start, end, source index) written in this pass
         self.saved_validators: dict[str, Validator] = {}
         self.prober: threading.Thread | None = None
         self.last_save = 0.0
-        self.dirty = False
 
     # -- the whole file ------------------------------------------------------------------------
     def run(self) -> DownloadResult:
         cached = self._already_there()
         if cached is not None:
             return cached
-        file_urls = [u for u in self.spec.urls if is_file_url(u)]
-        http_urls = [u for u in self.spec.urls if not is_file_url(u)]
+        file_urls = [u for u in self.file.spec.urls if is_file_url(u)]
+        http_urls = [u for u in self.file.spec.urls if not is_file_url(u)]
         local_problems: list[str] = []
         folders: list[str] = []
         for url in file_urls:
@@ -125,20 +113,12 @@ class FileJob(Connections):
                 return result
         if not http_urls and folders and len(folders) == len(local_problems):
             # Every local source names a folder: the user gave the wrong path, the network is not involved.
-            raise SdsetupError(
-                f"{'; '.join(folders)}: a file:// URL must name a file",
-                f"give the path of the file itself, e.g. file://{folders[0].rstrip('/')}/{self.spec.name}",
-                ExitCode.USAGE,
-            )
+            raise failures.file_url_folder_error(folders, self.file.spec.name)
         if not http_urls:
-            raise SdsetupError(
-                f"none of the local copies of {self.spec.name} could be used: " + "; ".join(local_problems),
-                "check the offline bundle (sdsetup bundle verify) or give a URL to download from",
-                ExitCode.INTEGRITY if any("sha256" in p or "bytes" in p for p in local_problems) else ExitCode.NETWORK,
-            )
+            raise failures.local_copies_error(self.file.spec.name, local_problems)
         from sdsetup.net.heartbeat import Heartbeat
 
-        self.bar = FileProgress(self.show, name=self.spec.name, leave=self.leave_bar)
+        self.bar = FileProgress(self.show, name=self.file.spec.name, leave=self.leave_bar)
         # Without a bar (--json, a non-terminal stderr) a quiet wait still says what it waits for.
         beat = Heartbeat(redact_url(http_urls[0]), status=self._heartbeat_status,
                          enabled=not self.show and not self.settings.quiet)
@@ -149,8 +129,8 @@ class FileJob(Connections):
             self.bar.close()
 
     def _heartbeat_status(self) -> tuple[int | None, str | None]:
-        phase = self.phase
-        return (phase.done.total() if phase is not None else 0), self.host
+        phase = self.file.phase
+        return (phase.done.total() if phase is not None else 0), self.file.host
 
     def _hash_cache(self):
         from sdsetup.hashing import HashCache
@@ -158,29 +138,29 @@ class FileJob(Connections):
         return HashCache(self.settings.cache_dir / HASH_CACHE)
 
     def _result(self, sha: str, size: int, *, cached: bool, urls: tuple[str, ...] = ()) -> DownloadResult:
-        return DownloadResult(self.dest, sha, size, self.transferred, urls, self.resumed_bytes > 0, time.monotonic() - self.started, cached)
+        return DownloadResult(self.file.dest, sha, size, self.file.transferred, urls, self.file.resumed_bytes > 0, time.monotonic() - self.started, cached)
 
     def _already_there(self) -> DownloadResult | None:
         """A file at dest with the right sha256 (or the right size when no sha256 is known) is kept."""
-        if not self.dest.is_file():
+        if not self.file.dest.is_file():
             return None
-        size = self.dest.stat().st_size
-        if self.spec.size is not None and size != self.spec.size:
+        size = self.file.dest.stat().st_size
+        if self.file.spec.size is not None and size != self.file.spec.size:
             return None
-        if self.expected_sha is None and self.spec.size is None:
+        if self.file.expected_sha is None and self.file.spec.size is None:
             return None  # decided after probing, when the size is known
         try:
-            digest, _ = self._hash_cache().sha256(self.dest)
+            digest, _ = self._hash_cache().sha256(self.file.dest)
         except OSError:
             return None
-        if self.expected_sha is not None and digest != self.expected_sha:
-            log.info("%s exists but its sha256 is %s, expected %s: fetching again", self.dest, digest, self.expected_sha)
+        if self.file.expected_sha is not None and digest != self.file.expected_sha:
+            log.info("%s exists but its sha256 is %s, expected %s: fetching again", self.file.dest, digest, self.file.expected_sha)
             return None
         return self._result(digest, size, cached=True)
 
     def _copy_local(self, url: str, problems: list[str], folders: list[str]) -> DownloadResult | None:
         try:
-            digest, size = copy_verified(url, self.part_path, size=self.spec.size)
+            digest, size = copy_verified(url, self.part_path, size=self.file.spec.size)
         except SourceError as exc:
             problems.append(exc.message)
             if exc.kind == "folder":
@@ -188,40 +168,40 @@ class FileJob(Connections):
             return None
         except DiskFull as exc:
             raise self._disk_full_error(exc) from None
-        if self.expected_sha and digest != self.expected_sha:
-            problems.append(f"{redact_url(url)}: sha256 {digest}, expected {self.expected_sha}")
+        if self.file.expected_sha and digest != self.file.expected_sha:
+            problems.append(f"{redact_url(url)}: sha256 {digest}, expected {self.file.expected_sha}")
             _unlink(self.part_path)
             return None
-        os.replace(self.part_path, self.dest)
-        remove_state(self.dest)
+        os.replace(self.part_path, self.file.dest)
+        remove_state(self.file.dest)
         self._remember(digest)
-        self.transferred = size
+        self.file.transferred = size
         return self._result(digest, size, cached=False, urls=(redact_url(url),))
 
     def _remember(self, digest: str) -> None:
         try:
-            self._hash_cache().remember(self.dest, digest)
+            self._hash_cache().remember(self.file.dest, digest)
         except OSError:
             pass
 
     def _fetch_verified(self, urls: list[str]) -> DownloadResult:
-        self.written = []
+        self.file.written = []
         try:
             digest, size = self._assemble(urls)
         except _Cached as cached:
             return cached.result
-        if self.expected_sha is None or digest == self.expected_sha:
+        if self.file.expected_sha is None or digest == self.file.expected_sha:
             return self._finish(digest, size)
         return self._converge(digest, size)
 
     def _finish(self, digest: str, size: int) -> DownloadResult:
-        if self.spec.size is not None and size != self.spec.size:  # pragma: no cover - sizes are enforced earlier
-            raise SdsetupError(f"{self.spec.name}: got {size} bytes, expected {self.spec.size}", None, ExitCode.INTEGRITY)
-        used = tuple(s.label for s in self.all_sources if s.bytes > 0)
-        os.replace(self.part_path, self.dest)
-        remove_state(self.dest)
+        if self.file.spec.size is not None and size != self.file.spec.size:  # pragma: no cover - sizes are enforced earlier
+            raise SdsetupError(f"{self.file.spec.name}: got {size} bytes, expected {self.file.spec.size}", None, ExitCode.INTEGRITY)
+        used = tuple(s.label for s in self.file.all_sources if s.bytes > 0)
+        os.replace(self.part_path, self.file.dest)
+        remove_state(self.file.dest)
         self._remember(digest)
-        log.info("%s: done, %d bytes, sha256 %s, from %s", self.dest, size, digest, ", ".join(used))
+        log.info("%s: done, %d bytes, sha256 %s, from %s", self.file.dest, size, digest, ", ".join(used))
         return self._result(digest, size, cached=False, urls=used)
 
     # -- after a sha256 mismatch: find the bad blocks (ledger.py) ---------------------------------
@@ -229,23 +209,29 @@ class FileJob(Connections):
         """Repair rounds, one source at a time, each re-fetching only the blocks no second copy
         confirmed; a source that agrees with itself on wrong bytes is given up and the next one
         repairs. Fails (exit 4) only when every source has failed."""
-        used = ", ".join(s.label for s in self.all_sources if s.bytes > 0)
-        log.warning("%s: sha256 mismatch (expected %s, got %s) from %s: looking for the bad blocks", self.dest,
-                    self.expected_sha, digest, used)
+        used = ", ".join(s.label for s in self.file.all_sources if s.bytes > 0)
+        log.warning("%s: sha256 mismatch (expected %s, got %s) from %s: looking for the bad blocks", self.file.dest,
+                    self.file.expected_sha, digest, used)
         ledger = Ledger.for_size(size)
         self._observe(ledger, complete=True, every_block=True)
-        self.size = size
+        self.file.size = size
         bad_bytes: dict[int, str] = {}
+        broken: set[int] = set()  # sources whose repair round failed (network): not asked again
         while True:
-            candidates = [s for s in self.all_sources if s.index not in bad_bytes and s.state != "demoted"]
+            candidates = [s for s in self.file.all_sources if s.index not in bad_bytes and s.index not in broken
+                          and s.state != "demoted"]
+            # A source given up only for being slow may still have the right bytes: last in line.
+            candidates += [s for s in self.file.all_sources if s.index not in bad_bytes and s.index not in broken
+                           and s.state == "demoted" and (s.reason or "").startswith("far slower")]
             if not candidates:
                 _unlink(self.part_path)  # a copy no source could repair is not worth resuming
-                remove_state(self.dest)
+                remove_state(self.file.dest)
                 raise self._mismatch_error(digest, bad_bytes)
             source = candidates[0]
-            self.sources = [source]
+            self.file.sources = [source]
             if source.state == "new" and (self._probe_source(source) is not None or source.state != "active"):
                 source.state = "demoted"
+                broken.add(source.index)
                 continue
             rounds = 0
             while True:
@@ -258,16 +244,19 @@ class FileJob(Connections):
                     bad_bytes[source.index] = f"sends different bytes for the same ranges each time ({rounds} repair rounds)"
                     break
                 rounds += 1
-                log.info("%s: repair round %d from %s: %d block(s) of %s", self.dest, rounds, source.label, len(blocks),
+                log.info("%s: repair round %d from %s: %d block(s) of %s", self.file.dest, rounds, source.label, len(blocks),
                          human_bytes(ledger.block))
                 try:
                     digest = self._repair_round(source, ledger, blocks)
                 except (SdsetupError, _Restart) as exc:
+                    if isinstance(exc, SdsetupError) and exc.exit_code in (ExitCode.DISK, ExitCode.USAGE):
+                        raise  # not the source's fault
+                    broken.add(source.index)
                     source.state = "demoted"
                     source.reason = source.reason or (exc.message if isinstance(exc, SdsetupError) else str(exc))
                     break
-                if digest == self.expected_sha:
-                    log.info("%s: repaired after %d round(s) from %s", self.dest, rounds, source.label)
+                if digest == self.file.expected_sha:
+                    log.info("%s: repaired after %d round(s) from %s", self.file.dest, rounds, source.label)
                     return self._finish(digest, size)
 
     def _repair_round(self, source: Source, ledger: Ledger, blocks: list[int]) -> str:
@@ -279,21 +268,21 @@ class FileJob(Connections):
             position = end
         keep.add(position, ledger.size)
         done = keep
-        self.written = []
+        self.file.written = []
         self.restart_reason = None
         source.state = "active"
-        self.part = PartFile(self.part_path)
+        self.file.part = PartFile(self.part_path)
         complete = False
         try:
-            self.part.prepare(ledger.size, fresh=False)
+            self.file.part.prepare(ledger.size, fresh=False)
             digest, _ = self._fill(done)
             complete = True
             return digest
         except DiskFull as exc:
             raise self._disk_full_error(exc) from None
         finally:
-            self.part.close()
-            self.part = None
+            self.file.part.close()
+            self.file.part = None
             self._observe(ledger, complete=complete, every_block=False)
 
     def _observe(self, ledger: Ledger, *, complete: bool, every_block: bool) -> None:
@@ -301,8 +290,8 @@ class FileJob(Connections):
         when this pass wrote all of it and finished."""
         covered: dict[int, RangeSet] = {}
         sources: dict[int, set[int]] = {}
-        with self.lock:
-            written = list(self.written)
+        with self.file.lock:
+            written = list(self.file.written)
         for start, end, index in written:
             for block in ledger.blocks_in(start, end):
                 lo, hi = ledger.span(block)
@@ -321,50 +310,46 @@ class FileJob(Connections):
     def _mismatch_error(self, digest: str, bad_bytes: dict[int, str]) -> SdsetupError:
         from sdsetup.net.failures import source_failures
 
-        reasons = [(s.label, bad_bytes.get(s.index) or s.reason or "not used") for s in self.all_sources]
+        reasons = [(s.label, bad_bytes.get(s.index) or s.reason or "not used") for s in self.file.all_sources]
         for label, reason in reasons:
             log.warning("%s: %s", label, reason)
-        return source_failures(self.spec.name, reasons, expected_sha=self.expected_sha, actual_sha=digest, dest=self.dest)
+        return source_failures(self.file.spec.name, reasons, expected_sha=self.file.expected_sha, actual_sha=digest, dest=self.file.dest)
 
     # -- one assembled copy ----------------------------------------------------------------------
     def _assemble(self, urls: list[str]) -> tuple[str, int]:
         """Fetch every byte into DEST.part; returns (sha256, size) of what was assembled."""
         restarts = 0
         while True:
-            self.sources = [Source(url, index) for index, url in enumerate(urls)]
-            self.all_sources = list(self.sources)
+            self.file.sources = [Source(url, index) for index, url in enumerate(urls)]
+            self.file.all_sources = list(self.file.sources)
             try:
                 return self._assemble_once()
             except _Restart as restart:
                 self.restart_reason = str(restart)
                 restarts += 1
                 reason = self.restart_reason or "the file changed on the server"
-                log.warning("%s: %s; starting over (%d)", self.dest, reason, restarts)
+                log.warning("%s: %s; starting over (%d)", self.file.dest, reason, restarts)
                 _unlink(self.part_path)
-                remove_state(self.dest)
-                self.resumed_bytes = 0
+                remove_state(self.file.dest)
+                self.file.resumed_bytes = 0
                 if restarts >= MAX_RESTARTS:
-                    raise SdsetupError(
-                        f"{self.spec.name}: {reason}, {restarts} times in a row",
-                        "the file keeps changing on the server; try again later or use another mirror",
-                        ExitCode.NETWORK,
-                    ) from None
+                    raise failures.keeps_changing_error(self.file.spec.name, reason, restarts) from None
 
     def _assemble_once(self) -> tuple[str, int]:
-        self.resumed_bytes = 0
+        self.file.resumed_bytes = 0
         self.prober = None
         saved = load_state(self.state_path)
         self.saved_validators = dict(saved.validators) if saved else {}
-        if self.spec.size is not None:  # told the size: no need to ask a server whether it fits
-            self.size = self.spec.size
-            self._check_free_space(RangeSet(saved.done.clipped(self.size)) if saved and saved.size == self.size else RangeSet())
+        if self.file.spec.size is not None:  # told the size: no need to ask a server whether it fits
+            self.file.size = self.file.spec.size
+            self._check_free_space(RangeSet(saved.done.clipped(self.file.size)) if saved and saved.size == self.file.size else RangeSet())
         primary = self._probe_first(saved)
-        self.size = self.spec.size if self.spec.size is not None else primary.size
-        if self.expected_sha is None and self.spec.size is None and self.size is not None and self.dest.is_file():
-            if self.dest.stat().st_size == self.size:  # nothing else to check against: the size agrees
+        self.file.size = self.file.spec.size if self.file.spec.size is not None else primary.size
+        if self.file.expected_sha is None and self.file.spec.size is None and self.file.size is not None and self.file.dest.is_file():
+            if self.file.dest.stat().st_size == self.file.size:  # nothing else to check against: the size agrees
                 try:
-                    digest, _ = self._hash_cache().sha256(self.dest)
-                    return_cached = self._result(digest, self.size, cached=True)
+                    digest, _ = self._hash_cache().sha256(self.file.dest)
+                    return_cached = self._result(digest, self.file.size, cached=True)
                 except OSError:
                     return_cached = None
                 if return_cached is not None:
@@ -372,27 +357,27 @@ class FileJob(Connections):
         part_size = self.part_path.stat().st_size if self.part_path.is_file() else None
         done, why = resume_from(
             saved,
-            size=self.size,
-            sha256=self.expected_sha,
+            size=self.file.size,
+            sha256=self.file.expected_sha,
             part_size=part_size,
             validators_now={primary.label: Validator(primary.etag, primary.last_modified)},
         )
         if done.total() and not primary.ranges:
             done, why = RangeSet(), f"{primary.label} does not support ranges"
-        log.info("%s: %s (size %s, %s)", self.dest, why, self.size, "ranges" if primary.ranges else "no ranges")
-        self.resumed_bytes = done.total()
+        log.info("%s: %s (size %s, %s)", self.file.dest, why, self.file.size, "ranges" if primary.ranges else "no ranges")
+        self.file.resumed_bytes = done.total()
         self._check_free_space(done)
-        self.part = PartFile(self.part_path)
+        self.file.part = PartFile(self.part_path)
         try:
             try:
-                self.part.prepare(self.size, fresh=done.total() == 0)
+                self.file.part.prepare(self.file.size, fresh=done.total() == 0)
             except DiskFull as exc:
                 raise self._disk_full_error(exc) from None
             self._start_prober()
             return self._fill(done)
         finally:
-            self.part.close()
-            self.part = None
+            self.file.part.close()
+            self.file.part = None
 
     def _fill(self, done: RangeSet) -> tuple[str, int]:
         """Run phases until every byte is in DEST.part: (sha256, size) of the whole file."""
@@ -403,64 +388,52 @@ class FileJob(Connections):
                 streams += 1
                 if streams > self.policy.tries:
                     raise self._no_source_error()
-                log.info("%s: no source serves ranges; one stream from the start", self.dest)
+                log.info("%s: no source serves ranges; one stream from the start", self.file.dest)
                 done = RangeSet()
-                self.resumed_bytes = 0
-                self.part.prepare(self.size, fresh=True)
+                self.file.resumed_bytes = 0
+                self.file.part.prepare(self.file.size, fresh=True)
                 continue
             return outcome
 
     def _check_free_space(self, done: RangeSet) -> None:
-        if self.size is None:
+        if self.file.size is None:
             return
         held = 0
         if done.total() and self.part_path.is_file():
             held = getattr(self.part_path.stat(), "st_blocks", 0) * 512
-        needed = max(0, self.size - held)
-        free = free_bytes(self.dest.parent)
+        needed = max(0, self.file.size - held)
+        free = free_bytes(self.file.dest.parent)
         if free is not None and needed > free:
-            raise SdsetupError(
-                f"not enough free space for {self.spec.name}: needs {human_bytes(needed)} more, "
-                f"{human_bytes(free)} free in {self.dest.parent}",
-                "free up space there (or choose another folder) and run again",
-                ExitCode.DISK,
-                details={"needed_bytes": needed, "free_bytes": free, "path": str(self.dest.parent)},
-            )
+            raise failures.not_enough_space_error(self.file.spec.name, needed, free, self.file.dest.parent)
 
     def _disk_full_error(self, exc: DiskFull) -> SdsetupError:
-        free = free_bytes(self.dest.parent)
-        return SdsetupError(
-            f"the disk filled up while writing {exc.path} ({human_bytes(free)} free in {self.dest.parent})",
-            "free up space and run the same command again: the part already downloaded is kept",
-            ExitCode.DISK,
-            details={"path": str(exc.path), "free_bytes": free},
-        )
+        return failures.disk_full_error(exc.path, self.file.dest.parent, free_bytes(self.file.dest.parent))
 
     # -- sources ---------------------------------------------------------------------------------
     def _probe_source(self, source: Source) -> SourceError | None:
         """Probe one source and activate it when it agrees with the file being assembled."""
-        self.host = host_of(source.url)
+        self.file.host = host_of(source.url)
         try:
-            found = probe(self.session, source.url, self.probe_timeouts, html_ok=self.html_ok)
+            found = probe(self.session, source.url, self.probe_timeouts, html_ok=self.file.html_ok)
         except SourceError as exc:
             proxy = self._proxy(source)
             if proxy and "proxy" not in exc.message:
                 exc.message = f"{exc.message} (through the proxy {redact_url(proxy)})"
-            with self.lock:
+            with self.file.lock:
                 source.reason = exc.message
                 if exc.kind != "retry":
                     source.state = "demoted"
             log.info("%s: probe failed: %s", source.label, exc.message)
             return exc
-        with self.lock:
-            expected = self.spec.size if self.spec.size is not None else self.size
+        with self.file.lock:
+            expected = self.file.spec.size if self.file.spec.size is not None else self.file.size
             validator = found.validator
             saved = self.saved_validators.get(source.label)
             if expected is not None and found.size is not None and found.size != expected:
                 source.state = "demoted"
                 source.reason = f"offers {found.size} bytes, expected {expected}"
                 source.size = found.size
-            elif saved is not None and self.resumed_bytes and _changed(saved, validator):
+            elif saved is not None and self.file.resumed_bytes and _changed(saved, validator):
                 source.state = "demoted"
                 source.reason = "has another version of the file than the earlier part"
             else:
@@ -471,7 +444,7 @@ class FileJob(Connections):
                 source.state = "active"
                 source.reason = None
             log.info("%s: %s", source.label, source.reason or f"probed by {found.method}: size {found.size}, ranges {found.ranges}")
-            self.lock.notify_all()
+            self.file.lock.notify_all()
         return None
 
     def _probe_first(self, saved: ResumeState | None) -> Source:
@@ -479,12 +452,12 @@ class FileJob(Connections):
 
         A small file of known size with nothing to resume skips the probe: its one GET tells as much
         (one round trip less per wheel on a slow link); a failing first source is demoted as usual."""
-        if self.spec.size is not None and self.spec.size < SEGMENT_THRESHOLD and saved is None:
-            first = self.sources[0]
-            with self.lock:
-                first.state, first.size, first.ranges = "active", self.spec.size, False
+        if self.file.spec.size is not None and self.file.spec.size < SEGMENT_THRESHOLD and saved is None:
+            first = self.file.sources[0]
+            with self.file.lock:
+                first.state, first.size, first.ranges = "active", self.file.spec.size, False
             return first
-        pending = list(self.sources)
+        pending = list(self.file.sources)
         silent_rounds = 0
         for round_number in range(1, self.policy.tries + 1):
             retry_later: list[Source] = []
@@ -508,7 +481,7 @@ class FileJob(Connections):
                     # Every source, through the same proxy, and no answer: the proxy is the cause.
                     from sdsetup.net.failures import proxy_error
 
-                    raise proxy_error(self.spec.name, redact_url(proxies.pop()), [(s.label, s.reason or "") for s in pending],
+                    raise proxy_error(self.file.spec.name, redact_url(proxies.pop()), [(s.label, s.reason or "") for s in pending],
                                       seconds=self.probe_timeouts[1])
                 silent_rounds += 1
                 if silent_rounds >= SILENT_ROUNDS:
@@ -528,7 +501,7 @@ class FileJob(Connections):
 
     def _start_prober(self) -> None:
         """Probe the other sources in the background; each one that agrees joins in."""
-        rest = [s for s in self.sources if s.state == "new"]
+        rest = [s for s in self.file.sources if s.state == "new"]
         if not rest:
             return
 
@@ -540,40 +513,40 @@ class FileJob(Connections):
                     break
                 pending = retry
                 time.sleep(self.policy.delay(round_number))
-            with self.lock:
+            with self.file.lock:
                 for source in rest:
                     if source.state == "new":
                         source.state = "demoted"
-                self.lock.notify_all()
+                self.file.lock.notify_all()
 
-        self.prober = threading.Thread(target=probe_rest, name=f"probe {self.dest.name}", daemon=True)
+        self.prober = threading.Thread(target=probe_rest, name=f"probe {self.file.dest.name}", daemon=True)
         self.prober.start()
 
     def _no_source_error(self) -> SdsetupError:
         from sdsetup.net.failures import no_source_error
 
-        reasons = [(s.label, s.reason) for s in self.all_sources if s.reason]
-        done = self.phase.done.total() if self.phase is not None else 0
+        reasons = [(s.label, s.reason) for s in self.file.all_sources if s.reason]
+        done = self.file.phase.done.total() if self.file.phase is not None else 0
         for label, reason in reasons:
             log.warning("%s: %s", label, reason)
-        return no_source_error(self.spec.name, reasons, kept_bytes=done)
+        return no_source_error(self.file.spec.name, reasons, kept_bytes=done)
 
     # -- one phase of connections ----------------------------------------------------------------
     def _run_phase(self, done: RangeSet):
-        usable_ranges = any(s.state == "active" and s.ranges for s in self.sources)
-        remaining = None if self.size is None else self.size - done.total()
-        connections = connections_for(self.size, remaining, self.settings.connections, usable_ranges)
+        usable_ranges = any(s.state == "active" and s.ranges for s in self.file.sources)
+        remaining = None if self.file.size is None else self.file.size - done.total()
+        connections = connections_for(self.file.size, remaining, self.settings.connections, usable_ranges)
         hasher = PrefixHasher(self.part_path, done.prefix_end())
-        phase = Phase(Planner(self.size, done, connections, ranges=usable_ranges), done, hasher, connections)
-        self.phase = phase
-        self.bar.start(self.size, done.total())
-        log.info("%s: %d connection(s), %s to fetch", self.dest, connections, human_bytes(remaining) if remaining is not None else "unknown size")
+        phase = Phase(Planner(self.file.size, done, connections, ranges=usable_ranges), done, hasher, connections)
+        self.file.phase = phase
+        self.bar.start(self.file.size, done.total())
+        log.info("%s: %d connection(s), %s to fetch", self.file.dest, connections, human_bytes(remaining) if remaining is not None else "unknown size")
         self._save(force=True)
         try:
             while True:
                 self._keep_workers(phase)
-                with self.lock:
-                    self.lock.wait(TICK)
+                with self.file.lock:
+                    self.file.lock.wait(TICK)
                 if self.cancel.is_set():
                     raise KeyboardInterrupt
                 self.bar.update(phase.done.total())
@@ -590,57 +563,59 @@ class FileJob(Connections):
                 if self._complete(phase):
                     self._stop_phase(phase)
                     self._save(force=True)
-                    self.bar.update(self.size)
-                    return hasher.result(self.size), self.size
+                    self.bar.update(self.file.size)
+                    return hasher.result(self.file.size), self.file.size
                 if not any(w.is_alive() for w in phase.workers) and not self._work_possible(phase):
                     raise self._no_source_error()
-                if time.monotonic() - self.last_save >= SAVE_INTERVAL and self.dirty:
+                if time.monotonic() - self.last_save >= SAVE_INTERVAL and self.file.dirty:
                     self._save()
         except BaseException:
             self._stop_phase(phase)
             hasher.stop()
-            if self.size is not None:
+            if self.file.size is not None:
                 self._save(force=True)
             raise
 
     def _complete(self, phase: Phase) -> bool:
-        with self.lock:
-            if self.size is None:
+        with self.file.lock:
+            if self.file.size is None:
                 if phase.eof_at is None or phase.writing:
                     return False
-                self.size = phase.eof_at
-            return phase.done.covers(self.size) and phase.writing == 0
+                self.file.size = phase.eof_at
+            return phase.done.covers(self.file.size) and phase.writing == 0
 
     def _work_possible(self, phase: Phase) -> bool:
         """Could new connections make progress? (A source may still join, or come out of cooldown.)"""
-        with self.lock:
-            if any(s.state == "active" for s in self.sources):
+        with self.file.lock:
+            if any(s.state == "active" for s in self.file.sources):
                 return True
             return self.prober is not None and self.prober.is_alive()
 
     def _keep_workers(self, phase: Phase) -> None:
-        with self.lock:
+        with self.file.lock:
             phase.workers = [w for w in phase.workers if w.is_alive()]
             has_work = bool(phase.planner.pending) or phase.planner.steal_possible()
-            usable = any(s.state == "active" for s in self.sources)
+            usable = any(s.state == "active" for s in self.file.sources)
             missing = phase.connections - len(phase.workers)
         if phase.stopped or not usable or missing <= 0 or not has_work:
             return
         for _ in range(missing):
-            worker = threading.Thread(target=self._worker, args=(phase,), name=f"dl {self.dest.name}", daemon=True)
+            connection = ConnectionWorker(self.file, self.session, self.policy, self.timeouts, save=self._save,
+                                          disk_full=self._disk_full_error)
+            worker = threading.Thread(target=connection.run, args=(phase,), name=f"dl {self.file.dest.name}", daemon=True)
             phase.workers.append(worker)
             worker.start()
 
     def _stop_phase(self, phase: Phase) -> None:
-        with self.lock:
+        with self.file.lock:
             phase.stopped = True
             phase.stop_event.set()
             while phase.writing:
-                self.lock.wait(0.05)
+                self.file.lock.wait(0.05)
 
     def _check_slow(self) -> None:
-        with self.lock:
-            for source in far_slower(self.sources, time.monotonic()):
+        with self.file.lock:
+            for source in far_slower(self.file.sources, time.monotonic()):
                 rate, _ = source.rate(time.monotonic())
                 source.state = "demoted"
                 source.reason = f"far slower than the other sources ({human_bytes(rate)}/s per connection)"
@@ -649,8 +624,8 @@ class FileJob(Connections):
     def _rebalance(self, phase: Phase) -> None:
         """Spread connections over the active sources (one move per tick, so counts settle): a
         source that joined late gets connections, and so gets measured."""
-        with self.lock:
-            active = [s for s in self.sources if s.state == "active" and s.ranges]
+        with self.file.lock:
+            active = [s for s in self.file.sources if s.state == "active" and s.ranges]
             if len(active) < 2:
                 return
             busiest = max(active, key=lambda s: len(s.open_since))
@@ -674,21 +649,21 @@ class FileJob(Connections):
 
     # -- sidecar -------------------------------------------------------------------------------
     def _save(self, force: bool = False) -> None:
-        phase = self.phase
-        if phase is None or self.size is None:
+        phase = self.file.phase
+        if phase is None or self.file.size is None:
             return
         with self.save_lock:
-            with self.lock:
+            with self.file.lock:
                 if phase.stopped and not force:
                     return
                 state = ResumeState(
-                    size=self.size,
-                    sha256=self.expected_sha,
-                    urls=[s.label for s in self.sources],
-                    validators={s.label: Validator(s.etag, s.last_modified) for s in self.sources if s.state == "active" or s.bytes},
+                    size=self.file.size,
+                    sha256=self.file.expected_sha,
+                    urls=[s.label for s in self.file.sources],
+                    validators={s.label: Validator(s.etag, s.last_modified) for s in self.file.sources if s.state == "active" or s.bytes},
                     done=RangeSet(phase.done),
                 )
-                self.dirty = False
+                self.file.dirty = False
                 self.last_save = time.monotonic()
             try:
                 save_state(self.state_path, state)
