@@ -127,7 +127,8 @@ def probe_git(mirror: Mirror, url: str, *, proxy: str | None = None, ca_bundle: 
                            len(done.stdout), None, mirror, "git ls-remote")
     lines = [line.strip() for line in (done.stderr or done.stdout or "").splitlines() if line.strip()]
     reason = lines[-1] if lines else f"git exited {done.returncode}"
-    reason = re.sub(r"^fatal:\s*", "", reason)[:200]
+    reason = re.sub(r"^fatal:\s*", "", reason)
+    reason = re.sub(r"^unable to access '[^']*':\s*", "", reason)[:200]  # the URL is in the check already
     return SourceCheck(mirror.channel, mirror.name, redact_url(url), False, None, None, seconds, 0,
                        redact_text(reason, secrets), mirror, "git ls-remote")
 
