@@ -19,6 +19,9 @@ from sdsetup.settings import CHANNELS
 __all__ = ["ProxyVerdict", "check_proxy", "effective_proxy", "explain_failure", "network_items", "network_report"]
 _NEXT_STEP_HOST = ("run `sdsetup mirrors probe` to see which sources answer; behind a firewall use --mirror cn "
                    "(or --proxy URL for a proxy that reaches the official hosts)")
+# check --network has tried the official host and every cn mirror already
+_NOTHING_ANSWERS = ("neither the official host nor a cn mirror answers from here: use a proxy that reaches them "
+                    "(--proxy URL), or add a mirror you can reach to a profile in your config file (docs/mirrors.md)")
 _NEXT_STEP_PROXY = ("check that the proxy program runs and listens there (`sdsetup check --network`), "
                     "or drop it (--proxy / HTTPS_PROXY) and use --mirror cn")
 
@@ -80,7 +83,7 @@ def network_items(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         else:
             status = "fail"
             value = f"no source answers ({info['official']}: {_first_error(info)})"
-            fix = "the proxy does not answer: " + _NEXT_STEP_PROXY if proxy_dead else _NEXT_STEP_HOST
+            fix = "the proxy does not answer: " + _NEXT_STEP_PROXY if proxy_dead else _NOTHING_ANSWERS
         if proxy_dead and status == "ok":  # impossible by construction; never call a dead proxy's route fine
             status = "warn"
         items.append({"id": f"network-{channel}", "name": f"network {channel}", "status": status, "value": value, "fix": fix})
