@@ -194,3 +194,27 @@ def test_without_a_second_source_the_dead_xet_redirect_fails_fast_with_a_network
     assert world["xet"].connections > before  # the redirect was followed to the Xet-like host
     assert time.monotonic() - started < 90
     assert not (tmp_path / "m.bin").exists()
+
+
+def test_the_mirror_that_refuses_uncommon_clients_fails_its_probe_but_serves_pip(world, tmp_path):
+    import requests
+
+    result = subprocess.run([sys.executable, "-m", "sdsetup", "mirrors", "probe", "--mirror", "cn", "--channel", "pypi", "--json"],
+                            env=_env(world, tmp_path), capture_output=True, text=True, timeout=120)
+    ranked = {r["name"]: r for r in json.loads(result.stdout)["data"]["channels"]["pypi"]}
+    assert not ranked["tuna-like"]["ok"] and ranked["tuna-like"]["error"] == "HTTP 403"
+    assert ranked["aliyun-like"]["ok"]
+    page = world["tuna"].url("/pypi/simple/six/")
+    assert requests.get(page, headers={"User-Agent": "pip/25.1"}, timeout=10).status_code == 200
+    assert requests.get(page, headers={"User-Agent": "sdsetup/1"}, timeout=10).status_code == 403
+
+
+def test_the_stalled_official_github_and_the_reset_official_pypi_each_fail_their_probe(world, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "sdsetup", "mirrors", "probe", "--mirror", "official", "--json"],
+                            env=_env(world, tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3
+    channels = json.loads(result.stdout)["data"]["channels"]
+    assert "connection failed" in channels["pypi"][0]["error"]  # reset
+    github = channels["github"][0]
+    assert github["method"] == "git ls-remote" and not github["ok"]
+    assert github["seconds"] < 12  # a stall is given up on, not waited out

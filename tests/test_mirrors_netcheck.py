@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 
@@ -29,6 +30,7 @@ def test_a_refusing_proxy_is_not_ok():
 
 def test_a_proxy_that_accepts_and_never_answers_is_named_within_the_timeout():
     with blackhole("stall") as hole:
+        port = hole.port
         started = time.monotonic()
         verdict = check_proxy(hole.base_url, timeout=1.5)
     assert not verdict.ok and "did not answer within" in verdict.detail
@@ -122,3 +124,25 @@ def test_the_first_failure_names_proxy_or_host_and_the_next_step(url, error, pro
     message, next_step = explain_failure(url, error, proxy=proxy)
     assert says in message and hint in next_step
     assert "pw123" not in message and "\n" not in message
+
+
+def test_a_stalled_proxy_is_named_as_the_cause_within_seconds_not_minutes(tmp_path):
+    """Automatic routing finds nothing through the proxy, asks the proxy itself, and stops with its name."""
+    import subprocess
+    import sys
+
+    with blackhole("stall") as hole:
+        port = hole.port
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "sdsetup", "fetch", "https://github.com/o/r/archive/v1.zip", "-o", str(tmp_path / "x.zip"),
+             "--proxy", hole.base_url.replace("http://", "http://u:pw-777@"), "--json"],
+            env={**os.environ, "SDSETUP_CACHE_DIR": str(tmp_path / "cache")}, capture_output=True, text=True, timeout=120)
+        elapsed = time.monotonic() - started
+    assert result.returncode == 3, result.stderr
+    error = json.loads(result.stdout)["error"]
+    assert f"the proxy http://u:***@127.0.0.1:{port}" in error["message"] and "did not answer" in error["message"]
+    assert "check --network" in error["hint"]
+    assert "pw-777" not in result.stdout + result.stderr
+    assert elapsed < 30, elapsed
+    assert not (tmp_path / "cache" / "mirror-routes.json").exists()  # a failed routing is not cached

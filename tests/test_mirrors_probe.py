@@ -101,6 +101,7 @@ def test_probe_exits_with_network_code_when_a_channel_has_nothing_reachable(tmp_
     doc = json.loads(result.stdout)
     assert doc["data"]["best"]["pypi"] is None and doc["data"]["best"]["github"] == "git"
     assert "pypi: no candidate answered" in doc["warnings"]
+    assert any(w.startswith("hint: ") and "check --network" in w for w in doc["warnings"])  # the next step
 
 
 def test_auto_keeps_reachable_official_hosts_and_replaces_unreachable_ones(tmp_path, mirrors):

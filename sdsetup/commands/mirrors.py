@@ -8,6 +8,8 @@ from sdsetup.errors import ExitCode
 from sdsetup.output import Outcome
 from sdsetup.settings import CHANNELS, Settings
 
+NO_ANSWER_HINT = ("`sdsetup check --network` tells whether the proxy or the hosts fail; try another --mirror "
+                  "(or --proxy URL), or add a reachable mirror to a profile in your config file")
 PROBE_BUDGET = 8.0  # `mirrors probe` is asked for: it may wait longer than an install's routing does
 
 
@@ -104,6 +106,9 @@ def probe(settings: Settings, channels: list[str] | None = None) -> Outcome:
     }
     unreachable = [ch for ch, best in data["best"].items() if best is None]
     warnings = [f"{ch}: no candidate answered" for ch in unreachable]
+    if unreachable:
+        data["hint"] = NO_ANSWER_HINT
+        warnings.append(f"hint: {NO_ANSWER_HINT}")
     exit_code = ExitCode.NETWORK if unreachable else ExitCode.OK
     return Outcome("mirrors probe", data, exit_code=exit_code, human=_render_probe, warnings=warnings)
 
@@ -127,4 +132,6 @@ def _render_probe(data: dict[str, Any]) -> str:
                 verdict = f"FAIL {result['error']}"
             lines.append(f"  {i:>2}. {result['name']:<16} {verdict}")
             lines.append(f"      {result['url']}")
+    if data.get("hint"):
+        lines.append(f"hint: {data['hint']}")
     return "\n".join(lines)

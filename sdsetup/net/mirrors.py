@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
-from sdsetup.errors import usage_error
+from sdsetup.errors import ExitCode, SdsetupError, usage_error
 from sdsetup.net.mirror_profiles import (
     GITHUB,
     GITHUB_KINDS,
@@ -637,9 +637,15 @@ def route_auto(
     fallback_profile: str = "cn",
     use_cache: bool = True,
     now: float | None = None,
+    proxy: str | None = None,
+    proxy_check: Callable[[str], Any] | None = None,
 ) -> tuple[dict[str, tuple[Mirror, ...]], dict[str, Route], tuple[str, ...]]:
     """Automatic routing: the official host per channel when it answers, else the best reachable
-    candidate of `fallback_profile`, with the ranking cached for an hour. `probe` does the checks."""
+    candidate of `fallback_profile`, with the ranking cached for an hour. `probe` does the checks.
+
+    When nothing answered at all and there is a proxy (`proxy`, from the settings or the environment),
+    `proxy_check` (netcheck.check_proxy) asks the proxy itself: a dead or stalled proxy is a network error
+    that names it now, not ten minutes of git retries later."""
     official = catalog.profile("official").channels
     fallback = catalog.profile(fallback_profile).channels
     pool = {ch: tuple(official[ch][:1]) + tuple(m for m in fallback[ch] if m != official[ch][0]) for ch in CHANNELS}
@@ -651,7 +657,17 @@ def route_auto(
             return cached[0], cached[1], ()
     checks = probe(probe_targets(catalog, pool))
     channels, routes = routing.choose_routes(official, fallback, checks)
-    if use_cache:
+    answered = any(check.ok for check in checks)
+    if not answered and proxy and proxy_check is not None:
+        verdict = proxy_check(proxy)
+        if not verdict.ok:
+            raise SdsetupError(
+                f"the proxy {redact_url(proxy)} {verdict.detail}: no source of any channel could be reached through it",
+                "check that the proxy program runs and listens there (`sdsetup check --network`), or drop it "
+                "(--proxy / HTTPS_PROXY) and let sdsetup use mirrors (--mirror cn)",
+                ExitCode.NETWORK,
+            )
+    if use_cache and answered:  # "nothing answered" may be a passing outage: decide again next run
         routing.save_cache(path, key, channels, routes, now=now)
     notes = tuple(f"{ch}: {c.name} {'ok' if c.ok else 'failed'} {c.method} {c.seconds * 1000:.0f} ms"
                   + (f" ({c.error})" if c.error else "") for c in checks for ch in [c.channel])
@@ -665,6 +681,7 @@ def select_mirrors(
     env: Mapping[str, str] | None = None,
     catalog: Catalog | None = None,
     probe: ProbeFn | None = None,
+    proxy_check: Callable[[str], Any] | None = None,
 ) -> MirrorPlan:
     """Resolve the profile and overrides into a MirrorPlan.
 
@@ -689,7 +706,13 @@ def select_mirrors(
             from sdsetup.net.reachability import prober
 
             probe = prober(settings, session)
-        decided = _Decision(lambda: route_auto(catalog, settings, probe, env_proxy=env_proxy)[:2],
+        if proxy_check is None:
+            from sdsetup.net.reachability import check_proxy as proxy_check
+        from sdsetup.net.reachability import effective_proxy
+
+        way_out = effective_proxy(settings, env)
+        decided = _Decision(lambda: route_auto(catalog, settings, probe, env_proxy=env_proxy, proxy=way_out,
+                                               proxy_check=proxy_check)[:2],
                             [(ch, override_mirror(ch, url, catalog)) for ch, url in settings.mirror_overrides])
         notes += [f"{channel}: overridden to {redact_url(url)}" for channel, url in settings.mirror_overrides]
         return MirrorPlan(profile=name, channels=_Deferred(decided, 0), proxy=settings.proxy, rewrites=catalog.rewrites,

@@ -9,106 +9,21 @@ through it. `explain_failure` (pure) words the first network failure of any comm
 
 from __future__ import annotations
 
-import socket
-import time
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+from sdsetup.net.reachability import ProxyVerdict, check_proxy, effective_proxy
 from sdsetup.redact import redact_text, redact_url
 from sdsetup.settings import CHANNELS
 
-PROXY_TIMEOUT = 4.0
+__all__ = ["ProxyVerdict", "check_proxy", "effective_proxy", "explain_failure", "network_items", "network_report"]
 _NEXT_STEP_HOST = ("run `sdsetup mirrors probe` to see which sources answer; behind a firewall use --mirror cn "
                    "(or --proxy URL for a proxy that reaches the official hosts)")
+# check --network has tried the official host and every cn mirror already
+_NOTHING_ANSWERS = ("neither the official host nor a cn mirror answers from here: use a proxy that reaches them "
+                    "(--proxy URL), or add a mirror you can reach to a profile in your config file (docs/mirrors.md)")
 _NEXT_STEP_PROXY = ("check that the proxy program runs and listens there (`sdsetup check --network`), "
                     "or drop it (--proxy / HTTPS_PROXY) and use --mirror cn")
-
-
-@dataclass(frozen=True)
-class ProxyVerdict:
-    url: str  # redacted
-    ok: bool
-    detail: str
-    seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {"url": self.url, "ok": self.ok, "detail": self.detail, "ms": int(self.seconds * 1000)}
-
-
-def _read_line(sock: socket.socket, deadline: float) -> bytes:
-    data = b""
-    while b"\r\n" not in data and len(data) < 4096:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        sock.settimeout(left)
-        chunk = sock.recv(1024)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def check_proxy(proxy: str, *, target: str = "github.com:443", timeout: float = PROXY_TIMEOUT) -> ProxyVerdict:
-    """A real handshake with the proxy: for http(s) proxies a CONNECT to `target` and its status line
-    (any answer means the proxy works; 407 means it wants a login); for socks the SOCKS5 greeting."""
-    import base64
-    from urllib.parse import unquote
-
-    shown = redact_url(proxy)
-    parts = urlsplit(proxy)
-    scheme = parts.scheme.lower()
-    port = parts.port or (1080 if scheme.startswith("socks") else 443 if scheme == "https" else 8080)
-    start = time.monotonic()
-    deadline = start + timeout
-
-    def verdict(ok: bool, detail: str) -> ProxyVerdict:
-        return ProxyVerdict(shown, ok, detail, time.monotonic() - start)
-
-    try:
-        sock = socket.create_connection((parts.hostname or "", port), timeout=timeout)
-    except socket.timeout:
-        return verdict(False, f"no connection within {timeout:.0f} s")
-    except OSError as exc:
-        return verdict(False, f"refused or unreachable ({exc.strerror or exc})")
-    with sock:
-        try:
-            if scheme.startswith("socks"):
-                sock.sendall(b"\x05\x02\x00\x02")  # SOCKS5, methods: none, user/password
-                reply = sock.recv(2) if deadline > time.monotonic() else b""
-                if len(reply) == 2 and reply[0] == 5 and reply[1] in (0, 2):
-                    return verdict(True, "answers (SOCKS5)")
-                return verdict(False, "accepted the connection but did not answer as a SOCKS5 proxy")
-            if scheme == "https":
-                return verdict(True, "accepts connections (TLS proxy: handshake not checked)")
-            request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
-            if parts.username:
-                login = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-                request += f"Proxy-Authorization: Basic {base64.b64encode(login).decode()}\r\n"
-            sock.sendall((request + "\r\n").encode())
-            line = _read_line(sock, deadline).split(b"\r\n", 1)[0].decode("latin-1", "replace")
-        except (TimeoutError, socket.timeout):
-            return verdict(False, f"accepted the connection but did not answer within {timeout:.0f} s")
-        except OSError as exc:
-            return verdict(False, f"dropped the connection ({exc.strerror or exc})")
-    fields = line.split()
-    if len(fields) < 2 or not fields[0].startswith("HTTP/"):
-        return verdict(False, "accepted the connection but did not answer as an HTTP proxy")
-    if fields[1] == "407":
-        return verdict(False, "wants a login (407): put user:password@ in the proxy URL")
-    if fields[1].startswith("2"):
-        return verdict(True, f"answers (CONNECT {target}: {fields[1]})")
-    return verdict(True, f"answers, but could not reach {target} (HTTP {fields[1]})")
-
-
-def effective_proxy(settings: Any, env: Mapping[str, str]) -> str | None:
-    if settings.proxy:
-        return settings.proxy
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
-        if env.get(name):
-            return env[name]
-    return None
 
 
 def network_report(settings: Any, *, env: Mapping[str, str] | None = None, probe: Callable | None = None,
@@ -168,7 +83,7 @@ def network_items(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         else:
             status = "fail"
             value = f"no source answers ({info['official']}: {_first_error(info)})"
-            fix = "the proxy does not answer: " + _NEXT_STEP_PROXY if proxy_dead else _NEXT_STEP_HOST
+            fix = "the proxy does not answer: " + _NEXT_STEP_PROXY if proxy_dead else _NOTHING_ANSWERS
         if proxy_dead and status == "ok":  # impossible by construction; never call a dead proxy's route fine
             status = "warn"
         items.append({"id": f"network-{channel}", "name": f"network {channel}", "status": status, "value": value, "fix": fix})

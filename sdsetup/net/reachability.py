@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
 
 from sdsetup.net.mirror_profiles import Mirror
 from sdsetup.net.routing import BUDGET_SECONDS, SourceCheck
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     import requests
 
 MAX_BYTES = 64 * 1024
+PROXY_TIMEOUT = 4.0
 GIT_LOW_SPEED = "1000"  # bytes/s: a proxy that accepts and then stalls is given up on quickly
 
 
@@ -123,7 +127,8 @@ def probe_git(mirror: Mirror, url: str, *, proxy: str | None = None, ca_bundle: 
                            len(done.stdout), None, mirror, "git ls-remote")
     lines = [line.strip() for line in (done.stderr or done.stdout or "").splitlines() if line.strip()]
     reason = lines[-1] if lines else f"git exited {done.returncode}"
-    reason = re.sub(r"^fatal:\s*", "", reason)[:200]
+    reason = re.sub(r"^fatal:\s*", "", reason)
+    reason = re.sub(r"^unable to access '[^']*':\s*", "", reason)[:200]  # the URL is in the check already
     return SourceCheck(mirror.channel, mirror.name, redact_url(url), False, None, None, seconds, 0,
                        redact_text(reason, secrets), mirror, "git ls-remote")
 
@@ -173,3 +178,93 @@ def prober(settings, session: "requests.Session | None" = None, *, budget: float
         return probe_all(use, targets, budget=budget, proxy=settings.proxy, ca_bundle=settings.ca_bundle)
 
     return run
+
+
+# ---------------------------------------------------------------------------------------------------
+# The proxy itself
+
+
+@dataclass(frozen=True)
+class ProxyVerdict:
+    url: str  # redacted
+    ok: bool
+    detail: str
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "ok": self.ok, "detail": self.detail, "ms": int(self.seconds * 1000)}
+
+
+def _read_line(sock: socket.socket, deadline: float) -> bytes:
+    data = b""
+    while b"\r\n" not in data and len(data) < 4096:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        sock.settimeout(left)
+        chunk = sock.recv(1024)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def check_proxy(proxy: str, *, target: str = "github.com:443", timeout: float = PROXY_TIMEOUT) -> ProxyVerdict:
+    """A real handshake with the proxy: for http(s) proxies a CONNECT to `target` and its status line
+    (any answer means the proxy works; 407 means it wants a login); for socks the SOCKS5 greeting."""
+    import base64
+    from urllib.parse import unquote
+
+    shown = redact_url(proxy)
+    parts = urlsplit(proxy)
+    scheme = parts.scheme.lower()
+    port = parts.port or (1080 if scheme.startswith("socks") else 443 if scheme == "https" else 8080)
+    start = time.monotonic()
+    deadline = start + timeout
+
+    def verdict(ok: bool, detail: str) -> ProxyVerdict:
+        return ProxyVerdict(shown, ok, detail, time.monotonic() - start)
+
+    try:
+        sock = socket.create_connection((parts.hostname or "", port), timeout=timeout)
+    except socket.timeout:
+        return verdict(False, f"no connection within {timeout:.0f} s")
+    except OSError as exc:
+        return verdict(False, f"refused or unreachable ({exc.strerror or exc})")
+    with sock:
+        try:
+            if scheme.startswith("socks"):
+                sock.sendall(b"\x05\x02\x00\x02")  # SOCKS5, methods: none, user/password
+                reply = sock.recv(2) if deadline > time.monotonic() else b""
+                if len(reply) == 2 and reply[0] == 5 and reply[1] in (0, 2):
+                    return verdict(True, "answers (SOCKS5)")
+                return verdict(False, "accepted the connection but did not answer as a SOCKS5 proxy")
+            if scheme == "https":
+                return verdict(True, "accepts connections (TLS proxy: handshake not checked)")
+            request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+            if parts.username:
+                login = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+                request += f"Proxy-Authorization: Basic {base64.b64encode(login).decode()}\r\n"
+            sock.sendall((request + "\r\n").encode())
+            line = _read_line(sock, deadline).split(b"\r\n", 1)[0].decode("latin-1", "replace")
+        except (TimeoutError, socket.timeout):
+            return verdict(False, f"accepted the connection but did not answer within {timeout:.0f} s")
+        except OSError as exc:
+            return verdict(False, f"dropped the connection ({exc.strerror or exc})")
+    fields = line.split()
+    if len(fields) < 2 or not fields[0].startswith("HTTP/"):
+        return verdict(False, "accepted the connection but did not answer as an HTTP proxy")
+    if fields[1] == "407":
+        return verdict(False, "wants a login (407): put user:password@ in the proxy URL")
+    if fields[1].startswith("2"):
+        return verdict(True, f"answers (CONNECT {target}: {fields[1]})")
+    return verdict(True, f"answers, but could not reach {target} (HTTP {fields[1]})")
+
+
+def effective_proxy(settings: Any, env: Mapping[str, str]) -> str | None:
+    if settings.proxy:
+        return settings.proxy
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
+        if env.get(name):
+            return env[name]
+    return None

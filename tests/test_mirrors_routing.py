@@ -1,0 +1,101 @@
+"""Automatic routing decisions (pure) and the ranking cache: table tests over typed probe results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sdsetup.net.mirror_profiles import Mirror
+from sdsetup.net.mirrors import MirrorPlan, select_mirrors
+from sdsetup.net.routing import SourceCheck, cache_key, cache_path, choose_routes, load_cached, save_cache
+from sdsetup.settings import CHANNELS, load_settings
+
+UP = {ch: (Mirror(ch, f"{ch}-up", f"https://{ch}.up/"),) for ch in CHANNELS}
+GH_RELEASES = Mirror("github", "releases-only", "https://rel.example/", style="prefix", serves=("release",))
+CN = {ch: (Mirror(ch, f"{ch}-a", f"https://{ch}.a/"), Mirror(ch, f"{ch}-b", f"https://{ch}.b/")) for ch in CHANNELS}
+CN = {**CN, "github": CN["github"] + (GH_RELEASES,)}
+
+
+def _check(mirror: Mirror, ok: bool, seconds: float = 0.1, error: str | None = None) -> SourceCheck:
+    return SourceCheck(mirror.channel, mirror.name, mirror.url, ok, 200 if ok else None, seconds, seconds, 10,
+                       error if not ok else None, mirror)
+
+
+def test_an_answering_official_host_keeps_the_channel_official():
+    checks = [_check(UP["pypi"][0], True, 0.3), _check(CN["pypi"][0], True, 0.01)]
+    channels, routes = choose_routes(UP, CN, checks, ["pypi"])
+    assert channels["pypi"] == UP["pypi"] and routes["pypi"].source == "pypi-up" and routes["pypi"].probe_ms == 300
+
+
+def test_an_unreachable_host_takes_the_fastest_answering_mirror_and_keeps_upstream_last():
+    checks = [_check(UP["github"][0], False, error="connection failed: reset"), _check(CN["github"][0], True, 0.5),
+              _check(CN["github"][1], True, 0.2)]
+    channels, routes = choose_routes(UP, CN, checks, ["github"])
+    assert [m.name for m in channels["github"]] == ["github-b", "github-a", "releases-only", "github-up"]
+    assert "reset" in routes["github"].reason and routes["github"].source == "github-b"
+
+
+def test_a_failed_mirror_is_dropped_and_nothing_answering_stays_official():
+    checks = [_check(UP["pypi"][0], False, error="timed out"), _check(CN["pypi"][0], False, error="HTTP 403"),
+              _check(CN["pypi"][1], True)]
+    channels, _ = choose_routes(UP, CN, checks, ["pypi"])
+    assert [m.name for m in channels["pypi"]] == ["pypi-b", "pypi-up"]
+    channels, routes = choose_routes(UP, CN, [_check(UP["torch"][0], False, error="x")], ["torch"])
+    assert channels["torch"] == UP["torch"] and "no mirror answered" in routes["torch"].reason
+
+
+def test_the_cache_is_used_only_fresh_and_for_the_same_candidates_and_proxy(tmp_path):
+    pool = {ch: UP[ch] + CN[ch] for ch in CHANNELS}
+    checks = [_check(CN[ch][1], True) for ch in CHANNELS]
+    channels, routes = choose_routes(UP, CN, checks)
+    key = cache_key(pool, None, False)
+    path = cache_path(tmp_path)
+    save_cache(path, key, channels, routes, now=1000.0)
+    again = load_cached(path, key, pool, now=1000.0 + 600)
+    assert again is not None and again[0]["pypi"][0].name == "pypi-b" and again[1]["pypi"].cached
+    assert load_cached(path, key, pool, now=1000.0 + 3601) is None  # stale
+    assert load_cached(path, cache_key(pool, "http://127.0.0.1:7890", False), pool, now=1001.0) is None  # another proxy
+    assert "7890" not in path.read_text()
+    path.write_text("{not json")
+    assert load_cached(path, key, pool, now=1001.0) is None  # damaged: probe again
+
+
+def test_select_mirrors_probes_once_on_first_use_and_not_at_all_when_unused(tmp_path):
+    calls = []
+
+    def probe(targets):
+        calls.append(len(targets))
+        return []
+
+    settings = load_settings({}, {"SDSETUP_CACHE_DIR": str(tmp_path)})
+    plan = select_mirrors(settings, env={}, probe=probe, proxy_check=lambda p: None)
+    assert plan.file_urls("http://127.0.0.1:9/x.bin") == ("http://127.0.0.1:9/x.bin",) and plan.warnings == []
+    assert calls == []  # a local URL needs no channel
+    plan.file_urls("https://github.com/o/r/archive/x.zip")
+    plan.pip_index_args()
+    assert len(calls) == 1 and calls[0] > 4  # one round for every channel's candidates
+
+
+def test_the_connection_cap_of_the_serving_mirror():
+    plan = select_mirrors(load_settings({"mirror": ["cn"]}, {}), env={})
+    tuna = next(u for u in plan.file_urls("https://files.pythonhosted.org/packages/ab/cd/six-1.16.0-py3-none-any.whl") if "tuna" in u)
+    assert plan.connection_cap(tuna) == 2
+    assert plan.connection_cap("https://mirrors.aliyun.com/pypi/packages/ab/cd/six.whl") is None
+    assert plan.connection_cap("https://mirror.nju.edu.cn/pytorch/whl/cu121/torch.whl") == 2
+    assert json.dumps(plan.to_json()).count('"connections": 2') >= 4
+
+
+@pytest.mark.parametrize("value", [0, 17, "2", 1.5])
+def test_a_bad_connection_cap_is_a_usage_error(tmp_path, value):
+    from sdsetup.errors import SdsetupError
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'[profiles.x]\npypi = [{{ url = "https://p.example/simple/", connections = {json.dumps(value)} }}]\n')
+    with pytest.raises(SdsetupError, match="connections"):
+        select_mirrors(load_settings({"mirror": ["x"]}, {"SDSETUP_CONFIG": str(config)}), env={})
+
+
+def test_forced_plans_say_why():
+    plan = MirrorPlan("cn", dict(CN))
+    assert plan.route("pypi").source == "pypi-a" and "cn" in plan.route("pypi").reason
