@@ -213,8 +213,10 @@ def _compile(patterns: list[str], origin: str, where: str, key: str) -> tuple[re
     return tuple(compiled)
 
 
-def parse_kb(data: Mapping[str, Any], origin: str = "known_errors.toml") -> KnowledgeBase:
-    """Validate the parsed TOML and build the knowledge base; raises SdsetupError (USAGE) naming the problem."""
+def parse_kb(data: Mapping[str, Any], origin: str = "known_errors.toml", *, require_zh: bool = True) -> KnowledgeBase:
+    """Validate the parsed TOML and build the knowledge base; raises SdsetupError (USAGE) naming the problem.
+
+    require_zh=False reads an old file without translations (bench/doctor's peer at an older revision)."""
     if data.get("schema_version") != KB_SCHEMA:
         raise _bad(origin, "top level", f"schema_version must be {KB_SCHEMA} (found {data.get('schema_version')!r})")
     unknown_top = set(data) - {"schema_version", "error"}
@@ -231,6 +233,10 @@ def parse_kb(data: Mapping[str, Any], origin: str = "known_errors.toml") -> Know
             raise _bad(origin, where, "must be a table")
         if isinstance(raw.get("id"), str):
             where = f"error[{index}] (id '{raw['id']}')"
+        if not require_zh:
+            raw = {"title_zh": raw.get("title", "-"), "explanation_zh": raw.get("explanation", "-"), **raw}
+            if isinstance(raw.get("fix"), dict) and "steps_zh" not in raw["fix"]:
+                raw["fix"] = {**raw["fix"], "steps_zh": raw["fix"].get("steps", [])}
         for key in _REQUIRED:
             if key not in raw:
                 raise _bad(origin, where, f"missing key '{key}'")
