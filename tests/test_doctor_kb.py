@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from pathlib import Path
 
@@ -104,3 +105,46 @@ def test_invalid_toml_names_the_file(tmp_path):
 def test_every_entry_has_a_fixture_log():
     missing = [e.id for e in load_kb().entries if not (FIXTURES / f"{e.id}.log").is_file()]
     assert not missing, f"add tests/fixtures/logs/<id>.log for: {missing}"
+
+
+# ------------------------------------------------------------------------------------ zh-CN beside the English
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.mark.parametrize("entry", load_kb().entries, ids=lambda e: e.id)
+def test_every_entry_speaks_simplified_chinese_too(entry):
+    zh = entry.text("zh_CN.UTF-8")
+    assert zh.lang == "zh-CN" and _CJK.search(zh.title) and _CJK.search(zh.explanation)
+    assert len(zh.steps) == len(entry.fix.steps) and all(_CJK.search(step) for step in zh.steps)
+    en = entry.text("en_US.UTF-8")
+    assert (en.title, en.explanation, en.steps) == (entry.title, entry.explanation, entry.fix.steps)
+    # the commands are the same in every language: they are not translated
+    assert entry.fix.commands == entry.fix.commands
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda e: e.pop("title_zh"), "missing key 'title_zh'"),
+        (lambda e: e.pop("explanation_zh"), "missing key 'explanation_zh'"),
+        (lambda e: e["fix"].pop("steps_zh"), "missing key 'fix.steps_zh'"),
+        (lambda e: e["fix"].__setitem__("steps_zh", e["fix"]["steps_zh"][:1]), "translate each step"),
+        # a translation that changes a command, a flag or a variable name is refused
+        (lambda e: e.__setitem__("explanation_zh", e["explanation_zh"].replace("STABLE_DIFFUSION_REPO", "SD 仓库变量")),
+         "key 'explanation_zh' must keep ['STABLE_DIFFUSION_REPO']"),
+        (lambda e: e["fix"].__setitem__("steps_zh", [s.replace("safe.directory", "安全目录").replace("DIR --mirror cn", "DIR")
+                                                      for s in e["fix"]["steps_zh"]]),
+         "must keep ['`sdsetup install DIR --mirror cn`']"),
+        (lambda e: e.__setitem__("explanation_zh", e["explanation_zh"].replace("https://github.com", "GitHub")),
+         "key 'explanation_zh' must keep"),
+    ],
+)
+def test_an_entry_without_its_chinese_or_with_a_changed_placeholder_is_refused(mutate, expected):
+    data = _raw()
+    entry_id = "git-clone-network" if "mirror cn" in expected else "sd-repo-gone-prompt"
+    entry = next(e for e in data["error"] if e["id"] == entry_id)
+    mutate(entry)
+    with pytest.raises(SdsetupError) as caught:
+        parse_kb(data, "known_errors.toml")
+    assert expected in caught.value.message and entry_id in caught.value.message

@@ -164,7 +164,8 @@ def test_the_fast_prefilter_never_hides_a_line_a_pattern_matches():
                     assert compiled.candidate(line), (fixture.name, line)
     assert checked > 80
     # a case-insensitive pattern cannot be prefiltered by its literal text, and is still found
-    data = {"schema_version": 1, "error": [{"id": "shouty", "title": "t", "severity": "error", "specificity": 50,
-                                            "patterns": ["(?i)disk is full"], "explanation": "e", "fix": {"steps": ["s"]}}]}
+    data = {"schema_version": 1, "error": [{"id": "shouty", "title": "t", "title_zh": "标题", "severity": "error", "specificity": 50,
+                                            "patterns": ["(?i)disk is full"], "explanation": "e", "explanation_zh": "说明",
+                                            "fix": {"steps": ["s"], "steps_zh": ["步骤"]}}]}
     kb = parse_kb(data)
     assert [r.entry.id for r in rank(kb, [scan_lines(kb, ["OSError: DISK IS FULL"], "x")])[0]] == ["shouty"]

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from sdsetup.doctor.kb import load_kb
-from sdsetup.doctor.report import WIDTH, render
+from sdsetup.doctor.report import WIDTH, finding_json, render
 
 KB = load_kb()
 
@@ -42,3 +42,14 @@ def test_a_long_command_step_still_wraps_between_words():
     lines = render({"sources": [], "findings": [finding], "summary": "s"}).splitlines()
     assert any("`sdsetup install DIR --mirror cn --proxy http://127.0.0.1:7890`" in line for line in lines)
     assert all(len(line) <= WIDTH + 60 for line in lines)
+
+
+def test_a_finding_in_chinese_has_the_same_keys_and_commands():
+    from sdsetup.doctor.match import rank, scan_lines
+
+    scan = scan_lines(KB, ["torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB"], "x")
+    [found], _ = rank(KB, [scan])
+    en, zh = (finding_json(found, str, lang) for lang in ("en", "zh-CN"))
+    assert en.keys() == zh.keys() and en["id"] == zh["id"] == "cuda-oom"
+    assert zh["title"] == "显存不足" and zh["fix"]["commands"] == en["fix"]["commands"]
+    assert any("--medvram" in step for step in zh["fix"]["steps"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable
 
@@ -178,33 +178,70 @@ def _failed_items(section: dict[str, Any] | None) -> int:
     return sum(1 for item in section.get("items", []) or [] if item.get("status") == "fail")
 
 
-# ------------------------------------------------------------------------------------------ the command
+# ------------------------------------------------------------------------------------------ the pipeline
+# run() = validate -> read logs -> inspect install -> rank -> fix -> support zip; each step is a function
+# returning a small dataclass, so each can be read (and tested) on its own.
 
 
-def run(
-    settings: Any,
-    install_dir: Path | None = None,
-    logs: Iterable[str] = (),
-    *,
-    as_json: bool = False,
-    fix: bool = False,
-    yes: bool = False,
-    bundle: Path | None = None,
-    confirm: Callable[[str], bool] | None = None,
-    stdin: BinaryIO | None = None,
-    err: Any = None,
-) -> Outcome:
-    from sdsetup.doctor import fixes as fixes_mod
-    from sdsetup.doctor.support_zip import Excerpt, write_support_zip
-    from sdsetup.doctor.kb import load_kb
-    from sdsetup.doctor.logread import ReadStats, iter_lines, read_text_lines
-    from sdsetup.doctor.match import Scanner, rank
-    from sdsetup.doctor.report import finding_json, note_json, render
-    from sdsetup.doctor.secrets import Redactor, assignment_secrets, machine_secrets, url_secrets
+@dataclass
+class Request:
+    """The validated arguments."""
 
-    err = err or sys.stderr
-    logs = list(logs or [])
-    specs = _given_logs(logs)
+    install_dir: Path | None
+    specs: list[LogSpec]
+    fix: bool
+    yes: bool
+    bundle: Path | None
+
+
+@dataclass
+class LogsRead:
+    scans: list[Any] = field(default_factory=list)  # match.SourceScan per log read
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    excerpts: list[tuple[str, Any]] = field(default_factory=list)  # (name, support_zip.Excerpt) when zipping
+    empty_logs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class InstallState:
+    install_dir: Path
+    record: Any = None
+    venv_python: Path | None = None
+    check: dict[str, Any] | None = None
+    verify: dict[str, Any] | None = None
+    repositories: list[dict[str, Any]] = field(default_factory=list)
+    scans: list[Any] = field(default_factory=list)  # git's and the venv's own words, matched like log lines
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Diagnosis:
+    ranked: list[Any]  # match.Ranked, best first
+    data: dict[str, Any]  # the --json document's data
+    exit_code: ExitCode
+    facts: Any = None  # MachineFacts or None
+    install_failed: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FixesDone:
+    plans: list[Any]  # fixes.PlannedFix
+    exit_code: ExitCode
+
+
+@dataclass
+class SupportZip:
+    path: str
+    files: list[str]
+    removed: dict[str, int]
+    removed_text: str
+
+
+def validate(install_dir: Path | None, logs: Iterable[str], *, fix: bool, yes: bool, bundle: Path | None) -> Request:
+    specs = _given_logs(list(logs or []))
     if install_dir is not None:
         install_dir = Path(install_dir).expanduser()
         if not install_dir.is_dir():
@@ -223,8 +260,12 @@ def run(
             raise usage_error(f"--bundle {bundle}: the folder {bundle.parent} does not exist", "create it, or choose another path")
         if not bundle.parent.is_dir():
             raise usage_error(f"--bundle {bundle}: {bundle.parent} is a file, not a folder", "choose a path inside a folder, e.g. --bundle report.zip")
+    return Request(install_dir, specs, fix, yes, bundle)
 
-    kb = load_kb()
+
+def make_redactor(settings: Any, install_dir: Path | None) -> Any:
+    from sdsetup.doctor.secrets import Redactor, machine_secrets
+
     webui_texts = []
     if install_dir is not None:
         for name in ("webui-user.bat", "webui-user.sh"):
@@ -232,21 +273,20 @@ def run(
                 webui_texts.append((install_dir / name).read_text("utf-8", "replace"))
             except OSError:
                 pass
-    redactor = Redactor(machine_secrets(settings, install_dir, extra_texts=webui_texts))
-    # sdsetup's own run logs describe this machine: read them on the user's PC (DIR given, or no log
-    # given), not when a helpdesk reads a log someone sent.
-    if install_dir is not None or not specs:
-        specs = specs + _own_logs(settings, install_dir)
-    specs = _dedupe(specs)
+    return Redactor(machine_secrets(settings, install_dir, extra_texts=webui_texts))
 
-    scans = []
-    sources: list[dict[str, Any]] = []
-    problems: list[str] = []
-    excerpts: list[tuple[str, Excerpt]] = []
-    empty_logs: list[str] = []
+
+def read_logs(kb: Any, specs: list[LogSpec], redactor: Any, *, keep_excerpts: bool, stdin: BinaryIO | None) -> LogsRead:
+    """Scan every log (streaming); learn the secrets they show; keep head+tail excerpts for the zip."""
+    from sdsetup.doctor.logread import ReadStats, iter_lines
+    from sdsetup.doctor.match import Scanner
+    from sdsetup.doctor.secrets import assignment_secrets, url_secrets
+    from sdsetup.doctor.support_zip import Excerpt
+
+    out = LogsRead()
     for spec in specs:
         display = redactor(spec.name)
-        excerpt = Excerpt() if bundle is not None else None
+        excerpt = Excerpt() if keep_excerpts else None
         written = [0]  # lines with text: an empty paste must not read as "nothing wrong"
 
         def on_line(line_no: int, text: str, excerpt=excerpt, written=written) -> None:
@@ -268,102 +308,169 @@ def run(
                 with open(spec.path, "rb") as handle:
                     scanner.feed_all(iter_lines(handle, stats))
         except OSError as exc:
-            problems.append(f"could not read {display}: {exc.strerror or exc}")
+            out.problems.append(f"could not read {display}: {exc.strerror or exc}")
             continue
         scan = scanner.finish()
         scan.stats = stats
-        scans.append(scan)
-        sources.append({"source": display, "kind": spec.kind, "lines": stats.lines, "bytes": stats.bytes,
-                        "encoding": stats.encoding, "cut_lines": stats.cut_lines})
+        out.scans.append(scan)
+        out.sources.append({"source": display, "kind": spec.kind, "lines": stats.lines, "bytes": stats.bytes,
+                            "encoding": stats.encoding, "cut_lines": stats.cut_lines})
         if excerpt is not None:
-            excerpts.append((display, excerpt))
+            out.excerpts.append((display, excerpt))
         if spec.kind == "log" and not written[0]:
-            empty_logs.append(display)
+            out.empty_logs.append(display)
+    return out
 
-    record = check = verify = repositories = None
-    venv_python = None
-    install: dict[str, Any] | None = None
-    if install_dir is not None:
-        from sdsetup.doctor.repos import install_repo_states
-        from sdsetup.install.record import load_record
 
-        try:
-            record = load_record(install_dir)
-        except SdsetupError as exc:
-            problems.append(exc.message)
-        venv_python = _venv_python(install_dir, record)
-        check = collect_check(settings, install_dir, venv_python)
-        verify = collect_verify(settings, install_dir) if record is not None else {
-            "unavailable": "no install record (DIR/.sdsetup/install.json): this folder was not installed by sdsetup"}
-        repositories = install_repo_states(install_dir, record)
-        for name, lines in (("verify", _output_lines(verify)),
-                            ("repositories", [e for r in repositories for err_text in r["errors"] for e in err_text.splitlines()])):
-            scanner = Scanner(kb, name, kind="install", priority=PRIORITY["install"])
-            scanner.feed_all(read_text_lines("\n".join(lines)) if lines else [])
-            scans.append(scanner.finish())
-            if lines:
-                sources.append({"source": name, "kind": "install", "lines": len(lines)})
-        install = {
-            "dir": redactor(str(install_dir)),
-            "record": {"manifest": record.manifest, "backend": record.backend, "torch_tag": record.torch_tag,
-                       "webui_commit": record.webui.commit, "finished": record.finished} if record else None,
-            "venv_python": redactor(str(venv_python)) if venv_python else None,
-            "check": _install_section(check, redactor),
-            "verify": _install_section(verify, redactor),
-            "repositories": [{"name": r["name"], "head": r["head"], "pinned": r["pinned"], "at_pin": r.get("at_pin"),
-                              "changed_files": len(r["status"]), "errors": [redactor(e) for e in r["errors"]]} for r in repositories],
-        }
+def inspect_install(settings: Any, kb: Any, install_dir: Path) -> InstallState:
+    """The install's record, venv, check and quick verify results and repositories' git state."""
+    from sdsetup.doctor.logread import read_text_lines
+    from sdsetup.doctor.match import Scanner
+    from sdsetup.doctor.repos import install_repo_states
+    from sdsetup.install.record import load_record
 
+    state = InstallState(install_dir)
+    try:
+        state.record = load_record(install_dir)
+    except SdsetupError as exc:
+        state.problems.append(exc.message)
+    state.venv_python = _venv_python(install_dir, state.record)
+    state.check = collect_check(settings, install_dir, state.venv_python)
+    state.verify = collect_verify(settings, install_dir) if state.record is not None else {
+        "unavailable": "no install record (DIR/.sdsetup/install.json): this folder was not installed by sdsetup"}
+    state.repositories = install_repo_states(install_dir, state.record)
+    for name, lines in (("verify", _output_lines(state.verify)),
+                        ("repositories", [e for r in state.repositories for err_text in r["errors"] for e in err_text.splitlines()])):
+        scanner = Scanner(kb, name, kind="install", priority=PRIORITY["install"])
+        scanner.feed_all(read_text_lines("\n".join(lines)) if lines else [])
+        state.scans.append(scanner.finish())
+        if lines:
+            state.sources.append({"source": name, "kind": "install", "lines": len(lines)})
+    return state
+
+
+def _install_json(state: InstallState, redactor: Any) -> dict[str, Any]:
+    record = state.record
+    return {
+        "dir": redactor(str(state.install_dir)),
+        "record": {"manifest": record.manifest, "backend": record.backend, "torch_tag": record.torch_tag,
+                   "webui_commit": record.webui.commit, "finished": record.finished} if record else None,
+        "venv_python": redactor(str(state.venv_python)) if state.venv_python else None,
+        "check": _install_section(state.check, redactor),
+        "verify": _install_section(state.verify, redactor),
+        "repositories": [{"name": r["name"], "head": r["head"], "pinned": r["pinned"], "at_pin": r.get("at_pin"),
+                          "changed_files": len(r["status"]), "errors": [redactor(e) for e in r["errors"]]} for r in state.repositories],
+    }
+
+
+def diagnose(settings: Any, kb: Any, logs: LogsRead, state: InstallState | None, redactor: Any) -> Diagnosis:
+    """Rank what was found (pure ranking over the scans) and build the report's data."""
+    from sdsetup.doctor.match import rank
+    from sdsetup.doctor.report import finding_json, note_json
+
+    scans = logs.scans + (state.scans if state else [])
     ranked, notes = rank(kb, scans)
     findings = [finding_json(r, redactor) for r in ranked]
+    check = state.check if state else None
+    verify = state.verify if state else None
     facts = machine_facts(settings, check if isinstance(check, dict) and "unavailable" not in check else None)
     data: dict[str, Any] = {
         "findings": findings,
         "harmless": [note_json(n) for n in notes],
-        "sources": sources,
-        "problems_reading": problems,
-        "empty_logs": empty_logs,
+        "sources": logs.sources + (state.sources if state else []),
+        "problems_reading": logs.problems + (state.problems if state else []),
+        "empty_logs": logs.empty_logs,
         "environment": environment(settings, facts, redactor),
-        "install": install,
-        "summary": _summary(findings, sources, _failed_items(check) + _failed_items(verify), empty_logs),
+        "install": _install_json(state, redactor) if state else None,
+        "summary": _summary(findings, logs.sources + (state.sources if state else []),
+                            _failed_items(check) + _failed_items(verify), logs.empty_logs),
     }
     warnings = [f"the log {name} was empty: nothing in it was diagnosed; "
                 + ("paste the console text, then Ctrl+D (Ctrl+Z Enter on Windows)" if name == "stdin" else "send the log again")
-                for name in empty_logs]
-
+                for name in logs.empty_logs]
     install_failed = _failed_items(check) + _failed_items(verify) > 0
     exit_code = ExitCode.FAILED if install_failed or any(f["severity"] == "error" for f in findings) else ExitCode.OK
-    if fix:
-        assert install_dir is not None
-        ctx = fixes_mod.FixContext(install_dir=install_dir, settings=settings, system=platform.system(),
-                                   venv_python=venv_python, facts=facts)
-        wanted = [(r.entry.id, r.entry.autofix) for r in ranked if r.entry.autofix]
-        plans = fixes_mod.plan_fixes(ctx, wanted)
+    return Diagnosis(ranked, data, exit_code, facts, install_failed, warnings)
 
-        def ask(plan) -> bool:
-            err.write("\n" + describe_plan(plan, redactor) + "\n")
-            err.flush()
-            if yes:
-                return True
-            return bool(confirm and confirm("Apply this fix?"))
 
-        fixes_mod.apply_fixes(plans, ctx, ask)
-        data["fixes"] = [p.to_json(redactor) for p in plans]
-        if any(p.result == "failed" for p in plans):
-            exit_code = ExitCode.STEP
-        elif exit_code == ExitCode.FAILED:
-            fixed = {fid for p in plans if p.result == "applied" or p.status == "done" for fid in p.finding_ids}
-            if not install_failed and all(f["id"] in fixed for f in findings if f["severity"] == "error"):
-                exit_code = ExitCode.OK
+def apply_fixes(settings: Any, state: InstallState, diagnosis: Diagnosis, redactor: Any, *, yes: bool,
+                confirm: Callable[[str], bool] | None, err: Any) -> FixesDone:
+    """Plan the findings' autofixes, show each, ask, apply; the exit code they leave."""
+    from sdsetup.doctor import fixes as fixes_mod
 
-    if bundle is not None:
-        data["bundle"] = {"path": redactor(str(bundle))}
-        summary = write_support_zip(bundle, redactor=redactor, doctor_data=data, check=check, verify=verify, logs=excerpts,
-                               install_dir=install_dir, venv_python=venv_python, repositories=repositories,
-                               report_html=report_page(data, install_dir))
-        data["bundle"] = {"path": redactor(summary["path"]), "files": summary["files"], "removed": summary["removed"],
-                          "removed_text": summary["removed_text"]}
-    return Outcome("doctor", data, exit_code, human=render, warnings=warnings)
+    ctx = fixes_mod.FixContext(install_dir=state.install_dir, settings=settings, system=platform.system(),
+                               venv_python=state.venv_python, facts=diagnosis.facts)
+    wanted = [(r.entry.id, r.entry.autofix) for r in diagnosis.ranked if r.entry.autofix]
+    plans = fixes_mod.plan_fixes(ctx, wanted)
+
+    def ask(plan) -> bool:
+        err.write("\n" + describe_plan(plan, redactor) + "\n")
+        err.flush()
+        if yes:
+            return True
+        return bool(confirm and confirm("Apply this fix?"))
+
+    fixes_mod.apply_fixes(plans, ctx, ask)
+    exit_code = diagnosis.exit_code
+    if any(p.result == "failed" for p in plans):
+        exit_code = ExitCode.STEP
+    elif exit_code == ExitCode.FAILED:
+        fixed = {fid for p in plans if p.result == "applied" or p.status == "done" for fid in p.finding_ids}
+        if not diagnosis.install_failed and all(f["id"] in fixed for f in diagnosis.data["findings"] if f["severity"] == "error"):
+            exit_code = ExitCode.OK
+    return FixesDone(plans, exit_code)
+
+
+def pack_support_zip(path: Path, data: dict[str, Any], logs: LogsRead, state: InstallState | None, redactor: Any) -> SupportZip:
+    from sdsetup.doctor.support_zip import write_support_zip
+
+    summary = write_support_zip(path, redactor=redactor, doctor_data=data, check=state.check if state else None,
+                                verify=state.verify if state else None, logs=logs.excerpts,
+                                install_dir=state.install_dir if state else None,
+                                venv_python=state.venv_python if state else None,
+                                repositories=state.repositories if state else None,
+                                report_html=report_page(data, state.install_dir if state else None))
+    return SupportZip(redactor(summary["path"]), summary["files"], summary["removed"], summary["removed_text"])
+
+
+def run(
+    settings: Any,
+    install_dir: Path | None = None,
+    logs: Iterable[str] = (),
+    *,
+    as_json: bool = False,
+    fix: bool = False,
+    yes: bool = False,
+    bundle: Path | None = None,
+    confirm: Callable[[str], bool] | None = None,
+    stdin: BinaryIO | None = None,
+    err: Any = None,
+) -> Outcome:
+    from sdsetup.doctor.kb import load_kb
+    from sdsetup.doctor.report import render
+
+    request = validate(install_dir, logs, fix=fix, yes=yes, bundle=bundle)
+    kb = load_kb()
+    redactor = make_redactor(settings, request.install_dir)
+    specs = request.specs
+    # sdsetup's own run logs describe this machine: read them on the user's PC (DIR given, or no log
+    # given), not when a helpdesk reads a log someone sent.
+    if request.install_dir is not None or not specs:
+        specs = specs + _own_logs(settings, request.install_dir)
+    read = read_logs(kb, _dedupe(specs), redactor, keep_excerpts=request.bundle is not None, stdin=stdin)
+    state = inspect_install(settings, kb, request.install_dir) if request.install_dir is not None else None
+    diagnosis = diagnose(settings, kb, read, state, redactor)
+    data, exit_code = diagnosis.data, diagnosis.exit_code
+    if request.fix:
+        assert state is not None
+        done = apply_fixes(settings, state, diagnosis, redactor, yes=request.yes, confirm=confirm, err=err or sys.stderr)
+        data["fixes"] = [p.to_json(redactor) for p in done.plans]
+        exit_code = done.exit_code
+    if request.bundle is not None:
+        data["bundle"] = {"path": redactor(str(request.bundle))}
+        packed = pack_support_zip(request.bundle, data, read, state, redactor)
+        data["bundle"] = {"path": packed.path, "files": packed.files, "removed": packed.removed, "removed_text": packed.removed_text}
+    return Outcome("doctor", data, exit_code, human=render, warnings=diagnosis.warnings)
 
 
 SMOKE_IMAGE = Path(".sdsetup") / "smoke.png"  # where `sdsetup verify DIR --out` can keep the last image

@@ -21,10 +21,24 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _ENTRY_KEYS = {
-    "id", "title", "severity", "specificity", "patterns", "context", "context_lines", "explanation",
-    "fix", "autofix", "supersedes", "wrapper", "refs",
+    "id", "title", "title_zh", "severity", "specificity", "patterns", "context", "context_lines", "explanation",
+    "explanation_zh", "fix", "autofix", "supersedes", "wrapper", "refs",
 }
-_REQUIRED = ("id", "title", "severity", "specificity", "patterns", "explanation", "fix")
+# Every entry carries its Simplified Chinese text beside the English, so none can land untranslated.
+_REQUIRED = ("id", "title", "title_zh", "severity", "specificity", "patterns", "explanation", "explanation_zh", "fix")
+LANGS = ("en", "zh-CN")
+
+# What a translation must keep exactly as it is: `commands`, --flags, URLs and VARIABLE_NAMES.
+_PLACEHOLDER = re.compile(r"""`[^`]+`|(?<![\w-])--[a-z][\w-]*|https?://[^\s()（）,，。'"“”]*[^\s()（）,，。'"“”.:;]|\b[A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9]\b""")
+
+
+def placeholders(text: str) -> set[str]:
+    return set(_PLACEHOLDER.findall(text))
+
+
+def normalize_lang(lang: str | None) -> str:
+    """zh, zh_CN, zh-Hans, zh_CN.UTF-8 -> zh-CN; anything else -> en."""
+    return "zh-CN" if (lang or "").lower().replace("_", "-").startswith("zh") else "en"
 
 
 def _check_set_env(args: list[str]) -> str | None:
@@ -95,6 +109,7 @@ class Autofix:
 class Fix:
     steps: tuple[str, ...]
     commands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # platform -> commands
+    steps_zh: tuple[str, ...] = ()  # the same steps in Simplified Chinese (commands are not translated)
 
     def to_json(self) -> dict[str, Any]:
         return {"steps": list(self.steps), "commands": {k: list(v) for k, v in self.commands.items()}}
@@ -115,6 +130,22 @@ class KnownError:
     supersedes: tuple[str, ...] = ()  # ids this entry makes redundant when both are found
     wrapper: bool = False  # a generic "step failed" line: shown only when no specific cause is found
     refs: tuple[str, ...] = ()
+    title_zh: str = ""
+    explanation_zh: str = ""
+
+    def text(self, lang: str | None = "en") -> "EntryText":
+        """The title, explanation and fix steps in `lang` (en or zh-CN; zh variants count as zh-CN)."""
+        if normalize_lang(lang) == "zh-CN":
+            return EntryText("zh-CN", self.title_zh, self.explanation_zh, self.fix.steps_zh)
+        return EntryText("en", self.title, self.explanation, self.fix.steps)
+
+
+@dataclass(frozen=True)
+class EntryText:
+    lang: str
+    title: str
+    explanation: str
+    steps: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -182,8 +213,10 @@ def _compile(patterns: list[str], origin: str, where: str, key: str) -> tuple[re
     return tuple(compiled)
 
 
-def parse_kb(data: Mapping[str, Any], origin: str = "known_errors.toml") -> KnowledgeBase:
-    """Validate the parsed TOML and build the knowledge base; raises SdsetupError (USAGE) naming the problem."""
+def parse_kb(data: Mapping[str, Any], origin: str = "known_errors.toml", *, require_zh: bool = True) -> KnowledgeBase:
+    """Validate the parsed TOML and build the knowledge base; raises SdsetupError (USAGE) naming the problem.
+
+    require_zh=False reads an old file without translations (bench/doctor's peer at an older revision)."""
     if data.get("schema_version") != KB_SCHEMA:
         raise _bad(origin, "top level", f"schema_version must be {KB_SCHEMA} (found {data.get('schema_version')!r})")
     unknown_top = set(data) - {"schema_version", "error"}
@@ -200,6 +233,10 @@ def parse_kb(data: Mapping[str, Any], origin: str = "known_errors.toml") -> Know
             raise _bad(origin, where, "must be a table")
         if isinstance(raw.get("id"), str):
             where = f"error[{index}] (id '{raw['id']}')"
+        if not require_zh:
+            raw = {"title_zh": raw.get("title", "-"), "explanation_zh": raw.get("explanation", "-"), **raw}
+            if isinstance(raw.get("fix"), dict) and "steps_zh" not in raw["fix"]:
+                raw["fix"] = {**raw["fix"], "steps_zh": raw["fix"].get("steps", [])}
         for key in _REQUIRED:
             if key not in raw:
                 raise _bad(origin, where, f"missing key '{key}'")
@@ -212,9 +249,13 @@ def parse_kb(data: Mapping[str, Any], origin: str = "known_errors.toml") -> Know
         if entry_id in seen:
             raise _bad(origin, where, f"key 'id': '{entry_id}' is used twice")
         seen.add(entry_id)
-        for key in ("title", "explanation"):
+        for key in ("title", "explanation", "title_zh", "explanation_zh"):
             if not isinstance(raw[key], str) or not raw[key].strip():
                 raise _bad(origin, where, f"key '{key}' must be a non-empty string")
+        for key in ("title", "explanation"):
+            lost = placeholders(raw[key]) - placeholders(raw[f"{key}_zh"])
+            if lost:
+                raise _bad(origin, where, f"key '{key}_zh' must keep {sorted(lost)} exactly as in '{key}'")
         if raw["severity"] not in SEVERITIES:
             raise _bad(origin, where, f"key 'severity' must be one of {', '.join(SEVERITIES)}")
         specificity = raw["specificity"]
@@ -249,6 +290,9 @@ def parse_kb(data: Mapping[str, Any], origin: str = "known_errors.toml") -> Know
                 supersedes=tuple(_strings(raw.get("supersedes", []), origin, where, "supersedes", allow_empty=True)),
                 wrapper=wrapper,
                 refs=tuple(_strings(raw.get("refs", []), origin, where, "refs", allow_empty=True)),
+                title_zh=raw["title_zh"].strip(),
+                explanation_zh="".join(raw["explanation_zh"].split()) if _cjk_only_breaks(raw["explanation_zh"])
+                else " ".join(raw["explanation_zh"].split()),
             )
         )
     ids = {e.id for e in entries}
@@ -264,16 +308,31 @@ def parse_kb(data: Mapping[str, Any], origin: str = "known_errors.toml") -> Know
 def _parse_fix(raw: Any, origin: str, where: str) -> Fix:
     if not isinstance(raw, dict):
         raise _bad(origin, where, "key 'fix' must be a table with 'steps' and per-platform commands")
-    unknown = set(raw) - {"steps", *FIX_PLATFORMS}
+    unknown = set(raw) - {"steps", "steps_zh", *FIX_PLATFORMS}
     if unknown:
-        raise _bad(origin, where, f"fix has unknown key(s) {sorted(unknown)}; use steps, {', '.join(FIX_PLATFORMS)}")
+        raise _bad(origin, where, f"fix has unknown key(s) {sorted(unknown)}; use steps, steps_zh, {', '.join(FIX_PLATFORMS)}")
     steps = _strings(raw.get("steps", []), origin, where, "fix.steps")
+    if "steps_zh" not in raw:
+        raise _bad(origin, where, "missing key 'fix.steps_zh' (the steps in Simplified Chinese)")
+    steps_zh = _strings(raw["steps_zh"], origin, where, "fix.steps_zh")
+    if len(steps_zh) != len(steps):
+        raise _bad(origin, where, f"fix.steps_zh has {len(steps_zh)} steps, fix.steps {len(steps)}: translate each step")
+    for index, (english, chinese) in enumerate(zip(steps, steps_zh)):
+        lost = placeholders(english) - placeholders(chinese)
+        if lost:
+            raise _bad(origin, where, f"fix.steps_zh[{index}] must keep {sorted(lost)} exactly as in fix.steps[{index}]")
     commands = {
         platform: tuple(_strings(raw[platform], origin, where, f"fix.{platform}"))
         for platform in FIX_PLATFORMS
         if platform in raw
     }
-    return Fix(tuple(" ".join(s.split()) for s in steps), commands)
+    return Fix(tuple(" ".join(s.split()) for s in steps), commands, tuple(" ".join(s.split()) for s in steps_zh))
+
+
+def _cjk_only_breaks(text: str) -> bool:
+    """True when the text has no spaces inside its lines (pure Chinese): line breaks are then joined
+    without a space, as Chinese text is written."""
+    return all(" " not in line.strip() for line in text.strip().splitlines())
 
 
 def _parse_autofix(raw: Any, origin: str, where: str) -> Autofix | None:

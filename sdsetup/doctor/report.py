@@ -13,14 +13,16 @@ WIDTH = 100
 PLATFORM_LABELS = {"windows": "Windows", "linux": "Linux", "macos": "macOS", "all": "Any OS"}
 
 
-def finding_json(ranked: Ranked, redact: Callable[[str], str]) -> dict[str, Any]:
+def finding_json(ranked: Ranked, redact: Callable[[str], str], lang: str = "en") -> dict[str, Any]:
+    """One finding for --json; `lang` (en, zh-CN) picks the knowledge base's text, keys stay the same."""
     entry, hit = ranked.entry, ranked.hit
+    text = entry.text(lang)
     return {
         "id": entry.id,
-        "title": entry.title,
+        "title": text.title,
         "severity": entry.severity,
-        "explanation": entry.explanation,
-        "fix": entry.fix.to_json(),
+        "explanation": text.explanation,
+        "fix": {**entry.fix.to_json(), "steps": list(text.steps)},
         "evidence": [redact(text) for _, text in hit.evidence],
         "source": ranked.scan.source,
         "line": hit.evidence[0][0] if hit.evidence else hit.first_line,
