@@ -364,3 +364,11 @@ def test_a_lock_that_cannot_be_read_names_itself(tmp_path, content, code, words)
         load_lock(tmp_path)
     assert caught.value.exit_code == code and str(tmp_path / layout.LOCK_NAME) in caught.value.message
     assert words in caught.value.message and caught.value.hint
+
+
+@pytest.mark.parametrize("extra", ["", ', "hub": []', ', "hub": null', ', "hub": [{"repo_id": "o/r", "revision": "main", "commit": "a"}]'])
+def test_a_lock_with_or_without_hub_files_loads(tmp_path, extra):
+    from sdsetup.bundle.lockfile import load_lock
+
+    (tmp_path / layout.LOCK_NAME).write_text('{"schema": 1, "files": [], "repos": []' + extra + "}")
+    assert load_lock(tmp_path).files == ()

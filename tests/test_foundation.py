@@ -207,6 +207,27 @@ def test_check_json_counts_the_warnings_its_text_counts(tmp_path):
     assert f"{shown} warning" in text.stdout
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("25.1", (25, 1)), ("25.1rc1", (25, 1)), ("2.1.2+cu121", (2, 1, 2)), ("0.0.23.post1", (0, 0, 23)),
+    ("2.39.5.windows.1", (2, 39, 5)), ("3.10.12 (main)", (3, 10, 12)), ("", ()), (None, ()), ("newest", ()),
+])
+def test_version_tuple_reads_versions_as_pip_does(text, expected):
+    from sdsetup.versions import version_tuple
+
+    assert version_tuple(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Open_Clip.Torch", "open-clip-torch"), ("torch==2.1.2", "torch"), ("Pillow>=9; python_version < '4'", "pillow"),
+    ("xformers==0.0.23.post1", "xformers"), ("jsonmerge", "jsonmerge"), ("zope.interface[x]>=5", "zope-interface"),
+])
+def test_requirement_and_project_names_are_normalised_once(text, expected):
+    from sdsetup.versions import project_name, requirement_name
+
+    assert requirement_name(text) == expected
+    assert project_name(expected.upper().replace("-", "_")) == expected
+
+
 def test_mirror_option_profile_plus_channel_overrides():
     assert parse_mirror_option(["cn", "huggingface=https://hf.example"]) == ("cn", (("huggingface", "https://hf.example"),))
 

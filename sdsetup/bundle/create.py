@@ -372,7 +372,8 @@ class BundleBuilder:
 
     def resolve_packages(self, archives: dict[str, Path]) -> list[Any]:
         from sdsetup.bundle.pages import IndexEntry
-        from sdsetup.bundle.resolve import Resolved, normalize, requirement_name
+        from sdsetup.bundle.resolve import Resolved
+        from sdsetup.versions import project_name, requirement_name
         from sdsetup.net.filespec import FileSpec
 
         constraints = self.state_dir / "constraints.txt"
@@ -443,7 +444,7 @@ class BundleBuilder:
             replay.append((picks, paths))
             if job.torch:
                 names = {requirement_name(r) for r in job.requirements}
-                pinned = sorted({normalize(p.name): f"{normalize(p.name)}=={p.version}" for p in picks if normalize(p.name) in names}.values())
+                pinned = sorted({project_name(p.name): f"{project_name(p.name)}=={p.version}" for p in picks if project_name(p.name) in names}.values())
                 atomic_write_text(constraints, "".join(line + "\n" for line in pinned))
             if not job.no_build_isolation:
                 isolated_sources += [paths[p.filename] for p in picks if not p.is_wheel]

@@ -85,7 +85,7 @@ class BundleLock:
             if not isinstance(data.get(key) or {}, dict):
                 raise bad(f"'{key}' is not a JSON object")
             sections[key] = dict(data.get(key) or {})
-        hub = data.get("hub") or ()
+        hub = data.get("hub") or []
         if not isinstance(hub, list) or not all(isinstance(h, dict) for h in hub):
             raise bad("'hub' is not a list of JSON objects")
         return cls(

@@ -5,17 +5,12 @@ from __future__ import annotations
 import html
 import json
 import posixpath
-import re
 from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import quote
 
 from sdsetup.bundle.layout import PROFILE
-
-
-def normalize(name: str) -> str:
-    """PEP 503 project name normalization."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+from sdsetup.versions import project_name
 
 
 @dataclass(frozen=True)
@@ -35,7 +30,7 @@ def index_pages(entries: Iterable[IndexEntry]) -> dict[str, str]:
     roots: dict[str, dict[str, dict[str, IndexEntry]]] = {}
     for entry in entries:
         projects = roots.setdefault(entry.root, {})
-        projects.setdefault(normalize(entry.project), {})[entry.rel] = entry
+        projects.setdefault(project_name(entry.project), {})[entry.rel] = entry
     pages: dict[str, str] = {}
     for root, projects in sorted(roots.items()):
         links = "".join(f'<a href="{html.escape(p)}/">{html.escape(p)}</a>\n' for p in sorted(projects))

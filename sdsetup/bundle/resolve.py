@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.versions import project_name, requirement_name, version_tuple
 
 BUILD_TOOLS = frozenset({"pip", "setuptools", "wheel"})
 # pip reports (`--dry-run --report`) exist from 22.2; platform options with --dry-run (no --target) from 23.3.
@@ -37,10 +38,6 @@ STUB_INSTALLER = "sdsetup-bundle-stub"
 MAX_SOURCE_ONLY = 25  # sdist-only requirements taken per step before giving up
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\s|()]+)")
 DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
-
-
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass(frozen=True)
@@ -104,11 +101,6 @@ def source_only_requirement(message: str) -> str | None:
     """The requirement pip found no distribution for (pure; pip's own words)."""
     match = _NO_MATCH.search(message or "")
     return match.group(1).rstrip(",;") if match else None
-
-
-def requirement_name(requirement: str) -> str:
-    match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-    return normalize(match.group(1)) if match else requirement
 
 
 def stub_metadata(pick: Resolved) -> str:
@@ -178,14 +170,12 @@ class ScratchVenv:
 
     def pip_version(self) -> tuple[int, ...]:
         from sdsetup.install.pip_run import probe_venv
-        from sdsetup.install.steps.venv import version_tuple
 
         return version_tuple(((probe_venv(self.python) or {}).get("packages") or {}).get("pip"))
 
     def pip_argv(self, need: tuple[int, int]) -> list[str] | None:
         """How to run a pip at least `need` against this venv: its own, else this interpreter's pip
         pointed at it (`pip --python`, pip >= 22.3); None when neither is new enough."""
-        from sdsetup.install.steps.venv import version_tuple
 
         if self.pip_version() >= need:
             return [str(self.python), "-m", "pip"]
@@ -226,12 +216,12 @@ class ScratchVenv:
                 stub = (info / "INSTALLER").read_text("utf-8").strip() == STUB_INSTALLER
             except OSError:
                 stub = False
-            out[normalize(name.group(1).strip())] = (version.group(1).strip(), stub, info)
+            out[project_name(name.group(1).strip())] = (version.group(1).strip(), stub, info)
         return out
 
     def stub(self, pick: Resolved) -> None:
         """Make pip see `pick` installed (replacing a stub of another version)."""
-        current = self.installed().get(normalize(pick.name))
+        current = self.installed().get(project_name(pick.name))
         if current and current[0] == pick.version:
             return
         if current and current[1]:
@@ -250,7 +240,7 @@ class ScratchVenv:
 
         if not wheels:
             return
-        for name in {normalize(Path(w).name.split("-")[0]) for w in wheels}:
+        for name in {project_name(Path(w).name.split("-")[0]) for w in wheels}:
             current = self.installed().get(name)
             if current and current[1]:
                 shutil.rmtree(current[2], ignore_errors=True)
@@ -303,7 +293,7 @@ class Resolver:
 
         wheels = []
         for pick in picks:
-            if normalize(pick.name) == "pip" and pick.is_pure:
+            if project_name(pick.name) == "pip" and pick.is_pure:
                 dest = self.work_dir / "pip-upgrade" / pick.filename
                 download(FileSpec(urls=(pick.url,), dest=dest, sha256=pick.sha256, label=pick.filename), build_session(self.settings),
                          self.settings, progress=False)
@@ -375,7 +365,7 @@ class Resolver:
                                  constraints=constraints, extra=["--no-deps", "--no-binary", name])
         except SdsetupError:
             picks = []
-        sdist = next((p for p in picks if normalize(p.name) == name and not p.is_wheel), None)
+        sdist = next((p for p in picks if project_name(p.name) == name and not p.is_wheel), None)
         if sdist is None:
             raise SdsetupError(
                 f"{requirement} has no wheel for {self.target.label} (Python {self.target.python_version}) and no source "
@@ -391,11 +381,11 @@ class Resolver:
     def absorb(self, picks: Sequence[Resolved], paths: dict[str, Path]) -> None:
         """Make the scratch venv look like the install's venv after this step: build tools and their
         pure-Python dependencies really installed, everything else stubbed."""
-        real = any(normalize(p.name) in BUILD_TOOLS for p in picks)
+        real = any(project_name(p.name) in BUILD_TOOLS for p in picks)
         installed = self.venv.installed()
         wheels = []
         for pick in picks:
-            current = installed.get(normalize(pick.name))
+            current = installed.get(project_name(pick.name))
             if pick.is_pure and (real or (current and not current[1])):
                 if not (current and not current[1] and current[0] == pick.version):
                     wheels.append(paths[pick.filename])
