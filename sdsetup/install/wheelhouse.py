@@ -250,12 +250,22 @@ def install(ctx: Any, files: Sequence[Path], *, label: str, no_build_isolation: 
     Offline (--no-index) unless a source archive must be built in an isolated environment: that
     build fetches its own build requirements, so it gets `build_index_args`.
     """
+    from sdsetup.install import uv as uvmod
     from sdsetup.install.pip_run import proxy_secrets, run_checked, tool_env
 
     if not files:
         return
-    argv = [str(ctx.python), "-m", "pip", "install", "--quiet", "--no-deps", "--find-links", str(ctx.wheelhouse)]
     needs_build_env = not no_build_isolation and any(not str(path).endswith(".whl") for path in files)
+    uv = uvmod.find_uv()
+    if uv:
+        try:
+            uvmod.install_files(ctx, uv, files, label=label, no_build_isolation=no_build_isolation,
+                                index_args=build_index_args if needs_build_env and build_index_args else None,
+                                env=tool_env(ctx.mirrors), secrets=proxy_secrets(ctx.settings))
+            return
+        except uvmod.UvUnusable as why:
+            ctx.reporter.log.warning("uv could not install %s (%s); using pip", label, why)
+    argv = [str(ctx.python), "-m", "pip", "install", "--quiet", "--no-deps", "--find-links", str(ctx.wheelhouse)]
     if needs_build_env and build_index_args:
         # The isolated build fetches its build requirements: let an interrupted download resume.
         from sdsetup.install.pip_run import probe_venv
