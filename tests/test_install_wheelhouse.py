@@ -196,3 +196,44 @@ def test_the_wheelhouse_count_is_what_really_has_to_be_downloaded(venv, torch_in
     (ctx.wheelhouse / "filelock-3.0-py3-none-any.whl").write_bytes(b"a torn earlier download")
     have = [wheelhouse.already_in_wheelhouse(ctx, p) for p in picks]
     assert wheelhouse.download_summary(picks, have).startswith("2 package(s) picked, 1 to download")
+
+
+@pytest.fixture(scope="module")
+def pip_25_1_venv(tmp_path_factory):
+    """A venv with pip 25.1.x, the one release that has --resume-retries but leaves it off."""
+    cache = fx.WHEEL_CACHE
+    found = sorted(cache.glob("pip-25.1*.whl")) if cache.is_dir() else []
+    if not found:
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(cache), "pip==25.1.1"],
+                       capture_output=True, timeout=300)
+        found = sorted(cache.glob("pip-25.1*.whl"))
+    if not found:
+        pytest.skip("needs a pip 25.1 wheel in build/test-wheels (pip download pip==25.1.1)")
+    path = tmp_path_factory.mktemp("pip251") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    python = path / "bin" / "python"
+    subprocess.run([str(python), str(found[-1]) + "/pip", "install", "-q", "--no-index", str(found[-1])], check=True, env=_clean_env())
+    return python
+
+
+def test_pip_resumes_a_wheel_download_cut_off_midway(pip_25_1_venv, tmp_path, monkeypatch):
+    from tests.servers.fileserver import Fault, FileServer
+
+    monkeypatch.setenv("SDSETUP_UV", "off")
+    monkeypatch.setenv("PIP_TIMEOUT", "2")
+    built = tmp_path / "built"
+    big = build_wheel(built, "bigdep", "1.0", body="DATA = %r\n" % os.urandom(3 * 1024 * 1024).hex())
+    write_simple_index(tmp_path / "srv" / "simple", [big], tmp_path / "srv" / "files")
+    path = f"/files/{big.name}"
+    size = big.stat().st_size
+    with FileServer(tmp_path / "srv") as server:
+        # fast-deps meets a server that ignores a range (pip 25.1 then reads the tail once more and falls
+        # back to the whole file), and the whole file stalls at 60 % (pip 25.1 resumes after a read timeout).
+        server.script(path, Fault.ignore_range(), None, Fault.stall(after=int(size * 0.6), seconds=8))
+        ctx = _ctx(tmp_path, pip_25_1_venv, server.url("/simple/"))
+        picks = wheelhouse.resolve(ctx, ["bigdep"], index_args=["--index-url", server.url("/simple/")], label="deps")
+        assert [p.name for p in picks] == ["bigdep"]
+        gets = [r for r in server.requests(path) if r.method == "GET"]
+    # pip asked for the rest (an open range from where it broke off) instead of starting again.
+    assert any(r.range and r.range.endswith("-") and not r.range.startswith("bytes=0-") for r in gets), [(r.range, r.status, r.sent) for r in gets]
