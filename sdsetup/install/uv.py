@@ -304,14 +304,17 @@ def install_files(ctx: Any, uv: str, files: Sequence[Path], *, label: str, no_bu
                   index_args: Sequence[str] | None, env: Mapping[str, str], secrets: Sequence[str]) -> None:
     """`uv pip install --no-deps` of exactly these files into the venv (index_args None: offline).
 
-    uv unpacks in parallel and starts in milliseconds, where pip takes seconds per step; copies, not
-    links, so nothing in the venv shares an inode with a cache; the wheelhouse is the cache.
+    uv unpacks in parallel and starts in milliseconds, where pip takes seconds per step. It unpacks into
+    a cache inside DIR/.sdsetup (same disk as the venv), hard-links from there and the cache is removed
+    afterwards: no second copy of torch, and nothing in the venv shares an inode with a cache that
+    another venv uses (uv copies where links do not work). The wheelhouse is the lasting cache.
     """
     from sdsetup.install.pip_run import run_checked
 
     options, extra_env = (["--offline", "--no-index"], {}) if index_args is None else uv_options(index_args)
-    argv = [uv, "pip", "install", "--quiet", "--python", str(ctx.python), "--no-deps", "--no-cache",
-            "--link-mode", "copy", *options]
+    cache = ctx.state_dir / "uv-cache"
+    argv = [uv, "pip", "install", "--quiet", "--python", str(ctx.python), "--no-deps", "--cache-dir", str(cache),
+            "--link-mode", "hardlink", *options]
     if no_build_isolation:
         argv.append("--no-build-isolation")
     argv += [str(path) for path in files]
@@ -320,6 +323,8 @@ def install_files(ctx: Any, uv: str, files: Sequence[Path], *, label: str, no_bu
                     hint="the log file has uv's full output", secrets=secrets)
     except SdsetupError as error:
         raise UvUnusable(error.message) from None
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 _TAGS = "import json\nfrom pip._vendor.packaging.tags import sys_tags\nprint(json.dumps([str(t) for t in sys_tags()]))\n"
