@@ -25,6 +25,9 @@ ENV_UV = "SDSETUP_UV"
 _OFF = {"0", "off", "no", "false", "pip"}
 
 
+DIRECT = "(direct)"  # the version of a direct-URL pick until it is installed
+
+
 class UvUnusable(Exception):
     """uv cannot answer this resolution; pip's dry run will (the reason goes to the log)."""
 
@@ -267,7 +270,7 @@ def compile_picks(ctx: Any, uv: str, requirements: Sequence[str], *, index_args:
             parts = urlsplit(url)
             local = unquote(parts.path) if parts.scheme == "file" else None
             filename = unquote(parts.path.rsplit("/", 1)[-1])
-            picks[normalize(name)] = Pick(name=name, version="(direct)", url=url, sha256=None, filename=filename,
+            picks[normalize(name)] = Pick(name=name, version=DIRECT, url=url, sha256=None, filename=filename,
                                           local_path=local, is_wheel=filename.endswith(".whl"), requested=True)
     finally:
         for path in (source, pins, out):

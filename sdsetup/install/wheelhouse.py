@@ -315,4 +315,19 @@ def resolve_fetch_install(ctx: Any, requirements: Sequence[str], *, index_args: 
     paths = fetch(ctx, picks)
     install(ctx, [paths[p.filename] for p in picks], label=label, no_build_isolation=no_build_isolation,
             build_index_args=index_args)
-    return picks
+    return with_installed_versions(ctx, picks)
+
+
+def with_installed_versions(ctx: Any, picks: list[Pick]) -> list[Pick]:
+    """A direct pick (a source archive uv names without its version) gets the version now installed."""
+    from dataclasses import replace
+
+    from sdsetup.install.uv import DIRECT
+
+    direct = [p.name for p in picks if p.version == DIRECT]
+    if not direct:
+        return picks
+    from sdsetup.install.pip_run import probe_venv
+
+    versions = (probe_venv(ctx.python, direct) or {}).get("packages") or {}
+    return [replace(p, version=versions.get(p.name) or p.version) if p.version == DIRECT else p for p in picks]
