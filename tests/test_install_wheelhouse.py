@@ -237,3 +237,23 @@ def test_pip_resumes_a_wheel_download_cut_off_midway(pip_25_1_venv, tmp_path, mo
         gets = [r for r in server.requests(path) if r.method == "GET"]
     # pip asked for the rest (an open range from where it broke off) instead of starting again.
     assert any(r.range and r.range.endswith("-") and not r.range.startswith("bytes=0-") for r in gets), [(r.range, r.status, r.sent) for r in gets]
+
+
+@pytest.mark.skipif(uvmod.find_uv() is None, reason="uv is not installed with sdsetup here")
+def test_uv_puts_a_current_pip_into_a_venv_made_without_one(tmp_path):
+    from sdsetup.install.pip_run import probe_venv
+    from tests.servers.fileserver import FileServer
+
+    wheels = fx.real_wheels()
+    if not wheels:
+        pytest.skip("needs real pip wheels in build/test-wheels: run scripts/test.sh once")
+    write_simple_index(tmp_path / "srv" / "simple", [wheels["pip"]], tmp_path / "srv" / "files")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    with FileServer(tmp_path / "srv") as server:
+        ctx = _ctx(tmp_path, venv / "bin" / "python", server.url("/simple/"))
+        uvmod.install_pip(ctx, uvmod.find_uv(), "pip>=25.1", index_args=["--index-url", server.url("/simple/")],
+                          env=dict(os.environ), secrets=())
+    pip = (probe_venv(venv / "bin" / "python") or {}).get("packages", {}).get("pip")
+    assert pip and int(pip.split(".")[0]) >= 25
+    assert not (ctx.state_dir / "uv-cache").exists()

@@ -343,3 +343,24 @@ def venv_tags(python: Path) -> list[str] | None:
         return json.loads(result.stdout.strip().splitlines()[-1]) if result.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
         return None
+
+
+def install_pip(ctx: Any, uv: str, requirement: str, *, index_args: Sequence[str], env: Mapping[str, str],
+                secrets: Sequence[str]) -> None:
+    """pip into a venv made with `python -m venv --without-pip`, through the mirror, in a second or two
+    (ensurepip and then an upgrade over the network take 20 s and more). UvUnusable: use ensurepip."""
+    from sdsetup.install.pip_run import run_checked
+
+    options, extra_env = uv_options(index_args)
+    cache = ctx.state_dir / "uv-cache"
+    argv = [uv, "pip", "install", "--quiet", "--python", str(ctx.python), "--cache-dir", str(cache),
+            "--link-mode", "hardlink", *options, requirement]
+    try:
+        run_checked(argv, env=tool_env(ctx, env, extra_env), what="installing pip into the venv (uv)",
+                    hint="the log file has uv's full output", secrets=secrets)
+    except SdsetupError as error:
+        if error.exit_code == ExitCode.NETWORK:
+            raise
+        raise UvUnusable(error.message) from None
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
