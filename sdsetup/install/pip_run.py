@@ -15,8 +15,11 @@ from sdsetup.redact import redact_text, redact_url, secrets_in_url
 
 log = get_logger("pip")
 
-# pip's own update nag and colour codes only clutter the logs.
-BASE_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_COLOR": "1", "PIP_NO_INPUT": "1", "PYTHONUTF8": "1"}
+# pip's own update nag and colour codes only clutter the logs. PIP_RESUME_RETRIES: pip 25.1 resumes an
+# interrupted download only when asked (on by default from 25.2); the environment also reaches the pip
+# that an isolated build starts, and a pip older than 25.1 ignores it.
+BASE_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_COLOR": "1", "PIP_NO_INPUT": "1", "PYTHONUTF8": "1",
+            "PIP_RESUME_RETRIES": "5"}
 
 
 def tool_env(mirrors: Any, extra: Mapping[str, str] | None = None) -> dict[str, str]:

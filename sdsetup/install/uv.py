@@ -25,6 +25,9 @@ ENV_UV = "SDSETUP_UV"
 _OFF = {"0", "off", "no", "false", "pip"}
 
 
+DIRECT = "(direct)"  # the version of a direct-URL pick until it is installed
+
+
 class UvUnusable(Exception):
     """uv cannot answer this resolution; pip's dry run will (the reason goes to the log)."""
 
@@ -190,66 +193,141 @@ def looks_like_network(output: str) -> bool:
     return bool(_NETWORK.search(output or ""))
 
 
+_PLUS = re.compile(r"^\s*\+\s+([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*(?:==\s*(\S+)|@\s*(\S+))\s*$")
+
+
+def parse_dry_run(output: str) -> list[tuple[str, str | None, str | None]] | None:
+    """(name, version, direct URL) for each ` + ` line of `uv pip install --dry-run` (pure); None when the
+    output says nothing recognisable (then pip's dry run decides)."""
+    rows = []
+    for line in (output or "").splitlines():
+        match = _PLUS.match(line)
+        if match:
+            rows.append((match.group(1), match.group(2), match.group(3)))
+    if rows or re.search(r"would make no changes|would install 0 packages", output or "", re.IGNORECASE):
+        return rows
+    return None
+
+
 def compile_picks(ctx: Any, uv: str, requirements: Sequence[str], *, index_args: Sequence[str], label: str,
                   no_build_isolation: bool, constraints: Path | None, env: Mapping[str, str],
                   secrets: Sequence[str], classify: Any = None) -> list[Any]:
-    """`uv pip compile` for the venv's interpreter; the picks not already installed at that version."""
-    from sdsetup.install.pip_run import probe_venv, run_checked
+    """The picks still to install, in two uv calls of a few round trips each:
+
+    1. `uv pip install --dry-run` against the venv: what must be installed (what is installed and fits,
+       torch held by the constraint file, stays; uv's compile alone would not know);
+    2. `uv pip compile --no-deps --format pylock.toml` of exactly those pins: their URLs and sha256.
+    """
+    from sdsetup.install.pip_run import run_checked
+    from sdsetup.install.wheelhouse import Pick
     from sdsetup.tomlcompat import loads_toml
 
     options, extra_env = uv_options(index_args)
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", label)
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", label) or "step"
     source = ctx.state_dir / f"uv-requirements-{safe}.in"
-    out = ctx.state_dir / f"uv-lock-{safe}.toml"
+    pins = ctx.state_dir / f"uv-pins-{safe}.in"
+    out = ctx.state_dir / f"pylock.{safe}.toml"  # uv insists on this name for the format
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_text(requirements_text(requirements), "utf-8")
-    argv = [uv, "pip", "compile", "--quiet", "--format", "pylock.toml", "--output-file", str(out),
-            "--python", str(ctx.python), "--no-header", *options]
+    uv_env = tool_env(ctx, env, extra_env)
+    common = ["--python", str(ctx.python), *options]
     if no_build_isolation:
-        argv.append("--no-build-isolation")
-    if constraints is not None and constraints.is_file():
-        argv += ["--constraint", str(constraints)]
-    argv.append(str(source))
-    uv_env = {**env, **extra_env, "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1",
-              "UV_NO_PROGRESS": "1"}
-    if getattr(ctx.settings, "ca_bundle", None):
-        uv_env["SSL_CERT_FILE"] = str(ctx.settings.ca_bundle)
-    if env.get("PIP_PROXY"):
-        uv_env.update(proxy_env(env["PIP_PROXY"]))
+        common.append("--no-build-isolation")
     hint = "the log file has uv's full output"
-    try:
+
+    def call(argv: list[str], what: str):
         try:
-            run_checked(argv, env=uv_env, what=f"resolving {label} (uv)", hint=hint, secrets=secrets, classify=classify)
+            return run_checked(argv, env=uv_env, what=what, hint=hint, secrets=secrets, classify=classify)
         except SdsetupError as error:
             if error.exit_code == ExitCode.NETWORK:
                 raise
             raise UvUnusable(error.message) from None
-        try:
-            doc = loads_toml(out.read_text("utf-8"), "uv's lock")
-        except (OSError, SdsetupError) as exc:
-            raise UvUnusable(f"no readable lock ({exc})") from None
+
+    try:
+        dry = [uv, "pip", "install", "--dry-run", *common]
+        if constraints is not None and constraints.is_file():
+            dry += ["--constraint", str(constraints)]
+        result = call([*dry, "-r", str(source)], f"resolving {label} (uv)")
+        rows = parse_dry_run(f"{result.stdout}\n{result.stderr}")
+        if rows is None:
+            raise UvUnusable("uv's dry run listed nothing recognisable")
+        direct = [(name, url) for name, version, url in rows if url]
+        pinned = [(name, version) for name, version, url in rows if version]
+        picks: dict[str, Any] = {}
+        if pinned:
+            pins.write_text("".join(f"{name}=={version}\n" for name, version in pinned), "utf-8")
+            call([uv, "pip", "compile", "--quiet", "--no-deps", "--no-header", "--format", "pylock.toml",
+                  "--output-file", str(out), *common, str(pins)], f"locating {label} (uv)")
+            try:
+                doc = loads_toml(out.read_text("utf-8"), "uv's lock")
+            except (OSError, SdsetupError) as exc:
+                raise UvUnusable(f"no readable lock ({exc})") from None
+            multi = any(len(p.get("wheels") or []) > 1 for p in doc.get("packages", []))
+            tags = venv_tags(ctx.python) if multi else None
+            for pick in parse_pylock(doc, base=out.parent, tags=tags, requested=requirement_names(requirements)):
+                picks[normalize(pick.name)] = pick
+        for name, url in direct:
+            parts = urlsplit(url)
+            local = unquote(parts.path) if parts.scheme == "file" else None
+            filename = unquote(parts.path.rsplit("/", 1)[-1])
+            picks[normalize(name)] = Pick(name=name, version=DIRECT, url=url, sha256=None, filename=filename,
+                                          local_path=local, is_wheel=filename.endswith(".whl"), requested=True)
     finally:
-        for path in (source, out):
+        for path in (source, pins, out):
             try:
                 path.unlink()
             except OSError:
                 pass
-    multi = any(len(p.get("wheels") or []) > 1 for p in doc.get("packages", []))
-    tags = venv_tags(ctx.python) if multi else None
-    picks = parse_pylock(doc, base=out.parent, tags=tags, requested=requirement_names(requirements))
-    installed = (probe_venv(ctx.python, [p.name for p in picks]) or {}).get("packages") or {}
-    return [p for p in picks if not same_version(installed.get(p.name), p.version)]
+    ordered = []
+    for name, _version, _url in rows:
+        pick = picks.get(normalize(name))
+        if pick is None:
+            raise UvUnusable(f"{name} is missing from uv's lock")
+        ordered.append(pick)
+    return ordered
 
 
-def same_version(installed: str | None, picked: str) -> bool:
-    if not installed:
-        return False
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def tool_env(ctx: Any, env: Mapping[str, str], extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """uv's environment: the same proxy and CA as pip, no user uv.toml (the plan names the indexes),
+    never a Python download."""
+    out = {**env, **(extra or {}), "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1",
+           "UV_NO_PROGRESS": "1"}
+    if getattr(ctx.settings, "ca_bundle", None):
+        out["SSL_CERT_FILE"] = str(ctx.settings.ca_bundle)
+    if env.get("PIP_PROXY"):
+        out.update(proxy_env(env["PIP_PROXY"]))
+    return out
+
+
+def install_files(ctx: Any, uv: str, files: Sequence[Path], *, label: str, no_build_isolation: bool,
+                  index_args: Sequence[str] | None, env: Mapping[str, str], secrets: Sequence[str]) -> None:
+    """`uv pip install --no-deps` of exactly these files into the venv (index_args None: offline).
+
+    uv unpacks in parallel and starts in milliseconds, where pip takes seconds per step. It unpacks into
+    a cache inside DIR/.sdsetup (same disk as the venv), hard-links from there and the cache is removed
+    afterwards: no second copy of torch, and nothing in the venv shares an inode with a cache that
+    another venv uses (uv copies where links do not work). The wheelhouse is the lasting cache.
+    """
+    from sdsetup.install.pip_run import run_checked
+
+    options, extra_env = (["--offline", "--no-index"], {}) if index_args is None else uv_options(index_args)
+    cache = ctx.state_dir / "uv-cache"
+    argv = [uv, "pip", "install", "--quiet", "--python", str(ctx.python), "--no-deps", "--cache-dir", str(cache),
+            "--link-mode", "hardlink", *options]
+    if no_build_isolation:
+        argv.append("--no-build-isolation")
+    argv += [str(path) for path in files]
     try:
-        from packaging.version import Version
-
-        return Version(installed) == Version(picked)
-    except Exception:
-        return installed == picked
+        run_checked(argv, env=tool_env(ctx, env, extra_env), what=f"installing {label} (uv)",
+                    hint="the log file has uv's full output", secrets=secrets)
+    except SdsetupError as error:
+        raise UvUnusable(error.message) from None
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 _TAGS = "import json\nfrom pip._vendor.packaging.tags import sys_tags\nprint(json.dumps([str(t) for t in sys_tags()]))\n"
@@ -265,3 +343,24 @@ def venv_tags(python: Path) -> list[str] | None:
         return json.loads(result.stdout.strip().splitlines()[-1]) if result.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
         return None
+
+
+def install_pip(ctx: Any, uv: str, requirement: str, *, index_args: Sequence[str], env: Mapping[str, str],
+                secrets: Sequence[str]) -> None:
+    """pip into a venv made with `python -m venv --without-pip`, through the mirror, in a second or two
+    (ensurepip and then an upgrade over the network take 20 s and more). UvUnusable: use ensurepip."""
+    from sdsetup.install.pip_run import run_checked
+
+    options, extra_env = uv_options(index_args)
+    cache = ctx.state_dir / "uv-cache"
+    argv = [uv, "pip", "install", "--quiet", "--python", str(ctx.python), "--cache-dir", str(cache),
+            "--link-mode", "hardlink", *options, requirement]
+    try:
+        run_checked(argv, env=tool_env(ctx, env, extra_env), what="installing pip into the venv (uv)",
+                    hint="the log file has uv's full output", secrets=secrets)
+    except SdsetupError as error:
+        if error.exit_code == ExitCode.NETWORK:
+            raise
+        raise UvUnusable(error.message) from None
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)

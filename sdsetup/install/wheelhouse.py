@@ -250,12 +250,22 @@ def install(ctx: Any, files: Sequence[Path], *, label: str, no_build_isolation: 
     Offline (--no-index) unless a source archive must be built in an isolated environment: that
     build fetches its own build requirements, so it gets `build_index_args`.
     """
+    from sdsetup.install import uv as uvmod
     from sdsetup.install.pip_run import proxy_secrets, run_checked, tool_env
 
     if not files:
         return
-    argv = [str(ctx.python), "-m", "pip", "install", "--quiet", "--no-deps", "--find-links", str(ctx.wheelhouse)]
     needs_build_env = not no_build_isolation and any(not str(path).endswith(".whl") for path in files)
+    uv = uvmod.find_uv()
+    if uv:
+        try:
+            uvmod.install_files(ctx, uv, files, label=label, no_build_isolation=no_build_isolation,
+                                index_args=build_index_args if needs_build_env and build_index_args else None,
+                                env=tool_env(ctx.mirrors), secrets=proxy_secrets(ctx.settings))
+            return
+        except uvmod.UvUnusable as why:
+            ctx.reporter.log.warning("uv could not install %s (%s); using pip", label, why)
+    argv = [str(ctx.python), "-m", "pip", "install", "--quiet", "--no-deps", "--find-links", str(ctx.wheelhouse)]
     if needs_build_env and build_index_args:
         # The isolated build fetches its build requirements: let an interrupted download resume.
         from sdsetup.install.pip_run import probe_venv
@@ -305,4 +315,19 @@ def resolve_fetch_install(ctx: Any, requirements: Sequence[str], *, index_args: 
     paths = fetch(ctx, picks)
     install(ctx, [paths[p.filename] for p in picks], label=label, no_build_isolation=no_build_isolation,
             build_index_args=index_args)
-    return picks
+    return with_installed_versions(ctx, picks)
+
+
+def with_installed_versions(ctx: Any, picks: list[Pick]) -> list[Pick]:
+    """A direct pick (a source archive uv names without its version) gets the version now installed."""
+    from dataclasses import replace
+
+    from sdsetup.install.uv import DIRECT
+
+    direct = [p.name for p in picks if p.version == DIRECT]
+    if not direct:
+        return picks
+    from sdsetup.install.pip_run import probe_venv
+
+    versions = (probe_venv(ctx.python, direct) or {}).get("packages") or {}
+    return [replace(p, version=versions.get(p.name) or p.version) if p.version == DIRECT else p for p in picks]
