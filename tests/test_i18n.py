@@ -294,6 +294,12 @@ def fail(spec, free, sizes):
 
 def human(n):
     return f"{n} B"
+
+
+def log(message):
+    import sys
+
+    sys.stderr.write(f"error: {message}\\n")  # i18n: keep
 '''
 
 
