@@ -10,6 +10,7 @@ What counts as user-facing (an AST walk over sdsetup/, not a grep): the message 
 `SdsetupError(...)` / `usage_error(...)`, Typer `help=` texts and command docstrings in cli.py, progress
 lines (`.say(`, `.detail(`, `on_wait(`, `sys.stderr.write(`), `warnings.append(`, and the `name`,
 `value`, `fix`, `title`, `summary`, `message`, `hint` strings of dict literals (status items).
+A line marked `# i18n: keep` is left alone (the `error:`/`hint:` prefixes that scripts grep for).
 A string is routed when it is the first argument of `t(`/`N_(`; a help text or command docstring in
 cli.py is routed when its msgid is in the catalog (cli.main translates the built command tree).
 
@@ -42,6 +43,7 @@ PROGRESS_CALLS = {"say", "detail", "on_wait"}
 ROUTING_CALLS = {"t", "_t", "N_"}  # _t: t imported under another name where a module uses `t` itself
 TEXT_KEYS = {"name", "value", "fix", "title", "summary", "message", "hint"}
 _WORD = re.compile(r"[A-Za-z]{2,}")
+KEEP = "# i18n: keep"  # on a string's first line: not for translation (e.g. the `error:` prefix scripts grep for)
 
 
 @dataclass
@@ -185,6 +187,7 @@ def _dotted(node: ast.AST) -> str:
 class _Visitor(ast.NodeVisitor):
     def __init__(self, path: str, source: str) -> None:
         self.path, self.source = path, source
+        self.lines = source.splitlines()
         self.found: list[Found] = []
         self.routed_nodes: set[int] = set()
 
@@ -200,6 +203,8 @@ class _Visitor(ast.NodeVisitor):
                 self.note(value, kind)
             return
         if isinstance(node, ast.Call) and _call_name(node) in ROUTING_CALLS:
+            return
+        if KEEP in self.lines[node.lineno - 1]:  # deliberately English (a log prefix, a fixed keyword)
             return
         result = template_of(node, self.source)
         if result is not None:

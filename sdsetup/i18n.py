@@ -111,8 +111,8 @@ def split_lang_flag(argv: list[str]) -> tuple[str | None, list[str]]:
         if arg == "--":
             rest.extend(argv[index:])
             break
-        if arg == "--lang" and index + 1 < len(argv):
-            value = argv[index + 1]
+        if arg == "--lang":  # the last argument: a value of "" (setup() says a language is missing)
+            value = argv[index + 1] if index + 1 < len(argv) else ""
             index += 2
             continue
         if arg.startswith("--lang="):
@@ -186,7 +186,8 @@ def setup(argv: list[str], env: Mapping[str, str] | None = None) -> list[str]:
         from sdsetup.errors import usage_error
 
         set_lang(choose(None, env, config_lang(argv, env), windows_ui_langid()))
-        raise usage_error(t("--lang {value}: unknown language", value=flag), t("use --lang en or --lang zh-CN"))
+        problem = t("--lang {value}: unknown language", value=flag) if flag else t("--lang needs a language")
+        raise usage_error(problem, t("use --lang en or --lang zh-CN"))
     if flag is None and not env.get(ENV_VAR):
         set_lang(choose(None, env, config_lang(argv, env), windows_ui_langid()))
     else:

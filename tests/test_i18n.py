@@ -70,6 +70,7 @@ def test_language_is_chosen_like_the_platform(flag, env, config, langid, expecte
         (["--lang=en", "check", "--json"], "en", ["check", "--json"]),
         (["fetch", "URL"], None, ["fetch", "URL"]),
         (["fetch", "--", "--lang", "x"], None, ["fetch", "--", "--lang", "x"]),
+        (["fetch", "--lang"], "", ["fetch"]),  # no value: setup() reports it
     ],
 )
 def test_lang_flag_is_taken_out_wherever_it_stands(argv, value, rest):
@@ -218,6 +219,8 @@ def test_lang_flag_and_env_override_the_locale_and_an_unknown_lang_is_a_usage_er
     bad = _sdsetup(["--lang", "klingon", "check"], lang_env=EN)
     assert bad.returncode == 2 and bad.err.splitlines() == ["error: --lang klingon: unknown language",
                                                             "hint: use --lang en or --lang zh-CN"]
+    missing = _sdsetup(["fetch", "--lang"], lang_env=ZH)
+    assert missing.returncode == 2 and missing.err.splitlines() == ["error: --lang 后面需要写语言", "hint: 请使用 --lang en 或 --lang zh-CN"]
 
 
 def test_help_is_translated_and_the_english_help_is_unchanged():
@@ -294,6 +297,12 @@ def fail(spec, free, sizes):
 
 def human(n):
     return f"{n} B"
+
+
+def log(message):
+    import sys
+
+    sys.stderr.write(f"error: {message}\\n")  # i18n: keep
 '''
 
 
