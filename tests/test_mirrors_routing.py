@@ -99,3 +99,28 @@ def test_a_bad_connection_cap_is_a_usage_error(tmp_path, value):
 def test_forced_plans_say_why():
     plan = MirrorPlan("cn", dict(CN))
     assert plan.route("pypi").source == "pypi-a" and "cn" in plan.route("pypi").reason
+
+
+def test_mirrors_list_shows_the_cached_routing_and_never_probes(tmp_path):
+    from typer.testing import CliRunner
+
+    from sdsetup import cli
+    from sdsetup.net.mirror_profiles import load_catalog
+
+    env = {"SDSETUP_CACHE_DIR": str(tmp_path)}
+    runner = CliRunner()
+    first = json.loads(runner.invoke(cli.app, ["mirrors", "list", "--json"], env=env).stdout)
+    assert "channels" not in first["data"]["selected"]  # nothing cached yet, and list did not probe
+    assert not (tmp_path / "mirror-routes.json").exists()
+    settings = load_settings({}, env)
+    cn = load_catalog(settings).profile("cn").channels
+
+    def probe(targets):  # the official hosts fail, the first cn candidate of each channel answers
+        return [_check(m, m in [c[0] for c in cn.values()]) for m, _url in targets]
+
+    select_mirrors(settings, env={}, probe=probe).pip_index_args()
+    listed = runner.invoke(cli.app, ["mirrors", "list", "--json"], env=env)
+    pypi = json.loads(listed.stdout)["data"]["selected"]["channels"]["pypi"]
+    assert pypi["source"] == "aliyun" and pypi["cached"] is True
+    human = runner.invoke(cli.app, ["mirrors", "list"], env=env).stdout
+    assert "pypi.org did not answer" in human

@@ -25,13 +25,25 @@ def list_profiles(settings: Settings) -> Outcome:
     }
     warnings: list[str] = []
     if (settings.mirror or "auto") == "auto" and not settings.mirror_overrides:
-        data["selected"] = {"profile": "auto", "notes": ["auto (the default): each channel is decided by probing when a command needs "
-                                                         "the network (`sdsetup mirrors probe` shows what it would find)"]}
+        # `list` never probes: it shows the routing a recent run cached, else says how it will be decided.
+        try:
+            data["selected"] = select_mirrors(settings, catalog=catalog, probe=_not_cached).to_json()
+        except _NotCached:
+            data["selected"] = {"profile": "auto", "notes": ["auto (the default): each channel is decided by probing when a command "
+                                                             "needs the network (`sdsetup mirrors probe` shows what it would find)"]}
     else:
         plan = select_mirrors(settings, catalog=catalog)
         data["selected"] = plan.to_json()
         warnings = plan.warnings
     return Outcome("mirrors list", data, human=_render_list, warnings=warnings)
+
+
+class _NotCached(Exception):
+    pass
+
+
+def _not_cached(targets: Any) -> Any:
+    raise _NotCached
 
 
 def _candidate_line(candidate: dict[str, Any]) -> str:
@@ -58,6 +70,8 @@ def _render_list(data: dict[str, Any]) -> str:
     if "channels" in selected:
         for channel in CHANNELS:
             lines.append(f"  {channel:<12} {_candidate_line(selected['channels'][channel]['selected'])}")
+            if selected["channels"][channel].get("reason"):
+                lines.append(f"  {'':<12} {selected['channels'][channel]['reason']}")
         if selected.get("proxy"):
             lines.append(f"  {'proxy':<12} {selected['proxy']}")
     for note in selected.get("notes", []):

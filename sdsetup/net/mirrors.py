@@ -440,10 +440,11 @@ class MirrorPlan:
                 env["PIP_FIND_LINKS"] = url  # A1111 passes TORCH_INDEX_URL as --extra-index-url: flat pages need -f
             else:
                 env["TORCH_INDEX_URL"] = url
-        pairs = [(k, v) for k, v in self._insteadof_pairs() if not _has_secret(_insteadof_base(k))]
-        env.update(self._git_logins(pairs, [(k, v) for k, v in self._insteadof_pairs() if _has_secret(_insteadof_base(k))]))
+        # A1111 clones repositories itself at launch. A mirror login stays inside its URL here (not in a
+        # bare SDSETUP_GIT_PASSWORD_n value): the install record redacts URLs, not bare values.
+        pairs = self._insteadof_pairs()
         if pairs:
-            env.update(_git_config_env(pairs))  # A1111 clones repositories itself at launch
+            env.update(_git_config_env(pairs))
         if self.proxy:
             for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
                 env[name] = self.proxy
