@@ -553,7 +553,10 @@ def verify_install(
 
         expected_backend = choose_backend(facts)
         gpu = primary_gpu(facts, expected_backend)
-    launch_args, launch_items = check_launch_flags(install_dir, record, facts)
+    from sdsetup.launchers import for_record
+
+    launcher = for_record(record)
+    launch_args, launch_items = launcher.check_launch(install_dir, record, facts)
     items += launch_items
 
     # The venv: it runs, torch matches the hardware, and it generates an image.
@@ -561,7 +564,7 @@ def verify_install(
     py_item, runs = _python_item(venv_python)
     items.append(py_item)
     hf_home = record_path_in(install_dir, record.hf_home, "HF_HOME") if record.hf_home else None
-    smoke_options = smoke_options_from_args(launch_args)
+    smoke_options = launcher.smoke_options(launch_args)
     tiny = full_doc = None
     if runs:
         if smoke:

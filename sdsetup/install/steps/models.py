@@ -25,6 +25,62 @@ def file_matches(ctx: Any, path, sha256: str | None, size: int | None) -> bool:
     return digest == sha256
 
 
+def sibling_copy(ctx: Any, model: Any):
+    """The same file (sha256 and size) in another sdsetup install beside this one, per its record: a
+    second web UI installed next to the first reuses its checkpoint instead of a second download."""
+    import json
+
+    from sdsetup.fsutil import safe_join
+
+    if not model.sha256:
+        return None
+    here = ctx.install_dir.resolve()
+    for record_file in sorted(here.parent.glob("*/.sdsetup/install.json")):
+        sibling = record_file.parent.parent
+        if sibling == here:
+            continue
+        try:
+            entries = json.loads(record_file.read_text("utf-8")).get("models") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        for entry in entries:
+            if not isinstance(entry, dict) or entry.get("sha256") != model.sha256:
+                continue
+            try:
+                candidate = safe_join(sibling, str(entry.get("path")), "model path")
+            except Exception:  # a record naming a path outside its install is not followed
+                continue
+            if file_matches(ctx, candidate, model.sha256, model.size):
+                return candidate
+    return None
+
+
+def reuse(ctx: Any, source, dest, sha256: str | None) -> str:
+    """Put `source`'s bytes at `dest`: a hard link where the file system allows, else a local copy
+    (verified before it is moved into place). Never a download. Returns "linked" or "copied"."""
+    import os
+    import shutil
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    temp = dest.with_name(dest.name + ".sdsetup-reuse")
+    temp.unlink(missing_ok=True)
+    try:
+        os.link(source, temp)
+        how = "linked"
+    except OSError:  # another file system, or one without hard links (FAT, some network shares)
+        shutil.copyfile(source, temp)
+        if sha256:
+            from sdsetup.hashing import sha256_file
+
+            if sha256_file(temp) != sha256:
+                temp.unlink(missing_ok=True)
+                raise SdsetupError(f"the copy of {source} does not match its sha256", "run the install again",
+                                   ExitCode.INTEGRITY)
+        how = "copied"
+    os.replace(temp, dest)
+    return how
+
+
 class ModelsStep(Step):
     id = "models"
 
@@ -66,6 +122,12 @@ class ModelsStep(Step):
                     f"move it away or rename it (sdsetup does not overwrite it), then run again",
                     ExitCode.INTEGRITY,
                 )
+            source = sibling_copy(ctx, model)
+            if source is not None:
+                how = reuse(ctx, source, dest, model.sha256)
+                ctx.hash_cache.remember(dest, model.sha256)
+                ctx.reporter.detail(f"{dest.name}: {how} from {source} (no download)")
+                continue
             specs.append(FileSpec(urls=self.urls[model.path], dest=dest, sha256=model.sha256, size=model.size, label=model.name))
         results = download_specs(ctx, specs) if specs else []
         for spec, result in zip(specs, results):
