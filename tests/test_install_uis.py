@@ -44,8 +44,17 @@ except metadata.PackageNotFoundError:
     problems.append("requirements not installed")
 if "--cpu" not in sys.argv:
     problems.append("no --cpu on a machine without a GPU")
-if not os.path.isfile("models/checkpoints/model.safetensors"):
-    problems.append("no checkpoint in models/checkpoints")
+# folder_paths: models/checkpoints, plus the folders extra_model_paths.yaml names (base_path + checkpoints).
+folders, base = ["models/checkpoints"], None
+if os.path.isfile("extra_model_paths.yaml"):
+    for line in open("extra_model_paths.yaml", encoding="utf-8"):
+        key, _, value = line.strip().partition(": ")
+        if key == "base_path":
+            base = json.loads(value)
+        elif key == "checkpoints" and base:
+            folders.append(os.path.join(base, json.loads(value)))
+if not any(os.path.isfile(os.path.join(folder, "model.safetensors")) for folder in folders):
+    problems.append("no checkpoint in %s" % folders)
 print(json.dumps({"ok": not problems, "problems": problems, "args": sys.argv[1:]}))
 sys.exit(0 if not problems else 1)
 '''
@@ -248,3 +257,34 @@ def test_comfyui_killed_at_a_random_step_then_rerun_completes(world, tmp_path):
     assert _start_comfyui(target)["ok"]
     journal = json.loads((target / ".sdsetup" / "journal.json").read_text("utf-8"))
     assert all(entry["status"] == "done" for entry in journal["steps"].values()), journal
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(os.path.dirname(os.path.abspath(__file__))).st_dev,
+                    reason="needs a second file system (/dev/shm) to make a hard link impossible")
+def test_a_checkpoint_on_another_file_system_is_used_where_it_is(world, tmp_path):
+    """The first install's models folder is a link to another disk: no hard link can reach it, so the
+    second UI names it in its own model-path setting (extra_model_paths.yaml) and still downloads nothing."""
+    import shutil
+    import tempfile
+
+    first, second = tmp_path / "stable-diffusion-webui", tmp_path / "ComfyUI"
+    _install(world, "a1111", first)
+    other_disk = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="sdsetup-uis-"))
+    try:
+        folder = first / "models" / "Stable-diffusion"
+        shutil.move(str(folder), str(other_disk / "Stable-diffusion"))
+        folder.symlink_to(other_disk / "Stable-diffusion", target_is_directory=True)
+        before = _model_downloads(world)
+        _install(world, "comfyui", second)
+        assert _model_downloads(world) == before  # no second download
+        assert not (second / "models" / "checkpoints" / "model.safetensors").exists()
+        yaml = (second / "extra_model_paths.yaml").read_text("utf-8")
+        assert json.dumps(str(first / "models")) in yaml and '"Stable-diffusion"' in yaml
+        item = _verify_items(world, second)["model:models/checkpoints/model.safetensors"]
+        assert item["status"] == "ok" and "shared" in item["value"]
+        assert _start_comfyui(second)["ok"]
+        # A rerun is a no-op: nothing to do, nothing downloaded.
+        doc = _install(world, "comfyui", second)
+        assert doc["data"]["changed"] is False and _model_downloads(world) == before
+    finally:
+        shutil.rmtree(other_disk, ignore_errors=True)

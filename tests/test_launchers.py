@@ -3,6 +3,8 @@ the manifest's choice validated, and A1111 records unchanged."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sdsetup.detect.recommend import CPU_FLAGS
@@ -63,3 +65,35 @@ def test_a1111_records_keep_their_shape_and_others_name_their_launcher():
     record.launcher = "comfyui"
     data = record.to_json()
     assert data["launcher"] == "comfyui" and InstallRecord.from_json(data).launcher == "comfyui"
+
+
+def test_comfyui_model_paths_keep_the_users_sections():
+    from sdsetup.launchers.comfyui import render_yaml
+
+    own = "a1111:\n    base_path: /srv/webui/\n    checkpoints: models/Stable-diffusion\n"
+    written = render_yaml(own, ["/mnt/disk/webui/models/Stable-diffusion"])
+    assert written.startswith(own)
+    assert 'base_path: "/mnt/disk/webui/models"' in written and 'checkpoints: "Stable-diffusion"' in written
+    assert render_yaml(written, []) == own  # no longer shared: sdsetup's section goes, the user's stays
+    assert render_yaml(None, []) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["a1111", "forge", "comfyui"])
+def test_the_smoke_test_runs_as_each_ui_would_run_on_a_cpu_machine(name, tmp_path_factory):
+    """The tiny-model txt2img with the flags each UI's install writes for a machine without a GPU, read
+    back the way that UI reads them (ComfyUI's --cpu, A1111's and Forge's --use-cpu all/--no-half)."""
+    import sys
+
+    from sdsetup.detect.machine import MachineFacts
+    from sdsetup.install.plan import decide
+    from sdsetup.verify import run_smoke
+    from tests.fixtures.install.fixture import MACHINE
+
+    manifest = load_manifest(name)
+    decisions = decide(manifest, MachineFacts.from_json(MACHINE))
+    options = for_manifest(manifest).smoke_options(list(decisions.launch_args))
+    assert options.get("device") == "cpu"
+    doc = run_smoke(Path(sys.executable), cache_dir=tmp_path_factory.getbasetemp() / "smoke-model-cache", **options)
+    assert doc["ok"], doc.get("error")
+    assert doc["device"] == "cpu" and doc["dtype"] == "float32"

@@ -61,12 +61,14 @@ def with_ui(options: InstallOptions, ui: str | None) -> InstallOptions:
     from dataclasses import replace
 
     from sdsetup.errors import usage_error
+    from sdsetup.i18n import t
 
     uis = ("a1111", "forge", "comfyui")
     if ui not in uis:
-        raise usage_error(f"unknown web UI '{ui}'", f"use --ui with one of: {', '.join(uis)} (or --manifest FILE)")
+        raise usage_error(t("unknown web UI '{ui}'", ui=ui), t("use --ui with one of: {uis} (or --manifest FILE)", uis=", ".join(uis)))
     if options.manifest and options.manifest != ui:
-        raise usage_error(f"--ui {ui} and --manifest {options.manifest} name different manifests", "give only one of them")
+        raise usage_error(t("--ui {ui} and --manifest {manifest} name different manifests", ui=ui, manifest=options.manifest),
+                          t("give only one of them"))
     return replace(options, manifest=ui)
 
 

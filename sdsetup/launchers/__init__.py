@@ -17,6 +17,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from sdsetup.i18n import t
+
 KINDS = ("a1111", "forge", "comfyui")
 DEFAULT_KIND = "a1111"
 
@@ -27,7 +29,7 @@ def get_launcher(kind: str | None) -> Any:
     if kind not in KINDS:
         from sdsetup.errors import usage_error
 
-        raise usage_error(f"unknown launcher kind '{kind}'", f"use one of: {', '.join(KINDS)}")
+        raise usage_error(t("unknown launcher kind '{kind}'", kind=kind), t("use one of: {kinds}", kinds=', '.join(KINDS)))
     return importlib.import_module(f"sdsetup.launchers.{kind}").LAUNCHER
 
 

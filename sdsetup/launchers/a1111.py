@@ -17,9 +17,7 @@ class A1111Launcher:
         return list(flags)
 
     def config_step(self, manifest: Any, decisions: Any, mirrors: Any) -> Any:
-        from sdsetup.install.steps.webui_user import WebuiUserStep
-
-        return WebuiUserStep(manifest, decisions, mirrors)
+        return _step_class()(manifest, decisions, mirrors)
 
     def check_launch(self, install_dir: Path, record: Any, facts: Any) -> tuple[list[str], list[dict[str, Any]]]:
         from sdsetup.verify import check_launch_flags
@@ -30,6 +28,27 @@ class A1111Launcher:
         from sdsetup.verify import smoke_options_from_args
 
         return smoke_options_from_args(args)
+
+
+def _step_class():
+    """WebuiUserStep, plus `--ckpt-dir` when a checkpoint is used from another install on another file
+    system (sdsetup/model_store.py); otherwise exactly WebuiUserStep's files."""
+    from dataclasses import replace
+
+    from sdsetup.install.steps.webui_user import WebuiUserStep
+
+    class SharedModelsWebuiUserStep(WebuiUserStep):
+        def settings_for(self, ctx: Any):
+            from sdsetup.model_store import shared_dirs
+
+            settings = super().settings_for(ctx)
+            folders = shared_dirs(ctx.install_dir)
+            if not folders or "--ckpt-dir" in settings.args:
+                return settings
+            # --ckpt-dir adds a folder to models/Stable-diffusion (modules/sd_models.py lists both).
+            return replace(settings, args=(*settings.args, "--ckpt-dir", folders[0]))
+
+    return SharedModelsWebuiUserStep
 
 
 LAUNCHER = A1111Launcher()

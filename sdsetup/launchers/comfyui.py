@@ -13,6 +13,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from sdsetup.i18n import t
 from sdsetup.install.steps.base import Step
 
 SCRIPTS = (("run_comfyui.sh", "sh"), ("run_comfyui.bat", "bat"))
@@ -78,6 +79,35 @@ def read_sh_args(text: str) -> list[str] | None:
     return None
 
 
+YAML_NAME = "extra_model_paths.yaml"
+YAML_BEGIN = "# >>> sdsetup >>> models shared with another install (rewritten by `sdsetup install`)"
+YAML_END = "# <<< sdsetup <<<"
+
+
+def render_yaml(existing: str | None, folders: list[str]) -> str | None:
+    """extra_model_paths.yaml with sdsetup's section for `folders` (None: nothing to write); the user's
+    own sections are kept as they are (pure)."""
+    text = existing or ""
+    if YAML_BEGIN in text and YAML_END in text:
+        head, rest = text.split(YAML_BEGIN, 1)
+        text = head.rstrip("\n") + ("\n" if head.strip() else "") + rest.split(YAML_END, 1)[1].lstrip("\n")
+    if not folders:
+        return text if existing is not None else None
+    lines = [YAML_BEGIN]
+    for index, folder in enumerate(folders):
+        base, name = os.path.split(folder.rstrip("/\\"))
+        lines += [f"sdsetup_shared_{index + 1}:", f"    base_path: {json_quote(base)}", f"    checkpoints: {json_quote(name)}"]
+    lines.append(YAML_END)
+    return (text.rstrip("\n") + "\n\n" if text.strip() else "") + "\n".join(lines) + "\n"
+
+
+def json_quote(value: str) -> str:
+    """A YAML double-quoted scalar (JSON's string syntax is valid YAML)."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
 class _Settings:
     def __init__(self, args, env) -> None:
         self.args = tuple(args)
@@ -116,9 +146,19 @@ class ComfyLaunchStep(Step):
                 "commandline_args": list(self.decisions.launch_args), "env": {k: redact_text(v, secrets) for k, v in env}}
 
     def rendered(self, ctx: Any) -> dict[str, bytes]:
+        from sdsetup.model_store import shared_dirs
+
         settings = self.settings_for(ctx)
-        return {"run_comfyui.sh": render_sh(list(settings.args), list(settings.env)).encode("utf-8"),
-                "run_comfyui.bat": render_bat(list(settings.args), list(settings.env)).encode("utf-8")}
+        out = {"run_comfyui.sh": render_sh(list(settings.args), list(settings.env)).encode("utf-8"),
+               "run_comfyui.bat": render_bat(list(settings.args), list(settings.env)).encode("utf-8")}
+        try:
+            existing = ctx.path(YAML_NAME).read_text("utf-8")
+        except OSError:
+            existing = None
+        yaml = render_yaml(existing, shared_dirs(ctx.install_dir))
+        if yaml is not None:
+            out[YAML_NAME] = yaml.encode("utf-8")  # b"": only sdsetup's section was there; the file goes
+        return out
 
     def identity(self, ctx: Any) -> Any:
         return {name: hashlib.sha256(data).hexdigest() for name, data in self.rendered(ctx).items()}
@@ -129,7 +169,8 @@ class ComfyLaunchStep(Step):
                 if ctx.path(name).read_bytes() != data:
                     return False
             except OSError:
-                return False
+                if data:
+                    return False
         return True
 
     def run(self, ctx: Any) -> dict[str, Any]:
@@ -139,14 +180,16 @@ class ComfyLaunchStep(Step):
         private = bool(self.mirrors.proxy_has_credentials) or any(secrets_in_url(v) for _n, v in self.settings_for(ctx).env)
         for name, data in self.rendered(ctx).items():
             path = ctx.path(name)
+            if not data:  # an empty YAML file would stop ComfyUI (it iterates the parsed document)
+                path.unlink(missing_ok=True)
+                continue
             atomic_write_bytes(path, data)
-            if os.name != "nt":
+            if os.name != "nt" and name != YAML_NAME:
                 os.chmod(path, 0o600 if private else (0o755 if name.endswith(".sh") else 0o644))
-            ctx.reporter.detail(f"{name}: written")
+            ctx.reporter.detail(t("{name}: written", name=name))
         if private:
-            ctx.warnings.append("run_comfyui.sh and run_comfyui.bat contain your proxy or mirror password; they are "
-                                "readable by you only: keep them private")
-        return {"written": [name for name, _ in SCRIPTS]}
+            ctx.warnings.append(t("run_comfyui.sh and run_comfyui.bat contain your proxy or mirror password; they are readable by you only: keep them private"))
+        return {"written": sorted(self.rendered(ctx))}
 
 
 class ComfyLauncher:
@@ -169,10 +212,10 @@ class ComfyLauncher:
         except OSError:
             args = None
         if args is None:
-            items.append({"id": "launch-file", "name": "run_comfyui.sh", "status": "warn", "value": "missing",
-                          "fix": "run `sdsetup install DIR` again: it writes run_comfyui.sh with the flags for this machine"})
+            items.append({"id": "launch-file", "name": "run_comfyui.sh", "status": "warn", "value": t("missing"),  # i18n: keep
+                          "fix": t("run `sdsetup install DIR` again: it writes run_comfyui.sh with the flags for this machine")})
             args = list(record.launch_args)
-        item = {"id": "launch-flags", "name": "launch flags", "status": "ok", "fix": None}
+        item = {"id": "launch-flags", "name": t("launch flags"), "status": "ok", "fix": None}
         shown = " ".join(args) or "(none)"
         backend = None
         if facts is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.i18n import t
 from sdsetup.install.failover import failover_order
 from sdsetup.install.steps.base import Step
 from sdsetup.redact import redact_url
@@ -23,62 +24,6 @@ def file_matches(ctx: Any, path, sha256: str | None, size: int | None) -> bool:
         return True
     digest, _cached = ctx.hash_cache.sha256(path)
     return digest == sha256
-
-
-def sibling_copy(ctx: Any, model: Any):
-    """The same file (sha256 and size) in another sdsetup install beside this one, per its record: a
-    second web UI installed next to the first reuses its checkpoint instead of a second download."""
-    import json
-
-    from sdsetup.fsutil import safe_join
-
-    if not model.sha256:
-        return None
-    here = ctx.install_dir.resolve()
-    for record_file in sorted(here.parent.glob("*/.sdsetup/install.json")):
-        sibling = record_file.parent.parent
-        if sibling == here:
-            continue
-        try:
-            entries = json.loads(record_file.read_text("utf-8")).get("models") or []
-        except (OSError, ValueError, AttributeError):
-            continue
-        for entry in entries:
-            if not isinstance(entry, dict) or entry.get("sha256") != model.sha256:
-                continue
-            try:
-                candidate = safe_join(sibling, str(entry.get("path")), "model path")
-            except Exception:  # a record naming a path outside its install is not followed
-                continue
-            if file_matches(ctx, candidate, model.sha256, model.size):
-                return candidate
-    return None
-
-
-def reuse(ctx: Any, source, dest, sha256: str | None) -> str:
-    """Put `source`'s bytes at `dest`: a hard link where the file system allows, else a local copy
-    (verified before it is moved into place). Never a download. Returns "linked" or "copied"."""
-    import os
-    import shutil
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    temp = dest.with_name(dest.name + ".sdsetup-reuse")
-    temp.unlink(missing_ok=True)
-    try:
-        os.link(source, temp)
-        how = "linked"
-    except OSError:  # another file system, or one without hard links (FAT, some network shares)
-        shutil.copyfile(source, temp)
-        if sha256:
-            from sdsetup.hashing import sha256_file
-
-            if sha256_file(temp) != sha256:
-                temp.unlink(missing_ok=True)
-                raise SdsetupError(f"the copy of {source} does not match its sha256", "run the install again",
-                                   ExitCode.INTEGRITY)
-        how = "copied"
-    os.replace(temp, dest)
-    return how
 
 
 class ModelsStep(Step):
@@ -101,7 +46,13 @@ class ModelsStep(Step):
         return [{"path": m.path, "sha256": m.sha256, "size": m.size} for m in self.models]
 
     def is_done(self, ctx: Any) -> bool:
-        return all(file_matches(ctx, ctx.path(m.path), m.sha256, m.size) for m in self.models)
+        from pathlib import Path
+
+        from sdsetup.model_store import load_shared
+
+        shared = load_shared(ctx.install_dir)
+        return all(file_matches(ctx, ctx.path(m.path), m.sha256, m.size)
+                   or (m.path in shared and file_matches(ctx, Path(shared[m.path]), m.sha256, m.size)) for m in self.models)
 
     def bytes_needed(self) -> dict[str, int]:
         return {"install_dir": sum(m.size or 0 for m in self.models)}
@@ -110,10 +61,14 @@ class ModelsStep(Step):
         from sdsetup.install.wheelhouse import download_specs
         from sdsetup.net.filespec import FileSpec
 
+        from sdsetup.model_store import link_into, load_shared, save_shared, sibling_copy
+
+        shared = load_shared(ctx.install_dir)
         specs = []
         for model in self.models:
             dest = ctx.path(model.path)
             if file_matches(ctx, dest, model.sha256, model.size):
+                shared.pop(model.path, None)
                 continue
             if dest.exists():
                 # Never replace what the user put there: a different file under this name is theirs.
@@ -122,13 +77,22 @@ class ModelsStep(Step):
                     f"move it away or rename it (sdsetup does not overwrite it), then run again",
                     ExitCode.INTEGRITY,
                 )
-            source = sibling_copy(ctx, model)
+            # Another install beside this one has the same file: no second download.
+            source = sibling_copy(ctx.install_dir, model.sha256, lambda p, m=model: file_matches(ctx, p, m.sha256, m.size))
             if source is not None:
-                how = reuse(ctx, source, dest, model.sha256)
-                ctx.hash_cache.remember(dest, model.sha256)
-                ctx.reporter.detail(f"{dest.name}: {how} from {source} (no download)")
+                if link_into(source, dest):
+                    shared.pop(model.path, None)
+                    ctx.hash_cache.remember(dest, model.sha256)
+                    ctx.reporter.detail(t("{name}: hard link to {source} (no download)", name=dest.name, source=source))
+                else:  # the UI's own model-path setting points at it (the launch step writes it)
+                    shared[model.path] = str(source)
+                    ctx.reporter.detail(t("{name}: used where it is, {source} (another file system; no download)",
+                                          name=dest.name, source=source))
                 continue
             specs.append(FileSpec(urls=self.urls[model.path], dest=dest, sha256=model.sha256, size=model.size, label=model.name))
+        for spec in specs:
+            shared.pop(next(m.path for m in self.models if ctx.path(m.path) == spec.dest), None)
+        save_shared(ctx.install_dir, shared)
         results = download_specs(ctx, specs) if specs else []
         for spec, result in zip(specs, results):
             ctx.hash_cache.remember(spec.dest, spec.sha256)
