@@ -47,8 +47,6 @@ def save_shared(install_dir: Path, shared: dict[str, str]) -> None:
 def sibling_copy(install_dir: Path, sha256: str | None, matches: Callable[[Path], bool]) -> Path | None:
     """A file with this sha256 in another sdsetup install beside this one (per its record), for which
     `matches(path)` holds (size and hash checked by the caller's hash cache)."""
-    from sdsetup.fsutil import safe_join
-
     if not sha256:
         return None
     here = Path(install_dir).resolve()
@@ -64,11 +62,16 @@ def sibling_copy(install_dir: Path, sha256: str | None, matches: Callable[[Path]
         for entry in entries:
             if not isinstance(entry, dict) or entry.get("sha256") != sha256:
                 continue
-            rel = str(entry.get("path"))
-            try:
-                candidate = Path(shared[rel]) if rel in shared else safe_join(sibling, rel, "model path")
-            except Exception:  # a record naming a path outside its install is not followed
-                continue
+            rel = str(entry.get("path")).replace("\\", "/")
+            parts = Path(rel).parts
+            if rel in shared:
+                candidate = Path(shared[rel])
+            elif rel.startswith("/") or ":" in rel or not parts or ".." in parts:
+                continue  # a record naming a path outside its install is not followed
+            else:
+                # Lexically inside the sibling; its models folder may link to another disk (that is
+                # the point of sharing), and only a file with the expected sha256 is ever used.
+                candidate = sibling / rel
             if matches(candidate):
                 return candidate
     return None
