@@ -146,6 +146,7 @@ def check(
 def install(
     dir: Annotated[Optional[Path], typer.Argument(help="Where the web UI goes (default: ./stable-diffusion-webui). DIR becomes the web UI checkout.")] = None,
     manifest: Annotated[Optional[str], typer.Option("--manifest", help="a1111 (default), a1111-dev (RTX 50xx), or the path of your own .toml.")] = None,
+    ui: Annotated[Optional[str], typer.Option("--ui", help="The web UI: a1111 (default), forge or comfyui (the built-in manifest of that name).")] = None,
     mirror: MirrorOpt = None,
     proxy: ProxyOpt = None,
     python: Annotated[Optional[str], typer.Option("--python", help="Python for the web UI's venv (default: the one `sdsetup check` picks).")] = None,
@@ -177,7 +178,7 @@ def install(
         "install",
         lambda: command.run(
             install_settings(_settings(mirror=mirror, proxy=proxy, connections=connections, config=config, quiet=quiet, debug=debug),
-                             mirror_url=mirror_url, offline=offline), dir, options
+                             mirror_url=mirror_url, offline=offline), dir, command.with_ui(options, ui)
         ),
         as_json=json,
         debug=debug,

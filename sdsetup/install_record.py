@@ -62,11 +62,14 @@ class InstallRecord:
     # DIR's git repository before install moved it ({head, branch, origin, undo}); None when install made it
     previous_checkout: dict[str, Any] | None = None
     schema_version: int = RECORD_SCHEMA
+    launcher: str = "a1111"  # sdsetup/launchers/ kind: which files hold the launch configuration
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         if data["previous_checkout"] is None:
             del data["previous_checkout"]  # records of installs sdsetup made stay as they were
+        if data["launcher"] == "a1111":
+            del data["launcher"]  # A1111 records stay as they were before other UIs
         return data
 
     @classmethod
@@ -87,6 +90,7 @@ class InstallRecord:
                 finished=bool(data.get("finished", False)),
                 previous_checkout=dict(data["previous_checkout"]) if data.get("previous_checkout") else None,
                 schema_version=int(data.get("schema_version", RECORD_SCHEMA)),
+                launcher=str(data.get("launcher") or "a1111"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SdsetupError(

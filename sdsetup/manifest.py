@@ -124,6 +124,13 @@ class SmokeSpec:
 
 
 @dataclass(frozen=True)
+class LauncherSpec:
+    """Which adapter in sdsetup/launchers/ writes and checks this UI's launch configuration."""
+
+    kind: str = "a1111"  # a1111 | forge | comfyui
+
+
+@dataclass(frozen=True)
 class PythonSpec:
     supported: tuple[str, ...] = ("3.10",)
     recommended: str = "3.10"
@@ -156,6 +163,7 @@ class Manifest:
     disk: DiskSpec
     smoke: SmokeSpec = SmokeSpec()
     schema: int = MANIFEST_SCHEMA
+    launcher: LauncherSpec = LauncherSpec()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -464,7 +472,7 @@ def _launch(r: _Reader, data: Any) -> LaunchSpec:
 def parse_manifest(data: Mapping[str, Any], origin: str) -> Manifest:
     """Validate a parsed TOML document into a Manifest (pure; `origin` names it in messages)."""
     r = _Reader(origin)
-    top = ("schema", "name", "title", "webui", "python", "torch", "pip", "repositories", "models", "hub", "launch", "disk", "smoke")
+    top = ("schema", "name", "title", "webui", "python", "torch", "pip", "repositories", "models", "hub", "launch", "disk", "smoke", "launcher")
     r.known(data, "", top)
     schema = r.get(data, "schema", "", int)
     if schema != MANIFEST_SCHEMA:
@@ -515,6 +523,14 @@ def parse_manifest(data: Mapping[str, Any], origin: str) -> Manifest:
     r.known(smoke_data, "smoke", ("packages",))
     smoke = SmokeSpec(packages=r.packages(smoke_data, "packages", "smoke"))
 
+    from sdsetup.launchers import KINDS
+
+    launcher_data = r.table(data.get("launcher", {}), "launcher")
+    r.known(launcher_data, "launcher", ("kind",))
+    kind = r.text(launcher_data, "kind", "launcher", required=False, default="a1111")
+    if kind not in KINDS:
+        raise r.fail("launcher.kind", f"'{kind}' is not a known launcher", f"use one of: {', '.join(KINDS)}")
+
     return Manifest(
         name=name,
         title=r.text(data, "title", "", required=False, default=name) or name,
@@ -530,6 +546,7 @@ def parse_manifest(data: Mapping[str, Any], origin: str) -> Manifest:
         disk=disk,
         smoke=smoke,
         schema=schema,
+        launcher=LauncherSpec(kind=kind),
     )
 
 

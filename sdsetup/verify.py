@@ -536,7 +536,17 @@ def verify_install(
 
     # Models and Hugging Face files: present, complete, the exact bytes.
     cache = HashCache(install_dir / HASH_CACHE_REL)
+    from sdsetup.model_store import load_shared
+
+    shared = load_shared(install_dir)  # models used where another install keeps them (another file system)
     for model in record.models:
+        if model.path in shared and not (install_dir / model.path).exists():
+            source = Path(shared[model.path])
+            item = _file_check(source.parent, cache, rehash, f"model:{model.path}", Path(model.path).name, source.name,
+                               model.size, model.sha256, url=model.url)
+            item["value"] = f"{item.get('value')} (shared: {source})"
+            items.append(item)
+            continue
         items.append(_file_check(install_dir, cache, rehash, f"model:{model.path}", Path(model.path).name, model.path,
                                  model.size, model.sha256, url=model.url))
     for hub in record.hub_files:
@@ -553,7 +563,10 @@ def verify_install(
 
         expected_backend = choose_backend(facts)
         gpu = primary_gpu(facts, expected_backend)
-    launch_args, launch_items = check_launch_flags(install_dir, record, facts)
+    from sdsetup.launchers import for_record
+
+    launcher = for_record(record)
+    launch_args, launch_items = launcher.check_launch(install_dir, record, facts)
     items += launch_items
 
     # The venv: it runs, torch matches the hardware, and it generates an image.
@@ -561,7 +574,7 @@ def verify_install(
     py_item, runs = _python_item(venv_python)
     items.append(py_item)
     hf_home = record_path_in(install_dir, record.hf_home, "HF_HOME") if record.hf_home else None
-    smoke_options = smoke_options_from_args(launch_args)
+    smoke_options = launcher.smoke_options(launch_args)
     tiny = full_doc = None
     if runs:
         if smoke:
@@ -608,7 +621,12 @@ def _full_smoke(install_dir, record, items, python, hf_home, out, smoke_options,
     if any(item["id"] == f"model:{model.path}" and item["status"] == "fail" for item in items):
         return {"id": "smoke-full", "name": "smoke test (checkpoint)", "status": "skip",
                 "value": f"{Path(model.path).name} failed its check above", "fix": None}
-    doc = run_smoke(python, checkpoint=record_path_in(install_dir, model.path, "model path"), out=out, hf_home=hf_home,
+    from sdsetup.model_store import load_shared
+
+    shared = load_shared(install_dir)
+    checkpoint = Path(shared[model.path]) if model.path in shared and not (install_dir / model.path).exists() \
+        else record_path_in(install_dir, model.path, "model path")
+    doc = run_smoke(python, checkpoint=checkpoint, out=out, hf_home=hf_home,
                     progress=progress, **smoke_options)
     holder["doc"] = doc
     return smoke_item(doc, item_id="smoke-full", name="smoke test (checkpoint)")

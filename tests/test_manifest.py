@@ -15,7 +15,7 @@ GITHUB = "https://github.com/"
 
 
 def test_builtin_manifests_are_the_install_manifests():
-    assert set(builtin_names()) == {"a1111", "a1111-dev"}  # mirrors.toml / known_errors.toml are not manifests
+    assert set(builtin_names()) == {"a1111", "a1111-dev", "forge", "comfyui"}  # mirrors.toml / known_errors.toml are not manifests
 
 
 def test_a1111_carries_every_pin_and_the_2026_fixes():

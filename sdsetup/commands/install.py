@@ -13,6 +13,7 @@ from sdsetup.install.plan import InstallOptions
 from sdsetup.output import Outcome
 
 DEFAULT_DIR = "stable-diffusion-webui"
+DEFAULT_DIRS = {"forge": "stable-diffusion-webui-forge", "comfyui": "ComfyUI"}  # the upstream checkout names
 
 
 def choose_manifest_name(requested: str | None, install_dir: Path, facts: Any, backend: str) -> str:
@@ -53,12 +54,31 @@ def prepare(settings: Any, install_dir: Path, options: InstallOptions):
     return build_plan(manifest, facts, mirrors, options, install_dir)
 
 
+def with_ui(options: InstallOptions, ui: str | None) -> InstallOptions:
+    """`--ui NAME` is `--manifest NAME` for the built-in UIs (a1111, forge, comfyui)."""
+    if not ui:
+        return options
+    from dataclasses import replace
+
+    from sdsetup.errors import usage_error
+    from sdsetup.i18n import t
+
+    uis = ("a1111", "forge", "comfyui")
+    if ui not in uis:
+        raise usage_error(t("unknown web UI '{ui}'", ui=ui), t("use --ui with one of: {uis} (or --manifest FILE)", uis=", ".join(uis)))
+    if options.manifest and options.manifest != ui:
+        raise usage_error(t("--ui {ui} and --manifest {manifest} name different manifests", ui=ui, manifest=options.manifest),
+                          t("give only one of them"))
+    return replace(options, manifest=ui)
+
+
 def run(settings: Any, install_dir: Path | str | None, options: InstallOptions) -> Outcome:
     from sdsetup.install.executor import execute
     from sdsetup.install.inputs import validate_inputs
 
     # The same input checks for --dry-run as for a real run (the dry run skips only the write probe).
-    target = validate_inputs(Path(install_dir or DEFAULT_DIR), options.python, dry_run=options.dry_run)
+    default = DEFAULT_DIRS.get(options.manifest or "", DEFAULT_DIR)
+    target = validate_inputs(Path(install_dir or default), options.python, dry_run=options.dry_run)
     plan = prepare(settings, target, options)
     warnings = list(plan.mirrors.warnings)
     if options.dry_run:
@@ -68,6 +88,10 @@ def run(settings: Any, install_dir: Path | str | None, options: InstallOptions) 
         return Outcome("install", plan.to_json(), ExitCode.OK, human=render_plan, warnings=warnings)
     data = execute(plan, settings)
     warnings += data.pop("warnings", [])
+    from sdsetup.launchers import for_manifest
+
+    if for_manifest(plan.manifest).kind != "a1111":
+        data["start"] = for_manifest(plan.manifest).start_hint
     return Outcome("install", data, ExitCode.OK, human=render_outcome, warnings=warnings)
 
 
@@ -127,7 +151,7 @@ def render_outcome(data: Mapping[str, Any]) -> str:
         lines.append(f"  skipped {step['id']}: {step.get('reason')}")
     lines.append("")
     lines.append("Start the web UI:")
-    lines.append(f"  cd \"{data['install_dir']}\" && ./webui.sh        (Windows: webui-user.bat)")
+    lines.append(f"  cd \"{data['install_dir']}\" && " + data.get("start", "./webui.sh        (Windows: webui-user.bat)"))
     if data.get("log"):
         lines.append(f"Log: {data['log']}")
     return "\n".join(lines)

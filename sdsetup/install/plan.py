@@ -118,6 +118,10 @@ def decide(manifest: Manifest, facts: Any, backend_request: str = "auto") -> Dec
     flags = list(config.flags)
     if "--xformers" in flags and not spec.xformers:
         flags[flags.index("--xformers")] = "--opt-sdp-attention"  # no xformers pin: torch's own attention
+    from sdsetup.launchers import for_manifest
+
+    xformers_wanted = "--xformers" in flags
+    flags = for_manifest(manifest).translate_flags(flags, backend)  # in the UI's own words (A1111: unchanged)
     args: list[str] = []
     for flag in [*manifest.launch.args, *flags]:
         # Flags with values (--use-cpu all) are kept in order; only exact repeats of a lone flag are dropped.
@@ -126,7 +130,7 @@ def decide(manifest: Manifest, facts: Any, backend_request: str = "auto") -> Dec
         args.append(flag)
     env = dict(config.env)
     env.update(dict(manifest.launch.env))
-    xformers = spec.xformers if "--xformers" in args else None
+    xformers = spec.xformers if "--xformers" in args or (xformers_wanted and spec.xformers) else None
     return Decisions(
         backend=backend,
         torch=spec,
@@ -181,7 +185,7 @@ class Plan:
 
 def build_plan(manifest: Manifest, facts: Any, mirrors: Any, options: InstallOptions, install_dir: Path) -> Plan:
     """The ordered steps (pure: constructing a step reads nothing)."""
-    from sdsetup.install.steps import hub, models, pip_deps, preflight, record, repos, smoke, torch, venv, webui, webui_user
+    from sdsetup.install.steps import hub, models, pip_deps, preflight, record, repos, smoke, torch, venv, webui
 
     decisions = decide(manifest, facts, options.backend)
     plan = Plan(install_dir=Path(install_dir), manifest=manifest, decisions=decisions, mirrors=mirrors, options=options)
@@ -198,7 +202,9 @@ def build_plan(manifest: Manifest, facts: Any, mirrors: Any, options: InstallOpt
         steps.append(models.ModelsStep(manifest.models, mirrors))
     if manifest.hub:
         steps.append(hub.HubStep(manifest.hub, mirrors))
-    steps.append(webui_user.WebuiUserStep(manifest, decisions, mirrors))
+    from sdsetup.launchers import for_manifest
+
+    steps.append(for_manifest(manifest).config_step(manifest, decisions, mirrors))
     steps.append(record.RecordStep(manifest, decisions, options))
     if not options.skip_smoke:
         steps.append(smoke.SmokeStep(manifest, options, mirrors, decisions.launch_args))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.i18n import t
 from sdsetup.install.failover import failover_order
 from sdsetup.install.steps.base import Step
 from sdsetup.redact import redact_url
@@ -45,7 +46,13 @@ class ModelsStep(Step):
         return [{"path": m.path, "sha256": m.sha256, "size": m.size} for m in self.models]
 
     def is_done(self, ctx: Any) -> bool:
-        return all(file_matches(ctx, ctx.path(m.path), m.sha256, m.size) for m in self.models)
+        from pathlib import Path
+
+        from sdsetup.model_store import load_shared
+
+        shared = load_shared(ctx.install_dir)
+        return all(file_matches(ctx, ctx.path(m.path), m.sha256, m.size)
+                   or (m.path in shared and file_matches(ctx, Path(shared[m.path]), m.sha256, m.size)) for m in self.models)
 
     def bytes_needed(self) -> dict[str, int]:
         return {"install_dir": sum(m.size or 0 for m in self.models)}
@@ -54,10 +61,14 @@ class ModelsStep(Step):
         from sdsetup.install.wheelhouse import download_specs
         from sdsetup.net.filespec import FileSpec
 
+        from sdsetup.model_store import link_into, load_shared, save_shared, sibling_copy
+
+        shared = load_shared(ctx.install_dir)
         specs = []
         for model in self.models:
             dest = ctx.path(model.path)
             if file_matches(ctx, dest, model.sha256, model.size):
+                shared.pop(model.path, None)
                 continue
             if dest.exists():
                 # Never replace what the user put there: a different file under this name is theirs.
@@ -66,7 +77,22 @@ class ModelsStep(Step):
                     f"move it away or rename it (sdsetup does not overwrite it), then run again",
                     ExitCode.INTEGRITY,
                 )
+            # Another install beside this one has the same file: no second download.
+            source = sibling_copy(ctx.install_dir, model.sha256, lambda p, m=model: file_matches(ctx, p, m.sha256, m.size))
+            if source is not None:
+                if link_into(source, dest):
+                    shared.pop(model.path, None)
+                    ctx.hash_cache.remember(dest, model.sha256)
+                    ctx.reporter.detail(t("{name}: hard link to {source} (no download)", name=dest.name, source=source))
+                else:  # the UI's own model-path setting points at it (the launch step writes it)
+                    shared[model.path] = str(source)
+                    ctx.reporter.detail(t("{name}: used where it is, {source} (another file system; no download)",
+                                          name=dest.name, source=source))
+                continue
             specs.append(FileSpec(urls=self.urls[model.path], dest=dest, sha256=model.sha256, size=model.size, label=model.name))
+        for spec in specs:
+            shared.pop(next(m.path for m in self.models if ctx.path(m.path) == spec.dest), None)
+        save_shared(ctx.install_dir, shared)
         results = download_specs(ctx, specs) if specs else []
         for spec, result in zip(specs, results):
             ctx.hash_cache.remember(spec.dest, spec.sha256)

@@ -22,7 +22,7 @@ class RecordStep(Step):
         from sdsetup.hashing import sha256_file
         from sdsetup.install.steps.hub import hub_rel, seeded_commit
         from sdsetup.install.steps.webui import load_previous
-        from sdsetup.install.steps.webui_user import WebuiUserStep
+        from sdsetup.launchers import for_manifest
         from sdsetup.install.webui_config import redact_env_for_record
         from sdsetup.install_record import FileRecord, HubFileRecord, InstallRecord, RepoRecord
         from sdsetup.layout import HF_HOME_REL, venv_python_rel
@@ -39,7 +39,8 @@ class RecordStep(Step):
                 path = ctx.path(rel)
                 hub_files.append(HubFileRecord(spec.repo_id, commit, name, rel, sha256_file(path), path.stat().st_size))
         models = [] if self.options.skip_models else [FileRecord(x.path, x.sha256, x.size, x.url) for x in m.models]
-        env = WebuiUserStep(m, self.decisions, ctx.mirrors).settings_for(ctx).env
+        launcher = for_manifest(m)
+        env = launcher.config_step(m, self.decisions, ctx.mirrors).settings_for(ctx).env
         return InstallRecord(
             manifest=m.name,
             webui=RepoRecord("stable-diffusion-webui", ".", m.webui.url, m.webui.commit),
@@ -54,6 +55,7 @@ class RecordStep(Step):
             env=redact_env_for_record(env, secrets_in_url(ctx.mirrors.proxy)),
             finished=True,
             previous_checkout=load_previous(ctx.install_dir),
+            launcher=launcher.kind,
         )
 
     def identity(self, ctx: Any) -> Any:

@@ -50,12 +50,13 @@ class SmokeStep(Step):
                                          constraints=ctx.constraints_file)
 
     def run(self, ctx: Any) -> dict[str, Any]:
-        from sdsetup.verify import run_smoke, smoke_options_from_args
+        from sdsetup.launchers import for_manifest
+        from sdsetup.verify import run_smoke
 
         self._ensure_packages(ctx)
         # The same reading of the launch flags as `sdsetup verify`: precision flags, and the CPU when told.
         result = run_smoke(ctx.python, hf_home=ctx.hf_home, cache_dir=ctx.layout.smoke_cache,
-                           progress=ctx.progress, **smoke_options_from_args(self.launch_args))
+                           progress=ctx.progress, **for_manifest(self.manifest).smoke_options(list(self.launch_args)))
         if not result.get("ok"):
             error = result.get("error") or {}
             message = error.get("message") if isinstance(error, dict) else str(error)
