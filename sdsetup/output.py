@@ -77,7 +77,7 @@ def emit(outcome: Outcome, as_json: bool, stream=None) -> None:
         stream.write(json.dumps(outcome.envelope(), indent=2, default=str, ensure_ascii=False) + "\n")
     else:
         for warning in outcome.warnings:
-            sys.stderr.write(f"warning: {warning}\n")
+            sys.stderr.write(f"warning: {warning}\n")  # i18n: keep
         text = outcome.human_text()
         if text:
             stream.write(text.rstrip("\n") + "\n")
@@ -86,9 +86,9 @@ def emit(outcome: Outcome, as_json: bool, stream=None) -> None:
 
 def emit_error(command: str, error: SdsetupError, as_json: bool) -> None:
     """One `error:` line and one `hint:` line on stderr; with --json also the envelope on stdout."""
-    sys.stderr.write(f"error: {error.message}\n")
+    sys.stderr.write(f"error: {error.message}\n")  # i18n: keep
     if error.hint:
-        sys.stderr.write(f"hint: {error.hint}\n")
+        sys.stderr.write(f"hint: {error.hint}\n")  # i18n: keep
     sys.stderr.flush()
     if as_json:
         sys.stdout.write(json.dumps(error_envelope(command, error), indent=2, default=str, ensure_ascii=False) + "\n")

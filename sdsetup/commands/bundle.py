@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 from sdsetup.errors import ExitCode, usage_error
 from sdsetup.fsutil import human_bytes
 from sdsetup.output import Outcome, status_lines
+from sdsetup.i18n import t
 
 
 def create(settings: Any, out: Path, *, manifest: str | None = None, backend: str = "auto", torch_tag: str | None = None,
@@ -23,7 +24,7 @@ def create(settings: Any, out: Path, *, manifest: str | None = None, backend: st
 
         base_url = check_url(base_url, "--base-url", "URL")
         if urlsplit(base_url).username or urlsplit(base_url).password:
-            raise usage_error("--base-url carries a user name or password", "the profile file is for every machine: give the URL without credentials")
+            raise usage_error(t("--base-url carries a user name or password"), t("the profile file is for every machine: give the URL without credentials"))
     options = CreateOptions(manifest=manifest, backend=(backend or "auto").lower(), torch_tag=torch_tag,
                             platforms=tuple(platforms or ()), python_version=python_version, base_url=base_url, quiet=quiet)
     data = create_bundle(settings, out, options)
@@ -47,14 +48,14 @@ def install_settings(settings: Any, *, mirror_url: str | None, offline: Path | N
     if mirror_url is None and offline is None:
         return settings
     if mirror_url is not None and offline is not None:
-        raise usage_error("--mirror-url and --offline both given", "pick one: --offline DIR for a local bundle, --mirror-url URL for a served one")
+        raise usage_error(t("--mirror-url and --offline both given"), t("pick one: --offline DIR for a local bundle, --mirror-url URL for a served one"))
     if settings.mirror or settings.mirror_overrides:
-        raise usage_error("--mirror together with --mirror-url/--offline", "a bundle serves every channel: drop --mirror")
+        raise usage_error(t("--mirror together with --mirror-url/--offline"), t("a bundle serves every channel: drop --mirror"))
     if offline is not None:
         folder = Path(offline).expanduser().absolute()
         if not (folder / LOCK_NAME).is_file():
-            raise usage_error(f"--offline {offline}: no {LOCK_NAME} there, so it is not a finished bundle",
-                              "give the folder `sdsetup bundle create` wrote (check it with `sdsetup bundle verify`)")
+            raise usage_error(t("--offline {offline}: no {lock_name} there, so it is not a finished bundle", offline=offline, lock_name=LOCK_NAME),
+                              t("give the folder `sdsetup bundle create` wrote (check it with `sdsetup bundle verify`)"))
         from sdsetup.bundle.check import check_for_install
 
         # A damaged file would send the install to the file's canonical URL: check first, offline means no network.
@@ -63,7 +64,7 @@ def install_settings(settings: Any, *, mirror_url: str | None, offline: Path | N
     else:
         url = check_url(mirror_url, "--mirror-url", "URL")
         if not url.startswith(("http://", "https://", "file://")):
-            raise usage_error(f"--mirror-url {mirror_url}: not an http(s):// or file:// URL", "e.g. --mirror-url http://192.168.1.5:8000/")
+            raise usage_error(t("--mirror-url {mirror_url}: not an http(s):// or file:// URL", mirror_url=mirror_url), t("e.g. --mirror-url http://192.168.1.5:8000/"))
     return settings.with_(mirror=url.rstrip("/") + "/", mirror_overrides=())
 
 

@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 from sdsetup.errors import usage_error
 from sdsetup.output import Outcome
 from sdsetup.settings import Settings
+from sdsetup.i18n import t
 
 
 def check_url(url: str) -> str:
@@ -24,19 +25,19 @@ def check_url(url: str) -> str:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise usage_error(f"'{redact_url(text)}' is not a valid URL", "give an http://, https:// or file:// URL") from None
+        raise usage_error(t("'{text}' is not a valid URL", text=redact_url(text)), t("give an http://, https:// or file:// URL")) from None
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
         if not parts.hostname:
-            raise usage_error(f"'{redact_url(text)}' has no host name", "give a full URL such as https://example.org/file.bin")
+            raise usage_error(t("'{text}' has no host name", text=redact_url(text)), t("give a full URL such as https://example.org/file.bin"))
         return text
     if scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path:
-            raise usage_error(f"'{text}' is not a local file:// URL", "use file:///absolute/path/to/file")
+            raise usage_error(t("'{text}' is not a local file:// URL", text=text), t("use file:///absolute/path/to/file"))
         return text
     raise usage_error(
-        f"'{redact_url(text)}' is not a URL sdsetup can download ({scheme or 'no'} scheme)",
-        "use http://, https:// or file:// URLs",
+        t("'{text}' is not a URL sdsetup can download ({scheme} scheme)", text=redact_url(text), scheme=scheme or 'no'),
+        t("use http://, https:// or file:// URLs"),
     )
 
 
@@ -47,14 +48,14 @@ def check_sha256(value: str | None) -> str | None:
     if digest.startswith("sha256:"):
         digest = digest[len("sha256:"):]
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise usage_error(f"--sha256 '{value}' is not a sha256", "give the 64 hexadecimal digits of the file's sha256")
+        raise usage_error(t("--sha256 '{value}' is not a sha256", value=value), t("give the 64 hexadecimal digits of the file's sha256"))
     return digest
 
 
 def file_name_from_url(url: str) -> str:
     name = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
     if not name or name in (".", "..") or any(c in name for c in "/\\\0") or (os.name == "nt" and ":" in name):
-        raise usage_error(f"cannot tell a file name from {url}", "give the file's path with -o PATH")
+        raise usage_error(t("cannot tell a file name from {url}", url=url), t("give the file's path with -o PATH"))
     return name
 
 
@@ -104,20 +105,20 @@ def run(
     from sdsetup.logs import start_run_log
 
     if not urls:
-        raise usage_error("no URL given", "sdsetup fetch URL [URL ...] -o PATH")
+        raise usage_error(t("no URL given"), t("sdsetup fetch URL [URL ...] -o PATH"))
     checked = [check_url(u) for u in urls]
     digest = check_sha256(sha256)
     if size is not None and size < 0:
-        raise usage_error(f"--size {size} is negative", "give the size in bytes, or leave it out")
+        raise usage_error(t("--size {size} is negative", size=size), t("give the size in bytes, or leave it out"))
     if lock_timeout is not None and lock_timeout < 0:
-        raise usage_error(f"--lock-timeout {lock_timeout} is negative", "give seconds to wait, e.g. 60")
+        raise usage_error(t("--lock-timeout {lock_timeout} is negative", lock_timeout=lock_timeout), t("give seconds to wait, e.g. 60"))
     dest = output_path(output, checked[0])
     from sdsetup.fsutil import check_destination, file_in_the_way
 
     if file_in_the_way(dest) is None:
         check_destination(dest)  # before the run log: a device, FIFO, /proc, /sys, a long name, read-only
     if dest.is_dir():
-        raise usage_error(f"{dest} is a folder", "give the path of the file to write with -o")
+        raise usage_error(t("{dest} is a folder", dest=dest), t("give the path of the file to write with -o"))
 
     start_run_log(settings, "fetch")
     from sdsetup.net.download import download

@@ -14,6 +14,7 @@ from pathlib import Path, PurePath
 from typing import Iterable, Mapping
 
 from sdsetup.errors import usage_error
+from sdsetup.i18n import t
 
 # FAT has a 4 GiB - 1 byte file size limit: no SDXL checkpoint (~6.5 GiB) fits, and it has no
 # file ownership, which makes git refuse the repositories.
@@ -39,26 +40,26 @@ def validate_install_dir(
     """
     raw = str(path)
     if not raw.strip():
-        raise usage_error(f"{label} is empty", f"give the folder to install into, e.g. {example}")
+        raise usage_error(t("{label} is empty", label=label), t("give the folder to install into, e.g. {example}", example=example))
     target = Path(os.path.abspath(os.path.expanduser(raw)))
     if target.exists() and not target.is_dir():
         raise usage_error(
-            f"{label} {target} is a file, not a folder",
-            f"give a folder path (sdsetup creates it when missing), e.g. {example}",
+            t("{label} {target} is a file, not a folder", label=label, target=target),
+            t("give a folder path (sdsetup creates it when missing), e.g. {example}", example=example),
         )
     existing = target
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise usage_error(
-            f"{label} {target} cannot be created: {existing} is a file",
-            f"choose a folder path whose parents are folders, e.g. {example}",
+            t("{label} {target} cannot be created: {existing} is a file", label=label, target=target, existing=existing),
+            t("choose a folder path whose parents are folders, e.g. {example}", example=example),
         )
     problem = _write_problem(existing) if probe_write else None
     if problem:
         raise usage_error(
-            f"{label} {target} is not writable: cannot create a file in {existing} ({problem})",
-            f"choose a folder you own, e.g. {example}, or fix the folder's permissions",
+            t("{label} {target} is not writable: cannot create a file in {existing} ({problem})", label=label, target=target, existing=existing, problem=problem),
+            t("choose a folder you own, e.g. {example}, or fix the folder's permissions", example=example),
         )
     return target
 

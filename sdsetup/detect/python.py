@@ -16,6 +16,7 @@ import sys
 from typing import Any, Iterable, Sequence
 
 from sdsetup.detect._probe import run_result, run_text
+from sdsetup.i18n import t
 
 PATH_NAMES = ("python3.10", "python3.11", "python3.12")
 # python.org's Windows installer puts only python.exe on PATH; python3.exe there is often the Store alias.
@@ -247,8 +248,8 @@ def require_requested(requested: str) -> str:
     path = resolve_requested(requested)
     if not path:
         raise usage_error(
-            f"--python {requested}: no such file or command",
-            "give the path of a Python 3.10 interpreter (e.g. /usr/bin/python3.10 or C:\\Python310\\python.exe), or leave --python out",
+            t("--python {requested}: no such file or command", requested=requested),
+            t("give the path of a Python 3.10 interpreter (e.g. /usr/bin/python3.10 or C:\\Python310\\python.exe), or leave --python out"),
         )
     return path
 

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from sdsetup.errors import usage_error
 from sdsetup.fsutil import human_bytes
+from sdsetup.i18n import t
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def collect(
     if python:
         requested_path = pythons.require_requested(python)
     if backend not in ("auto", *recommend.BACKENDS):
-        raise usage_error(f"--backend {backend}: unknown backend", f"use auto or one of {', '.join(recommend.BACKENDS)}")
+        raise usage_error(t("--backend {backend}: unknown backend", backend=backend), t("use auto or one of {backends}", backends=', '.join(recommend.BACKENDS)))
 
     local_os = probe_os()  # the real OS, for paths and interpreters even when machine facts are replayed
     system = local_os["system"] or ""
