@@ -95,6 +95,15 @@ def emit_error(command: str, error: SdsetupError, as_json: bool) -> None:
         sys.stdout.flush()
 
 
+def display_width(text: str) -> int:
+    """Columns a terminal gives text: East Asian wide and fullwidth characters take two (中文 is 4 wide)."""
+    if text.isascii():
+        return len(text)
+    from unicodedata import east_asian_width
+
+    return sum(2 if east_asian_width(char) in ("W", "F") else 1 for char in text)
+
+
 def status_lines(items: Iterable[dict[str, Any]], *, label_width: int = 22) -> str:
     """Render check-style items ({status, name, value, fix}) as aligned lines, fixes indented below."""
     lines = []
@@ -102,7 +111,7 @@ def status_lines(items: Iterable[dict[str, Any]], *, label_width: int = 22) -> s
         mark = STATUS_MARK.get(item.get("status", "info"), item.get("status", "?"))
         name = str(item.get("name", ""))
         value = item.get("value", "")
-        lines.append(f"[{mark}] {name:<{label_width}} {value}".rstrip())
+        lines.append(f"[{mark}] {name}{' ' * max(0, label_width - display_width(name))} {value}".rstrip())
         fix = item.get("fix")
         if fix and item.get("status") in ("warn", "fail"):
             for fix_line in str(fix).splitlines():

@@ -416,3 +416,18 @@ def test_a_doctor_finding_under_a_chinese_locale_is_chinese_with_the_same_json_k
     finding = next(f for f in docs["zh"]["data"]["findings"] if f["id"] == "cuda-oom")
     assert finding["title"] == chinese.title and finding["fix"]["steps"] == list(chinese.steps)
     assert next(f for f in docs["en"]["data"]["findings"] if f["id"] == "cuda-oom")["title"] == english.title
+
+
+def test_check_items_carry_ids_and_the_same_keys_in_both_languages(tmp_path):
+    args = ["check", "--dir", str(tmp_path / "sd"), "--json"]
+    docs = {name: json.loads(_sdsetup(args, lang_env=env).out) for name, env in (("en", EN), ("zh", ZH))}
+    en_items, zh_items = docs["en"]["data"]["items"], docs["zh"]["data"]["items"]
+    assert [list(i) for i in en_items] == [list(i) for i in zh_items]
+    assert [(i["id"], i["status"], i["name_id"], i["fix_id"]) for i in en_items] == \
+           [(i["id"], i["status"], i["name_id"], i["fix_id"]) for i in zh_items]
+    ram_en = next(i for i in en_items if i["id"] == "ram")
+    ram_zh = next(i for i in zh_items if i["id"] == "ram")
+    assert ram_en["name"] == "RAM" and ram_zh["name"] == "内存" and ram_en["name_id"] == i18n.message_id("RAM")
+    human = _sdsetup(args[:-1], lang_env=ZH).out
+    assert "[ok  ] 内存" in human or "[WARN] 内存" in human or "[FAIL] 内存" in human
+    assert human.rstrip().endswith("。")  # the verdict
