@@ -97,12 +97,17 @@ def render_verify(data: Mapping[str, Any]) -> str:
     items = []
     for problem in data["problems"]:
         items.append({"status": "fail", "name": problem["path"], "value": describe(problem),
-                      "fix": "run `sdsetup bundle create` again with the same options: it fetches what is missing or wrong"})
+                      "fix": t("run `sdsetup bundle create` again with the same options: it fetches what is missing or "
+                               "wrong")})
     lines = [status_lines(items, label_width=40)] if items else []
     if data["extra_files"]:
-        shown = ", ".join(data["extra_files"][:5]) + (f" and {len(data['extra_files']) - 5} more" if len(data["extra_files"]) > 5 else "")
-        lines.append(f"[info] not in the lock (served as they are): {shown}")
-    verdict = "OK" if data["ok"] else f"{len(data['problems'])} problem(s)"
-    lines.append(f"{verdict}: {data['files_checked']} files ({human_bytes(data['bytes_checked'])}) and "
-                 f"{data['repos_checked']} repositories checked in {data['out']}")
+        extra = data["extra_files"]
+        shown = (t("{files} and {count} more", files=", ".join(extra[:5]), count=len(extra) - 5) if len(extra) > 5
+                 else ", ".join(extra))
+        lines.append(t("[info] not in the lock (served as they are): {files}", files=shown))
+    checked = dict(files=data["files_checked"], size=human_bytes(data["bytes_checked"]), repos=data["repos_checked"],
+                   out=data["out"])
+    lines.append(t("OK: {files} files ({size}) and {repos} repositories checked in {out}", **checked) if data["ok"] else
+                 t("{problems} problem(s): {files} files ({size}) and {repos} repositories checked in {out}",
+                   problems=len(data["problems"]), **checked))
     return "\n".join(lines)

@@ -11,9 +11,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from sdsetup.errors import usage_error
+from sdsetup.i18n import t
 from sdsetup.output import Outcome
 from sdsetup.settings import Settings
-from sdsetup.i18n import t
 
 
 def check_url(url: str) -> str:
@@ -137,13 +137,13 @@ def run(
 def _human(data: dict) -> str:
     from sdsetup.fsutil import human_bytes
 
-    check = "verified sha256" if data["verified"] else "sha256"
+    check = t("verified sha256") if data["verified"] else "sha256"
     if data["cached"]:
-        return f"already there: {data['path']} ({human_bytes(data['size'])}, {check} {data['sha256']})"
+        return t("already there: {path} ({size}, {check} {sha256})", path=data["path"], size=human_bytes(data["size"]),
+                 check=check, sha256=data["sha256"])
     seconds = max(data["seconds"], 1e-6)
-    rate = human_bytes(data["bytes_transferred"] / seconds)
-    resumed = ", resumed" if data["resumed"] else ""
-    return (
-        f"saved {data['path']} ({human_bytes(data['size'])} in {data['seconds']:.1f} s, {rate}/s{resumed})\n"
-        f"{check} {data['sha256']}"
-    )
+    facts = dict(path=data["path"], size=human_bytes(data["size"]), seconds=f"{data['seconds']:.1f}",
+                 rate=human_bytes(data["bytes_transferred"] / seconds))
+    saved = (t("saved {path} ({size} in {seconds} s, {rate}/s, resumed)", **facts) if data["resumed"]
+             else t("saved {path} ({size} in {seconds} s, {rate}/s)", **facts))
+    return f"{saved}\n{check} {data['sha256']}"
