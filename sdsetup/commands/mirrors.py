@@ -121,7 +121,7 @@ def probe(settings: Settings, channels: list[str] | None = None) -> Outcome:
         "log": str(log_path) if log_path else None,
     }
     unreachable = [ch for ch, best in data["best"].items() if best is None]
-    warnings = [f"{ch}: no candidate answered" for ch in unreachable]
+    warnings = [t("{channel}: no candidate answered", channel=ch) for ch in unreachable]
     if unreachable:
         data["hint"] = t(NO_ANSWER_HINT)
         warnings.append(f"hint: {data['hint']}")  # i18n: keep (the prefix; the text is translated)
@@ -136,7 +136,8 @@ def _redacted(url: str | None) -> str | None:
 
 
 def _render_probe(data: dict[str, Any]) -> str:
-    lines = [f"probed: {data['profile']}" + (f" through proxy {data['proxy']}" if data["proxy"] else "")]
+    lines = [t("probed: {profile} through proxy {proxy}", profile=data["profile"], proxy=data["proxy"]) if data["proxy"]
+             else t("probed: {profile}", profile=data["profile"])]
     for channel, results in data["channels"].items():
         lines.append(f"{channel}:")
         for i, result in enumerate(results, 1):
