@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.i18n import N_, t
 
 
 @contextmanager
@@ -55,15 +56,15 @@ def safe_join(root: Path, relative: str, what: str = "path") -> Path:
     rel = str(relative).replace("\\", "/")
     if not rel or rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
         raise SdsetupError(
-            f"{what} '{relative}' must be relative to the install directory",
-            "use a path like models/Stable-diffusion/model.safetensors",
+            t("{what} '{relative}' must be relative to the install directory", what=what, relative=relative),
+            t("use a path like models/Stable-diffusion/model.safetensors"),
             ExitCode.USAGE,
         )
     parts = [p for p in rel.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise SdsetupError(
-            f"{what} '{relative}' escapes the install directory",
-            "remove '..' from the path; sdsetup only writes inside the install directory",
+            t("{what} '{relative}' escapes the install directory", what=what, relative=relative),
+            t("remove '..' from the path; sdsetup only writes inside the install directory"),
             ExitCode.USAGE,
         )
     candidate = root.joinpath(*parts)
@@ -71,8 +72,8 @@ def safe_join(root: Path, relative: str, what: str = "path") -> Path:
     resolved = candidate.resolve()
     if resolved != root_resolved and root_resolved not in resolved.parents:
         raise SdsetupError(
-            f"{what} '{relative}' resolves outside {root} (a symlink?)",
-            "remove the symlink or choose another path",
+            t("{what} '{relative}' resolves outside {root} (a symlink?)", what=what, relative=relative, root=root),
+            t("remove the symlink or choose another path"),
             ExitCode.USAGE,
         )
     return candidate
@@ -111,10 +112,10 @@ LONGEST_SUFFIX = len(".part.json.tmp")
 def _kind(mode: int) -> str | None:
     import stat
 
-    for test, name in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket")):
+    for test, name in ((stat.S_ISCHR, N_("a character device")), (stat.S_ISBLK, N_("a block device")),
+                       (stat.S_ISFIFO, N_("a FIFO (named pipe)")), (stat.S_ISSOCK, N_("a socket"))):
         if test(mode):
-            return name
+            return t(name)
     return None
 
 
@@ -149,18 +150,20 @@ def check_destination(dest: Path) -> None:
         if exc.errno == errnos.ENAMETOOLONG:
             info = None  # reported below, with the limit
         else:
-            raise SdsetupError(f"cannot use {dest} as the output: {exc.strerror or exc}", "give another output path (-o)", ExitCode.USAGE) from None
+            raise SdsetupError(t("cannot use {dest} as the output: {reason}", dest=dest, reason=exc.strerror or exc),
+                               t("give another output path (-o)"), ExitCode.USAGE) from None
     if info is not None:
         kind = _kind(info.st_mode)
         if kind is not None:
-            raise SdsetupError(f"{dest} is {kind}, not a regular file", "give the path of a regular file to write (-o)", ExitCode.USAGE)
+            raise SdsetupError(t("{dest} is {kind}, not a regular file", dest=dest, kind=kind),
+                               t("give the path of a regular file to write (-o)"), ExitCode.USAGE)
     real = Path(os.path.realpath(nearest_existing(dest)))
     if os.name != "nt":
         for tree in KERNEL_TREES:
             if real == Path(tree) or Path(tree) in real.parents:
                 raise SdsetupError(
-                    f"{dest} is inside {tree}, a kernel file system, not a place for a download",
-                    "give an output path in a normal folder (-o)",
+                    t("{dest} is inside {tree}, a kernel file system, not a place for a download", dest=dest, tree=tree),
+                    t("give an output path in a normal folder (-o)"),
                     ExitCode.USAGE,
                 )
     existing = nearest_existing(dest.parent)
@@ -172,15 +175,20 @@ def check_destination(dest: Path) -> None:
         length = len(os.fsencode(part)) + (LONGEST_SUFFIX if part == dest.name else 0)
         if length > name_max:
             raise SdsetupError(
-                f"the name '{part[:40]}…' is too long ({len(os.fsencode(part))} bytes; this file system allows "
-                f"{name_max}{f', and sdsetup adds up to {LONGEST_SUFFIX} for its part file' if part == dest.name else ''})",
-                f"give a shorter output name (-o), at most {name_max - (LONGEST_SUFFIX if part == dest.name else 0)} bytes",
+                (t("the name '{part}…' is too long ({size} bytes; this file system allows {name_max}, and sdsetup "
+                   "adds up to {suffix} for its part file)", part=part[:40], size=len(os.fsencode(part)),
+                   name_max=name_max, suffix=LONGEST_SUFFIX) if part == dest.name else
+                 t("the name '{part}…' is too long ({size} bytes; this file system allows {name_max})",
+                   part=part[:40], size=len(os.fsencode(part)), name_max=name_max)),
+                t("give a shorter output name (-o), at most {limit} bytes",
+                  limit=name_max - (LONGEST_SUFFIX if part == dest.name else 0)),
                 ExitCode.USAGE,
             )
     if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
         raise SdsetupError(
-            f"cannot write in {existing}: {'read-only file system' if _read_only(existing) else 'permission denied'}",
-            "choose an output folder you can write to (-o), or fix its permissions",
+            (t("cannot write in {folder}: read-only file system", folder=existing) if _read_only(existing)
+             else t("cannot write in {folder}: permission denied", folder=existing)),
+            t("choose an output folder you can write to (-o), or fix its permissions"),
             ExitCode.USAGE,
         )
 

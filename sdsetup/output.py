@@ -77,7 +77,7 @@ def emit(outcome: Outcome, as_json: bool, stream=None) -> None:
         stream.write(json.dumps(outcome.envelope(), indent=2, default=str, ensure_ascii=False) + "\n")
     else:
         for warning in outcome.warnings:
-            sys.stderr.write(f"warning: {warning}\n")
+            sys.stderr.write(f"warning: {warning}\n")  # i18n: keep
         text = outcome.human_text()
         if text:
             stream.write(text.rstrip("\n") + "\n")
@@ -86,13 +86,22 @@ def emit(outcome: Outcome, as_json: bool, stream=None) -> None:
 
 def emit_error(command: str, error: SdsetupError, as_json: bool) -> None:
     """One `error:` line and one `hint:` line on stderr; with --json also the envelope on stdout."""
-    sys.stderr.write(f"error: {error.message}\n")
+    sys.stderr.write(f"error: {error.message}\n")  # i18n: keep
     if error.hint:
-        sys.stderr.write(f"hint: {error.hint}\n")
+        sys.stderr.write(f"hint: {error.hint}\n")  # i18n: keep
     sys.stderr.flush()
     if as_json:
         sys.stdout.write(json.dumps(error_envelope(command, error), indent=2, default=str, ensure_ascii=False) + "\n")
         sys.stdout.flush()
+
+
+def display_width(text: str) -> int:
+    """Columns a terminal gives text: East Asian wide and fullwidth characters take two (中文 is 4 wide)."""
+    if text.isascii():
+        return len(text)
+    from unicodedata import east_asian_width
+
+    return sum(2 if east_asian_width(char) in ("W", "F") else 1 for char in text)
 
 
 def status_lines(items: Iterable[dict[str, Any]], *, label_width: int = 22) -> str:
@@ -102,7 +111,7 @@ def status_lines(items: Iterable[dict[str, Any]], *, label_width: int = 22) -> s
         mark = STATUS_MARK.get(item.get("status", "info"), item.get("status", "?"))
         name = str(item.get("name", ""))
         value = item.get("value", "")
-        lines.append(f"[{mark}] {name:<{label_width}} {value}".rstrip())
+        lines.append(f"[{mark}] {name}{' ' * max(0, label_width - display_width(name))} {value}".rstrip())
         fix = item.get("fix")
         if fix and item.get("status") in ("warn", "fail"):
             for fix_line in str(fix).splitlines():

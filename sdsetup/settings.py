@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from sdsetup import __version__
 from sdsetup.errors import usage_error
+from sdsetup.i18n import t
 
 ENV_VARS = {
     "SDSETUP_CONFIG": "path of the config file (default: the platform's config dir, sdsetup/config.toml)",
@@ -90,15 +91,15 @@ def parse_mirror_option(values: list[str] | tuple[str, ...] | None) -> tuple[str
                 shown = redact_text(item)  # a mirror URL may carry a login
                 if channel not in CHANNELS:
                     raise usage_error(
-                        f"--mirror {shown}: unknown channel '{channel}'",
-                        f"channels are {', '.join(CHANNELS)}; e.g. --mirror huggingface=https://hf-mirror.com",
+                        t("--mirror {shown}: unknown channel '{channel}'", shown=shown, channel=channel),
+                        t("channels are {channels}; e.g. --mirror huggingface=https://hf-mirror.com", channels=', '.join(CHANNELS)),
                     )
                 if not url.strip().startswith(("http://", "https://", "file://")) and not Path(url.strip()).is_absolute():
-                    raise usage_error(f"--mirror {shown}: '{redact_text(url)}' is not a URL", "give an http(s):// URL")
+                    raise usage_error(t("--mirror {shown}: '{url}' is not a URL", shown=shown, url=redact_text(url)), t("give an http(s):// URL"))
                 overrides.append((channel, url.strip()))
             else:
                 if profile and profile != item:
-                    raise usage_error(f"--mirror given two profiles: {profile} and {item}", "pick one profile")
+                    raise usage_error(t("--mirror given two profiles: {profile} and {item}", profile=profile, item=item), t("pick one profile"))
                 profile = item
     return profile, tuple(overrides)
 
@@ -111,34 +112,35 @@ def check_config_keys(config: Mapping[str, Any], origin: str) -> None:
         if key not in CONFIG_KEYS:
             close = difflib.get_close_matches(key, CONFIG_KEYS, n=1)
             raise usage_error(
-                f"{origin}: unknown key '{key}'",
-                (f"did you mean '{close[0]}'? " if close else "") + f"known keys: {', '.join(CONFIG_KEYS)}",
+                t("{origin}: unknown key '{key}'", origin=origin, key=key),
+                (t("did you mean '{close}'? known keys: {config_keys}", close=close[0], config_keys=", ".join(CONFIG_KEYS)) if close
+                 else t("known keys: {config_keys}", config_keys=", ".join(CONFIG_KEYS))),
             )
         if key in _STRING_KEYS and not isinstance(value, str):
-            raise usage_error(f"{origin}: key '{key}' must be a string, not {type(value).__name__}", f'write it in quotes, e.g. {key} = "…"')
+            raise usage_error(t("{origin}: key '{key}' must be a string, not {name}", origin=origin, key=key, name=type(value).__name__), t("write it in quotes, e.g. {key} = \"…\"", key=key))
 
 
 def _positive_int(value: Any, origin: str) -> int:
     if isinstance(value, bool):  # TOML `true` is not a count
-        raise usage_error(f"{origin}: '{value}' is not a whole number", "give a number such as 8")
+        raise usage_error(t("{origin}: '{value}' is not a whole number", origin=origin, value=value), t("give a number such as 8"))
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise usage_error(f"{origin}: '{value}' is not a whole number", "give a number such as 8") from None
+        raise usage_error(t("{origin}: '{value}' is not a whole number", origin=origin, value=value), t("give a number such as 8")) from None
     if number < 1 or number > 64:
-        raise usage_error(f"{origin}: {number} is out of range", "use a number from 1 to 64")
+        raise usage_error(t("{origin}: {number} is out of range", origin=origin, number=number), t("use a number from 1 to 64"))
     return number
 
 
 def _positive_float(value: Any, origin: str) -> float:
     if isinstance(value, bool):
-        raise usage_error(f"{origin}: '{value}' is not a number", "give seconds, e.g. 30")
+        raise usage_error(t("{origin}: '{value}' is not a number", origin=origin, value=value), t("give seconds, e.g. 30"))
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise usage_error(f"{origin}: '{value}' is not a number", "give seconds, e.g. 30") from None
+        raise usage_error(t("{origin}: '{value}' is not a number", origin=origin, value=value), t("give seconds, e.g. 30")) from None
     if number <= 0:
-        raise usage_error(f"{origin}: must be more than 0", "give seconds, e.g. 30")
+        raise usage_error(t("{origin}: must be more than 0", origin=origin), t("give seconds, e.g. 30"))
     return number
 
 
@@ -151,11 +153,11 @@ def validate_proxy(url: str, origin: str) -> str:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise usage_error(f"{origin}: '{redact_url(url)}' is not a valid proxy URL", "use e.g. http://127.0.0.1:7890") from None
+        raise usage_error(t("{origin}: '{url}' is not a valid proxy URL", origin=origin, url=redact_url(url)), t("use e.g. http://127.0.0.1:7890")) from None
     if parts.scheme not in ("http", "https", "socks5", "socks5h", "socks4", "socks4a") or not parts.hostname:
         raise usage_error(
-            f"{origin}: '{redact_url(url)}' is not a proxy URL sdsetup can use",
-            "use http://HOST:PORT, https://HOST:PORT, socks5://HOST:PORT or socks5h://HOST:PORT",
+            t("{origin}: '{url}' is not a proxy URL sdsetup can use", origin=origin, url=redact_url(url)),
+            t("use http://HOST:PORT, https://HOST:PORT, socks5://HOST:PORT or socks5h://HOST:PORT"),
         )
     del port
     return url
@@ -177,11 +179,11 @@ def load_settings(
     config: dict[str, Any] = {}
     if config_path.is_dir():
         if named_by:
-            raise usage_error(f"config file {config_path} (from {named_by}) is a folder", f"give the path of the file itself: {fix}")
+            raise usage_error(t("config file {config_path} (from {named_by}) is a folder", config_path=config_path, named_by=named_by), t("give the path of the file itself: {fix}", fix=fix))
     elif config_path.exists():  # a regular file, or /dev/null for "no config"
         config = load_toml(config_path, "config file")
     elif named_by:
-        raise usage_error(f"config file not found: {config_path} (from {named_by})", fix)
+        raise usage_error(t("config file not found: {config_path} (from {named_by})", config_path=config_path, named_by=named_by), fix)
     origin_cfg = f"config file {config_path}"
     check_config_keys(config, origin_cfg)
 
@@ -214,7 +216,7 @@ def load_settings(
 
     ca_bundle, ca_origin = pick("ca_bundle", "SDSETUP_CA_BUNDLE", "ca_bundle")
     if ca_bundle and not Path(str(ca_bundle)).expanduser().is_file():
-        raise usage_error(f"{ca_origin}: CA bundle not found: {ca_bundle}", "give the path of a PEM file")
+        raise usage_error(t("{ca_origin}: CA bundle not found: {ca_bundle}", ca_origin=ca_origin, ca_bundle=ca_bundle), t("give the path of a PEM file"))
 
     connections, conn_origin = pick("connections", "SDSETUP_CONNECTIONS", "connections")
     timeout, timeout_origin = pick("timeout", "SDSETUP_TIMEOUT", "timeout")

@@ -24,7 +24,7 @@ from sdsetup.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "detect"
 CONSOLE_SCRIPT = Path(sys.executable).parent / ("sdsetup.exe" if os.name == "nt" else "sdsetup")
-ITEM_KEYS = {"id", "name", "status", "value", "fix"}
+ITEM_KEYS = {"id", "name", "status", "value", "fix", "name_id", "value_id", "fix_id"}  # *_id: issue 16
 
 
 def invoke(args, machine=None, env=None):

@@ -365,3 +365,69 @@ def test_status_items_get_an_id_beside_each_text_in_every_language():
     assert shapes[ENGLISH].keys() == shapes[CHINESE].keys()
     assert shapes[ENGLISH]["fix_id"] == shapes[CHINESE]["fix_id"] is not None and shapes[ENGLISH]["value_id"] is None
     assert shapes[CHINESE]["fix"] == "请清理出空间（或换一个文件夹）后再运行"
+
+
+# -- issue 16: a run under a Chinese locale speaks Chinese end to end ----------------------------------
+@pytest.mark.slow  # the engine retries a refused connection with backoff (~20 s); both languages run at once
+def test_a_network_failure_under_a_chinese_locale_has_a_chinese_error_and_hint_even_on_a_gbk_console(tmp_path):
+    args = [sys.executable, "-m", "sdsetup", "fetch", "http://127.0.0.1:1/x.bin", "-o", str(tmp_path / "X"), "--json"]
+    base = {k: v for k, v in os.environ.items() if k not in ("SDSETUP_LANG", "LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE")}
+    runs = {name: (subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # port 1: connection refused
+                                    env={**base, "PYTHONPATH": str(ROOT), **env}), encoding)
+            for name, env, encoding in (("en", EN, "utf-8"), ("zh", {**ZH, "PYTHONIOENCODING": "gbk"}, "gbk"))}
+    out, err, code = {}, {}, {}
+    for name, (process, encoding) in runs.items():
+        stdout, stderr = process.communicate(timeout=120)
+        out[name], err[name], code[name] = json.loads(stdout.decode(encoding)), stderr.decode(encoding), process.returncode
+    assert code == {"en": 3, "zh": 3}
+    assert "UnicodeEncodeError" not in err["zh"] and "Traceback" not in err["zh"]
+    error, hint = [line for line in err["zh"].splitlines() if line.startswith(("error: ", "hint: "))]
+    assert error.startswith("error: 无法下载 X：") and "http://127.0.0.1:1/x.bin" in error
+    assert hint.startswith("hint: 请检查网络") and "--mirror cn" in hint and "sdsetup mirrors probe" in hint
+    assert "error: could not download X: http://127.0.0.1:1/x.bin" in err["en"] and not _has_cjk(err["en"])
+    assert _shape(out["en"]) == _shape(out["zh"])
+    assert out["en"]["error"]["hint_id"] == out["zh"]["error"]["hint_id"] is not None
+    assert _has_cjk(out["zh"]["error"]["hint"]) and out["zh"]["error"]["details"] == out["en"]["error"]["details"]
+    assert not (tmp_path / "X").exists()
+
+
+def test_sdsetups_own_usage_errors_speak_chinese():
+    zh = _sdsetup(["fetch", "--sha256", "zz", "http://127.0.0.1:1/x.bin"], lang_env=ZH)
+    assert zh.returncode == 2
+    assert zh.err.splitlines() == ["error: --sha256 “zz”不是有效的 sha256", "hint: 请给出该文件 sha256 的 64 位十六进制数字"]
+
+
+DOCTOR_LOG = ROOT / "tests" / "fixtures" / "logs" / "cuda-oom.log"
+
+
+def test_a_doctor_finding_under_a_chinese_locale_is_chinese_with_the_same_json_keys():
+    from sdsetup.doctor.kb import load_kb
+
+    entry = next(e for e in load_kb().entries if e.id == "cuda-oom")
+    chinese, english = entry.text("zh-CN"), entry.text("en")
+    zh = _sdsetup(["doctor", "--log", str(DOCTOR_LOG)], lang_env=ZH)
+    assert chinese.title in zh.out and chinese.steps[0][:20] in zh.out.replace("\n", "")
+    assert english.title not in zh.out
+    docs = {}
+    for name, env in (("en", EN), ("zh", ZH)):
+        result = _sdsetup(["doctor", "--log", str(DOCTOR_LOG), "--json"], lang_env=env)
+        docs[name] = json.loads(result.out)
+    assert _shape(docs["en"]) == _shape(docs["zh"])
+    finding = next(f for f in docs["zh"]["data"]["findings"] if f["id"] == "cuda-oom")
+    assert finding["title"] == chinese.title and finding["fix"]["steps"] == list(chinese.steps)
+    assert next(f for f in docs["en"]["data"]["findings"] if f["id"] == "cuda-oom")["title"] == english.title
+
+
+def test_check_items_carry_ids_and_the_same_keys_in_both_languages(tmp_path):
+    args = ["check", "--dir", str(tmp_path / "sd"), "--json"]
+    docs = {name: json.loads(_sdsetup(args, lang_env=env).out) for name, env in (("en", EN), ("zh", ZH))}
+    en_items, zh_items = docs["en"]["data"]["items"], docs["zh"]["data"]["items"]
+    assert [list(i) for i in en_items] == [list(i) for i in zh_items]
+    assert [(i["id"], i["status"], i["name_id"], i["fix_id"]) for i in en_items] == \
+           [(i["id"], i["status"], i["name_id"], i["fix_id"]) for i in zh_items]
+    ram_en = next(i for i in en_items if i["id"] == "ram")
+    ram_zh = next(i for i in zh_items if i["id"] == "ram")
+    assert ram_en["name"] == "RAM" and ram_zh["name"] == "内存" and ram_en["name_id"] == i18n.message_id("RAM")
+    human = _sdsetup(args[:-1], lang_env=ZH).out
+    assert "[ok  ] 内存" in human or "[WARN] 内存" in human or "[FAIL] 内存" in human
+    assert human.rstrip().endswith("。")  # the verdict

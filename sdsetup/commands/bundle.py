@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 from sdsetup.errors import ExitCode, usage_error
 from sdsetup.fsutil import human_bytes
 from sdsetup.output import Outcome, status_lines
+from sdsetup.i18n import t
 
 
 def create(settings: Any, out: Path, *, manifest: str | None = None, backend: str = "auto", torch_tag: str | None = None,
@@ -23,7 +24,7 @@ def create(settings: Any, out: Path, *, manifest: str | None = None, backend: st
 
         base_url = check_url(base_url, "--base-url", "URL")
         if urlsplit(base_url).username or urlsplit(base_url).password:
-            raise usage_error("--base-url carries a user name or password", "the profile file is for every machine: give the URL without credentials")
+            raise usage_error(t("--base-url carries a user name or password"), t("the profile file is for every machine: give the URL without credentials"))
     options = CreateOptions(manifest=manifest, backend=(backend or "auto").lower(), torch_tag=torch_tag,
                             platforms=tuple(platforms or ()), python_version=python_version, base_url=base_url, quiet=quiet)
     data = create_bundle(settings, out, options)
@@ -47,14 +48,14 @@ def install_settings(settings: Any, *, mirror_url: str | None, offline: Path | N
     if mirror_url is None and offline is None:
         return settings
     if mirror_url is not None and offline is not None:
-        raise usage_error("--mirror-url and --offline both given", "pick one: --offline DIR for a local bundle, --mirror-url URL for a served one")
+        raise usage_error(t("--mirror-url and --offline both given"), t("pick one: --offline DIR for a local bundle, --mirror-url URL for a served one"))
     if settings.mirror or settings.mirror_overrides:
-        raise usage_error("--mirror together with --mirror-url/--offline", "a bundle serves every channel: drop --mirror")
+        raise usage_error(t("--mirror together with --mirror-url/--offline"), t("a bundle serves every channel: drop --mirror"))
     if offline is not None:
         folder = Path(offline).expanduser().absolute()
         if not (folder / LOCK_NAME).is_file():
-            raise usage_error(f"--offline {offline}: no {LOCK_NAME} there, so it is not a finished bundle",
-                              "give the folder `sdsetup bundle create` wrote (check it with `sdsetup bundle verify`)")
+            raise usage_error(t("--offline {offline}: no {lock_name} there, so it is not a finished bundle", offline=offline, lock_name=LOCK_NAME),
+                              t("give the folder `sdsetup bundle create` wrote (check it with `sdsetup bundle verify`)"))
         from sdsetup.bundle.check import check_for_install
 
         # A damaged file would send the install to the file's canonical URL: check first, offline means no network.
@@ -63,7 +64,7 @@ def install_settings(settings: Any, *, mirror_url: str | None, offline: Path | N
     else:
         url = check_url(mirror_url, "--mirror-url", "URL")
         if not url.startswith(("http://", "https://", "file://")):
-            raise usage_error(f"--mirror-url {mirror_url}: not an http(s):// or file:// URL", "e.g. --mirror-url http://192.168.1.5:8000/")
+            raise usage_error(t("--mirror-url {mirror_url}: not an http(s):// or file:// URL", mirror_url=mirror_url), t("e.g. --mirror-url http://192.168.1.5:8000/"))
     return settings.with_(mirror=url.rstrip("/") + "/", mirror_overrides=())
 
 
@@ -96,12 +97,17 @@ def render_verify(data: Mapping[str, Any]) -> str:
     items = []
     for problem in data["problems"]:
         items.append({"status": "fail", "name": problem["path"], "value": describe(problem),
-                      "fix": "run `sdsetup bundle create` again with the same options: it fetches what is missing or wrong"})
+                      "fix": t("run `sdsetup bundle create` again with the same options: it fetches what is missing or "
+                               "wrong")})
     lines = [status_lines(items, label_width=40)] if items else []
     if data["extra_files"]:
-        shown = ", ".join(data["extra_files"][:5]) + (f" and {len(data['extra_files']) - 5} more" if len(data["extra_files"]) > 5 else "")
-        lines.append(f"[info] not in the lock (served as they are): {shown}")
-    verdict = "OK" if data["ok"] else f"{len(data['problems'])} problem(s)"
-    lines.append(f"{verdict}: {data['files_checked']} files ({human_bytes(data['bytes_checked'])}) and "
-                 f"{data['repos_checked']} repositories checked in {data['out']}")
+        extra = data["extra_files"]
+        shown = (t("{files} and {count} more", files=", ".join(extra[:5]), count=len(extra) - 5) if len(extra) > 5
+                 else ", ".join(extra))
+        lines.append(t("[info] not in the lock (served as they are): {files}", files=shown))
+    checked = dict(files=data["files_checked"], size=human_bytes(data["bytes_checked"]), repos=data["repos_checked"],
+                   out=data["out"])
+    lines.append(t("OK: {files} files ({size}) and {repos} repositories checked in {out}", **checked) if data["ok"] else
+                 t("{problems} problem(s): {files} files ({size}) and {repos} repositories checked in {out}",
+                   problems=len(data["problems"]), **checked))
     return "\n".join(lines)

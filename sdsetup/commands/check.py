@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from sdsetup.detect.readiness import collect, hard_failures  # noqa: F401  (doctor and tests call check.collect)
 from sdsetup.errors import ExitCode
+from sdsetup.i18n import t, with_ids
 from sdsetup.output import Outcome, status_lines
 
 
@@ -20,7 +21,7 @@ def render(data: Mapping[str, Any]) -> str:
     candidates = data["python"]["candidates"]
     if len(candidates) > 1 or data["python"]["chosen"] is None:
         lines.append("")
-        lines.append("Python candidates:")
+        lines.append(t("Python candidates:"))
         chosen = data["python"]["chosen"]
         for candidate in candidates:
             mark = "*" if chosen and candidate["path"] == chosen["path"] else " "
@@ -30,7 +31,8 @@ def render(data: Mapping[str, Any]) -> str:
             lines.append(f"  {mark} {version}{bits} {candidate['path']} ({candidate['source']}){note}")
     advice = data["recommendation"]
     lines.append("")
-    lines.append(f"Recommendation: {advice['backend']} backend, torch {advice['torch_tag']} wheels, manifest {advice['manifest']}")
+    lines.append(t("Recommendation: {backend} backend, torch {torch_tag} wheels, manifest {manifest}",
+                   backend=advice["backend"], torch_tag=advice["torch_tag"], manifest=advice["manifest"]))
     lines.append(f"  COMMANDLINE_ARGS: {' '.join(advice['launch_flags']) or '(none)'}")
     for key, value in advice["env"].items():
         lines.append(f"  {key}={value}")
@@ -40,10 +42,13 @@ def render(data: Mapping[str, Any]) -> str:
     warned = [item for item in data["items"] if item["status"] == "warn"]
     lines.append("")
     if failed:
-        lines.append(f"Not ready: fix {', '.join(i['name'] for i in failed)} first.")
+        lines.append(t("Not ready: fix {names} first.", names=", ".join(i["name"] for i in failed)))
+    elif len(warned) == 1:
+        lines.append(t("Ready to install (1 warning)."))
+    elif warned:
+        lines.append(t("Ready to install ({count} warnings).", count=len(warned)))
     else:
-        plural = "s" if len(warned) != 1 else ""
-        lines.append(f"Ready to install ({len(warned)} warning{plural})." if warned else "Ready to install.")
+        lines.append(t("Ready to install."))
     return "\n".join(lines)
 
 
@@ -62,5 +67,6 @@ def run(
 
         data["network"] = netcheck.network_report(settings)
         data["items"] = [*data["items"], *netcheck.network_items(data["network"])]
+    data["items"] = [with_ids(item) for item in data["items"]]  # name_id/value_id/fix_id: same keys in every language
     exit_code = ExitCode.FAILED if hard_failures(data) else ExitCode.OK
     return Outcome("check", data, exit_code, human=render)

@@ -370,7 +370,9 @@ def diagnose(settings: Any, kb: Any, logs: LogsRead, state: InstallState | None,
 
     scans = logs.scans + (state.scans if state else [])
     ranked, notes = rank(kb, scans)
-    findings = [finding_json(r, redactor) for r in ranked]
+    from sdsetup.i18n import current
+
+    findings = [finding_json(r, redactor, current()) for r in ranked]  # the KB's text in the run's language
     check = state.check if state else None
     verify = state.verify if state else None
     facts = machine_facts(settings, check if isinstance(check, dict) and "unavailable" not in check else None)

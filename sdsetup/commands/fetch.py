@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from sdsetup.errors import usage_error
+from sdsetup.i18n import t
 from sdsetup.output import Outcome
 from sdsetup.settings import Settings
 
@@ -24,19 +25,19 @@ def check_url(url: str) -> str:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise usage_error(f"'{redact_url(text)}' is not a valid URL", "give an http://, https:// or file:// URL") from None
+        raise usage_error(t("'{text}' is not a valid URL", text=redact_url(text)), t("give an http://, https:// or file:// URL")) from None
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
         if not parts.hostname:
-            raise usage_error(f"'{redact_url(text)}' has no host name", "give a full URL such as https://example.org/file.bin")
+            raise usage_error(t("'{text}' has no host name", text=redact_url(text)), t("give a full URL such as https://example.org/file.bin"))
         return text
     if scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path:
-            raise usage_error(f"'{text}' is not a local file:// URL", "use file:///absolute/path/to/file")
+            raise usage_error(t("'{text}' is not a local file:// URL", text=text), t("use file:///absolute/path/to/file"))
         return text
     raise usage_error(
-        f"'{redact_url(text)}' is not a URL sdsetup can download ({scheme or 'no'} scheme)",
-        "use http://, https:// or file:// URLs",
+        t("'{text}' is not a URL sdsetup can download ({scheme} scheme)", text=redact_url(text), scheme=scheme or 'no'),
+        t("use http://, https:// or file:// URLs"),
     )
 
 
@@ -47,14 +48,14 @@ def check_sha256(value: str | None) -> str | None:
     if digest.startswith("sha256:"):
         digest = digest[len("sha256:"):]
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise usage_error(f"--sha256 '{value}' is not a sha256", "give the 64 hexadecimal digits of the file's sha256")
+        raise usage_error(t("--sha256 '{value}' is not a sha256", value=value), t("give the 64 hexadecimal digits of the file's sha256"))
     return digest
 
 
 def file_name_from_url(url: str) -> str:
     name = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
     if not name or name in (".", "..") or any(c in name for c in "/\\\0") or (os.name == "nt" and ":" in name):
-        raise usage_error(f"cannot tell a file name from {url}", "give the file's path with -o PATH")
+        raise usage_error(t("cannot tell a file name from {url}", url=url), t("give the file's path with -o PATH"))
     return name
 
 
@@ -104,20 +105,20 @@ def run(
     from sdsetup.logs import start_run_log
 
     if not urls:
-        raise usage_error("no URL given", "sdsetup fetch URL [URL ...] -o PATH")
+        raise usage_error(t("no URL given"), t("sdsetup fetch URL [URL ...] -o PATH"))
     checked = [check_url(u) for u in urls]
     digest = check_sha256(sha256)
     if size is not None and size < 0:
-        raise usage_error(f"--size {size} is negative", "give the size in bytes, or leave it out")
+        raise usage_error(t("--size {size} is negative", size=size), t("give the size in bytes, or leave it out"))
     if lock_timeout is not None and lock_timeout < 0:
-        raise usage_error(f"--lock-timeout {lock_timeout} is negative", "give seconds to wait, e.g. 60")
+        raise usage_error(t("--lock-timeout {lock_timeout} is negative", lock_timeout=lock_timeout), t("give seconds to wait, e.g. 60"))
     dest = output_path(output, checked[0])
     from sdsetup.fsutil import check_destination, file_in_the_way
 
     if file_in_the_way(dest) is None:
         check_destination(dest)  # before the run log: a device, FIFO, /proc, /sys, a long name, read-only
     if dest.is_dir():
-        raise usage_error(f"{dest} is a folder", "give the path of the file to write with -o")
+        raise usage_error(t("{dest} is a folder", dest=dest), t("give the path of the file to write with -o"))
 
     start_run_log(settings, "fetch")
     from sdsetup.net.download import download
@@ -136,13 +137,13 @@ def run(
 def _human(data: dict) -> str:
     from sdsetup.fsutil import human_bytes
 
-    check = "verified sha256" if data["verified"] else "sha256"
+    check = t("verified sha256") if data["verified"] else "sha256"
     if data["cached"]:
-        return f"already there: {data['path']} ({human_bytes(data['size'])}, {check} {data['sha256']})"
+        return t("already there: {path} ({size}, {check} {sha256})", path=data["path"], size=human_bytes(data["size"]),
+                 check=check, sha256=data["sha256"])
     seconds = max(data["seconds"], 1e-6)
-    rate = human_bytes(data["bytes_transferred"] / seconds)
-    resumed = ", resumed" if data["resumed"] else ""
-    return (
-        f"saved {data['path']} ({human_bytes(data['size'])} in {data['seconds']:.1f} s, {rate}/s{resumed})\n"
-        f"{check} {data['sha256']}"
-    )
+    facts = dict(path=data["path"], size=human_bytes(data["size"]), seconds=f"{data['seconds']:.1f}",
+                 rate=human_bytes(data["bytes_transferred"] / seconds))
+    saved = (t("saved {path} ({size} in {seconds} s, {rate}/s, resumed)", **facts) if data["resumed"]
+             else t("saved {path} ({size} in {seconds} s, {rate}/s)", **facts))
+    return f"{saved}\n{check} {data['sha256']}"

@@ -7,9 +7,10 @@ from typing import Any
 from sdsetup.errors import ExitCode
 from sdsetup.output import Outcome
 from sdsetup.settings import CHANNELS, Settings
+from sdsetup.i18n import N_, t
 
-NO_ANSWER_HINT = ("`sdsetup check --network` tells whether the proxy or the hosts fail; try another --mirror "
-                  "(or --proxy URL), or add a reachable mirror to a profile in your config file")
+NO_ANSWER_HINT = N_("`sdsetup check --network` tells whether the proxy or the hosts fail; try another --mirror "
+                     "(or --proxy URL), or add a reachable mirror to a profile in your config file")
 PROBE_BUDGET = 8.0  # `mirrors probe` is asked for: it may wait longer than an install's routing does
 
 
@@ -89,7 +90,8 @@ def probe(settings: Settings, channels: list[str] | None = None) -> Outcome:
 
     for channel in channels or ():
         if channel not in CHANNELS:
-            raise usage_error(f"--channel {channel}: unknown channel", f"channels are {', '.join(CHANNELS)}")
+            raise usage_error(t("--channel {channel}: unknown channel", channel=channel),
+                              t("channels are {channels}", channels=", ".join(CHANNELS)))
     wanted = list(channels or CHANNELS)
     catalog = load_catalog(settings)
     name = settings.mirror
@@ -119,10 +121,10 @@ def probe(settings: Settings, channels: list[str] | None = None) -> Outcome:
         "log": str(log_path) if log_path else None,
     }
     unreachable = [ch for ch, best in data["best"].items() if best is None]
-    warnings = [f"{ch}: no candidate answered" for ch in unreachable]
+    warnings = [t("{channel}: no candidate answered", channel=ch) for ch in unreachable]
     if unreachable:
-        data["hint"] = NO_ANSWER_HINT
-        warnings.append(f"hint: {NO_ANSWER_HINT}")
+        data["hint"] = t(NO_ANSWER_HINT)
+        warnings.append(f"hint: {data['hint']}")  # i18n: keep (the prefix; the text is translated)
     exit_code = ExitCode.NETWORK if unreachable else ExitCode.OK
     return Outcome("mirrors probe", data, exit_code=exit_code, human=_render_probe, warnings=warnings)
 
@@ -134,7 +136,8 @@ def _redacted(url: str | None) -> str | None:
 
 
 def _render_probe(data: dict[str, Any]) -> str:
-    lines = [f"probed: {data['profile']}" + (f" through proxy {data['proxy']}" if data["proxy"] else "")]
+    lines = [t("probed: {profile} through proxy {proxy}", profile=data["profile"], proxy=data["proxy"]) if data["proxy"]
+             else t("probed: {profile}", profile=data["profile"])]
     for channel, results in data["channels"].items():
         lines.append(f"{channel}:")
         for i, result in enumerate(results, 1):

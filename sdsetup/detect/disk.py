@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from sdsetup.fsutil import human_bytes
+from sdsetup.i18n import N_, t
 
 GIB = 1024**3
 
@@ -115,9 +116,10 @@ def group_by_filesystem(locations: Iterable[DiskLocation]) -> list[dict[str, Any
 
 
 _FIXES = {
-    "install_dir": "free space on that disk, or choose --dir on a disk with more free space",
-    "temp": "point the temp dir at a bigger disk: `export TMPDIR=/path/on/big/disk` (Windows: `set TEMP=D:\\tmp` and `set TMP=D:\\tmp`)",
-    "pip_cache": "set PIP_CACHE_DIR to a folder on a bigger disk, or empty the cache with `python -m pip cache purge`",
+    "install_dir": N_("free space on that disk, or choose --dir on a disk with more free space"),
+    "temp": N_("point the temp dir at a bigger disk: `export TMPDIR=/path/on/big/disk` (Windows: `set TEMP=D:\\tmp` and "
+               "`set TMP=D:\\tmp`)"),
+    "pip_cache": N_("set PIP_CACHE_DIR to a folder on a bigger disk, or empty the cache with `python -m pip cache purge`"),
 }
 
 
@@ -125,13 +127,15 @@ def assess_filesystem(group: Mapping[str, Any]) -> tuple[str, str, str | None]:
     """(status, value, fix) for one filesystem's budget."""
     free, need = group.get("free_bytes"), int(group.get("required_bytes") or 0)
     if free is None:
-        return "warn", "free space unknown", "check the free space yourself: an install needs about " + human_bytes(need)
+        return "warn", t("free space unknown"), t("check the free space yourself: an install needs about {need}",
+                                                  need=human_bytes(need))
     where = ", ".join(str(p) for p in group.get("paths", {}).values())
-    value = f"{human_bytes(free)} free, about {human_bytes(need)} needed ({where})"
+    value = t("{free} free, about {need} needed ({where})", free=human_bytes(free), need=human_bytes(need), where=where)
     if free >= need:
         return "ok", value, None
     status = "fail" if any(label in HARD for label in group["labels"]) else "warn"
-    fix = f"{human_bytes(need - free)} short; " + "; or ".join(_FIXES[label] for label in group["labels"] if label in _FIXES)
+    fix = t("{short} short; {fixes}", short=human_bytes(need - free),
+            fixes=t("; or ").join(t(_FIXES[label]) for label in group["labels"] if label in _FIXES))
     return status, value, fix
 
 

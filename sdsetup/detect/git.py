@@ -7,6 +7,7 @@ import shutil
 from typing import Any
 
 from sdsetup.detect._probe import run_text
+from sdsetup.i18n import t
 
 # "git version 2.39.5", "git version 2.45.1.windows.1", "git version 2.39.3 (Apple Git-145)"
 _VERSION = re.compile(r"git version (\d+(?:\.\d+){1,3})")
@@ -40,15 +41,15 @@ def probe_git() -> dict[str, Any]:
 def assess_git(git: dict[str, Any]) -> tuple[str, str, str | None]:
     """(status, value, fix) for the check item."""
     if not git.get("present"):
-        where = f" ({git['path']} does not run)" if git.get("path") else ""
         return (
             "fail",
-            f"not found{where}",
-            "install git: Windows https://git-scm.com/download/win (or `winget install Git.Git`), "
-            "Debian/Ubuntu `sudo apt install git`, macOS `xcode-select --install`",
+            t("not found ({path} does not run)", path=git["path"]) if git.get("path") else t("not found"),
+            t("install git: Windows https://git-scm.com/download/win (or `winget install Git.Git`), "
+              "Debian/Ubuntu `sudo apt install git`, macOS `xcode-select --install`"),
         )
-    value = f"{git['version']} at {git['path']}"
+    value = t("{version} at {path}", version=git["version"], path=git["path"])
     numbers = version_tuple(git.get("version"))
     if numbers is not None and numbers[:2] < MIN_GIT:
-        return "warn", value, f"git {git['version']} is old; update to 2.36 or newer (the web UI's repair step needs it)"
+        return "warn", value, t("git {version} is old; update to 2.36 or newer (the web UI's repair step needs it)",
+                                version=git["version"])
     return "ok", value, None

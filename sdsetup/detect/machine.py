@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from sdsetup.detect.gpu import GpuInfo
 from sdsetup.errors import usage_error
+from sdsetup.i18n import t
 
 OS_KEYS = ("system", "release", "version", "machine", "bits", "wsl")
 
@@ -83,17 +84,17 @@ def load_machine_facts(path: Path) -> MachineFacts:
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise usage_error(f"SDSETUP_MACHINE_FACTS: cannot read {path}: {exc.strerror or exc}", hint) from None
+        raise usage_error(t("SDSETUP_MACHINE_FACTS: cannot read {path}: {strerror}", path=path, strerror=exc.strerror or exc), hint) from None
     except ValueError as exc:
-        raise usage_error(f"SDSETUP_MACHINE_FACTS: {path} is not valid JSON ({exc})", hint) from None
+        raise usage_error(t("SDSETUP_MACHINE_FACTS: {path} is not valid JSON ({exc})", path=path, exc=exc), hint) from None
     if not isinstance(document, Mapping):
-        raise usage_error(f"SDSETUP_MACHINE_FACTS: {path} holds no JSON object", hint)
+        raise usage_error(t("SDSETUP_MACHINE_FACTS: {path} holds no JSON object", path=path), hint)
     if "error" in document and "data" not in document:
-        raise usage_error(f"SDSETUP_MACHINE_FACTS: {path} is the output of a check that failed", hint)
+        raise usage_error(t("SDSETUP_MACHINE_FACTS: {path} is the output of a check that failed", path=path), hint)
     try:
         facts = MachineFacts.from_json(machine_object(document))
     except (KeyError, TypeError, ValueError) as exc:
-        raise usage_error(f"SDSETUP_MACHINE_FACTS: {path} has no machine facts in the expected shape ({exc})", hint) from None
+        raise usage_error(t("SDSETUP_MACHINE_FACTS: {path} has no machine facts in the expected shape ({exc})", path=path, exc=exc), hint) from None
     facts.replayed_from = str(path)
     return facts
 

@@ -14,6 +14,7 @@ from pathlib import Path, PurePath
 from typing import Iterable, Mapping
 
 from sdsetup.errors import usage_error
+from sdsetup.i18n import t
 
 # FAT has a 4 GiB - 1 byte file size limit: no SDXL checkpoint (~6.5 GiB) fits, and it has no
 # file ownership, which makes git refuse the repositories.
@@ -39,26 +40,26 @@ def validate_install_dir(
     """
     raw = str(path)
     if not raw.strip():
-        raise usage_error(f"{label} is empty", f"give the folder to install into, e.g. {example}")
+        raise usage_error(t("{label} is empty", label=label), t("give the folder to install into, e.g. {example}", example=example))
     target = Path(os.path.abspath(os.path.expanduser(raw)))
     if target.exists() and not target.is_dir():
         raise usage_error(
-            f"{label} {target} is a file, not a folder",
-            f"give a folder path (sdsetup creates it when missing), e.g. {example}",
+            t("{label} {target} is a file, not a folder", label=label, target=target),
+            t("give a folder path (sdsetup creates it when missing), e.g. {example}", example=example),
         )
     existing = target
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise usage_error(
-            f"{label} {target} cannot be created: {existing} is a file",
-            f"choose a folder path whose parents are folders, e.g. {example}",
+            t("{label} {target} cannot be created: {existing} is a file", label=label, target=target, existing=existing),
+            t("choose a folder path whose parents are folders, e.g. {example}", example=example),
         )
     problem = _write_problem(existing) if probe_write else None
     if problem:
         raise usage_error(
-            f"{label} {target} is not writable: cannot create a file in {existing} ({problem})",
-            f"choose a folder you own, e.g. {example}, or fix the folder's permissions",
+            t("{label} {target} is not writable: cannot create a file in {existing} ({problem})", label=label, target=target, existing=existing, problem=problem),
+            t("choose a folder you own, e.g. {example}, or fix the folder's permissions", example=example),
         )
     return target
 
@@ -180,14 +181,17 @@ def path_pitfalls(
     env = env or {}
     found: list[tuple[str, str, str]] = []
     if " " in path:
-        found.append(("warn", "the path has spaces", "choose a path without spaces (some extensions and scripts break on them), e.g. ~/sd-webui or C:\\sd\\webui"))
+        found.append(("warn", t("the path has spaces"),
+                      t("choose a path without spaces (some extensions and scripts break on them), e.g. ~/sd-webui or "
+                        "C:\\sd\\webui")))
     odd = sorted({ch for ch in path if ord(ch) > 127})
     if odd:
         found.append(
             (
                 "warn",
-                f"the path has non-ASCII characters ({''.join(odd[:8])})",
-                "choose an ASCII-only path (pip builds, git and compilers trip over them), e.g. C:\\sd\\webui or ~/sd-webui",
+                t("the path has non-ASCII characters ({chars})", chars="".join(odd[:8])),
+                t("choose an ASCII-only path (pip builds, git and compilers trip over them), e.g. C:\\sd\\webui or "
+                  "~/sd-webui"),
             )
         )
     kind = (fs_type or "").lower()
@@ -195,53 +199,59 @@ def path_pitfalls(
         found.append(
             (
                 "fail",
-                f"the disk is {fs_type} (FAT32): no file can exceed 4 GiB",
-                "choose a folder on an NTFS, ext4 or APFS disk (SDXL checkpoints are ~6.5 GiB; git also needs file ownership)",
+                t("the disk is {fs_type} (FAT32): no file can exceed 4 GiB", fs_type=fs_type),
+                t("choose a folder on an NTFS, ext4 or APFS disk (SDXL checkpoints are ~6.5 GiB; git also needs file "
+                  "ownership)"),
             )
         )
     elif kind in NO_OWNERSHIP_TYPES:
         found.append(
             (
                 "warn",
-                "the disk is exFAT: no file ownership, so git reports 'dubious ownership'",
-                "prefer an NTFS, ext4 or APFS disk, or run `git config --global --add safe.directory '*'`",
+                t("the disk is exFAT: no file ownership, so git reports 'dubious ownership'"),
+                t("prefer an NTFS, ext4 or APFS disk, or run `git config --global --add safe.directory '*'`"),
             )
         )
     elif wsl and kind in WSL_WINDOWS_TYPES:
         found.append(
             (
                 "warn",
-                "the folder is on a Windows drive seen from WSL: very slow, and Linux permissions do not stick",
-                "install inside the Linux filesystem, e.g. --dir ~/stable-diffusion-webui",
+                t("the folder is on a Windows drive seen from WSL: very slow, and Linux permissions do not stick"),
+                t("install inside the Linux filesystem, e.g. --dir ~/stable-diffusion-webui"),
             )
         )
     elif kind in NETWORK_TYPES:
-        found.append(("warn", f"the folder is on a network filesystem ({fs_type})", "install on a local disk: network filesystems are slow and file locking can fail"))
+        found.append(("warn", t("the folder is on a network filesystem ({fs_type})", fs_type=fs_type),
+                      t("install on a local disk: network filesystems are slow and file locking can fail")))
     if system == "Windows":
         if under_onedrive(path, onedrive_roots(env)):
             found.append(
                 (
                     "warn",
-                    "the folder is inside OneDrive: syncing locks venv files and 'files on demand' leaves placeholders",
-                    "choose a folder outside OneDrive, e.g. C:\\sd\\stable-diffusion-webui",
+                    t("the folder is inside OneDrive: syncing locks venv files and 'files on demand' leaves placeholders"),
+                    t("choose a folder outside OneDrive, e.g. C:\\sd\\stable-diffusion-webui"),
                 )
             )
         if not long_paths_enabled and len(path) > MAX_DIR:
             found.append(
                 (
                     "fail",
-                    f"the path is {len(path)} characters long: Windows cannot create a folder path over {MAX_DIR} characters",
-                    f"choose a short path, e.g. C:\\sd\\webui, or enable long paths (as admin: `reg add "
-                    "HKLM\\SYSTEM\\CurrentControlSet\\Control\\FileSystem /v LongPathsEnabled /t REG_DWORD /d 1 /f`, then sign in again)",
+                    t("the path is {length} characters long: Windows cannot create a folder path over {limit} characters",
+                      length=len(path), limit=MAX_DIR),
+                    t("choose a short path, e.g. C:\\sd\\webui, or enable long paths (as admin: `reg add "
+                      "HKLM\\SYSTEM\\CurrentControlSet\\Control\\FileSystem /v LongPathsEnabled /t REG_DWORD /d 1 /f`, then sign "
+                      "in again)"),
                 )
             )
         elif not long_paths_enabled and len(path) + DEEPEST_RELATIVE > MAX_PATH:
             found.append(
                 (
                     "warn",
-                    f"the path is {len(path)} characters long; files deep in the venv would pass Windows' {MAX_PATH}-character limit",
-                    f"choose a path shorter than {MAX_PATH - DEEPEST_RELATIVE} characters, e.g. C:\\sd\\webui, or enable long paths "
-                    "(as admin: `reg add HKLM\\SYSTEM\\CurrentControlSet\\Control\\FileSystem /v LongPathsEnabled /t REG_DWORD /d 1 /f`)",
+                    t("the path is {length} characters long; files deep in the venv would pass Windows' {limit}-character "
+                      "limit", length=len(path), limit=MAX_PATH),
+                    t("choose a path shorter than {shorter} characters, e.g. C:\\sd\\webui, or enable long paths (as admin: "
+                      "`reg add HKLM\\SYSTEM\\CurrentControlSet\\Control\\FileSystem /v LongPathsEnabled /t REG_DWORD /d 1 /f`)",
+                      shorter=MAX_PATH - DEEPEST_RELATIVE),
                 )
             )
     return found
@@ -250,7 +260,9 @@ def path_pitfalls(
 def assess_paths(path: str, pitfalls: list[tuple[str, str, str]], fs_type: str | None) -> tuple[str, str, str | None]:
     """(status, value, fix) of the `path` check item."""
     if not pitfalls:
-        return "ok", f"{path} ({fs_type or 'filesystem unknown'}): no pitfalls", None
+        if fs_type:
+            return "ok", t("{path} ({fs_type}): no pitfalls", path=path, fs_type=fs_type), None
+        return "ok", t("{path} (filesystem unknown): no pitfalls", path=path), None
     status = "fail" if any(p[0] == "fail" for p in pitfalls) else "warn"
     value = f"{path}: " + "; ".join(p[1] for p in pitfalls)
     return status, value, "\n".join(p[2] for p in pitfalls)

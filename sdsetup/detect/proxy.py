@@ -9,6 +9,7 @@ import shutil
 from typing import Any, Mapping
 
 from sdsetup.detect._probe import run_text
+from sdsetup.i18n import t
 from sdsetup.redact import redact_text, redact_url
 
 ENV_NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -59,18 +60,19 @@ def assess_proxy(entries: list[dict[str, str]], sdsetup_proxy: str | None = None
     if sdsetup_proxy:
         parts.insert(0, f"sdsetup --proxy {redact_url(sdsetup_proxy)}")
     if not parts:
-        return "ok", "none (direct connection)", None
+        return "ok", t("none (direct connection)"), None
     value = "; ".join(parts)
     problems = []
     env_https = next((e["value"] for e in entries if e["source"] == "env" and e["name"].lower() in ("https_proxy", "all_proxy")), None)
     git_proxy = next((e["value"] for e in entries if e["source"] == "git" and e["name"].lower() in ("http.proxy", "https.proxy")), None)
     if env_https and git_proxy and env_https.rstrip("/") != git_proxy.rstrip("/"):
         problems.append(
-            "git and pip go through different proxies; if one is stale, remove it "
-            "(`git config --global --unset http.proxy`) or make them the same"
+            t("git and pip go through different proxies; if one is stale, remove it "
+              "(`git config --global --unset http.proxy`) or make them the same")
         )
     if any(e["value"].lower().startswith("socks") for e in entries if e["source"] == "env" and e["name"].lower() != "no_proxy"):
-        problems.append("pip in a fresh venv cannot use a socks:// proxy from the environment (no PySocks); give pip an http:// proxy")
+        problems.append(t("pip in a fresh venv cannot use a socks:// proxy from the environment (no PySocks); give pip an "
+                          "http:// proxy"))
     if problems:
         return "warn", value, "\n".join(problems)
     return "ok", value, None

@@ -16,6 +16,7 @@ import sys
 from typing import Any, Iterable, Sequence
 
 from sdsetup.detect._probe import run_result, run_text
+from sdsetup.i18n import N_, t
 
 PATH_NAMES = ("python3.10", "python3.11", "python3.12")
 # python.org's Windows installer puts only python.exe on PATH; python3.exe there is often the Store alias.
@@ -96,11 +97,11 @@ def version_tuple(version: str | None) -> tuple[int, ...]:
         return ()
 
 
-STORE_ALIAS_NOTE = (
+STORE_ALIAS_NOTE = N_(
     "the Microsoft Store's 'python' alias (an App execution alias), not a Python: install 64-bit Python 3.10 "
     "from python.org, and turn the alias off in Settings > Apps > Advanced app settings > App execution aliases"
 )
-STORE_PYTHON_NOTE = (
+STORE_PYTHON_NOTE = N_(
     "Python from the Microsoft Store: its sandbox redirects writes under AppData, which breaks venvs and pip "
     "caches for the web UI; prefer 64-bit Python 3.10 from python.org"
 )
@@ -111,27 +112,29 @@ def assess_candidate(candidate: dict[str, Any]) -> tuple[str, str | None]:
     store = is_store_alias(candidate.get("found_as") or candidate.get("path"))
     if candidate.get("error"):
         if store:
-            return "fail", f"{STORE_ALIAS_NOTE} ({candidate['error']})"
-        return "fail", f"does not run: {candidate['error']}"
+            return "fail", t("{note} ({error})", note=t(STORE_ALIAS_NOTE), error=candidate["error"])
+        return "fail", t("does not run: {error}", error=candidate["error"])
     version = version_tuple(candidate.get("version"))
     if not version:
-        return "fail", "version unknown"
+        return "fail", t("version unknown")
     if candidate.get("bits") == 32:
-        return "fail", "32-bit Python has no torch wheels; install 64-bit Python 3.10"
+        return "fail", t("32-bit Python has no torch wheels; install 64-bit Python 3.10")
     if version[:2] < MIN_VERSION:
-        return "fail", f"Python {candidate['version']} is too old; the web UI needs 3.10"
+        return "fail", t("Python {version} is too old; the web UI needs 3.10", version=candidate["version"])
     if version[:2] >= (3, 12):
         return (
             "warn",
-            f"A1111 master pins torch 2.1.2, which has no wheels for Python {version[0]}.{version[1]}; "
-            "use Python 3.10 (or the a1111-dev manifest, torch 2.7)",
+            t("A1111 master pins torch 2.1.2, which has no wheels for Python {version}; "
+              "use Python 3.10 (or the a1111-dev manifest, torch 2.7)", version=f"{version[0]}.{version[1]}"),
         )
     if store:
-        return "warn", STORE_PYTHON_NOTE
+        return "warn", t(STORE_PYTHON_NOTE)
     if candidate.get("found_as") and candidate.get("source") == "current":
-        return "ok", f"sdsetup's own venv ({candidate['found_as']}) was made from it; the web UI gets a venv of its own"
+        return "ok", t("sdsetup's own venv ({venv}) was made from it; the web UI gets a venv of its own",
+                       venv=candidate["found_as"])
     if candidate.get("found_as"):
-        return "ok", f"found as {candidate['found_as']}, a virtual environment's Python; its base interpreter is used"
+        return "ok", t("found as {venv}, a virtual environment's Python; its base interpreter is used",
+                       venv=candidate["found_as"])
     return "ok", None
 
 
@@ -247,8 +250,8 @@ def require_requested(requested: str) -> str:
     path = resolve_requested(requested)
     if not path:
         raise usage_error(
-            f"--python {requested}: no such file or command",
-            "give the path of a Python 3.10 interpreter (e.g. /usr/bin/python3.10 or C:\\Python310\\python.exe), or leave --python out",
+            t("--python {requested}: no such file or command", requested=requested),
+            t("give the path of a Python 3.10 interpreter (e.g. /usr/bin/python3.10 or C:\\Python310\\python.exe), or leave --python out"),
         )
     return path
 
@@ -311,11 +314,11 @@ def python_section(candidates: Sequence[dict[str, Any]], requested: str | None) 
 def why_chosen(chosen: dict[str, Any]) -> str:
     """Why this interpreter makes the web UI's venv, in words (pure)."""
     if chosen.get("source") == "--python":
-        why = "given with --python"
+        why = t("given with --python")
     else:
-        why = {(3, 10): "3.10 is the version the web UI is tested with",
-               (3, 11): "no 3.10 found; 3.11 also has torch 2.1.2 wheels"}.get(version_tuple(chosen.get("version"))[:2],
-                                                                              "no 3.10 or 3.11 found")
+        why = t({(3, 10): N_("3.10 is the version the web UI is tested with"),
+                 (3, 11): N_("no 3.10 found; 3.11 also has torch 2.1.2 wheels")}.get(version_tuple(chosen.get("version"))[:2],
+                                                                                  N_("no 3.10 or 3.11 found")))
     if chosen.get("status") == "ok" and chosen.get("note"):
         why += f"; {chosen['note']}"
     return why
@@ -329,20 +332,23 @@ def assess_python(section: dict[str, Any]) -> tuple[str, str, str | None]:
         alias = next((c["path"] for c in section.get("candidates") or [] if is_store_alias(c.get("path"))), None)
         return (
             "fail",
-            f"no usable Python among {found} found" + (f" ({alias} is the Microsoft Store's alias, not a Python)" if alias else ""),
-            "install 64-bit Python 3.10 (python.org; on Windows tick 'Add python.exe to PATH'), "
-            "then pass it with --python PATH if it is not on PATH"
-            + ("; turn the Store alias off in Settings > Apps > Advanced app settings > App execution aliases" if alias else ""),
+            t("no usable Python among {found} found ({alias} is the Microsoft Store's alias, not a Python)",
+              found=found, alias=alias) if alias else t("no usable Python among {found} found", found=found),
+            t("install 64-bit Python 3.10 (python.org; on Windows tick 'Add python.exe to PATH'), "
+              "then pass it with --python PATH if it is not on PATH")
+            + (t("; turn the Store alias off in Settings > Apps > Advanced app settings > App execution aliases")
+               if alias else ""),
         )
     if chosen.get("version"):
-        value = f"{chosen['version']} ({chosen['bits']}-bit) {chosen['path']} (chosen: {why_chosen(chosen)})"
+        value = t("{version} ({bits}-bit) {path} (chosen: {why})", version=chosen["version"], bits=chosen["bits"],
+                  path=chosen["path"], why=why_chosen(chosen))
     else:  # it did not run, so nothing is known but its path
-        value = f"{chosen['path']} (does not run)"
+        value = t("{path} (does not run)", path=chosen["path"])
     if chosen["status"] == "ok":
         return "ok", value, None
     fix = chosen.get("note") or ""
     if chosen["status"] == "fail":
-        fix += "; pass another interpreter with --python PATH, or leave --python out to pick one"
+        fix += t("; pass another interpreter with --python PATH, or leave --python out to pick one")
     else:
-        fix += "; install Python 3.10 and pass it with --python PATH"
+        fix += t("; install Python 3.10 and pass it with --python PATH")
     return chosen["status"], value, fix

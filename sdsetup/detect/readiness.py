@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from sdsetup.errors import usage_error
 from sdsetup.fsutil import human_bytes
+from sdsetup.i18n import t
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def collect(
     if python:
         requested_path = pythons.require_requested(python)
     if backend not in ("auto", *recommend.BACKENDS):
-        raise usage_error(f"--backend {backend}: unknown backend", f"use auto or one of {', '.join(recommend.BACKENDS)}")
+        raise usage_error(t("--backend {backend}: unknown backend", backend=backend), t("use auto or one of {backends}", backends=', '.join(recommend.BACKENDS)))
 
     local_os = probe_os()  # the real OS, for paths and interpreters even when machine facts are replayed
     system = local_os["system"] or ""
@@ -126,9 +127,9 @@ def collect(
 
     items: list[dict[str, Any]] = []
     items.append(_os_item(facts))
-    items.append(_item("git", "git", *git.assess_git(git_info)))
+    items.append(_item("git", t("git"), *git.assess_git(git_info)))
     python_section = pythons.python_section(candidates, python)
-    items.append(_item("python", "python for the web UI", *pythons.assess_python(python_section)))
+    items.append(_item("python", t("python for the web UI"), *pythons.assess_python(python_section)))
 
     advice = recommend.recommendation(facts, backend)
     items.append(_gpu_item(facts, advice))
@@ -136,21 +137,24 @@ def collect(
     if advice["backend"] == "cuda":
         problem = recommend.driver_problem(gpu, advice["torch_tag"], facts.system)
         if gpu is None:
-            items.append(_item("nvidia_driver", "NVIDIA driver", "fail", "no NVIDIA GPU found", "leave --backend out, or use --backend cpu"))
+            items.append(_item("nvidia_driver", t("NVIDIA driver"), "fail", t("no NVIDIA GPU found"),
+                               t("leave --backend out, or use --backend cpu")))
         elif problem:
-            items.append(_item("nvidia_driver", "NVIDIA driver", "fail", f"{gpu.driver_version or 'none'}", problem))
+            items.append(_item("nvidia_driver", t("NVIDIA driver"), "fail", f"{gpu.driver_version or 'none'}", problem))
         else:
-            items.append(_item("nvidia_driver", "NVIDIA driver", "ok", f"{gpu.driver_version} (CUDA {gpu.cuda_driver_version or '?'}): runs {advice['torch_tag']} wheels"))
+            items.append(_item("nvidia_driver", t("NVIDIA driver"), "ok",
+                               t("{driver} (CUDA {cuda}): runs {torch_tag} wheels", driver=gpu.driver_version,
+                                 cuda=gpu.cuda_driver_version or "?", torch_tag=advice["torch_tag"])))
     items.append(
         _item(
             "torch",
-            "torch build",
+            t("torch build"),
             "ok",
             f"{advice['backend']} / {advice['torch_tag']} (manifest {advice['manifest']}): {advice['reason']}",
         )
     )
     env_text = " ".join(f"{k}={v}" for k, v in advice["env"].items())
-    items.append(_item("launch_flags", "web UI flags", "ok", " ".join(advice["launch_flags"]) + (f"  env: {env_text}" if env_text else "")))
+    items.append(_item("launch_flags", t("web UI flags"), "ok", " ".join(advice["launch_flags"]) + (f"  env: {env_text}" if env_text else "")))
     items.append(_ram_item(facts, advice["backend"]))
 
     for group in disk_groups:
@@ -161,9 +165,9 @@ def collect(
     pitfalls = paths.path_pitfalls(
         str(target), system=system, fs_type=fs_type, wsl=bool(local_os.get("wsl")), env=env, long_paths_enabled=long_paths
     )
-    items.append(_item("path", "install path", *paths.assess_paths(str(target), pitfalls, fs_type)))
+    items.append(_item("path", t("install path"), *paths.assess_paths(str(target), pitfalls, fs_type)))
 
-    items.append(_item("proxy", "proxy", *proxy.assess_proxy(proxy.env_proxies(env) + git_proxies, settings.proxy)))
+    items.append(_item("proxy", t("proxy"), *proxy.assess_proxy(proxy.env_proxies(env) + git_proxies, settings.proxy)))
 
     return {
         "install_dir": str(target),
@@ -195,12 +199,13 @@ def _os_item(facts: Any) -> dict[str, Any]:
     if facts.replayed_from:
         value += f" [replayed from {facts.replayed_from}]"
     if os_facts.get("bits") == 32:
-        return _item("os", "operating system", "fail", value, "a 32-bit OS has no torch builds: install a 64-bit OS")
+        return _item("os", t("operating system"), "fail", value, t("a 32-bit OS has no torch builds: install a 64-bit OS"))
     if facts.system not in ("Linux", "Windows", "Darwin"):
-        return _item("os", "operating system", "warn", value, "the web UI is tested on Windows, Linux and macOS only")
+        return _item("os", t("operating system"), "warn", value, t("the web UI is tested on Windows, Linux and macOS only"))
     if facts.system == "Darwin" and facts.machine.lower() in ("x86_64", "amd64"):
-        return _item("os", "operating system", "warn", value, "an Intel Mac has no GPU acceleration for the web UI: it runs on the CPU")
-    return _item("os", "operating system", "ok", value)
+        return _item("os", t("operating system"), "warn", value,
+                     t("an Intel Mac has no GPU acceleration for the web UI: it runs on the CPU"))
+    return _item("os", t("operating system"), "ok", value)
 
 
 def _describe_gpu(gpu: Any) -> str:
@@ -223,33 +228,39 @@ def _gpu_item(facts: Any, advice: Mapping[str, Any]) -> dict[str, Any]:
     if not facts.gpus:
         return _item(
             "gpu",
-            "GPU",
+            t("GPU"),
             "warn",
-            "none found: the web UI will run on the CPU",
-            "CPU works but takes minutes per image; an NVIDIA card (or AMD on Linux, or a Mac with Apple silicon) is far faster",
+            t("none found: the web UI will run on the CPU"),
+            t("CPU works but takes minutes per image; an NVIDIA card (or AMD on Linux, or a Mac with Apple silicon) is far "
+              "faster"),
         )
     value = "; ".join(_describe_gpu(gpu) for gpu in facts.gpus)
     if advice["backend"] == "cpu":
-        return _item("gpu", "GPU", "warn", value, advice["reason"])
+        return _item("gpu", t("GPU"), "warn", value, advice["reason"])
     tier = advice["vram_tier"]
     if tier == "low":
-        return _item("gpu", "GPU", "warn", value, "under 4 GiB of VRAM: the web UI runs with --lowvram, slowly; SDXL will not fit")
-    return _item("gpu", "GPU", "ok", value)
+        return _item("gpu", t("GPU"), "warn", value,
+                     t("under 4 GiB of VRAM: the web UI runs with --lowvram, slowly; SDXL will not fit"))
+    return _item("gpu", t("GPU"), "ok", value)
 
 
 def _ram_item(facts: Any, backend: str) -> dict[str, Any]:
     total, available = facts.ram_total_bytes, facts.ram_available_bytes
     if total is None:
-        return _item("ram", "RAM", "warn", "unknown", "could not read the amount of memory; the web UI needs 8 GiB or more")
-    value = f"{human_bytes(total)} total, {human_bytes(available)} available"
+        return _item("ram", t("RAM"), "warn", t("unknown"),
+                     t("could not read the amount of memory; the web UI needs 8 GiB or more"))
+    value = t("{total} total, {available} available", total=human_bytes(total), available=human_bytes(available))
     if total < MIN_RAM:
-        return _item("ram", "RAM", "fail", value, "the web UI needs at least 4 GiB of RAM (8 GiB or more to run smoothly)")
+        return _item("ram", t("RAM"), "fail", value,
+                     t("the web UI needs at least 4 GiB of RAM (8 GiB or more to run smoothly)"))
     if total < LOW_RAM:
-        return _item("ram", "RAM", "warn", value, "under 8 GiB: loading the model will swap; close other programs")
+        return _item("ram", t("RAM"), "warn", value, t("under 8 GiB: loading the model will swap; close other programs"))
     if backend == "cpu" and total < LOW_RAM_CPU:
-        return _item("ram", "RAM", "warn", value, "on the CPU the whole model runs in RAM: 12 GiB or more recommended")
+        return _item("ram", t("RAM"), "warn", value,
+                     t("on the CPU the whole model runs in RAM: 12 GiB or more recommended"))
     if available is not None and available < LOW_AVAILABLE:
-        return _item("ram", "RAM", "warn", value, "little memory is free: close other programs before generating")
-    return _item("ram", "RAM", "ok", value)
+        return _item("ram", t("RAM"), "warn", value,
+                     t("little memory is free: close other programs before generating"))
+    return _item("ram", t("RAM"), "ok", value)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from sdsetup.detect.gpu import GpuInfo
 from sdsetup.errors import usage_error
+from sdsetup.i18n import t
 
 GIB = 1024**3
 BACKENDS = ("cuda", "rocm", "mps", "cpu")
@@ -135,7 +136,7 @@ def choose_backend(facts: Any, requested: str = "auto") -> str:
     requested = (requested or "auto").lower()
     if requested != "auto":
         if requested not in BACKENDS:
-            raise usage_error(f"--backend {requested}: unknown backend", f"use auto or one of {', '.join(BACKENDS)}")
+            raise usage_error(t("--backend {requested}: unknown backend", requested=requested), t("use auto or one of {backends}", backends=', '.join(BACKENDS)))
         return requested
     vendors = {gpu.vendor for gpu in facts.gpus}
     if "nvidia" in vendors:

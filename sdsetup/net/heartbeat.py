@@ -27,13 +27,19 @@ Status = Callable[[], "tuple[int | None, str | None]"]
 
 def line(what: str, done: int | None, host: str | None, total: int | None = None) -> str:
     from sdsetup.fsutil import human_bytes
+    from sdsetup.i18n import t
 
-    text = f"waiting for {what}"
-    if done is not None:
-        text += f": {human_bytes(done)}" + (f" of {human_bytes(total)}" if total else "") + " so far"
+    # whole sentences, not fragments: word order differs between languages
+    if done is None:
+        return t("waiting for {what} from {host}", what=what, host=host) if host else t("waiting for {what}", what=what)
+    if total:
+        if host:
+            return t("waiting for {what}: {done} of {total} so far from {host}", what=what, done=human_bytes(done),
+                     total=human_bytes(total), host=host)
+        return t("waiting for {what}: {done} of {total} so far", what=what, done=human_bytes(done), total=human_bytes(total))
     if host:
-        text += f" from {host}"
-    return text
+        return t("waiting for {what}: {done} so far from {host}", what=what, done=human_bytes(done), host=host)
+    return t("waiting for {what}: {done} so far", what=what, done=human_bytes(done))
 
 
 def due(last: float, now: float, every: float = EVERY) -> bool:
