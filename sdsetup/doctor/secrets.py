@@ -142,7 +142,7 @@ class Redactor:
             self.counts["secret_env"] += n
             out, n = _SECRET_MEMBER.subn(lambda m: f'{m[1]}{m[2]}"{MASK}"' if m[3] != f'"{MASK}"' else m[0], out)  # stays JSON
             self.counts["secret_env"] += n
-        out, n = redact._KEY_VALUE.subn(lambda m: f"{m[1]}{m[2]}{MASK}", out)
+        out, n = redact._KEY_VALUE.subn(redact.mask_key_value, out)
         self.counts["secret_value"] += n
         for secret in self.secrets:
             n = out.count(secret)
