@@ -275,20 +275,6 @@ def test_installed_check_bad_dir_is_one_line_and_a_hint(tmp_path):
         assert result.stdout == "" and "Traceback" not in result.stderr
 
 
-def test_no_module_below_commands_imports_commands():
-    """Readiness lives in detect/ (issue 12 item 3): install's preflight no longer reaches into commands/check.py."""
-    import re
-    from pathlib import Path
-
-    import sdsetup
-
-    root = Path(sdsetup.__file__).parent
-    offenders = [str(path.relative_to(root)) for path in root.rglob("*.py")
-                 if path.parent.name != "commands" and path.name not in ("cli.py", "__main__.py")
-                 and re.search(r"sdsetup\.commands|from sdsetup import commands", path.read_text("utf-8"))]
-    assert offenders == []
-
-
 def test_readiness_is_typed_and_is_checks_document(tmp_path):
     from sdsetup.detect.readiness import assess
 
