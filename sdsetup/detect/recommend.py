@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from sdsetup.detect.gpu import GpuInfo
 from sdsetup.errors import usage_error
+from sdsetup.versions import version_tuple
 
 GIB = 1024**3
 BACKENDS = ("cuda", "rocm", "mps", "cpu")
@@ -108,18 +109,14 @@ CU128_DRIVER = (570,)
 VRAM_TOLERANCE = 128 * 1024 * 1024
 
 
-def version_tuple(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        return tuple(int(part) for part in str(text).strip().split("."))
-    except ValueError:
-        return None
+def _numbers(text: str | None) -> tuple[int, ...] | None:
+    """A driver, CUDA or compute-capability version's numbers (sdsetup.versions); None when unknown."""
+    return version_tuple(text) or None
 
 
 def is_blackwell(compute_capability: str | None) -> bool:
     """sm_100/sm_120 (B200, RTX 50xx): no kernels before torch 2.7 + cu128 (facts §3.6)."""
-    capability = version_tuple(compute_capability)
+    capability = _numbers(compute_capability)
     return bool(capability) and capability[0] >= 10
 
 
@@ -182,7 +179,7 @@ def cuda_tag_for_driver(
     if is_blackwell(compute_capability):
         return "cu128"
     offered = [(tag, need) for tag, need in CUDA_TAGS if tag in set(available)]
-    driver = version_tuple(cuda_driver_version)
+    driver = _numbers(cuda_driver_version)
     if driver is None or not offered:
         return default
     runnable = [tag for tag, need in offered if driver[:2] >= need]
@@ -196,8 +193,8 @@ def driver_problem(gpu: GpuInfo | None, tag: str, system: str) -> str | None:
     if not gpu.driver_version and not gpu.cuda_driver_version:
         return "no NVIDIA driver answered (the card is only visible on the PCI bus): install the current NVIDIA driver"
     if tag == "cu128" or is_blackwell(gpu.compute_capability):
-        cuda = version_tuple(gpu.cuda_driver_version)
-        driver = version_tuple(gpu.driver_version)
+        cuda = _numbers(gpu.cuda_driver_version)
+        driver = _numbers(gpu.driver_version)
         too_old = (cuda is not None and cuda[:2] < (12, 8)) or (cuda is None and driver is not None and driver[:1] < CU128_DRIVER)
         if too_old:
             return f"driver {gpu.driver_version or '?'} (CUDA {gpu.cuda_driver_version or '?'}) is too old for cu128 wheels: install a 570-series driver or newer"
@@ -205,18 +202,18 @@ def driver_problem(gpu: GpuInfo | None, tag: str, system: str) -> str | None:
     need = dict(CUDA_TAGS).get(tag)
     if need is None:
         return None
-    cuda = version_tuple(gpu.cuda_driver_version)
+    cuda = _numbers(gpu.cuda_driver_version)
     if cuda is not None:
         # Minor-version compatibility: any driver of the same CUDA major runs the wheel.
         if cuda[0] < need[0]:
             minimum = _driver_minimum_text(need[0], system)
             return f"driver {gpu.driver_version or '?'} supports CUDA {gpu.cuda_driver_version} only; {tag} wheels need driver {minimum} or newer"
         return None
-    driver = version_tuple(gpu.driver_version)
+    driver = _numbers(gpu.driver_version)
     minimum = DRIVER_MINIMUMS.get(need[0])
     if driver is not None and minimum is not None:
         floor = minimum[1] if system == "Windows" else minimum[0]
-        if driver < (version_tuple(floor) or ()):
+        if driver < (_numbers(floor) or ()):
             return f"driver {gpu.driver_version} is older than {floor}, the minimum for {tag} wheels: update the NVIDIA driver"
     return None
 
@@ -315,7 +312,7 @@ def needs_upcast(gpu: GpuInfo | None) -> bool:
     name = gpu.name or ""
     if _GTX_10_16.search(name):
         return True
-    capability = version_tuple(gpu.compute_capability)
+    capability = _numbers(gpu.compute_capability)
     if capability is None:
         return False
     if capability[0] == 6:
@@ -371,7 +368,7 @@ def launch_config(facts: Any, backend: str, torch_tag: str | None = None, manife
         flags.append("--upcast-sampling")
         notes.append("GTX 10xx/16xx: if images come out black, add --no-half-vae")
     spec = manifest_torch(manifest)
-    capability = version_tuple(gpu.compute_capability) if gpu else None
+    capability = _numbers(gpu.compute_capability) if gpu else None
     if torch_tag in spec.xformers_tags and (capability is None or capability >= (6, 0)):
         flags.append("--xformers")  # the pinned xformers build matches this torch + CUDA pair
     else:

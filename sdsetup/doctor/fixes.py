@@ -392,7 +392,8 @@ def choose_torch_build(installed_torch: str, installed_vision: str | None, cuda_
     Keeps the installed versions and changes only the build, except on Blackwell (sm_100/sm_120),
     which needs torch 2.7 with CUDA 12.8.
     """
-    from sdsetup.detect.recommend import ALL_CUDA_TAGS, cuda_tag_for_driver, is_blackwell, version_tuple
+    from sdsetup.detect.recommend import ALL_CUDA_TAGS, cuda_tag_for_driver, is_blackwell
+    from sdsetup.versions import version_tuple
 
     facts = manifest_facts()
     base = installed_torch.split("+", 1)[0]
