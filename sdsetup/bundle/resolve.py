@@ -24,11 +24,16 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.versions import project_name, requirement_name, version_tuple
+
+if TYPE_CHECKING:  # types only: importing these here would slow start-up or make a circle
+    from sdsetup.bundle.target import Target
+    from sdsetup.net.mirrors import MirrorPlan
+    from sdsetup.settings import Settings
 
 BUILD_TOOLS = frozenset({"pip", "setuptools", "wheel"})
 # pip reports (`--dry-run --report`) exist from 22.2; platform options with --dry-run (no --target) from 23.3.
@@ -252,7 +257,7 @@ class ScratchVenv:
 class Resolver:
     """Runs pip's resolver for one target in the scratch venv, through the build mirrors."""
 
-    def __init__(self, venv: ScratchVenv, *, mirrors: Any, settings: Any, target: Any, work_dir: Path,
+    def __init__(self, venv: ScratchVenv, *, mirrors: MirrorPlan, settings: Settings, target: Target, work_dir: Path,
                  log: Callable[[str], None]) -> None:
         from sdsetup.install.pip_run import tool_env
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from sdsetup.detect.gpu import GpuInfo
 from sdsetup.errors import usage_error
 from sdsetup.versions import version_tuple
+
+if TYPE_CHECKING:  # types only: importing these here would slow start-up or make a circle
+    from sdsetup.detect.machine import MachineFacts
+    from sdsetup.manifest import Manifest
 
 GIB = 1024**3
 BACKENDS = ("cuda", "rocm", "mps", "cpu")
@@ -40,7 +44,7 @@ class ManifestTorch:
     xformers_tags: tuple[str, ...]  # builds the pinned xformers wheel matches
 
     @classmethod
-    def from_manifest(cls, manifest: Any) -> "ManifestTorch":
+    def from_manifest(cls, manifest: Manifest) -> "ManifestTorch":
         torch = manifest.torch
         cuda = torch.get("cuda")
         rocm = torch.get("rocm")
@@ -87,14 +91,14 @@ class _BuiltinTorch(Mapping):
 MANIFESTS: Mapping[str, ManifestTorch] = _BuiltinTorch()
 
 
-def manifest_torch(manifest: Any) -> ManifestTorch:
+def manifest_torch(manifest: Manifest | str | None) -> ManifestTorch:
     """The torch facts of a Manifest, or of a built-in manifest by name (an unknown name: a1111's)."""
     if manifest is not None and not isinstance(manifest, str):
         return ManifestTorch.from_manifest(manifest)
     return MANIFESTS.get(manifest or "a1111") or MANIFESTS["a1111"]
 
 
-def _manifest_name(manifest: Any) -> str | None:
+def _manifest_name(manifest: Manifest | str | None) -> str | None:
     return manifest if manifest is None or isinstance(manifest, str) else manifest.name
 
 # Minimum NVIDIA drivers (facts §3.5: NVIDIA minor-version compatibility): (Linux, Windows).
@@ -123,11 +127,7 @@ def is_blackwell(compute_capability: str | None) -> bool:
 # ------------------------------------------------------------------------------------------ backend
 
 
-def nvidia_gpus(facts: Any) -> list[GpuInfo]:
-    return [gpu for gpu in facts.gpus if gpu.vendor == "nvidia"]
-
-
-def choose_backend(facts: Any, requested: str = "auto") -> str:
+def choose_backend(facts: MachineFacts, requested: str = "auto") -> str:
     """cuda for any NVIDIA card, rocm for AMD on Linux, mps on Apple silicon, else cpu."""
     requested = (requested or "auto").lower()
     if requested != "auto":
@@ -144,7 +144,7 @@ def choose_backend(facts: Any, requested: str = "auto") -> str:
     return "cpu"
 
 
-def primary_gpu(facts: Any, backend: str) -> GpuInfo | None:
+def primary_gpu(facts: MachineFacts, backend: str) -> GpuInfo | None:
     """The GPU the web UI will use: of the backend's vendor, the one with the most VRAM."""
     vendor = {"cuda": "nvidia", "rocm": "amd", "mps": "apple"}.get(backend)
     matching = [gpu for gpu in facts.gpus if gpu.vendor == vendor]
@@ -153,7 +153,7 @@ def primary_gpu(facts: Any, backend: str) -> GpuInfo | None:
     return max(matching, key=lambda gpu: gpu.vram_total_bytes or 0)
 
 
-def choose_manifest(facts: Any, backend: str) -> str:
+def choose_manifest(facts: MachineFacts, backend: str) -> str:
     """a1111 (master) unless the card needs torch ≥ 2.7 + cu128, which only the dev branch installs."""
     gpu = primary_gpu(facts, backend)
     if backend == "cuda" and gpu is not None and is_blackwell(gpu.compute_capability):
@@ -234,7 +234,7 @@ class TorchChoice:
     manifest: str = "a1111"
 
 
-def torch_choice(facts: Any, requested: str = "auto", manifest: Any = None) -> TorchChoice:
+def torch_choice(facts: MachineFacts, requested: str = "auto", manifest: Manifest | str | None = None) -> TorchChoice:
     """`manifest`: a Manifest, a built-in manifest's name, or None (the one this machine gets)."""
     backend = choose_backend(facts, requested)
     spec = manifest_torch(manifest or choose_manifest(facts, backend))
@@ -261,7 +261,7 @@ def torch_choice(facts: Any, requested: str = "auto", manifest: Any = None) -> T
     return TorchChoice(backend, "cpu", _cpu_reason(facts) + forced, manifest)
 
 
-def _cpu_reason(facts: Any) -> str:
+def _cpu_reason(facts: MachineFacts) -> str:
     vendors = {gpu.vendor for gpu in facts.gpus}
     if "amd" in vendors and facts.system == "Windows":
         return "AMD GPU on Windows: torch has no ROCm build for Windows, so the web UI runs on the CPU"
@@ -345,7 +345,7 @@ CPU_FLAGS = ("--use-cpu", "all", "--precision", "full", "--no-half", "--skip-tor
 MACOS_FLAGS = ("--skip-torch-cuda-test", "--upcast-sampling", "--no-half-vae", "--use-cpu", "interrogate")
 
 
-def launch_config(facts: Any, backend: str, torch_tag: str | None = None, manifest: Any = "a1111") -> LaunchConfig:
+def launch_config(facts: MachineFacts, backend: str, torch_tag: str | None = None, manifest: Manifest | str | None = "a1111") -> LaunchConfig:
     """Flags and env vars for the web UI on this machine (facts §4; install writes both)."""
     gpu = primary_gpu(facts, backend)
     tier = vram_tier(gpu)
@@ -376,11 +376,11 @@ def launch_config(facts: Any, backend: str, torch_tag: str | None = None, manife
     return LaunchConfig(tuple(flags), env, tuple(notes))
 
 
-def launch_flags(facts: Any, backend: str, torch_tag: str | None = None, manifest: Any = "a1111") -> list[str]:
+def launch_flags(facts: MachineFacts, backend: str, torch_tag: str | None = None, manifest: Manifest | str | None = "a1111") -> list[str]:
     return list(launch_config(facts, backend, torch_tag, manifest).flags)
 
 
-def recommendation(facts: Any, requested: str = "auto", manifest: str | None = None) -> dict[str, Any]:
+def recommendation(facts: MachineFacts, requested: str = "auto", manifest: str | None = None) -> dict[str, Any]:
     """The `recommendation` object of `check --json`."""
     choice = torch_choice(facts, requested, manifest)
     gpu = primary_gpu(facts, choice.backend)

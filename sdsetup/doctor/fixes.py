@@ -17,12 +17,17 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 from sdsetup.doctor import webui_user
 from sdsetup.doctor.kb import Autofix
 from sdsetup.fsutil import atomic_write_bytes
+
+if TYPE_CHECKING:  # types only: importing these here would slow start-up or make a circle
+    from sdsetup.detect.machine import MachineFacts
+    from sdsetup.net.mirrors import MirrorPlan
+    from sdsetup.settings import Settings
 
 BACKUP_DIR = ".sdsetup/backups"
 PIP_TIMEOUT = 3600  # torch is 2.5 GB
@@ -150,10 +155,10 @@ class PlannedFix:
 @dataclass
 class FixContext:
     install_dir: Path
-    settings: Any
+    settings: Settings
     system: str  # Windows | Linux | Darwin
     venv_python: Path | None
-    facts: Any = None  # MachineFacts, or None when unknown
+    facts: MachineFacts | None = None  # None when unknown
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     stamp: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
     written: dict[Path, str] = field(default_factory=dict)  # what this run wrote into each file
@@ -235,7 +240,7 @@ def _importable(python: Path, names: Iterable[str]) -> dict[str, bool] | None:
     return _venv_json(python, _IMPORTABLE, names)
 
 
-def _mirror_plan(settings: Any):
+def _mirror_plan(settings: Settings) -> MirrorPlan:
     """The mirror plan from settings, or None when the mirrors module cannot give one."""
     try:
         from sdsetup.net.mirrors import select_mirrors
