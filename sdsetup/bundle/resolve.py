@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -161,9 +160,9 @@ class ScratchVenv:
 
     @property
     def python(self) -> Path:
-        from sdsetup.install.context import venv_python
+        from sdsetup.layout import VENV_REL, venv_python_rel
 
-        return venv_python(self.path)
+        return self.path / Path(venv_python_rel()).relative_to(VENV_REL)
 
     def ensure(self, env: dict[str, str]) -> None:
         from sdsetup.install.pip_run import run_checked
@@ -197,8 +196,9 @@ class ScratchVenv:
     @property
     def purelib(self) -> Path:
         if self._purelib is None:
-            result = subprocess.run([str(self.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                    capture_output=True, text=True, timeout=60)
+            from sdsetup import children
+
+            result = children.run([str(self.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], timeout=60)
             if result.returncode != 0:
                 raise SdsetupError(f"the scratch venv {self.path} does not run: {result.stderr.strip()[-300:]}",
                                    f"delete {self.path} and run again", ExitCode.STEP)

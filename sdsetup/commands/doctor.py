@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
 
 from sdsetup import __version__
 from sdsetup.errors import ExitCode, SdsetupError, usage_error
+from sdsetup.layout import STATE_DIR, InstallLayout
 from sdsetup.output import Outcome
 
 if TYPE_CHECKING:  # types only: importing these here would slow start-up or make a circle
@@ -70,7 +71,7 @@ def _own_logs(settings: Settings, install_dir: Path | None) -> list[LogSpec]:
 
     specs: list[LogSpec] = []
     if install_dir is not None:
-        folder = install_dir / ".sdsetup" / "logs"
+        folder = InstallLayout(install_dir).logs
         if folder.is_dir():
             files = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)[:MAX_RUN_LOGS]
             specs += [LogSpec(str(p), "install-log", p) for p in files]
@@ -111,9 +112,9 @@ def _guarded(what: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 def collect_check(settings: Settings, install_dir: Path, python: Path | None) -> dict[str, Any]:
     def call() -> dict[str, Any]:
-        from sdsetup.commands import check
+        from sdsetup.detect.readiness import collect
 
-        return check.collect(settings, install_dir, str(python) if python and python.exists() else None)
+        return collect(settings, install_dir, str(python) if python and python.exists() else None)
 
     return _guarded("check", call)
 
@@ -334,7 +335,7 @@ def inspect_install(settings: Settings, kb: KnowledgeBase, install_dir: Path) ->
     from sdsetup.doctor.logread import read_text_lines
     from sdsetup.doctor.match import Scanner
     from sdsetup.doctor.repos import install_repo_states
-    from sdsetup.install.record import load_record
+    from sdsetup.install_record import load_record
 
     state = InstallState(install_dir)
     try:
@@ -480,7 +481,7 @@ def run(
     return Outcome("doctor", data, exit_code, human=render, warnings=diagnosis.warnings)
 
 
-SMOKE_IMAGE = Path(".sdsetup") / "smoke.png"  # where `sdsetup verify DIR --out` can keep the last image
+SMOKE_IMAGE = Path(STATE_DIR) / "smoke.png"  # where `sdsetup verify DIR --out` can keep the last image
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 
 
@@ -559,5 +560,5 @@ def describe_plan(plan: PlannedFix, redact: Callable[[str], str]) -> str:
     for op in plan.operations:
         lines.append(f"  - {redact(op.summary)}")
         if op.kind == "edit" and op.path is not None and op.path.exists():
-            lines.append(f"    (the old file is kept in {redact(str(op.path.parent / '.sdsetup' / 'backups'))})")
+            lines.append(f"    (the old file is kept in {redact(str(InstallLayout(op.path.parent).backups))})")
     return "\n".join(lines)

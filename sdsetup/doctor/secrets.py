@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
@@ -76,10 +75,12 @@ def _git_global(key: str) -> str | None:
     git = shutil.which("git")
     if not git:
         return None
+    from sdsetup.errors import SdsetupError
+    from sdsetup.gitops import GitRunner
+
     try:
-        result = subprocess.run([git, "config", "--global", "--get-all", key], capture_output=True, text=True, timeout=15,
-                                stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
+        result = GitRunner(git=git).run(["config", "--global", "--get-all", key], check=False, timeout=15)
+    except (OSError, SdsetupError):
         return None
     return result.stdout.strip() or None
 
