@@ -26,9 +26,11 @@ _TOKENS = [
 # Hugging Face): masked when it looks like one (long, with a digit, or a known token prefix).
 _TOKEN_USER = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]+)@")
 _AUTH_HEADER = re.compile(r"(?i)\b(authorization|proxy-authorization|x-api-key)(\s*[:=]\s*)(\S+(?:\s+\S+)?)")
-_KEY_VALUE = re.compile(r"(?i)\b([A-Z0-9_]*(?:TOKEN|PASSWORD|PASSWD|SECRET|API_KEY|SIGNATURE))(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)")
-# the same keys as URL query parameters (signed CDN redirects, ?token=): the value ends at & or #
-_QUERY_SECRET = re.compile(r"(?i)(?<![A-Za-z0-9])([A-Za-z0-9_-]*(?:token|password|passwd|secret|api_key|signature)=)[^&#\s]*")
+# A bare value ends before a closing quote of its surroundings (`set "HF_TOKEN=x"`).
+_KEY_VALUE = re.compile(r"(?i)\b([A-Z0-9_]*(?:TOKEN|PASSWORD|PASSWD|SECRET|API_KEY|SIGNATURE))(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S*[^\s\"'])")
+# the same keys as URL query parameters (signed CDN redirects, ?token=): the value ends at & or # (or a
+# quote: a URL never holds a raw one, the text around it may; a quoted value is _KEY_VALUE's)
+_QUERY_SECRET = re.compile(r"(?i)(?<![A-Za-z0-9])([A-Za-z0-9_-]*(?:token|password|passwd|secret|api_key|signature)=)(?![\"'])[^&#\s\"']*")
 
 
 def looks_like_token(user: str) -> bool:
@@ -63,6 +65,13 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def mask_key_value(m: re.Match) -> str:
+    """The replacement for one _KEY_VALUE match."""
+    value = m[3]
+    quote = value[0] if value[0] in "\"'" else ""  # a quoted value stays quoted (JSON, shell) around the mask
+    return f"{m[1]}{m[2]}{quote}{MASK}{quote}"
+
+
 def redact_text(text: str, secrets: tuple[str, ...] | list[str] = (), home: str | None = None) -> str:
     """Mask URL passwords, known token shapes, auth headers, KEY=secret pairs, extra secrets and home."""
     if not text:
@@ -73,7 +82,7 @@ def redact_text(text: str, secrets: tuple[str, ...] | list[str] = (), home: str 
     for pattern in _TOKENS:
         out = pattern.sub(MASK, out)
     out = _AUTH_HEADER.sub(lambda m: f"{m[1]}{m[2]}{MASK}", out)
-    out = _KEY_VALUE.sub(lambda m: f"{m[1]}{m[2]}{MASK}", out)
+    out = _KEY_VALUE.sub(mask_key_value, out)
     for secret in secrets:
         if secret and len(secret) >= 3:
             out = out.replace(secret, MASK)

@@ -7,6 +7,7 @@ config file behind its back. `ENV_VARS` lists every variable honoured (shown in 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -71,6 +72,9 @@ def _default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("sdsetup", appauthor=False))
 
 
+_HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def parse_mirror_option(values: list[str] | tuple[str, ...] | None) -> tuple[str | None, tuple[tuple[str, str], ...]]:
     """Split --mirror values into one profile name and CHANNEL=URL overrides.
 
@@ -83,7 +87,8 @@ def parse_mirror_option(values: list[str] | tuple[str, ...] | None) -> tuple[str
             item = item.strip()
             if not item:
                 continue
-            if "=" in item:
+            # A URL (https://h/b?x=1) is a base URL for every channel even when its query holds an `=`.
+            if "=" in item and not _HAS_SCHEME.match(item):
                 from sdsetup.redact import redact_text
 
                 channel, url = item.split("=", 1)

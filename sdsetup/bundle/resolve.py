@@ -20,15 +20,19 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.versions import project_name, requirement_name, version_tuple
+
+if TYPE_CHECKING:  # types only: importing these here would slow start-up or make a circle
+    from sdsetup.bundle.target import Target
+    from sdsetup.net.mirrors import MirrorPlan
+    from sdsetup.settings import Settings
 
 BUILD_TOOLS = frozenset({"pip", "setuptools", "wheel"})
 # pip reports (`--dry-run --report`) exist from 22.2; platform options with --dry-run (no --target) from 23.3.
@@ -156,9 +160,9 @@ class ScratchVenv:
 
     @property
     def python(self) -> Path:
-        from sdsetup.install.context import venv_python
+        from sdsetup.layout import VENV_REL, venv_python_rel
 
-        return venv_python(self.path)
+        return self.path / Path(venv_python_rel()).relative_to(VENV_REL)
 
     def ensure(self, env: dict[str, str]) -> None:
         from sdsetup.install.pip_run import run_checked
@@ -192,8 +196,9 @@ class ScratchVenv:
     @property
     def purelib(self) -> Path:
         if self._purelib is None:
-            result = subprocess.run([str(self.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                    capture_output=True, text=True, timeout=60)
+            from sdsetup import children
+
+            result = children.run([str(self.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], timeout=60)
             if result.returncode != 0:
                 raise SdsetupError(f"the scratch venv {self.path} does not run: {result.stderr.strip()[-300:]}",
                                    f"delete {self.path} and run again", ExitCode.STEP)
@@ -252,7 +257,7 @@ class ScratchVenv:
 class Resolver:
     """Runs pip's resolver for one target in the scratch venv, through the build mirrors."""
 
-    def __init__(self, venv: ScratchVenv, *, mirrors: Any, settings: Any, target: Any, work_dir: Path,
+    def __init__(self, venv: ScratchVenv, *, mirrors: MirrorPlan, settings: Settings, target: Target, work_dir: Path,
                  log: Callable[[str], None]) -> None:
         from sdsetup.install.pip_run import tool_env
 

@@ -16,11 +16,19 @@ import platform
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
 
 from sdsetup import __version__
 from sdsetup.errors import ExitCode, SdsetupError, usage_error
+from sdsetup.layout import STATE_DIR, InstallLayout
 from sdsetup.output import Outcome
+
+if TYPE_CHECKING:  # types only: importing these here would slow start-up or make a circle
+    from sdsetup.detect.machine import MachineFacts
+    from sdsetup.doctor.fixes import PlannedFix
+    from sdsetup.doctor.kb import KnowledgeBase
+    from sdsetup.doctor.secrets import Redactor
+    from sdsetup.settings import Settings
 
 PRIORITY = {"log": 3, "install": 2, "install-log": 1, "run-log": 0}
 MAX_RUN_LOGS = 5
@@ -58,12 +66,12 @@ def _given_logs(logs: Iterable[str]) -> list[LogSpec]:
     return specs
 
 
-def _own_logs(settings: Any, install_dir: Path | None) -> list[LogSpec]:
+def _own_logs(settings: Settings, install_dir: Path | None) -> list[LogSpec]:
     from sdsetup.logs import recent_run_logs
 
     specs: list[LogSpec] = []
     if install_dir is not None:
-        folder = install_dir / ".sdsetup" / "logs"
+        folder = InstallLayout(install_dir).logs
         if folder.is_dir():
             files = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)[:MAX_RUN_LOGS]
             specs += [LogSpec(str(p), "install-log", p) for p in files]
@@ -102,16 +110,16 @@ def _guarded(what: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return {"unavailable": f"{what} failed: {type(exc).__name__}: {exc}"}
 
 
-def collect_check(settings: Any, install_dir: Path, python: Path | None) -> dict[str, Any]:
+def collect_check(settings: Settings, install_dir: Path, python: Path | None) -> dict[str, Any]:
     def call() -> dict[str, Any]:
-        from sdsetup.commands import check
+        from sdsetup.detect.readiness import collect
 
-        return check.collect(settings, install_dir, str(python) if python and python.exists() else None)
+        return collect(settings, install_dir, str(python) if python and python.exists() else None)
 
     return _guarded("check", call)
 
 
-def collect_verify(settings: Any, install_dir: Path) -> dict[str, Any]:
+def collect_verify(settings: Settings, install_dir: Path) -> dict[str, Any]:
     def call() -> dict[str, Any]:
         from sdsetup import verify
 
@@ -120,7 +128,7 @@ def collect_verify(settings: Any, install_dir: Path) -> dict[str, Any]:
     return _guarded("verify", call)
 
 
-def machine_facts(settings: Any, check: dict[str, Any] | None) -> Any:
+def machine_facts(settings: Settings, check: dict[str, Any] | None) -> MachineFacts | None:
     try:
         from sdsetup.detect.machine import MachineFacts, probe_machine
     except ImportError:
@@ -221,7 +229,7 @@ class Diagnosis:
     ranked: list[Any]  # match.Ranked, best first
     data: dict[str, Any]  # the --json document's data
     exit_code: ExitCode
-    facts: Any = None  # MachineFacts or None
+    facts: MachineFacts | None = None
     install_failed: bool = False
     warnings: list[str] = field(default_factory=list)
 
@@ -263,7 +271,7 @@ def validate(install_dir: Path | None, logs: Iterable[str], *, fix: bool, yes: b
     return Request(install_dir, specs, fix, yes, bundle)
 
 
-def make_redactor(settings: Any, install_dir: Path | None) -> Any:
+def make_redactor(settings: Settings, install_dir: Path | None) -> Redactor:
     from sdsetup.doctor.secrets import Redactor, machine_secrets
 
     webui_texts = []
@@ -276,7 +284,7 @@ def make_redactor(settings: Any, install_dir: Path | None) -> Any:
     return Redactor(machine_secrets(settings, install_dir, extra_texts=webui_texts))
 
 
-def read_logs(kb: Any, specs: list[LogSpec], redactor: Any, *, keep_excerpts: bool, stdin: BinaryIO | None) -> LogsRead:
+def read_logs(kb: KnowledgeBase, specs: list[LogSpec], redactor: Redactor, *, keep_excerpts: bool, stdin: BinaryIO | None) -> LogsRead:
     """Scan every log (streaming); learn the secrets they show; keep head+tail excerpts for the zip."""
     from sdsetup.doctor.logread import ReadStats, iter_lines
     from sdsetup.doctor.match import Scanner
@@ -322,12 +330,12 @@ def read_logs(kb: Any, specs: list[LogSpec], redactor: Any, *, keep_excerpts: bo
     return out
 
 
-def inspect_install(settings: Any, kb: Any, install_dir: Path) -> InstallState:
+def inspect_install(settings: Settings, kb: KnowledgeBase, install_dir: Path) -> InstallState:
     """The install's record, venv, check and quick verify results and repositories' git state."""
     from sdsetup.doctor.logread import read_text_lines
     from sdsetup.doctor.match import Scanner
     from sdsetup.doctor.repos import install_repo_states
-    from sdsetup.install.record import load_record
+    from sdsetup.install_record import load_record
 
     state = InstallState(install_dir)
     try:
@@ -349,7 +357,7 @@ def inspect_install(settings: Any, kb: Any, install_dir: Path) -> InstallState:
     return state
 
 
-def _install_json(state: InstallState, redactor: Any) -> dict[str, Any]:
+def _install_json(state: InstallState, redactor: Redactor) -> dict[str, Any]:
     record = state.record
     return {
         "dir": redactor(str(state.install_dir)),
@@ -363,7 +371,7 @@ def _install_json(state: InstallState, redactor: Any) -> dict[str, Any]:
     }
 
 
-def diagnose(settings: Any, kb: Any, logs: LogsRead, state: InstallState | None, redactor: Any) -> Diagnosis:
+def diagnose(settings: Settings, kb: KnowledgeBase, logs: LogsRead, state: InstallState | None, redactor: Redactor) -> Diagnosis:
     """Rank what was found (pure ranking over the scans) and build the report's data."""
     from sdsetup.doctor.match import rank
     from sdsetup.doctor.report import finding_json, note_json
@@ -395,7 +403,7 @@ def diagnose(settings: Any, kb: Any, logs: LogsRead, state: InstallState | None,
     return Diagnosis(ranked, data, exit_code, facts, install_failed, warnings)
 
 
-def apply_fixes(settings: Any, state: InstallState, diagnosis: Diagnosis, redactor: Any, *, yes: bool,
+def apply_fixes(settings: Settings, state: InstallState, diagnosis: Diagnosis, redactor: Redactor, *, yes: bool,
                 confirm: Callable[[str], bool] | None, err: Any) -> FixesDone:
     """Plan the findings' autofixes, show each, ask, apply; the exit code they leave."""
     from sdsetup.doctor import fixes as fixes_mod
@@ -423,7 +431,7 @@ def apply_fixes(settings: Any, state: InstallState, diagnosis: Diagnosis, redact
     return FixesDone(plans, exit_code)
 
 
-def pack_support_zip(path: Path, data: dict[str, Any], logs: LogsRead, state: InstallState | None, redactor: Any) -> SupportZip:
+def pack_support_zip(path: Path, data: dict[str, Any], logs: LogsRead, state: InstallState | None, redactor: Redactor) -> SupportZip:
     from sdsetup.doctor.support_zip import write_support_zip
 
     summary = write_support_zip(path, redactor=redactor, doctor_data=data, check=state.check if state else None,
@@ -436,7 +444,7 @@ def pack_support_zip(path: Path, data: dict[str, Any], logs: LogsRead, state: In
 
 
 def run(
-    settings: Any,
+    settings: Settings,
     install_dir: Path | None = None,
     logs: Iterable[str] = (),
     *,
@@ -475,7 +483,7 @@ def run(
     return Outcome("doctor", data, exit_code, human=render, warnings=diagnosis.warnings)
 
 
-SMOKE_IMAGE = Path(".sdsetup") / "smoke.png"  # where `sdsetup verify DIR --out` can keep the last image
+SMOKE_IMAGE = Path(STATE_DIR) / "smoke.png"  # where `sdsetup verify DIR --out` can keep the last image
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 
 
@@ -531,7 +539,7 @@ def _summary(findings: list[dict[str, Any]], sources: list[dict[str, Any]], fail
     return f"Found {' and '.join(parts)} in {read}{empty}{checks}, the most likely cause first:"
 
 
-def environment(settings: Any, facts: Any, redact: Callable[[str], str]) -> dict[str, Any]:
+def environment(settings: Settings, facts: MachineFacts | None, redact: Callable[[str], str]) -> dict[str, Any]:
     env: dict[str, Any] = {
         "sdsetup": __version__,
         "platform": platform.platform(),
@@ -549,10 +557,10 @@ def environment(settings: Any, facts: Any, redact: Callable[[str], str]) -> dict
     return env
 
 
-def describe_plan(plan: Any, redact: Callable[[str], str]) -> str:
+def describe_plan(plan: PlannedFix, redact: Callable[[str], str]) -> str:
     lines = [f"Fix for {', '.join(plan.finding_ids)}: {plan.autofix.text}"]
     for op in plan.operations:
         lines.append(f"  - {redact(op.summary)}")
         if op.kind == "edit" and op.path is not None and op.path.exists():
-            lines.append(f"    (the old file is kept in {redact(str(op.path.parent / '.sdsetup' / 'backups'))})")
+            lines.append(f"    (the old file is kept in {redact(str(InstallLayout(op.path.parent).backups))})")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sdsetup.detect._probe import run_text
 from sdsetup.i18n import t
+from sdsetup.versions import version_tuple
 
 # "git version 2.39.5", "git version 2.45.1.windows.1", "git version 2.39.3 (Apple Git-145)"
 _VERSION = re.compile(r"git version (\d+(?:\.\d+){1,3})")
@@ -19,15 +20,6 @@ MIN_GIT = (2, 36)
 def parse_git_version(text: str | None) -> str | None:
     match = _VERSION.search(text or "")
     return match.group(1) if match else None
-
-
-def version_tuple(version: str | None) -> tuple[int, ...] | None:
-    if not version:
-        return None
-    try:
-        return tuple(int(part) for part in version.split("."))
-    except ValueError:
-        return None
 
 
 def probe_git() -> dict[str, Any]:
@@ -49,7 +41,7 @@ def assess_git(git: dict[str, Any]) -> tuple[str, str, str | None]:
         )
     value = t("{version} at {path}", version=git["version"], path=git["path"])
     numbers = version_tuple(git.get("version"))
-    if numbers is not None and numbers[:2] < MIN_GIT:
+    if numbers and numbers[:2] < MIN_GIT:
         return "warn", value, t("git {version} is old; update to 2.36 or newer (the web UI's repair step needs it)",
                                 version=git["version"])
     return "ok", value, None

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from sdsetup.detect.gpu import GpuInfo
 from sdsetup.errors import usage_error
 from sdsetup.i18n import t
+
+if TYPE_CHECKING:  # types only: importing these here would slow start-up or make a circle
+    from sdsetup.settings import Settings
 
 OS_KEYS = ("system", "release", "version", "machine", "bits", "wsl")
 
@@ -99,7 +102,7 @@ def load_machine_facts(path: Path) -> MachineFacts:
     return facts
 
 
-def probe_machine(settings: Any) -> MachineFacts:
+def probe_machine(settings: Settings) -> MachineFacts:
     """This machine's facts, or the replayed ones when settings.machine_facts is set."""
     replay = getattr(settings, "machine_facts", None)
     if replay:

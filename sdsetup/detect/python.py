@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 
 from sdsetup.detect._probe import run_result, run_text
 from sdsetup.i18n import N_, t
+from sdsetup.versions import version_tuple
 
 PATH_NAMES = ("python3.10", "python3.11", "python3.12")
 # python.org's Windows installer puts only python.exe on PATH; python3.exe there is often the Store alias.
@@ -88,13 +89,6 @@ def venv_base_candidates(executable: str, prefix: str | None, base_prefix: str |
         minor = ".".join((version or "").split(".")[:2])
         found += [root + "/bin/python" + minor if minor else "", root + "/bin/python3"]
     return [path for path in dict.fromkeys(found) if path]
-
-
-def version_tuple(version: str | None) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in (version or "").split(".")[:3])
-    except ValueError:
-        return ()
 
 
 STORE_ALIAS_NOTE = N_(

@@ -13,11 +13,15 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from sdsetup.errors import usage_error
 from sdsetup.fsutil import human_bytes
 from sdsetup.i18n import t
+
+if TYPE_CHECKING:  # types only: importing these here would slow start-up or make a circle
+    from sdsetup.detect.machine import MachineFacts
+    from sdsetup.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class Readiness:
 
 
 def assess(
-    settings: Any,
+    settings: Settings,
     install_dir: Path | str,
     python: str | None = None,
     required_bytes: int | Mapping[str, int] | None = None,
@@ -87,7 +91,7 @@ def hard_failures(data: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def collect(
-    settings: Any,
+    settings: Settings,
     install_dir: Path | str,
     python: str | None = None,
     required_bytes: int | Mapping[str, int] | None = None,
@@ -192,7 +196,7 @@ def collect(
     }
 
 
-def _os_item(facts: Any) -> dict[str, Any]:
+def _os_item(facts: MachineFacts) -> dict[str, Any]:
     os_facts = facts.os
     value = " ".join(str(v) for v in (os_facts.get("system"), os_facts.get("release"), os_facts.get("machine")) if v)
     value += f" ({os_facts.get('bits')}-bit{', WSL' if os_facts.get('wsl') else ''})"
@@ -224,7 +228,7 @@ def _describe_gpu(gpu: Any) -> str:
     return ", ".join(parts) + f" [{gpu.source}]"
 
 
-def _gpu_item(facts: Any, advice: Mapping[str, Any]) -> dict[str, Any]:
+def _gpu_item(facts: MachineFacts, advice: Mapping[str, Any]) -> dict[str, Any]:
     if not facts.gpus:
         return _item(
             "gpu",
@@ -244,7 +248,7 @@ def _gpu_item(facts: Any, advice: Mapping[str, Any]) -> dict[str, Any]:
     return _item("gpu", t("GPU"), "ok", value)
 
 
-def _ram_item(facts: Any, backend: str) -> dict[str, Any]:
+def _ram_item(facts: MachineFacts, backend: str) -> dict[str, Any]:
     total, available = facts.ram_total_bytes, facts.ram_available_bytes
     if total is None:
         return _item("ram", t("RAM"), "warn", t("unknown"),

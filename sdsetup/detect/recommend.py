@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from sdsetup.detect.gpu import GpuInfo
 from sdsetup.errors import usage_error
 from sdsetup.i18n import t
+from sdsetup.versions import version_tuple
+
+if TYPE_CHECKING:  # types only: importing these here would slow start-up or make a circle
+    from sdsetup.detect.machine import MachineFacts
+    from sdsetup.manifest import Manifest
 
 GIB = 1024**3
 BACKENDS = ("cuda", "rocm", "mps", "cpu")
@@ -40,7 +45,7 @@ class ManifestTorch:
     xformers_tags: tuple[str, ...]  # builds the pinned xformers wheel matches
 
     @classmethod
-    def from_manifest(cls, manifest: Any) -> "ManifestTorch":
+    def from_manifest(cls, manifest: Manifest) -> "ManifestTorch":
         torch = manifest.torch
         cuda = torch.get("cuda")
         rocm = torch.get("rocm")
@@ -87,14 +92,14 @@ class _BuiltinTorch(Mapping):
 MANIFESTS: Mapping[str, ManifestTorch] = _BuiltinTorch()
 
 
-def manifest_torch(manifest: Any) -> ManifestTorch:
+def manifest_torch(manifest: Manifest | str | None) -> ManifestTorch:
     """The torch facts of a Manifest, or of a built-in manifest by name (an unknown name: a1111's)."""
     if manifest is not None and not isinstance(manifest, str):
         return ManifestTorch.from_manifest(manifest)
     return MANIFESTS.get(manifest or "a1111") or MANIFESTS["a1111"]
 
 
-def _manifest_name(manifest: Any) -> str | None:
+def _manifest_name(manifest: Manifest | str | None) -> str | None:
     return manifest if manifest is None or isinstance(manifest, str) else manifest.name
 
 # Minimum NVIDIA drivers (facts §3.5: NVIDIA minor-version compatibility): (Linux, Windows).
@@ -109,29 +114,21 @@ CU128_DRIVER = (570,)
 VRAM_TOLERANCE = 128 * 1024 * 1024
 
 
-def version_tuple(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        return tuple(int(part) for part in str(text).strip().split("."))
-    except ValueError:
-        return None
+def _numbers(text: str | None) -> tuple[int, ...] | None:
+    """A driver, CUDA or compute-capability version's numbers (sdsetup.versions); None when unknown."""
+    return version_tuple(text) or None
 
 
 def is_blackwell(compute_capability: str | None) -> bool:
     """sm_100/sm_120 (B200, RTX 50xx): no kernels before torch 2.7 + cu128 (facts §3.6)."""
-    capability = version_tuple(compute_capability)
+    capability = _numbers(compute_capability)
     return bool(capability) and capability[0] >= 10
 
 
 # ------------------------------------------------------------------------------------------ backend
 
 
-def nvidia_gpus(facts: Any) -> list[GpuInfo]:
-    return [gpu for gpu in facts.gpus if gpu.vendor == "nvidia"]
-
-
-def choose_backend(facts: Any, requested: str = "auto") -> str:
+def choose_backend(facts: MachineFacts, requested: str = "auto") -> str:
     """cuda for any NVIDIA card, rocm for AMD on Linux, mps on Apple silicon, else cpu."""
     requested = (requested or "auto").lower()
     if requested != "auto":
@@ -148,7 +145,7 @@ def choose_backend(facts: Any, requested: str = "auto") -> str:
     return "cpu"
 
 
-def primary_gpu(facts: Any, backend: str) -> GpuInfo | None:
+def primary_gpu(facts: MachineFacts, backend: str) -> GpuInfo | None:
     """The GPU the web UI will use: of the backend's vendor, the one with the most VRAM."""
     vendor = {"cuda": "nvidia", "rocm": "amd", "mps": "apple"}.get(backend)
     matching = [gpu for gpu in facts.gpus if gpu.vendor == vendor]
@@ -157,7 +154,7 @@ def primary_gpu(facts: Any, backend: str) -> GpuInfo | None:
     return max(matching, key=lambda gpu: gpu.vram_total_bytes or 0)
 
 
-def choose_manifest(facts: Any, backend: str) -> str:
+def choose_manifest(facts: MachineFacts, backend: str) -> str:
     """a1111 (master) unless the card needs torch ≥ 2.7 + cu128, which only the dev branch installs."""
     gpu = primary_gpu(facts, backend)
     if backend == "cuda" and gpu is not None and is_blackwell(gpu.compute_capability):
@@ -183,7 +180,7 @@ def cuda_tag_for_driver(
     if is_blackwell(compute_capability):
         return "cu128"
     offered = [(tag, need) for tag, need in CUDA_TAGS if tag in set(available)]
-    driver = version_tuple(cuda_driver_version)
+    driver = _numbers(cuda_driver_version)
     if driver is None or not offered:
         return default
     runnable = [tag for tag, need in offered if driver[:2] >= need]
@@ -197,8 +194,8 @@ def driver_problem(gpu: GpuInfo | None, tag: str, system: str) -> str | None:
     if not gpu.driver_version and not gpu.cuda_driver_version:
         return "no NVIDIA driver answered (the card is only visible on the PCI bus): install the current NVIDIA driver"
     if tag == "cu128" or is_blackwell(gpu.compute_capability):
-        cuda = version_tuple(gpu.cuda_driver_version)
-        driver = version_tuple(gpu.driver_version)
+        cuda = _numbers(gpu.cuda_driver_version)
+        driver = _numbers(gpu.driver_version)
         too_old = (cuda is not None and cuda[:2] < (12, 8)) or (cuda is None and driver is not None and driver[:1] < CU128_DRIVER)
         if too_old:
             return f"driver {gpu.driver_version or '?'} (CUDA {gpu.cuda_driver_version or '?'}) is too old for cu128 wheels: install a 570-series driver or newer"
@@ -206,18 +203,18 @@ def driver_problem(gpu: GpuInfo | None, tag: str, system: str) -> str | None:
     need = dict(CUDA_TAGS).get(tag)
     if need is None:
         return None
-    cuda = version_tuple(gpu.cuda_driver_version)
+    cuda = _numbers(gpu.cuda_driver_version)
     if cuda is not None:
         # Minor-version compatibility: any driver of the same CUDA major runs the wheel.
         if cuda[0] < need[0]:
             minimum = _driver_minimum_text(need[0], system)
             return f"driver {gpu.driver_version or '?'} supports CUDA {gpu.cuda_driver_version} only; {tag} wheels need driver {minimum} or newer"
         return None
-    driver = version_tuple(gpu.driver_version)
+    driver = _numbers(gpu.driver_version)
     minimum = DRIVER_MINIMUMS.get(need[0])
     if driver is not None and minimum is not None:
         floor = minimum[1] if system == "Windows" else minimum[0]
-        if driver < (version_tuple(floor) or ()):
+        if driver < (_numbers(floor) or ()):
             return f"driver {gpu.driver_version} is older than {floor}, the minimum for {tag} wheels: update the NVIDIA driver"
     return None
 
@@ -238,7 +235,7 @@ class TorchChoice:
     manifest: str = "a1111"
 
 
-def torch_choice(facts: Any, requested: str = "auto", manifest: Any = None) -> TorchChoice:
+def torch_choice(facts: MachineFacts, requested: str = "auto", manifest: Manifest | str | None = None) -> TorchChoice:
     """`manifest`: a Manifest, a built-in manifest's name, or None (the one this machine gets)."""
     backend = choose_backend(facts, requested)
     spec = manifest_torch(manifest or choose_manifest(facts, backend))
@@ -265,7 +262,7 @@ def torch_choice(facts: Any, requested: str = "auto", manifest: Any = None) -> T
     return TorchChoice(backend, "cpu", _cpu_reason(facts) + forced, manifest)
 
 
-def _cpu_reason(facts: Any) -> str:
+def _cpu_reason(facts: MachineFacts) -> str:
     vendors = {gpu.vendor for gpu in facts.gpus}
     if "amd" in vendors and facts.system == "Windows":
         return "AMD GPU on Windows: torch has no ROCm build for Windows, so the web UI runs on the CPU"
@@ -316,7 +313,7 @@ def needs_upcast(gpu: GpuInfo | None) -> bool:
     name = gpu.name or ""
     if _GTX_10_16.search(name):
         return True
-    capability = version_tuple(gpu.compute_capability)
+    capability = _numbers(gpu.compute_capability)
     if capability is None:
         return False
     if capability[0] == 6:
@@ -349,7 +346,7 @@ CPU_FLAGS = ("--use-cpu", "all", "--precision", "full", "--no-half", "--skip-tor
 MACOS_FLAGS = ("--skip-torch-cuda-test", "--upcast-sampling", "--no-half-vae", "--use-cpu", "interrogate")
 
 
-def launch_config(facts: Any, backend: str, torch_tag: str | None = None, manifest: Any = "a1111") -> LaunchConfig:
+def launch_config(facts: MachineFacts, backend: str, torch_tag: str | None = None, manifest: Manifest | str | None = "a1111") -> LaunchConfig:
     """Flags and env vars for the web UI on this machine (facts §4; install writes both)."""
     gpu = primary_gpu(facts, backend)
     tier = vram_tier(gpu)
@@ -372,7 +369,7 @@ def launch_config(facts: Any, backend: str, torch_tag: str | None = None, manife
         flags.append("--upcast-sampling")
         notes.append("GTX 10xx/16xx: if images come out black, add --no-half-vae")
     spec = manifest_torch(manifest)
-    capability = version_tuple(gpu.compute_capability) if gpu else None
+    capability = _numbers(gpu.compute_capability) if gpu else None
     if torch_tag in spec.xformers_tags and (capability is None or capability >= (6, 0)):
         flags.append("--xformers")  # the pinned xformers build matches this torch + CUDA pair
     else:
@@ -380,11 +377,11 @@ def launch_config(facts: Any, backend: str, torch_tag: str | None = None, manife
     return LaunchConfig(tuple(flags), env, tuple(notes))
 
 
-def launch_flags(facts: Any, backend: str, torch_tag: str | None = None, manifest: Any = "a1111") -> list[str]:
+def launch_flags(facts: MachineFacts, backend: str, torch_tag: str | None = None, manifest: Manifest | str | None = "a1111") -> list[str]:
     return list(launch_config(facts, backend, torch_tag, manifest).flags)
 
 
-def recommendation(facts: Any, requested: str = "auto", manifest: str | None = None) -> dict[str, Any]:
+def recommendation(facts: MachineFacts, requested: str = "auto", manifest: str | None = None) -> dict[str, Any]:
     """The `recommendation` object of `check --json`."""
     choice = torch_choice(facts, requested, manifest)
     gpu = primary_gpu(facts, choice.backend)

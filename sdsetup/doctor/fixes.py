@@ -17,14 +17,22 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import urlsplit
 
+from sdsetup import children
 from sdsetup.doctor import webui_user
 from sdsetup.doctor.kb import Autofix
+from sdsetup.errors import SdsetupError
 from sdsetup.fsutil import atomic_write_bytes
+from sdsetup.gitops import GitRunner
+from sdsetup.layout import InstallLayout
 
-BACKUP_DIR = ".sdsetup/backups"
+if TYPE_CHECKING:  # types only: importing these here would slow start-up or make a circle
+    from sdsetup.detect.machine import MachineFacts
+    from sdsetup.net.mirrors import MirrorPlan
+    from sdsetup.settings import Settings
+
 PIP_TIMEOUT = 3600  # torch is 2.5 GB
 DEFAULT_HF_MIRROR = "https://hf-mirror.com"
 
@@ -86,7 +94,7 @@ def manifest_facts(name: str | None = None) -> ManifestFacts:
 def _install_manifest(install_dir: Path) -> str | None:
     """The manifest the install was made from (its record), or None for the default."""
     try:
-        from sdsetup.install.record import load_record
+        from sdsetup.install_record import load_record
 
         record = load_record(install_dir)
     except Exception:  # no record, or a damaged one: the default manifest
@@ -150,10 +158,10 @@ class PlannedFix:
 @dataclass
 class FixContext:
     install_dir: Path
-    settings: Any
+    settings: Settings
     system: str  # Windows | Linux | Darwin
     venv_python: Path | None
-    facts: Any = None  # MachineFacts, or None when unknown
+    facts: MachineFacts | None = None  # None when unknown
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     stamp: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
     written: dict[Path, str] = field(default_factory=dict)  # what this run wrote into each file
@@ -191,8 +199,7 @@ def _targets(ctx: FixContext) -> list[tuple[Path, str, str | None, str]]:
 
 def _venv_run(python: Path, code: str, *args: str, timeout: float = 120) -> tuple[int, str]:
     try:
-        result = subprocess.run([str(python), "-c", code, *args], capture_output=True, text=True, errors="replace",
-                                timeout=timeout, stdin=subprocess.DEVNULL)
+        result = children.run([str(python), "-c", code, *args], timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return 1, str(exc)
     return result.returncode, result.stdout.strip() if result.returncode == 0 else (result.stderr.strip() or result.stdout.strip())
@@ -235,7 +242,7 @@ def _importable(python: Path, names: Iterable[str]) -> dict[str, bool] | None:
     return _venv_json(python, _IMPORTABLE, names)
 
 
-def _mirror_plan(settings: Any):
+def _mirror_plan(settings: Settings) -> MirrorPlan:
     """The mirror plan from settings, or None when the mirrors module cannot give one."""
     try:
         from sdsetup.net.mirrors import select_mirrors
@@ -392,7 +399,8 @@ def choose_torch_build(installed_torch: str, installed_vision: str | None, cuda_
     Keeps the installed versions and changes only the build, except on Blackwell (sm_100/sm_120),
     which needs torch 2.7 with CUDA 12.8.
     """
-    from sdsetup.detect.recommend import ALL_CUDA_TAGS, cuda_tag_for_driver, is_blackwell, version_tuple
+    from sdsetup.detect.recommend import ALL_CUDA_TAGS, cuda_tag_for_driver, is_blackwell
+    from sdsetup.versions import version_tuple
 
     facts = manifest_facts()
     base = installed_torch.split("+", 1)[0]
@@ -476,9 +484,8 @@ def plan_unset_git_proxy(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, s
     answering = []
     for key in ("http.proxy", "https.proxy"):
         try:
-            result = subprocess.run([git, "config", "--global", "--get", key], capture_output=True, text=True, timeout=30,
-                                    stdin=subprocess.DEVNULL, env=ctx.env)
-        except (OSError, subprocess.TimeoutExpired):
+            result = GitRunner(git=git, env=ctx.env).run(["config", "--global", "--get", key], check=False, timeout=30)
+        except (OSError, SdsetupError):
             continue
         value = result.stdout.strip()
         if result.returncode != 0 or not value:
@@ -493,7 +500,7 @@ def plan_unset_git_proxy(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, s
         if _port_open(parts.hostname, port):
             answering.append(f"{parts.hostname}:{port}")
             continue
-        backup = ctx.install_dir / BACKUP_DIR / f"git-{key.replace('.', '-')}.{ctx.stamp}.txt"
+        backup = InstallLayout(ctx.install_dir).backups / f"git-{key.replace('.', '-')}.{ctx.stamp}.txt"
         ops.append(Operation(f"save the old {key} value to {backup.name}", "note", path=backup,
                              new_text=f"# git config --global {key} before `sdsetup doctor --fix`; restore with:\n"
                                       f"# git config --global {key} <value below>\n{value}\n"))
@@ -539,7 +546,7 @@ def plan_fixes(ctx: FixContext, wanted: Iterable[tuple[str, Autofix]]) -> list[P
 
 
 def _backup(ctx: FixContext, path: Path) -> Path:
-    folder = ctx.install_dir / BACKUP_DIR
+    folder = InstallLayout(ctx.install_dir).backups
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{path.name}.{ctx.stamp}"
     counter = 1
@@ -574,8 +581,7 @@ def _apply(op: Operation, ctx: FixContext, plan: PlannedFix) -> None:
     else:
         assert op.argv
         try:
-            result = subprocess.run(op.argv, env=op.env, capture_output=True, text=True, errors="replace",
-                                    timeout=op.timeout, stdin=subprocess.DEVNULL)
+            result = children.run(op.argv, env=op.env, timeout=op.timeout)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise FixFailed(f"{op.summary}: {exc}") from None
         if result.returncode != 0:

@@ -137,7 +137,9 @@ def journal_steps(install_dir: Path | None) -> list[dict[str, Any]]:
     if install_dir is None:
         return []
     try:
-        data = json.loads((Path(install_dir) / ".sdsetup" / "journal.json").read_text("utf-8"))
+        from sdsetup.layout import InstallLayout
+
+        data = json.loads(InstallLayout(Path(install_dir)).journal.read_text("utf-8"))
     except (OSError, ValueError):
         return []
     steps = data.get("steps") if isinstance(data, dict) else None

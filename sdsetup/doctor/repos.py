@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,18 @@ def repo_dirs(install_dir: Path) -> list[tuple[str, Path]]:
 
 
 def _git(args: list[str], cwd: Path) -> tuple[int, str, str]:
+    """git in the user's repository through GitRunner: its fsmonitor and hooks never run."""
+    from sdsetup.errors import SdsetupError
+    from sdsetup.gitops import GitRunner
+
     git = shutil.which("git")
     if not git:
         return 127, "", "git: command not found"
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", LC_ALL="C", LANG="C")
     try:
-        result = subprocess.run([git, "-C", str(cwd), *args], capture_output=True, text=True, errors="replace",
-                                timeout=GIT_TIMEOUT, stdin=subprocess.DEVNULL, env=env)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        result = GitRunner(git=git, env={"LANG": "C"}).run(["-C", str(cwd), *args], check=False, timeout=GIT_TIMEOUT)
+    except SdsetupError as exc:  # timed out
+        return 1, "", f"git {' '.join(args)}: {exc.message}"
+    except OSError as exc:
         return 1, "", f"git {' '.join(args)}: {exc}"
     return result.returncode, result.stdout, result.stderr
 

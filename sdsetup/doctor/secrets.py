@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
@@ -76,10 +75,12 @@ def _git_global(key: str) -> str | None:
     git = shutil.which("git")
     if not git:
         return None
+    from sdsetup.errors import SdsetupError
+    from sdsetup.gitops import GitRunner
+
     try:
-        result = subprocess.run([git, "config", "--global", "--get-all", key], capture_output=True, text=True, timeout=15,
-                                stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
+        result = GitRunner(git=git).run(["config", "--global", "--get-all", key], check=False, timeout=15)
+    except (OSError, SdsetupError):
         return None
     return result.stdout.strip() or None
 
@@ -142,7 +143,7 @@ class Redactor:
             self.counts["secret_env"] += n
             out, n = _SECRET_MEMBER.subn(lambda m: f'{m[1]}{m[2]}"{MASK}"' if m[3] != f'"{MASK}"' else m[0], out)  # stays JSON
             self.counts["secret_env"] += n
-        out, n = redact._KEY_VALUE.subn(lambda m: f"{m[1]}{m[2]}{MASK}", out)
+        out, n = redact._KEY_VALUE.subn(redact.mask_key_value, out)
         self.counts["secret_value"] += n
         for secret in self.secrets:
             n = out.count(secret)

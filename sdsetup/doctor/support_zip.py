@@ -24,8 +24,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Iterator
 
+from sdsetup import children
 from sdsetup.doctor.secrets import KIND_LABELS, Redactor
 from sdsetup.fsutil import atomic_writer
+from sdsetup.layout import RECORD_REL
 
 HEAD_BYTES = 256 * 1024
 TAIL_BYTES = 2 * 1024 * 1024
@@ -71,8 +73,7 @@ def pip_freeze(python: Path | None) -> str:
         return "(no venv python found: the web UI's venv does not exist yet)\n"
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONIOENCODING="utf-8")
     try:
-        result = subprocess.run([str(python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True, errors="replace",
-                                timeout=180, stdin=subprocess.DEVNULL, env=env)
+        result = children.run([str(python), "-m", "pip", "freeze", "--all"], timeout=180, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"(pip freeze failed: {exc})\n"
     if result.returncode != 0:
@@ -118,7 +119,7 @@ def write_support_zip(
         entries.append(("install/pip-freeze.txt", redactor(pip_freeze(venv_python))))
         if repositories is not None:
             add_json("install/repositories.json", repositories)
-        for name in ("webui-user.bat", "webui-user.sh", ".sdsetup/install.json"):
+        for name in ("webui-user.bat", "webui-user.sh", RECORD_REL):
             file = install_dir / name
             if file.is_file():
                 try:

@@ -535,7 +535,10 @@ class FileJob:
     def _run_phase(self, done: RangeSet):
         usable_ranges = any(s.state == "active" and s.ranges for s in self.file.sources)
         remaining = None if self.file.size is None else self.file.size - done.total()
-        connections = connections_for(self.file.size, remaining, self.settings.connections, usable_ranges)
+        wanted = self.settings.connections
+        if self.file.spec.max_connections:
+            wanted = max(1, min(wanted, self.file.spec.max_connections))
+        connections = connections_for(self.file.size, remaining, wanted, usable_ranges)
         hasher = PrefixHasher(self.part_path, done.prefix_end())
         phase = Phase(Planner(self.file.size, done, connections, ranges=usable_ranges), done, hasher, connections)
         self.file.phase = phase

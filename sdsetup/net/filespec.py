@@ -16,6 +16,9 @@ class FileSpec:
     sha256: str | None = None
     size: int | None = None
     label: str | None = None  # shown in progress bars; defaults to the file name
+    # the most connections for this file (MirrorPlan.connection_cap_for: university mirrors block bulk
+    # downloads); None: settings.connections
+    max_connections: int | None = None
 
     @property
     def name(self) -> str:

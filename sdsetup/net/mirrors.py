@@ -260,6 +260,11 @@ class MirrorPlan:
                     return mirror.connections
         return None
 
+    def connection_cap_for(self, urls: Iterable[str]) -> int | None:
+        """The cap for one file fetched from `urls` (FileSpec.max_connections): the tightest of its sources'."""
+        caps = [cap for cap in (self.connection_cap(url) for url in urls) if cap]
+        return min(caps) if caps else None
+
     @property
     def credential_urls(self) -> list[str]:
         """Every configured URL that carries a login (mirrors, rewrite targets, the proxy)."""

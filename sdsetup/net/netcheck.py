@@ -9,12 +9,15 @@ through it. `explain_failure` (pure) words the first network failure of any comm
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from sdsetup.net.reachability import ProxyVerdict, check_proxy, effective_proxy
 from sdsetup.redact import redact_text, redact_url
 from sdsetup.settings import CHANNELS
+
+if TYPE_CHECKING:  # types only: importing these here would slow start-up or make a circle
+    from sdsetup.settings import Settings
 
 __all__ = ["ProxyVerdict", "check_proxy", "effective_proxy", "explain_failure", "network_items", "network_report"]
 _NEXT_STEP_HOST = ("run `sdsetup mirrors probe` to see which sources answer; behind a firewall use --mirror cn "
@@ -26,7 +29,7 @@ _NEXT_STEP_PROXY = ("check that the proxy program runs and listens there (`sdset
                     "or drop it (--proxy / HTTPS_PROXY) and use --mirror cn")
 
 
-def network_report(settings: Any, *, env: Mapping[str, str] | None = None, probe: Callable | None = None,
+def network_report(settings: Settings, *, env: Mapping[str, str] | None = None, probe: Callable | None = None,
                    proxy_check: Callable[[str], ProxyVerdict] = check_proxy) -> dict[str, Any]:
     """Probe the proxy (when there is one) and every channel (official host and cn pool) through it."""
     import os

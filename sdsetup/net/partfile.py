@@ -40,11 +40,6 @@ class PartFile:
     def size(self) -> int:
         return os.fstat(self.fd).st_size
 
-    def allocated(self) -> int:
-        """Bytes the file already holds on disk (0 where the OS does not say)."""
-        blocks = getattr(os.fstat(self.fd), "st_blocks", None)
-        return blocks * 512 if blocks is not None else self.size()
-
     def prepare(self, size: int | None, *, fresh: bool) -> None:
         """Give the file its final size. Fresh files are preallocated where the OS can (Linux), so a
         full disk shows up now rather than at 90 %."""

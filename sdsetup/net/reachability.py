@@ -26,6 +26,7 @@ from sdsetup.net.routing import BUDGET_SECONDS, SourceCheck
 from sdsetup.redact import redact_text, redact_url, secrets_in_url
 
 if TYPE_CHECKING:
+    from sdsetup.settings import Settings
     import requests
 
 MAX_BYTES = 64 * 1024
@@ -261,7 +262,7 @@ def check_proxy(proxy: str, *, target: str = "github.com:443", timeout: float = 
     return verdict(True, f"answers, but could not reach {target} (HTTP {fields[1]})")
 
 
-def effective_proxy(settings: Any, env: Mapping[str, str]) -> str | None:
+def effective_proxy(settings: Settings, env: Mapping[str, str]) -> str | None:
     if settings.proxy:
         return settings.proxy
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):

@@ -1,7 +1,8 @@
 """The one HTTP session, built from Settings and passed to whatever talks HTTP.
 
 Proxy: --proxy/SDSETUP_PROXY wins; otherwise requests honours HTTP(S)_PROXY/ALL_PROXY/NO_PROXY.
-TLS verification is always on; a custom CA bundle is added, never a way to turn it off.
+TLS verification is always on; a custom CA bundle is added, never a way to turn it off. SDSETUP_CA_BUNDLE
+wins over REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE (requests would let those override it).
 """
 
 from __future__ import annotations
@@ -46,7 +47,21 @@ def build_session(settings: Settings, *, pool_size: int | None = None) -> "reque
             session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or certifi.where()
     elif settings.ca_bundle:
         session.verify = settings.ca_bundle
+        _pin_verify(session, settings.ca_bundle)
     return session
+
+
+def _pin_verify(session: "requests.Session", ca_bundle: str) -> None:
+    """requests merges REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE over `session.verify` when trust_env is on (it
+    must stay on for HTTP(S)_PROXY/NO_PROXY); a request that states its CA is left alone, so state ours."""
+    merge = session.merge_environment_settings
+
+    def merge_keeping_our_ca(url, proxies, stream, verify, cert):
+        if verify is None or verify is True:
+            verify = ca_bundle
+        return merge(url, proxies, stream, verify, cert)
+
+    session.merge_environment_settings = merge_keeping_our_ca  # type: ignore[method-assign]
 
 
 def timeouts(settings: Settings) -> tuple[float, float]:

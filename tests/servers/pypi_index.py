@@ -31,7 +31,9 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+    from sdsetup.versions import project_name  # PEP 503, as sdsetup and pip read it
+
+    return project_name(name)
 
 
 def _record_hash(data: bytes) -> str:
