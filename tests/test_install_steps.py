@@ -160,6 +160,51 @@ def test_hub_without_a_commit_header_says_what_to_do(tmp_path):
     assert "pin the revision" in info.value.hint
 
 
+
+def test_a_pinned_hub_file_with_other_bytes_fails_that_source_and_the_next_serves_it(tmp_path):
+    """Issue 13 item 4: a mirror serving different bytes for a pinned Hub file is caught; the next source
+    is tried, and when none has the pinned bytes the error names the file and each source's reason."""
+    import hashlib
+
+    from sdsetup.install.context import InstallContext, Reporter
+    from sdsetup.install.steps.hub import HubStep
+    from sdsetup.manifest import HubRepoSpec
+    from sdsetup.net.mirrors import select_mirrors
+    from sdsetup.settings import load_settings
+    from tests.servers.fileserver import FileServer
+    from tests.servers.pypi_index import write_hf_tree
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    good = b'{"the": "vocab"}\n'
+    write_hf_tree(tmp_path / "bad", "org/name", commit, {"vocab.json": b'{"tampered": 1}\n'})
+    write_hf_tree(tmp_path / "good", "org/name", commit, {"vocab.json": good})
+    pin = hashlib.sha256(good).hexdigest()
+    spec = HubRepoSpec("org/name", commit, ("vocab.json",), hashes=(("vocab.json", pin),), sizes=(("vocab.json", len(good)),))
+    with FileServer(tmp_path / "bad") as bad, FileServer(tmp_path / "good") as goodsrv:
+        config = tmp_path / "config.toml"
+        config.write_text(f'[[rewrite]]\nprefix = "https://huggingface.co/"\nreplace = "{bad.url("/")}"\n', "utf-8")
+
+        def run(mirror_args, target):
+            settings = load_settings({"mirror": mirror_args, "timeout": 3}, env={"SDSETUP_CONFIG": str(config)})
+            mirrors = select_mirrors(settings, env={})
+            plan = SimpleNamespace(install_dir=target, options=SimpleNamespace(quiet=True), mirrors=mirrors)
+            ctx = InstallContext(plan=plan, settings=settings, journal=Journal(target), reporter=Reporter(True))
+            HubStep([spec], mirrors).run(ctx)
+
+        target = tmp_path / "webui"
+        run([f"huggingface={goodsrv.url('/')}"], target)
+        seeded = target / ".cache/huggingface/hub/models--org--name/snapshots" / commit / "vocab.json"
+        assert seeded.read_bytes() == good
+        assert bad.requests(method="GET")  # the tampered source was tried first, and refused
+        bad_base = bad.url("/").rstrip("/")
+        with pytest.raises(SdsetupError) as info:
+            run([f"huggingface={bad.url('/')}"], tmp_path / "other")
+    # The tampered mirror and the unreachable Hub both failed: the message names the file and each source.
+    assert "vocab.json" in info.value.message and bad_base in info.value.message
+    assert "huggingface.co" in info.value.message
+    assert not (tmp_path / "other/.cache/huggingface/hub/models--org--name/refs/main").exists()
+
+
 # Issue 11 item 4: children never outlive sdsetup, and a rerun does not start beside a killed run's child.
 _PARENT = """
 import sys, subprocess

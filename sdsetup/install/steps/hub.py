@@ -144,8 +144,10 @@ class HubStep(Step):
                 dest = ctx.path(hub_rel(spec.repo_id, "snapshots", commit, name))
                 if dest.is_file():
                     continue
+                # A pinned file is checked against its sha256 at every source (a mirror's other bytes
+                # fail that source and the next is tried); the others are taken as served.
                 specs.append(FileSpec(urls=self.mirrors.file_urls(resolve_url(spec.repo_id, commit, name)), dest=dest,
-                                      label=f"{spec.repo_id}/{name}"))
+                                      sha256=spec.sha256_of(name), size=spec.size_of(name), label=f"{spec.repo_id}/{name}"))
             if specs:
                 download_specs(ctx, specs)
             # The ref last: a cache with refs/main but missing files would make offline loads fail.
