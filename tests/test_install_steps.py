@@ -3,6 +3,8 @@ against a real HTTP server, the venv and torch-constraint decisions."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import subprocess
@@ -362,3 +364,67 @@ def test_a_rerun_that_changes_the_launch_settings_warns_of_no_edit_and_backs_not
     assert len(first[1]) == 1  # the user's own file, before sdsetup first added its block
     assert not any("edited" in w for w in second[0]), second[0]
     assert second[1] == first[1]  # no new backup
+
+
+# Wiring the mirror layer into install (issue 11 items 10 and 11).
+_MIRROR_PASSWORD = "pw-s3cret-77"
+
+
+def _login_mirrors():
+    from sdsetup.net.mirror_profiles import Mirror
+    from sdsetup.net.mirrors import MirrorPlan, select_mirrors
+    from sdsetup.settings import load_settings
+
+    settings = load_settings({"mirror": ["cn", f"pypi=https://alice:{_MIRROR_PASSWORD}@pypi.corp.example/simple"]}, {})
+    plan = select_mirrors(settings, env={})
+    torch = (Mirror("torch", "t", f"https://u:{_MIRROR_PASSWORD}@t.example/{{tag}}/", layout="simple"),)
+    return MirrorPlan("x", {**plan.channels, "torch": torch})
+
+
+def test_the_venv_steps_plan_never_shows_a_mirror_password():
+    import json
+
+    from sdsetup.install.steps.venv import VenvStep
+    from sdsetup.manifest import load_manifest
+
+    shown = json.dumps(VenvStep(load_manifest("a1111").python, _login_mirrors(), None).describe())
+    assert _MIRROR_PASSWORD not in shown and "alice:***@" in shown
+
+
+def test_a_torch_mirror_login_reaches_the_pip_that_installs_torch():
+    from sdsetup.install.pip_run import tool_env
+
+    env = tool_env(_login_mirrors(), torch_tag="cpu")
+    assert env["PIP_EXTRA_INDEX_URL"] == f"https://u:{_MIRROR_PASSWORD}@t.example/cpu/"
+    assert "PIP_EXTRA_INDEX_URL" not in tool_env(_login_mirrors())  # other pip runs are not sent there
+
+
+def test_the_install_record_keeps_no_mirror_password():
+    from sdsetup.install.steps.record import record_secrets
+
+    assert _MIRROR_PASSWORD in record_secrets(_login_mirrors())
+
+
+def test_no_hint_names_a_command_that_does_not_exist():
+    from pathlib import Path as _P
+
+    import sdsetup
+
+    root = _P(sdsetup.__file__).parent
+    assert not [p for p in root.rglob("*.py") if "mirrors test" in p.read_text("utf-8")]
+
+
+def test_the_torch_steps_pip_runs_carry_the_torch_mirror_login(tmp_path):
+    from sdsetup.install.context import InstallContext, Reporter
+    from sdsetup.install.pip_run import tool_env
+    from sdsetup.install.plan import Plan
+    from sdsetup.install.steps.torch import with_torch_login
+    from sdsetup.settings import load_settings
+
+    plan = SimpleNamespace(install_dir=tmp_path, options=SimpleNamespace(quiet=True), mirrors=_login_mirrors())
+    real = Plan(**{f.name: getattr(plan, f.name, None) for f in dataclasses.fields(Plan)})
+    ctx = InstallContext(plan=real, settings=load_settings({}, {}), journal=Journal(tmp_path), reporter=Reporter(True))
+    torch_ctx = with_torch_login(ctx, "cpu")
+    assert tool_env(torch_ctx.mirrors)["PIP_EXTRA_INDEX_URL"] == f"https://u:{_MIRROR_PASSWORD}@t.example/cpu/"
+    assert torch_ctx.journal is ctx.journal and torch_ctx.warnings is ctx.warnings
+    assert "PIP_EXTRA_INDEX_URL" not in tool_env(ctx.mirrors)

@@ -22,10 +22,11 @@ BASE_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_COLOR": "1", "PIP_NO_I
             "PIP_RESUME_RETRIES": "5"}
 
 
-def tool_env(mirrors: Any, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def tool_env(mirrors: Any, extra: Mapping[str, str] | None = None, *, torch_tag: str | None = None) -> dict[str, str]:
+    """pip's environment; with `torch_tag`, a login on the torch mirror too (it stays off argv)."""
     env = dict(os.environ)
     env.update(BASE_ENV)
-    env.update(mirrors.pip_env())
+    env.update(mirrors.pip_env(torch_tag=torch_tag))
     if extra:
         env.update(extra)
     return env
