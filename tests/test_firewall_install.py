@@ -124,7 +124,11 @@ def test_install_with_no_mirror_flag_completes_behind_the_firewall(world, tmp_pa
 
     result = _install(world, target, home)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout)["ok"] is True
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is True
+    # The real run, not only --dry-run, says which source served each channel.
+    assert doc["data"]["mirror"]["channels"]["pypi"]["source"] == "aliyun-like"
+    assert "pypi: aliyun-like" in result.stderr
     _assert_installed(world, target)
     # pip never went to the mirror that refuses uncommon clients; the checkpoint came from the ModelScope host.
     assert not [r for r in world["tuna"].RequestHandlerClass.log if not r.get("refused")]
