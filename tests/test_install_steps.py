@@ -428,3 +428,32 @@ def test_the_torch_steps_pip_runs_carry_the_torch_mirror_login(tmp_path):
     assert tool_env(torch_ctx.mirrors)["PIP_EXTRA_INDEX_URL"] == f"https://u:{_MIRROR_PASSWORD}@t.example/cpu/"
     assert torch_ctx.journal is ctx.journal and torch_ctx.warnings is ctx.warnings
     assert "PIP_EXTRA_INDEX_URL" not in tool_env(ctx.mirrors)
+
+
+# Issue 11 item 4 for pip: the install's pip runs are sdsetup's recorded children in their own group.
+_OWN_GROUP = "import os, json; print(json.dumps({'python': '3.11.0', 'executable': 'x', 'packages': {}, 'own_group': os.getpgid(0) == os.getpid()}))"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="process groups: POSIX")
+def test_pip_runs_and_venv_probes_go_through_the_child_runner(tmp_path):
+    from sdsetup import children
+    from sdsetup.install.pip_run import probe_venv, run_checked
+
+    with children.tracking(tmp_path / "children"):
+        result = run_checked([sys.executable, "-c", _OWN_GROUP], env=dict(os.environ), what="t", hint="h")
+        assert json.loads(result.stdout)["own_group"] is True
+        fake = tmp_path / "python"
+        fake.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"{_OWN_GROUP}\"\n")
+        fake.chmod(0o755)
+        assert probe_venv(fake)["own_group"] is True
+
+
+def test_a_quiet_pip_run_says_what_it_waits_for(tmp_path, monkeypatch, capsys):
+    """Issue 13 item 5: a pip run silent for the heartbeat interval prints what it waits for."""
+    import sdsetup.install.pip_run as pip_run
+
+    monkeypatch.setattr(pip_run, "HEARTBEAT_EVERY", 0.5)  # 15 s in a real run
+    pip_run.run_checked([sys.executable, "-c", "import time; time.sleep(2)", "--index-url", "https://mirror.example/simple/"],
+                        env=dict(os.environ), what="installing torch", hint="h")
+    err = capsys.readouterr().err
+    assert "waiting for installing torch" in err and "mirror.example" in err
