@@ -26,7 +26,7 @@ def tool_env(mirrors: Any, extra: Mapping[str, str] | None = None, *, torch_tag:
     """pip's environment; with `torch_tag`, a login on the torch mirror too (it stays off argv)."""
     env = dict(os.environ)
     env.update(BASE_ENV)
-    env.update(mirrors.pip_env(torch_tag=torch_tag))
+    env.update(mirrors.pip_env(torch_tag=torch_tag) if torch_tag else mirrors.pip_env())
     if extra:
         env.update(extra)
     return env
