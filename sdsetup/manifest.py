@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.versions import requirement_name
 
 MANIFEST_SCHEMA = 1
 DEFAULT_MANIFEST = "a1111"
@@ -357,7 +358,7 @@ def _torch(r: _Reader, backend: str, data: Any) -> TorchSpec:
     packages = r.packages(data, "packages", prefix, required=True)
     if not packages:
         raise r.fail(f"{prefix}.packages", "is empty", "name at least torch, e.g. [\"torch==2.1.2\"]")
-    if not any(_project(p) == "torch" for p in packages):
+    if not any(requirement_name(p) == "torch" for p in packages):
         raise r.fail(f"{prefix}.packages", "does not name torch")
     tags = r.strings(data, "tags", prefix)
     for index, tag in enumerate(tags):
@@ -391,11 +392,6 @@ def _xformers(r: _Reader, data: Mapping[str, Any], prefix: str) -> str | None:
     if value is not None:
         check_package(value, f"{prefix}.xformers", r)
     return value
-
-
-def _project(requirement: str) -> str:
-    match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-    return match.group(1).lower().replace("_", "-") if match else ""
 
 
 def _pip_step(r: _Reader, data: Any, prefix: str) -> PipStep:

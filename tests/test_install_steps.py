@@ -457,3 +457,21 @@ def test_a_quiet_pip_run_says_what_it_waits_for(tmp_path, monkeypatch, capsys):
                         env=dict(os.environ), what="installing torch", hint="h")
     err = capsys.readouterr().err
     assert "waiting for installing torch" in err and "mirror.example" in err
+
+
+# Issue 12 item 8: one version and name helper (sdsetup/versions.py, on packaging) for install too.
+def test_install_reads_versions_and_names_the_way_pip_does():
+    from sdsetup.install.steps.torch import requirement_name
+    from sdsetup.install.steps.venv import venv_state
+
+    spec = SimpleNamespace(supported=("3.11",), pip_minimum="25.1")
+    # 25.0rc10 is older than 25.1 (a digit-joining reader took it for 25.10)
+    assert venv_state({"python": "3.11.7", "packages": {"pip": "25.0rc10"}}, spec) == "pip-old"
+    assert venv_state({"python": "3.11.7", "packages": {"pip": "25.1"}}, spec) == "ok"
+    assert requirement_name("Open_Clip.Torch>=2.0") == "open-clip-torch"
+
+
+def test_install_has_no_dead_context_timer():
+    from sdsetup.install.context import InstallContext
+
+    assert not hasattr(InstallContext, "timer")

@@ -3,11 +3,11 @@ every later step from swapping it for another build."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.install.steps.base import Step
+from sdsetup.versions import requirement_name  # noqa: F401 (smoke imports it from here)
 
 
 class _TorchLogin:
@@ -32,10 +32,6 @@ def with_torch_login(ctx: Any, tag: str | None) -> Any:
         return ctx
     return replace(ctx, plan=replace(ctx.plan, mirrors=_TorchLogin(ctx.plan.mirrors, tag)))
 
-
-def requirement_name(requirement: str) -> str:
-    match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-    return match.group(1) if match else requirement
 
 
 def constraint_lines(installed: dict[str, str | None]) -> str:

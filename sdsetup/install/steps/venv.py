@@ -8,16 +8,8 @@ from typing import Any
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.install.steps.base import Step
 from sdsetup.redact import redact_url
+from sdsetup.versions import version_tuple  # noqa: F401 (wheelhouse imports it from here)
 
-
-def version_tuple(text: str | None) -> tuple[int, ...]:
-    parts = []
-    for piece in str(text or "").split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts)
 
 
 def venv_state(probe: dict[str, Any] | None, spec: Any) -> str:
