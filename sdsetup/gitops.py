@@ -26,6 +26,10 @@ from sdsetup.redact import redact_text, redact_url
 SAFETY_ARGS = ("-c", "core.fsmonitor=false", "-c", f"core.hooksPath={os.devnull}")
 # A fetch that moves less than 1 KB/s for a minute is stalled: fail it and retry (git waits forever otherwise).
 STALL_ARGS = ["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60"]
+# The most one fetch may take in all (a trickle above the low-speed limit would otherwise go on for hours):
+# past it, that source has failed and the next is tried.
+FETCH_TIMEOUT = 900.0
+HEARTBEAT_EVERY: float | None = None  # None: the heartbeat's default (15 s of silence)
 # Answers that no retry will change: move on to the next URL.
 _PERMANENT = (
     "not found",
@@ -227,7 +231,7 @@ class FetchResult:
 
 
 def _fetch_commit(runner: GitRunner, path: Path, url: str, commit: str, *, retries: int, backoff: float,
-                  attempts: list[dict], log: Callable[[str], None]) -> bool | None:
+                  attempts: list[dict], log: Callable[[str], None], timeout: float = FETCH_TIMEOUT) -> bool | None:
     """Fetch COMMIT from URL into PATH. True: shallow; False: full; None: this URL cannot serve it."""
     shallow = True
     attempt = 0
@@ -238,12 +242,18 @@ def _fetch_commit(runner: GitRunner, path: Path, url: str, commit: str, *, retri
             # Some servers refuse a fetch by id: take every branch and tag, then look for the commit.
             args = ["-C", str(path), *STALL_ARGS, "fetch", "--quiet", "--tags", url,
                     "+refs/heads/*:refs/remotes/origin/*"]
-        result = runner.run(args, check=False)
+        try:
+            result = _heartbeat_run(runner, path, args, url, timeout)
+        except GitError:  # ran past `timeout` (its process group is stopped): a failed source
+            from sdsetup.i18n import t
+
+            result = subprocess.CompletedProcess(args, 124, "", t("did not finish within {seconds}s", seconds=f"{timeout:.0f}"))
         if result.returncode == 0 and has_commit(path, commit, runner):
             attempts.append({"url": redact_url(url), "shallow": shallow, "ok": True})
             return shallow
         kind = "missing" if result.returncode == 0 else classify_failure(result.stderr)
-        attempts.append({"url": redact_url(url), "shallow": shallow, "ok": False, "error": runner.tail(result.stderr, 2) if result.returncode else "commit not found after fetch"})
+        attempts.append({"url": redact_url(url), "shallow": shallow, "ok": False, "kind": kind,
+                         "error": runner.tail(result.stderr, 2) if result.returncode else "commit not found after fetch"})
         log(f"fetch {redact_url(url)} ({'shallow' if shallow else 'full'}) failed: {attempts[-1]['error']}")
         if shallow and kind in ("shallow-refused",):
             shallow = False  # same URL, full fetch; not counted as a retry
@@ -254,6 +264,40 @@ def _fetch_commit(runner: GitRunner, path: Path, url: str, commit: str, *, retri
         if attempt <= retries:
             time.sleep(backoff * (2 ** (attempt - 1)))
     return None
+
+
+def _pack_bytes(path: Path) -> int | None:
+    """Bytes git has received so far into PATH's object store (its pack files grow as data arrives)."""
+    try:
+        return sum(entry.stat().st_size for entry in (path / ".git" / "objects" / "pack").iterdir())
+    except OSError:
+        return None
+
+
+def _heartbeat_run(runner: GitRunner, path: Path, args: list[str], url: str, timeout: float) -> subprocess.CompletedProcess:
+    """runner.run, with a line after each 15 s of silence: what git waits for, bytes so far, from where."""
+    from urllib.parse import urlsplit
+
+    from sdsetup.net.heartbeat import Heartbeat
+
+    host = urlsplit(url).hostname
+    with Heartbeat(f"git fetch of {path.name}", status=lambda: (_pack_bytes(path), host), every=HEARTBEAT_EVERY):
+        return runner.run(args, check=False, timeout=timeout)
+
+
+def network_failure(name: str, commit: str, urls: Sequence[str], attempts: list[dict], proxy: str | None) -> SdsetupError:
+    """One readable line from the first network failure (the proxy or the host, and the next step);
+    every source's answer stays in `details` and the log."""
+    from sdsetup.i18n import t
+    from sdsetup.net.netcheck import explain_failure
+
+    first = attempts[0]
+    failed = [a for a in attempts if not a["ok"]]
+    line, hint = explain_failure(urls[0], first.get("error", ""), proxy=proxy)
+    sources = len({a["url"] for a in failed})
+    more = t("; {count} other source(s) failed too (see the log)", count=sources - 1) if sources > 1 else ""
+    return SdsetupError(t("could not fetch {name} at commit {commit}: {line}{more}", name=name, commit=commit[:10],
+                          line=line, more=more), hint, ExitCode.NETWORK, details={"attempts": attempts})
 
 
 def checkout_pinned(
@@ -268,6 +312,8 @@ def checkout_pinned(
     retries: int = 2,
     backoff: float = 1.0,
     log: Callable[[str], None] = lambda _msg: None,
+    proxy: str | None = None,
+    fetch_timeout: float = FETCH_TIMEOUT,
 ) -> FetchResult:
     """Make PATH a checkout of COMMIT, fetched from the first of URLS that serves it.
 
@@ -309,10 +355,13 @@ def checkout_pinned(
         served_by = "(already fetched)"
     else:
         for url in urls:
-            outcome = _fetch_commit(runner, path, url, commit, retries=retries, backoff=backoff, attempts=attempts, log=log)
+            outcome = _fetch_commit(runner, path, url, commit, retries=retries, backoff=backoff, attempts=attempts, log=log,
+                                    timeout=fetch_timeout)
             if outcome is not None:
                 served_by, shallow = url, outcome
                 break
+    if served_by is None and attempts and attempts[0].get("kind") == "transient":
+        raise network_failure(name, commit, urls, attempts, proxy)
     if served_by is None:
         tried = "; ".join(f"{a['url']}: {a.get('error', '')}" for a in attempts if not a["ok"]) or "no URL"
         raise SdsetupError(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.versions import requirement_name
 
 MANIFEST_SCHEMA = 1
 DEFAULT_MANIFEST = "a1111"
@@ -90,6 +91,9 @@ class ModelSpec:
     sha256: str
     size: int | None = None
     fallback_urls: tuple[str, ...] = ()
+    # Other upstreams of the same bytes (ModelScope for SD 1.5): not rewritten by mirrors, tried after the
+    # mirrors of `url` and before `url` itself when the routing sent its channel to a mirror.
+    alternates: tuple[str, ...] = ()
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -103,10 +107,20 @@ class HubRepoSpec:
     repo_id: str
     revision: str  # a 40-hex commit, or a branch name resolved at install time (X-Repo-Commit)
     files: tuple[str, ...]
+    # (file name, sha256) for the files whose bytes a public copy substantiates: a mirror serving other
+    # bytes fails that source, and the next one is tried.
+    hashes: tuple[tuple[str, str], ...] = ()
+    sizes: tuple[tuple[str, int], ...] = ()  # (file name, bytes) where pinned with the hash
 
     @property
     def pinned(self) -> bool:
         return bool(_COMMIT.match(self.revision))
+
+    def sha256_of(self, name: str) -> str | None:
+        return dict(self.hashes).get(name)
+
+    def size_of(self, name: str) -> int | None:
+        return dict(self.sizes).get(name)
 
 
 @dataclass(frozen=True)
@@ -352,7 +366,7 @@ def _torch(r: _Reader, backend: str, data: Any) -> TorchSpec:
     packages = r.packages(data, "packages", prefix, required=True)
     if not packages:
         raise r.fail(f"{prefix}.packages", "is empty", "name at least torch, e.g. [\"torch==2.1.2\"]")
-    if not any(_project(p) == "torch" for p in packages):
+    if not any(requirement_name(p) == "torch" for p in packages):
         raise r.fail(f"{prefix}.packages", "does not name torch")
     tags = r.strings(data, "tags", prefix)
     for index, tag in enumerate(tags):
@@ -388,11 +402,6 @@ def _xformers(r: _Reader, data: Mapping[str, Any], prefix: str) -> str | None:
     return value
 
 
-def _project(requirement: str) -> str:
-    match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-    return match.group(1).lower().replace("_", "-") if match else ""
-
-
 def _pip_step(r: _Reader, data: Any, prefix: str) -> PipStep:
     data = r.table(data, prefix)
     r.known(data, prefix, ("name", "packages", "archives", "requirements_file", "no_build_isolation"))
@@ -413,10 +422,13 @@ def _pip_step(r: _Reader, data: Any, prefix: str) -> PipStep:
 
 def _model(r: _Reader, data: Any, prefix: str) -> ModelSpec:
     data = r.table(data, prefix)
-    r.known(data, prefix, ("name", "path", "url", "sha256", "size", "fallback_urls"))
+    r.known(data, prefix, ("name", "path", "url", "sha256", "size", "fallback_urls", "alternates"))
     fallbacks = r.strings(data, "fallback_urls", prefix)
     for index, url in enumerate(fallbacks):
         r.check_url(url, f"{prefix}.fallback_urls[{index}]")
+    alternates = r.strings(data, "alternates", prefix)
+    for index, url in enumerate(alternates):
+        r.check_url(url, f"{prefix}.alternates[{index}]")
     sha = r.text(data, "sha256", prefix, pattern=_SHA256, what="a 64-character lowercase hex sha256")
     return ModelSpec(
         name=r.text(data, "name", prefix),
@@ -425,21 +437,43 @@ def _model(r: _Reader, data: Any, prefix: str) -> ModelSpec:
         sha256=sha,
         size=r.count(data, "size", prefix, default=None),
         fallback_urls=fallbacks,
+        alternates=alternates,
     )
+
+
+def _hub_files(r: _Reader, data: Mapping[str, Any], prefix: str) -> tuple[tuple[str, ...], tuple, tuple]:
+    """`files`: names, or tables {name, sha256, size?} for files whose bytes are pinned."""
+    items = r.get(data, "files", prefix, list)
+    if not items:
+        raise r.fail(f"{prefix}.files", "is empty")
+    names, hashes, sizes = [], [], []
+    for index, item in enumerate(items):
+        where = f"{prefix}.files[{index}]"
+        if isinstance(item, str):
+            names.append(item)
+        elif isinstance(item, dict):
+            r.known(item, where, ("name", "sha256", "size"))
+            names.append(r.text(item, "name", where))
+            hashes.append((names[-1], r.text(item, "sha256", where, pattern=_SHA256, what="a 64-character lowercase hex sha256")))
+            size = r.count(item, "size", where, default=None)
+            if size is not None:
+                sizes.append((names[-1], size))
+        else:
+            raise r.fail(where, "is neither a file name nor a table {name, sha256}")
+        check_relative_path(names[-1], where, r)
+    return tuple(names), tuple(hashes), tuple(sizes)
 
 
 def _hub(r: _Reader, data: Any, prefix: str) -> HubRepoSpec:
     data = r.table(data, prefix)
     r.known(data, prefix, ("repo_id", "revision", "files"))
-    files = r.strings(data, "files", prefix, required=True)
-    if not files:
-        raise r.fail(f"{prefix}.files", "is empty")
-    for index, name in enumerate(files):
-        check_relative_path(name, f"{prefix}.files[{index}]", r)
+    files, hashes, sizes = _hub_files(r, data, prefix)
     return HubRepoSpec(
         repo_id=r.text(data, "repo_id", prefix, pattern=_HF_REPO, what="a Hub repo id like org/name"),
         revision=_revision(r, data, prefix),
         files=files,
+        hashes=hashes,
+        sizes=sizes,
     )
 
 

@@ -488,7 +488,8 @@ def _torch_fix_command(settings, record, python: Path, backend: str, facts) -> s
         argv = [str(python), "-m", "pip", "install", "--force-reinstall", *spec.packages]
         if spec.index:
             index_args = ["--extra-index-url", spec.index.format(tag=tag)]
-            if settings is not None and (settings.mirror or "official") != "auto":
+            # Only a chosen mirror: with none (or auto), select_mirrors would probe every channel first.
+            if settings is not None and settings.mirror and settings.mirror != "auto":
                 try:
                     from sdsetup.net.mirrors import select_mirrors
 

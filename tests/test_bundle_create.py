@@ -287,7 +287,7 @@ def wait_listening(port: int, timeout: float = 10.0) -> None:
 def test_the_install_learns_a_branch_revision_from_a_static_bundle(windows_bundle, servers):
     """A static server sends no X-Repo-Commit header: the install reads the bundle's Hub API answer,
     over HTTP and from the folder itself."""
-    from sdsetup.install.steps.hub import HubStep
+    from sdsetup.install.steps.hub import resolve_commit
     from sdsetup.manifest import load_manifest
     from sdsetup.net.mirrors import MirrorPlan
     from sdsetup.net.session import build_session
@@ -297,19 +297,26 @@ def test_the_install_learns_a_branch_revision_from_a_static_bundle(windows_bundl
     spec = load_manifest(str(servers["world"].manifest)).hub[0]
     assert spec.revision == "main"
 
-    class Ctx:  # what resolve_commit reads from an install context
-        settings = Settings(timeout=5)
-        session = build_session(settings)
+    settings = Settings(timeout=5)  # a plain function of session, settings and mirrors: no install context
+    session = build_session(settings)
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(out)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_listening(port)
-        served = HubStep([spec], MirrorPlan.single_base(f"http://127.0.0.1:{port}/"))
-        assert served.resolve_commit(Ctx(), spec) == fixture.TOKENIZER_COMMIT
+        served = MirrorPlan.single_base(f"http://127.0.0.1:{port}/")
+        assert resolve_commit(session, settings, served, spec) == fixture.TOKENIZER_COMMIT
     finally:
         server.terminate()
         server.wait(timeout=10)
-    local = HubStep([spec], MirrorPlan.single_base(out.as_uri()))
-    assert local.resolve_commit(Ctx(), spec) == fixture.TOKENIZER_COMMIT
+    local = MirrorPlan.single_base(out.as_uri())
+    assert resolve_commit(session, settings, local, spec) == fixture.TOKENIZER_COMMIT
+
+
+
+def test_bundle_create_fakes_no_install_context():
+    """Issue 12 item 6: bundle/ resolves hub commits through a plain function, not a faked install context."""
+    import sdsetup.bundle.create as create
+
+    assert not hasattr(create, "_Shim")

@@ -5,8 +5,8 @@ The official hosts (stand-ins for pypi.org, download.pytorch.org, github.com, hu
 stall every connection. The mirrors have the real URL shapes: a PyPI mirror that answers 403 + HTML to
 anything but pip (TUNA), a good PyPI mirror (Aliyun), a PEP 503 torch mirror (NJU), a prefix-style
 GitHub proxy and a host-replacement git mirror (tests/servers/gitserver.py), an archive host, an HF
-mirror that redirects the checkpoint to a dead Xet-like host, and a ModelScope-shaped host the user's
-[[rewrite]] rule sends the checkpoint to. Real host names cannot be resolved here, so the test's config
+mirror that redirects the checkpoint to a dead Xet-like host, and a ModelScope-shaped host the
+manifest lists as the checkpoint's alternate upstream (same sha256). Real host names cannot be resolved here, so the test's config
 file redefines the `official` and `cn` profiles with these servers, as a user's config can.
 """
 
@@ -77,9 +77,9 @@ def world(tmp_path_factory):
                     {"name": "archive-host", "url": f"{base}github/", "style": "host", "serves": ["archive", "release", "raw"]},
                 ],
                 huggingface=[("hf-mirror-like", f"{base}hf")],
-                rewrites=[(CANONICAL_MODEL, files.url(MODELSCOPE_PATH))],
             ), "utf-8")
-            manifest = fx.write_manifest(built, root / "fixture.toml")
+            # No [[rewrite]] rule: the manifest's alternate upstream is what saves the checkpoint.
+            manifest = fx.write_manifest(built, root / "fixture.toml", model_alternates=(files.url(MODELSCOPE_PATH),))
             facts = root / "machine.json"
             facts.write_text(json.dumps(fx.MACHINE), "utf-8")
             yield {"world": built, "git": git, "files": files, "tuna": tuna, "manifest": manifest, "config": config,
@@ -124,7 +124,11 @@ def test_install_with_no_mirror_flag_completes_behind_the_firewall(world, tmp_pa
 
     result = _install(world, target, home)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout)["ok"] is True
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is True
+    # The real run, not only --dry-run, says which source served each channel.
+    assert doc["data"]["mirror"]["channels"]["pypi"]["source"] == "aliyun-like"
+    assert "pypi: aliyun-like" in result.stderr
     _assert_installed(world, target)
     # pip never went to the mirror that refuses uncommon clients; the checkpoint came from the ModelScope host.
     assert not [r for r in world["tuna"].RequestHandlerClass.log if not r.get("refused")]
@@ -171,21 +175,22 @@ def test_mirror_official_forces_the_official_hosts_without_probing(world, tmp_pa
 
 def test_a_checkpoint_fetch_takes_the_users_modelscope_rule_before_the_hf_mirror(world, tmp_path):
     home = tmp_path / "home"
+    config = tmp_path / "with-rewrite.toml"
+    config.write_text(world["config"].read_text("utf-8") + f'\n[[rewrite]]\nprefix = "{CANONICAL_MODEL}"\n'
+                      f'replace = "{world["files"].url(MODELSCOPE_PATH)}"\n', "utf-8")
     dest = tmp_path / "model.safetensors"
     argv = [sys.executable, "-m", "sdsetup", "fetch", CANONICAL_MODEL, "-o", str(dest), "--sha256",
             world["world"].model_sha256, "--json"]
-    result = subprocess.run(argv, env=_env(world, home), capture_output=True, text=True, timeout=120)
+    env = _env(world, home)
+    env["SDSETUP_CONFIG"] = str(config)
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert dest.stat().st_size == world["world"].model_size
 
 
 def test_without_a_second_source_the_dead_xet_redirect_fails_fast_with_a_network_error(world, tmp_path):
     """hf-mirror redirects the checkpoint to a Xet-like host that resets: followed, and given up on quickly."""
-    config = tmp_path / "no-rewrite.toml"
-    text = world["config"].read_text("utf-8")
-    config.write_text(text[: text.index("[[rewrite]]")], "utf-8")
-    env = _env(world, tmp_path / "home")
-    env["SDSETUP_CONFIG"] = str(config)
+    env = _env(world, tmp_path / "home")  # the world's config has no [[rewrite]] rule
     before = world["xet"].connections
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "sdsetup", "fetch", CANONICAL_MODEL, "-o", str(tmp_path / "m.bin"),

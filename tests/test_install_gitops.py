@@ -205,3 +205,56 @@ def test_the_repositorys_own_fsmonitor_and_hooks_never_run(git, tmp_path):
     checkout_pinned(target, [git.url("owner/repo.git")], second, runner=GitRunner(), name="repo")
     assert head_commit(target) == second
     assert not ran.exists(), ran.read_text()
+
+
+def test_a_git_steps_network_failure_is_one_readable_line_with_the_way_forward(tmp_path):
+    """Issue 13 item 6: whether the host or the proxy failed, each URL once, and the next step."""
+    sha = "0" * 40
+    urls = ["http://127.0.0.1:9/mirror/owner/repo.git", "http://127.0.0.1:9/owner/repo.git"]
+    with pytest.raises(SdsetupError) as info:
+        checkout_pinned(tmp_path / "r", urls, sha, runner=GitRunner(), name="repo", retries=0, backoff=0.01)
+    error = info.value
+    assert error.exit_code == ExitCode.NETWORK
+    assert "could not reach 127.0.0.1" in error.message and "\n" not in error.message
+    assert error.message.count("127.0.0.1:9") <= 1 and len(error.message) < 400  # the rest is in details and the log
+    assert len(error.details["attempts"]) == 2
+    assert "sdsetup mirrors probe" in error.hint and "--mirror cn" in error.hint
+
+
+def test_a_fetch_that_outlives_its_overall_time_is_a_failed_source_not_a_hang(tmp_path, monkeypatch, capsys):
+    """Issue 13 item 5: a stalled source is given up on, and the wait is not silent meanwhile."""
+    import socket
+
+    import sdsetup.gitops as gitops
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    held = []
+    stop = threading.Event()
+
+    def accept():  # accepts and never answers: a proxy or host that stalls
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/owner/repo.git"
+    monkeypatch.setattr(gitops, "HEARTBEAT_EVERY", 1.0)  # 15 s in a real run
+    started = time.monotonic()
+    try:
+        with pytest.raises(SdsetupError) as info:
+            checkout_pinned(tmp_path / "r", [url], "0" * 40, runner=GitRunner(), name="repo", retries=0, fetch_timeout=3)
+    finally:
+        stop.set()
+        server.close()
+        for conn in held:
+            conn.close()
+    assert time.monotonic() - started < 20
+    assert info.value.exit_code == ExitCode.NETWORK and "did not finish within 3s" in info.value.message
+    assert "waiting for git fetch of r" in capsys.readouterr().err and "127.0.0.1" in info.value.message

@@ -218,3 +218,37 @@ def test_dry_run_refuses_the_inputs_a_real_install_refuses(tmp_path, case, dry_r
     error = json.loads(result.stdout)["error"]
     assert error["kind"] == "usage" and named in error["message"] and error["hint"]
     assert notes.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "lists, alternates, expected",
+    [
+        # Berlin: the official host answered (no mirror in front of it): it first, ModelScope after.
+        ([("HF",)], ("MS",), ("HF", "MS")),
+        # Shanghai: routed to a mirror, so the official host is the last resort, after the alternates.
+        ([("hf-mirror", "HF")], ("MS",), ("hf-mirror", "MS", "HF")),
+        ([("hf-mirror", "HF")], (), ("hf-mirror", "HF")),
+        ([("hf-mirror", "HF")], ("MS", "hf-mirror"), ("hf-mirror", "MS", "HF")),
+    ],
+)
+def test_model_sources_put_alternates_before_a_routed_around_official_host(lists, alternates, expected):
+    from sdsetup.install.failover import model_sources
+
+    assert model_sources(lists, alternates) == expected
+
+
+def test_a_real_runs_outcome_says_which_source_served_each_channel():
+    """Not only --dry-run: the finished install names each channel's source and why (people and --json)."""
+    from sdsetup.commands.install import render_outcome
+    from sdsetup.install.executor import sources_json
+    from sdsetup.net.mirrors import select_mirrors
+    from sdsetup.settings import load_settings
+
+    mirrors = select_mirrors(load_settings({"mirror": ["cn"]}, {}), env={})
+    sources = sources_json(mirrors)
+    assert set(sources["channels"]) == {"pypi", "torch", "github", "huggingface"}
+    assert set(sources["channels"]["pypi"]) >= {"source", "reason", "probe_ms", "cached"}
+    data = {"steps": [], "install_dir": "/x", "manifest": "a1111", "mirror": sources}
+    text = render_outcome(data)
+    pypi = sources["channels"]["pypi"]
+    assert f"pypi: {pypi['source']}" in text and pypi["reason"] in text

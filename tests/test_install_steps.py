@@ -3,6 +3,8 @@ against a real HTTP server, the venv and torch-constraint decisions."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import subprocess
@@ -158,6 +160,51 @@ def test_hub_without_a_commit_header_says_what_to_do(tmp_path):
             HubStep([HubRepoSpec("org/name", "main", ("config.json",))], mirrors).run(ctx)
     assert info.value.exit_code == ExitCode.NETWORK and "X-Repo-Commit" in info.value.message
     assert "pin the revision" in info.value.hint
+
+
+
+def test_a_pinned_hub_file_with_other_bytes_fails_that_source_and_the_next_serves_it(tmp_path):
+    """Issue 13 item 4: a mirror serving different bytes for a pinned Hub file is caught; the next source
+    is tried, and when none has the pinned bytes the error names the file and each source's reason."""
+    import hashlib
+
+    from sdsetup.install.context import InstallContext, Reporter
+    from sdsetup.install.steps.hub import HubStep
+    from sdsetup.manifest import HubRepoSpec
+    from sdsetup.net.mirrors import select_mirrors
+    from sdsetup.settings import load_settings
+    from tests.servers.fileserver import FileServer
+    from tests.servers.pypi_index import write_hf_tree
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    good = b'{"the": "vocab"}\n'
+    write_hf_tree(tmp_path / "bad", "org/name", commit, {"vocab.json": b'{"tampered": 1}\n'})
+    write_hf_tree(tmp_path / "good", "org/name", commit, {"vocab.json": good})
+    pin = hashlib.sha256(good).hexdigest()
+    spec = HubRepoSpec("org/name", commit, ("vocab.json",), hashes=(("vocab.json", pin),), sizes=(("vocab.json", len(good)),))
+    with FileServer(tmp_path / "bad") as bad, FileServer(tmp_path / "good") as goodsrv:
+        config = tmp_path / "config.toml"
+        config.write_text(f'[[rewrite]]\nprefix = "https://huggingface.co/"\nreplace = "{bad.url("/")}"\n', "utf-8")
+
+        def run(mirror_args, target):
+            settings = load_settings({"mirror": mirror_args, "timeout": 3}, env={"SDSETUP_CONFIG": str(config)})
+            mirrors = select_mirrors(settings, env={})
+            plan = SimpleNamespace(install_dir=target, options=SimpleNamespace(quiet=True), mirrors=mirrors)
+            ctx = InstallContext(plan=plan, settings=settings, journal=Journal(target), reporter=Reporter(True))
+            HubStep([spec], mirrors).run(ctx)
+
+        target = tmp_path / "webui"
+        run([f"huggingface={goodsrv.url('/')}"], target)
+        seeded = target / ".cache/huggingface/hub/models--org--name/snapshots" / commit / "vocab.json"
+        assert seeded.read_bytes() == good
+        assert bad.requests(method="GET")  # the tampered source was tried first, and refused
+        bad_base = bad.url("/").rstrip("/")
+        with pytest.raises(SdsetupError) as info:
+            run([f"huggingface={bad.url('/')}"], tmp_path / "other")
+    # The tampered mirror and the unreachable Hub both failed: the message names the file and each source.
+    assert "vocab.json" in info.value.message and bad_base in info.value.message
+    assert "huggingface.co" in info.value.message
+    assert not (tmp_path / "other/.cache/huggingface/hub/models--org--name/refs/main").exists()
 
 
 # Issue 11 item 4: children never outlive sdsetup, and a rerun does not start beside a killed run's child.
@@ -317,3 +364,114 @@ def test_a_rerun_that_changes_the_launch_settings_warns_of_no_edit_and_backs_not
     assert len(first[1]) == 1  # the user's own file, before sdsetup first added its block
     assert not any("edited" in w for w in second[0]), second[0]
     assert second[1] == first[1]  # no new backup
+
+
+# Wiring the mirror layer into install (issue 11 items 10 and 11).
+_MIRROR_PASSWORD = "pw-s3cret-77"
+
+
+def _login_mirrors():
+    from sdsetup.net.mirror_profiles import Mirror
+    from sdsetup.net.mirrors import MirrorPlan, select_mirrors
+    from sdsetup.settings import load_settings
+
+    settings = load_settings({"mirror": ["cn", f"pypi=https://alice:{_MIRROR_PASSWORD}@pypi.corp.example/simple"]}, {})
+    plan = select_mirrors(settings, env={})
+    torch = (Mirror("torch", "t", f"https://u:{_MIRROR_PASSWORD}@t.example/{{tag}}/", layout="simple"),)
+    return MirrorPlan("x", {**plan.channels, "torch": torch})
+
+
+def test_the_venv_steps_plan_never_shows_a_mirror_password():
+    import json
+
+    from sdsetup.install.steps.venv import VenvStep
+    from sdsetup.manifest import load_manifest
+
+    shown = json.dumps(VenvStep(load_manifest("a1111").python, _login_mirrors(), None).describe())
+    assert _MIRROR_PASSWORD not in shown and "alice:***@" in shown
+
+
+def test_a_torch_mirror_login_reaches_the_pip_that_installs_torch():
+    from sdsetup.install.pip_run import tool_env
+
+    env = tool_env(_login_mirrors(), torch_tag="cpu")
+    assert env["PIP_EXTRA_INDEX_URL"] == f"https://u:{_MIRROR_PASSWORD}@t.example/cpu/"
+    assert "PIP_EXTRA_INDEX_URL" not in tool_env(_login_mirrors())  # other pip runs are not sent there
+
+
+def test_the_install_record_keeps_no_mirror_password():
+    from sdsetup.install.steps.record import record_secrets
+
+    assert _MIRROR_PASSWORD in record_secrets(_login_mirrors())
+
+
+def test_no_hint_names_a_command_that_does_not_exist():
+    from pathlib import Path as _P
+
+    import sdsetup
+
+    root = _P(sdsetup.__file__).parent
+    assert not [p for p in root.rglob("*.py") if "mirrors test" in p.read_text("utf-8")]
+
+
+def test_the_torch_steps_pip_runs_carry_the_torch_mirror_login(tmp_path):
+    from sdsetup.install.context import InstallContext, Reporter
+    from sdsetup.install.pip_run import tool_env
+    from sdsetup.install.plan import Plan
+    from sdsetup.install.steps.torch import with_torch_login
+    from sdsetup.settings import load_settings
+
+    plan = SimpleNamespace(install_dir=tmp_path, options=SimpleNamespace(quiet=True), mirrors=_login_mirrors())
+    real = Plan(**{f.name: getattr(plan, f.name, None) for f in dataclasses.fields(Plan)})
+    ctx = InstallContext(plan=real, settings=load_settings({}, {}), journal=Journal(tmp_path), reporter=Reporter(True))
+    torch_ctx = with_torch_login(ctx, "cpu")
+    assert tool_env(torch_ctx.mirrors)["PIP_EXTRA_INDEX_URL"] == f"https://u:{_MIRROR_PASSWORD}@t.example/cpu/"
+    assert torch_ctx.journal is ctx.journal and torch_ctx.warnings is ctx.warnings
+    assert "PIP_EXTRA_INDEX_URL" not in tool_env(ctx.mirrors)
+
+
+# Issue 11 item 4 for pip: the install's pip runs are sdsetup's recorded children in their own group.
+_OWN_GROUP = "import os, json; print(json.dumps({'python': '3.11.0', 'executable': 'x', 'packages': {}, 'own_group': os.getpgid(0) == os.getpid()}))"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="process groups: POSIX")
+def test_pip_runs_and_venv_probes_go_through_the_child_runner(tmp_path):
+    from sdsetup import children
+    from sdsetup.install.pip_run import probe_venv, run_checked
+
+    with children.tracking(tmp_path / "children"):
+        result = run_checked([sys.executable, "-c", _OWN_GROUP], env=dict(os.environ), what="t", hint="h")
+        assert json.loads(result.stdout)["own_group"] is True
+        fake = tmp_path / "python"
+        fake.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"{_OWN_GROUP}\"\n")
+        fake.chmod(0o755)
+        assert probe_venv(fake)["own_group"] is True
+
+
+def test_a_quiet_pip_run_says_what_it_waits_for(tmp_path, monkeypatch, capsys):
+    """Issue 13 item 5: a pip run silent for the heartbeat interval prints what it waits for."""
+    import sdsetup.install.pip_run as pip_run
+
+    monkeypatch.setattr(pip_run, "HEARTBEAT_EVERY", 0.5)  # 15 s in a real run
+    pip_run.run_checked([sys.executable, "-c", "import time; time.sleep(2)", "--index-url", "https://mirror.example/simple/"],
+                        env=dict(os.environ), what="installing torch", hint="h")
+    err = capsys.readouterr().err
+    assert "waiting for installing torch" in err and "mirror.example" in err
+
+
+# Issue 12 item 8: one version and name helper (sdsetup/versions.py, on packaging) for install too.
+def test_install_reads_versions_and_names_the_way_pip_does():
+    from sdsetup.install.steps.torch import requirement_name
+    from sdsetup.install.steps.venv import venv_state
+
+    spec = SimpleNamespace(supported=("3.11",), pip_minimum="25.1")
+    # 25.0rc10 is older than 25.1 (a digit-joining reader took it for 25.10)
+    assert venv_state({"python": "3.11.7", "packages": {"pip": "25.0rc10"}}, spec) == "pip-old"
+    assert venv_state({"python": "3.11.7", "packages": {"pip": "25.1"}}, spec) == "ok"
+    assert requirement_name("Open_Clip.Torch>=2.0") == "open-clip-torch"
+
+
+def test_install_has_no_dead_context_timer():
+    from sdsetup.install.context import InstallContext
+
+    assert not hasattr(InstallContext, "timer")

@@ -115,7 +115,7 @@ MANIFESTS = [
     m("model-url-ftp", manifest('url = "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/v1-5-pruned-emaonly.safetensors"',
                                 'url = "ftp://example.com/v1-5.safetensors"')),
     m("model-path-escapes", manifest('path = "models/Stable-diffusion/v1-5-pruned-emaonly.safetensors"', 'path = "../../v1-5.safetensors"')),
-    m("hub-files-empty", manifest('files = ["vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "config.json"]', "files = []")),
+    m("hub-files-empty", manifest(A1111[A1111.index("files = [\n    { name"):A1111.index("]\n", A1111.index("files = [\n    { name")) + 2], "files = []\n")),
     m("launch-args-string", manifest('args = ["--no-download-sd-model"]', 'args = "--no-download-sd-model"')),
     m("disk-negative", manifest("tmp_bytes = 1_000_000_000", "tmp_bytes = -5")),
     case("manifest-folder", "install", "{u}/webui", "--dry-run", "--manifest", "{u}/mdir", files={"mdir": None}, words=("mdir",)),

@@ -56,8 +56,9 @@ def test_a1111_dev_is_torch_2_7_with_cuda_12_8():
 def test_every_url_in_the_builtin_manifests_is_canonical_upstream():
     for name in builtin_names():
         text = resolve_manifest_path(name).read_text("utf-8")
+        alternates = {u for m in load_manifest(name).models for u in m.alternates}  # other upstreams, pinned by sha256
         for url in re.findall(r'"(https?://[^"]+)"', text):
-            assert url.startswith((GITHUB, "https://huggingface.co/", "https://download.pytorch.org/whl/")), url
+            assert url in alternates or url.startswith((GITHUB, "https://huggingface.co/", "https://download.pytorch.org/whl/")), url
 
 
 VALID = """
@@ -253,3 +254,43 @@ def test_xformers_tags_must_be_among_the_backends_tags():
         _parse(text)
     ok = _parse(text.replace('xformers_tags = ["cu121"]', 'xformers_tags = ["cpu"]'))
     assert ok.torch["cpu"].xformers_tags == ("cpu",) and ok.torch["cpu"].index == "https://download.pytorch.org/whl/{tag}"
+
+
+# Issue 13 item 4: alternate upstreams per file, safe because every source is checked against one sha256.
+def test_a1111_lists_modelscope_as_an_alternate_and_pins_the_clip_tokenizer():
+    m = load_manifest("a1111")
+    model = m.models[0]
+    assert model.alternates == ("https://modelscope.cn/models/licyks/sd-model/resolve/master/sd_1.5/v1-5-pruned-emaonly.safetensors",)
+    hub = m.hub[0]
+    assert hub.sha256_of("vocab.json") == "e089ad92ba36837a0d31433e555c8f45fe601ab5c221d4f607ded32d9f7a4349"
+    assert hub.sha256_of("merges.txt") == "9fd691f7c8039210e0fced15865466c65820d09b63988b0174bfe25de299051a"
+    assert hub.size_of("vocab.json") == 1059962 and hub.size_of("merges.txt") == 524619
+    assert hub.sha256_of("config.json") is None  # unpinned: nothing public substantiates a hash
+    assert hub.files[:2] == ("vocab.json", "merges.txt")
+
+
+@pytest.mark.parametrize("old, new, key, words", [
+    ('files = ["config.json"]', 'files = [{ name = "config.json", sha256 = "ABC" }]', "hub[0].files[0].sha256", "sha256"),
+    ('files = ["config.json"]', 'files = [{ name = "config.json", sha = "0" }]', "hub[0].files[0]", "sha"),
+    ('files = ["config.json"]', 'files = [{ sha256 = "' + "0" * 64 + '" }]', "hub[0].files[0].name", "missing"),
+    ('files = ["config.json"]', 'files = [{ name = "../x", sha256 = "' + "0" * 64 + '" }]', "hub[0].files[0]", "escapes"),
+])
+def test_bad_hub_file_pins_are_refused(tmp_path, old, new, key, words):
+    with pytest.raises(SdsetupError) as info:
+        _parse(HUB.replace(old, new, 1))
+    assert key in info.value.message and words in (info.value.message + (info.value.hint or ""))
+
+
+def test_hub_files_take_names_or_pinned_tables():
+    text = HUB.replace('files = ["config.json"]',
+                                        'files = ["config.json", { name = "vocab.json", sha256 = "' + "a" * 64 + '" }]')
+    hub = _parse(text).hub[0]
+    assert hub.files == ("config.json", "vocab.json") and hub.sha256_of("vocab.json") == "a" * 64
+
+
+def test_model_alternates_must_be_urls():
+    text = HUB + '\n[[models]]\nname = "m"\npath = "models/m.bin"\nurl = "https://huggingface.co/o/r/resolve/main/m.bin"\n' \
+        'sha256 = "' + "b" * 64 + '"\nalternates = ["ftp://x/m.bin"]\n'
+    with pytest.raises(SdsetupError) as info:
+        _parse(text)
+    assert ".alternates[0]" in info.value.message and "http(s)" in info.value.message

@@ -189,3 +189,26 @@ def test_an_untouched_install_with_sdsetups_block_in_the_tracked_launcher_has_no
     webui = item(data, "webui")
     assert webui["status"] == "warn" and "launch.py" in webui["value"] and "webui-user" not in webui["value"]
     assert "stash push -- launch.py" in webui["fix"] and "webui-user" not in webui["fix"]
+
+
+def test_verifys_torch_fix_hint_does_not_probe_the_network_without_a_chosen_mirror(tmp_path, monkeypatch):
+    """verify builds the torch repair command offline: the mirror layer is asked only when the user chose
+    a mirror (with none, or auto, routing would probe every channel first)."""
+    from types import SimpleNamespace
+
+    import sdsetup.net.mirrors as mirrors_mod
+    from sdsetup.detect.machine import MachineFacts
+    from sdsetup.settings import load_settings
+    from sdsetup.verify import _torch_fix_command
+
+    calls = []
+    real = mirrors_mod.select_mirrors
+    monkeypatch.setattr(mirrors_mod, "select_mirrors", lambda *a, **k: calls.append(a) or real(*a, **k))
+    facts = MachineFacts(os={"system": "Linux", "machine": "x86_64", "bits": 64, "wsl": False}, gpus=[], ram_total_bytes=16 * 1024**3)
+    record = SimpleNamespace(manifest="a1111")
+    for flags in ({}, {"mirror": ["auto"]}):
+        command = _torch_fix_command(load_settings(flags, {}), record, tmp_path / "python", "cpu", facts)
+        assert "https://download.pytorch.org/whl/cpu" in command
+    assert calls == []
+    chosen = _torch_fix_command(load_settings({"mirror": ["cn"]}, {}), record, tmp_path / "python", "cpu", facts)
+    assert calls and "download.pytorch.org" not in chosen

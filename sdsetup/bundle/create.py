@@ -107,14 +107,6 @@ def _fingerprint(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
 
 
-class _Shim:
-    """What HubStep.resolve_commit reads from an install context."""
-
-    def __init__(self, session: Any, settings: Any) -> None:
-        self.session = session
-        self.settings = settings
-
-
 class BundleBuilder:
     def __init__(self, settings: Any, out: Path, options: CreateOptions) -> None:
         from sdsetup.install.context import Reporter
@@ -490,6 +482,7 @@ class BundleBuilder:
 
     # -- models and Hugging Face files ---------------------------------------------------------------
     def fetch_models(self) -> None:
+        from sdsetup.install.failover import model_sources
         from sdsetup.net.filespec import FileSpec
 
         items = []
@@ -499,7 +492,8 @@ class BundleBuilder:
                 self.warnings.append(f"model {model.name}: {model.url} is on a host a bundle does not serve; "
                                      "installs from this bundle fetch it from there (or use --skip-models)")
                 continue
-            urls = tuple(dict.fromkeys(u for url in model.urls for u in self.mirrors.file_urls(url)))
+            # The same sources an install tries, ModelScope-like alternates included (one sha256 checks them all).
+            urls = model_sources([self.mirrors.file_urls(url) for url in model.urls], model.alternates)
             items.append((rel, FileSpec(urls=urls, dest=self.path(rel), sha256=model.sha256, size=model.size, label=model.name)))
         if items:
             self.reporter.say(f"Models: {len(items)} file(s), {human_bytes(sum(s.size or 0 for _r, s in items))}")
@@ -507,27 +501,27 @@ class BundleBuilder:
 
     def fetch_hub(self) -> list[dict[str, str]]:
         from sdsetup.bundle.pages import revision_document
-        from sdsetup.install.steps.hub import HubStep
+        from sdsetup.install.steps.hub import resolve_commit
         from sdsetup.net.filespec import FileSpec
 
         if not self.manifest.hub:
             return []
         self.reporter.say("Hugging Face files")
         commits = self.state.setdefault("hub", {})
-        step = HubStep(self.manifest.hub, self.mirrors)
         out = []
         for spec in self.manifest.hub:
             key = f"{spec.repo_id}@{spec.revision}"
             commit = spec.revision if spec.pinned else commits.get(key)
             if not commit:
-                commit = step.resolve_commit(_Shim(self.session, self.settings), spec)
+                commit = resolve_commit(self.session, self.settings, self.mirrors, spec)
                 commits[key] = commit
                 self.save_state()
             items = []
             for name in spec.files:
                 canonical = layout.hf_resolve_url(spec.repo_id, commit, name)
                 rel = layout.file_rel(canonical)
-                items.append((rel, FileSpec(urls=self.mirrors.file_urls(canonical), dest=self.path(rel), label=f"{spec.repo_id}/{name}")))
+                items.append((rel, FileSpec(urls=self.mirrors.file_urls(canonical), dest=self.path(rel), sha256=spec.sha256_of(name),
+                                            size=spec.size_of(name), label=f"{spec.repo_id}/{name}")))
             self.fetch(items, "hub-file")
             if not spec.pinned:
                 rel = layout.file_rel(layout.hf_revision_url(spec.repo_id, spec.revision))

@@ -149,6 +149,12 @@ def render_outcome(data: Mapping[str, Any]) -> str:
     skipped = [s for s in data["steps"] if s["status"] == "skipped" and s["id"] != "preflight"]
     for step in skipped:
         lines.append(f"  skipped {step['id']}: {step.get('reason')}")
+    if data.get("mirror"):
+        from sdsetup.i18n import t
+        from sdsetup.install.executor import source_lines
+
+        lines.append(t("Sources:"))
+        lines += [f"  {line}" for line in source_lines(data["mirror"])]
     lines.append("")
     lines.append("Start the web UI:")
     lines.append(f"  cd \"{data['install_dir']}\" && " + data.get("start", "./webui.sh        (Windows: webui-user.bat)"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -134,6 +133,3 @@ class InstallContext:
             env=self.mirrors.git_env(),
             secrets=secrets_in_url(self.settings.proxy),
         )
-
-    def timer(self) -> float:
-        return time.monotonic()

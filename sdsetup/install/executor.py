@@ -17,6 +17,21 @@ from sdsetup.install.steps.webui import refuse_foreign_repo
 from sdsetup.layout import InstallLayout
 
 
+def sources_json(mirrors: Any) -> dict[str, Any]:
+    """Which source serves each channel and why (the routing's decision), for the outcome and --json."""
+    from sdsetup.settings import CHANNELS
+
+    return {"profile": mirrors.to_json()["profile"], "channels": {ch: mirrors.route(ch).to_json() for ch in CHANNELS}}
+
+
+def source_lines(sources: dict[str, Any]) -> list[str]:
+    """'pypi: aliyun (why)' per channel (pure)."""
+    from sdsetup.i18n import t
+
+    return [t("{channel}: {source} ({reason})", channel=ch, source=route["source"], reason=route["reason"])
+            for ch, route in sources["channels"].items()]
+
+
 def execute(plan: Plan, settings: Any) -> dict[str, Any]:
     """Run the plan; returns the outcome data. Raises SdsetupError on the first failing step."""
     from sdsetup.logs import start_run_log
@@ -47,6 +62,10 @@ def _execute_locked(plan: Plan, settings: Any, reporter: Reporter, log_path: Pat
         ctx = InstallContext(plan=plan, settings=settings, journal=Journal(install_dir), reporter=reporter)
         reporter.log.info("install into %s, manifest %s (%s), backend %s, torch tag %s", install_dir, plan.manifest.name,
                           plan.manifest.source, plan.decisions.backend, plan.decisions.torch_tag)
+        sources = sources_json(plan.mirrors)
+        for line in source_lines(sources):
+            reporter.say(line)
+            reporter.log.info("source %s", line)
         steps = plan.steps
         pending = [step.id for step in steps if step.journaled and not step.is_done(ctx)]
         ctx.results["pending_ids"] = pending
@@ -107,6 +126,7 @@ def _execute_locked(plan: Plan, settings: Any, reporter: Reporter, log_path: Pat
         "log": str(log_path) if log_path else None,
         "warnings": ctx.warnings,
         "smoke": ctx.results.get("smoke"),
+        "mirror": sources,
     }
 
 

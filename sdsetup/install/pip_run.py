@@ -22,10 +22,11 @@ BASE_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_COLOR": "1", "PIP_NO_I
             "PIP_RESUME_RETRIES": "5"}
 
 
-def tool_env(mirrors: Any, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def tool_env(mirrors: Any, extra: Mapping[str, str] | None = None, *, torch_tag: str | None = None) -> dict[str, str]:
+    """pip's environment; with `torch_tag`, a login on the torch mirror too (it stays off argv)."""
     env = dict(os.environ)
     env.update(BASE_ENV)
-    env.update(mirrors.pip_env())
+    env.update(mirrors.pip_env(torch_tag=torch_tag) if torch_tag else mirrors.pip_env())
     if extra:
         env.update(extra)
     return env
@@ -35,15 +36,33 @@ def _show(argv: Sequence[str]) -> str:
     return " ".join(redact_url(a) if "://" in a else a for a in argv)
 
 
+HEARTBEAT_EVERY: float | None = None  # None: the heartbeat's default (15 s of silence)
+
+
+def _index_host(argv: Sequence[str]) -> str | None:
+    """Where pip fetches from, for the heartbeat: the host of --index-url (or the first index given)."""
+    from urllib.parse import urlsplit
+
+    for option, value in zip(argv, list(argv)[1:]):
+        if option in ("--index-url", "-i", "--extra-index-url", "--find-links") and "://" in str(value):
+            return urlsplit(str(value)).hostname
+    return None
+
+
 def run_checked(argv: Sequence[str], *, env: Mapping[str, str], what: str, hint: str, secrets: Sequence[str] = (),
                 cwd: Path | None = None, timeout: float | None = None,
                 classify: Callable[[str], SdsetupError | None] | None = None) -> subprocess.CompletedProcess:
     """Run argv; a failure raises SdsetupError (exit 5, the tail of its output), or the error `classify`
     makes of the whole output (e.g. a network failure, exit 3)."""
+    from sdsetup import children
+    from sdsetup.net.heartbeat import Heartbeat
+
     log.info("run: %s", _show(argv))
+    host = _index_host(argv)
     try:
-        result = subprocess.run(list(argv), env=dict(env), cwd=cwd, capture_output=True, text=True,
-                                encoding="utf-8", errors="replace", timeout=timeout)
+        # The child runner: its own process group, dies with sdsetup, recorded for a rerun's check.
+        with Heartbeat(what, status=lambda: (None, host), every=HEARTBEAT_EVERY):
+            result = children.run(list(argv), env=dict(env), cwd=cwd, timeout=timeout)
     except FileNotFoundError:
         raise SdsetupError(f"{what}: {argv[0]} not found", hint, ExitCode.STEP) from None
     except subprocess.TimeoutExpired:
@@ -93,8 +112,9 @@ def probe_venv(python: Path, packages: Sequence[str] = ("pip",)) -> dict[str, An
     if not Path(python).exists():
         return None
     try:
-        result = subprocess.run([str(python), "-c", PROBE, *packages], capture_output=True, text=True, timeout=60,
-                                env={**os.environ, "PYTHONUTF8": "1"})
+        from sdsetup import children
+
+        result = children.run([str(python), "-c", PROBE, *packages], timeout=60, env={**os.environ, "PYTHONUTF8": "1"})
     except (OSError, subprocess.TimeoutExpired):
         return None
     if result.returncode != 0:

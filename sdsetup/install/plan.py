@@ -16,6 +16,7 @@ from sdsetup.fsutil import human_bytes
 from sdsetup.install.failover import failover_order  # noqa: F401 (re-exported; steps import it from failover)
 from sdsetup.layout import HF_HOME_REL, WHEELHOUSE_REL  # noqa: F401 (re-exported for older importers)
 from sdsetup.manifest import BACKENDS, Manifest, TorchSpec
+from sdsetup.versions import version_tuple
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,6 @@ class Decisions:
         }
 
 
-def _version(text: str | None) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in str(text).split("."))
-    except (TypeError, ValueError):
-        return ()
-
-
 def pick_torch_tag(spec: TorchSpec, gpu: Any, *, manifest_name: str) -> tuple[str | None, str]:
     """The wheel tag from the manifest's list that this GPU and driver can run, and why (pure)."""
     from sdsetup.detect import recommend
@@ -74,7 +68,7 @@ def pick_torch_tag(spec: TorchSpec, gpu: Any, *, manifest_name: str) -> tuple[st
         return None, f"{spec.backend}: torch from the PyPI channel"
     capability = getattr(gpu, "compute_capability", None) if gpu is not None else None
     name = getattr(gpu, "name", None) or "this GPU"
-    if capability and spec.max_compute_capability and _version(capability) > _version(spec.max_compute_capability):
+    if capability and spec.max_compute_capability and version_tuple(capability) > version_tuple(spec.max_compute_capability):
         raise SdsetupError(
             f"{name} (compute capability {capability}) is newer than the torch in manifest '{manifest_name}' "
             f"supports ({' '.join(spec.packages)}, up to {spec.max_compute_capability})",

@@ -53,7 +53,7 @@ def seeded_commit(install_dir: Path, spec: Any) -> str | None:
     return None
 
 
-def api_revision(ctx: Any, url: str) -> tuple[str | None, str]:
+def api_revision(session: Any, settings: Any, url: str) -> tuple[str | None, str]:
     """(commit, "") from a Hub API revision document ({"sha": …}) over http(s) or file://, else (None, why)."""
     import json
 
@@ -64,7 +64,7 @@ def api_revision(ctx: Any, url: str) -> tuple[str | None, str]:
         if is_file_url(url):
             text = file_url_path(url).read_text("utf-8")
         else:
-            response = ctx.session.get(url, timeout=timeouts(ctx.settings))
+            response = session.get(url, timeout=timeouts(settings))
             if response.status_code >= 400:
                 return None, f"{redact_url(url)}: HTTP {response.status_code}"
             text = response.text
@@ -72,6 +72,37 @@ def api_revision(ctx: Any, url: str) -> tuple[str | None, str]:
     except Exception as exc:  # unreachable, unreadable or not JSON: try the next source
         return None, f"{redact_url(url)}: {type(exc).__name__}"
     return (commit, "") if _COMMIT.match(commit) else (None, f"{redact_url(url)}: no commit in the answer")
+
+
+def resolve_commit(session: Any, settings: Any, mirrors: Any, spec: Any) -> str:
+    """The commit behind a branch revision, from the first source that names it."""
+    from sdsetup.net.session import timeouts
+
+    if spec.pinned:
+        return spec.revision
+    problems = []
+    for url in mirrors.file_urls(resolve_url(spec.repo_id, spec.revision, spec.files[0])):
+        try:
+            response = session.head(url, allow_redirects=False, timeout=timeouts(settings))
+        except Exception as exc:  # requests' errors: try the next source
+            problems.append(f"{redact_url(url)}: {type(exc).__name__}")
+            continue
+        commit = (response.headers.get("X-Repo-Commit") or "").strip().lower()
+        if response.status_code < 400 and _COMMIT.match(commit):
+            return commit
+        problems.append(f"{redact_url(url)}: HTTP {response.status_code}" + ("" if commit else ", no X-Repo-Commit header"))
+    # A static mirror (an offline bundle, docs/bundle.md) sends no header: it serves the Hub API's answer.
+    for url in mirrors.file_urls(f"{HF}/api/models/{spec.repo_id}/revision/{spec.revision}"):
+        commit, problem = api_revision(session, settings, url)
+        if commit:
+            return commit
+        problems.append(problem)
+    raise SdsetupError(
+        f"could not find which commit '{spec.revision}' of {spec.repo_id} is ({'; '.join(problems)})",
+        "check the network or pick another Hugging Face mirror (--mirror huggingface=URL); "
+        "a manifest can also pin the revision to a commit id",
+        ExitCode.NETWORK,
+    )
 
 
 class HubStep(Step):
@@ -101,34 +132,7 @@ class HubStep(Step):
         return {"install_dir": 10 * 1024 * 1024}
 
     def resolve_commit(self, ctx: Any, spec: Any) -> str:
-        """The commit behind a branch revision, from the first source that names it."""
-        from sdsetup.net.session import timeouts
-
-        if spec.pinned:
-            return spec.revision
-        problems = []
-        for url in self.mirrors.file_urls(resolve_url(spec.repo_id, spec.revision, spec.files[0])):
-            try:
-                response = ctx.session.head(url, allow_redirects=False, timeout=timeouts(ctx.settings))
-            except Exception as exc:  # requests' errors: try the next source
-                problems.append(f"{redact_url(url)}: {type(exc).__name__}")
-                continue
-            commit = (response.headers.get("X-Repo-Commit") or "").strip().lower()
-            if response.status_code < 400 and _COMMIT.match(commit):
-                return commit
-            problems.append(f"{redact_url(url)}: HTTP {response.status_code}" + ("" if commit else ", no X-Repo-Commit header"))
-        # A static mirror (an offline bundle, docs/bundle.md) sends no header: it serves the Hub API's answer.
-        for url in self.mirrors.file_urls(f"{HF}/api/models/{spec.repo_id}/revision/{spec.revision}"):
-            commit, problem = api_revision(ctx, url)
-            if commit:
-                return commit
-            problems.append(problem)
-        raise SdsetupError(
-            f"could not find which commit '{spec.revision}' of {spec.repo_id} is ({'; '.join(problems)})",
-            "check the network or pick another Hugging Face mirror (--mirror huggingface=URL); "
-            "a manifest can also pin the revision to a commit id",
-            ExitCode.NETWORK,
-        )
+        return resolve_commit(ctx.session, ctx.settings, self.mirrors, spec)
 
     def run(self, ctx: Any) -> dict[str, Any]:
         from sdsetup.fsutil import atomic_write_text
@@ -144,8 +148,10 @@ class HubStep(Step):
                 dest = ctx.path(hub_rel(spec.repo_id, "snapshots", commit, name))
                 if dest.is_file():
                     continue
+                # A pinned file is checked against its sha256 at every source (a mirror's other bytes
+                # fail that source and the next is tried); the others are taken as served.
                 specs.append(FileSpec(urls=self.mirrors.file_urls(resolve_url(spec.repo_id, commit, name)), dest=dest,
-                                      label=f"{spec.repo_id}/{name}"))
+                                      sha256=spec.sha256_of(name), size=spec.size_of(name), label=f"{spec.repo_id}/{name}"))
             if specs:
                 download_specs(ctx, specs)
             # The ref last: a cache with refs/main but missing files would make offline loads fail.

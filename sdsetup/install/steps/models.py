@@ -7,7 +7,7 @@ from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.i18n import t
-from sdsetup.install.failover import failover_order
+from sdsetup.install.failover import model_sources
 from sdsetup.install.steps.base import Step
 from sdsetup.redact import redact_url
 
@@ -31,7 +31,7 @@ class ModelsStep(Step):
 
     def __init__(self, models: Any, mirrors: Any) -> None:
         self.models = tuple(models)
-        self.urls = {m.path: failover_order([mirrors.file_urls(url) for url in m.urls]) for m in self.models}
+        self.urls = {m.path: model_sources([mirrors.file_urls(url) for url in m.urls], m.alternates) for m in self.models}
         total = sum(m.size or 0 for m in self.models)
         from sdsetup.fsutil import human_bytes
 

@@ -9,6 +9,13 @@ from typing import Any
 from sdsetup.install.steps.base import Step
 
 
+def record_secrets(mirrors: Any) -> list[str]:
+    """What must not reach install.json: the proxy's password and every mirror login."""
+    from sdsetup.redact import secrets_in_url
+
+    return [*secrets_in_url(mirrors.proxy), *mirrors.secrets]
+
+
 class RecordStep(Step):
     id = "record"
     title = "install record (.sdsetup/install.json)"
@@ -26,8 +33,6 @@ class RecordStep(Step):
         from sdsetup.install.webui_config import redact_env_for_record
         from sdsetup.install_record import FileRecord, HubFileRecord, InstallRecord, RepoRecord
         from sdsetup.layout import HF_HOME_REL, venv_python_rel
-        from sdsetup.redact import secrets_in_url
-
         m = self.manifest
         hub_files = []
         for spec in m.hub:
@@ -52,7 +57,7 @@ class RecordStep(Step):
             hub_files=hub_files,
             hf_home=HF_HOME_REL if m.hub else None,
             launch_args=list(self.decisions.launch_args),
-            env=redact_env_for_record(env, secrets_in_url(ctx.mirrors.proxy)),
+            env=redact_env_for_record(env, record_secrets(ctx.mirrors)),
             finished=True,
             previous_checkout=load_previous(ctx.install_dir),
             launcher=launcher.kind,

@@ -43,6 +43,6 @@ class RepoStep(Step):
 
         path = ctx.path(self.repo.path)
         result = checkout_pinned(path, self.urls, self.repo.commit, runner=ctx.git_runner(), name=self.repo.name,
-                                 origin=self.repo.url, log=ctx.reporter.log.info)
+                                 origin=self.repo.url, log=ctx.reporter.log.info, proxy=ctx.mirrors.proxy)
         ctx.reporter.detail(f"from {redact_url(result.url)}{' (shallow)' if result.shallow else ''}")
         return {"url": redact_url(result.url), "shallow": result.shallow}

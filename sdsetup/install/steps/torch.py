@@ -3,16 +3,35 @@ every later step from swapping it for another build."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.install.steps.base import Step
+from sdsetup.versions import requirement_name  # noqa: F401 (smoke imports it from here)
 
 
-def requirement_name(requirement: str) -> str:
-    match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-    return match.group(1) if match else requirement
+class _TorchLogin:
+    """The plan's mirrors, with pip_env() carrying the torch mirror's login for this tag (pip reads it from
+    the environment: argv is readable by every local user)."""
+
+    def __init__(self, mirrors: Any, tag: str) -> None:
+        self._mirrors, self._tag = mirrors, tag
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._mirrors, name)
+
+    def pip_env(self, torch_tag: str | None = None) -> dict[str, str]:
+        return self._mirrors.pip_env(torch_tag=torch_tag or self._tag)
+
+
+def with_torch_login(ctx: Any, tag: str | None) -> Any:
+    """`ctx` whose pip runs reach a torch mirror that needs a login (same journal, reporter, session)."""
+    from dataclasses import replace
+
+    if not tag:
+        return ctx
+    return replace(ctx, plan=replace(ctx.plan, mirrors=_TorchLogin(ctx.plan.mirrors, tag)))
+
 
 
 def constraint_lines(installed: dict[str, str | None]) -> str:
@@ -74,7 +93,8 @@ class TorchStep(Step):
         from sdsetup.install import wheelhouse
         from sdsetup.install.pip_run import probe_venv
 
-        picks = wheelhouse.resolve_fetch_install(ctx, self.requirements, index_args=self.index_args, label="torch")
+        picks = wheelhouse.resolve_fetch_install(with_torch_login(ctx, self.decisions.torch_tag), self.requirements,
+                                                 index_args=self.index_args, label="torch")
         probe = probe_venv(ctx.python, self.names()) or {}
         installed = probe.get("packages") or {}
         atomic_write_text(ctx.constraints_file, constraint_lines(installed))

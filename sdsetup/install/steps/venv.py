@@ -7,16 +7,9 @@ from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.install.steps.base import Step
+from sdsetup.redact import redact_url
+from sdsetup.versions import version_tuple  # noqa: F401 (wheelhouse imports it from here)
 
-
-def version_tuple(text: str | None) -> tuple[int, ...]:
-    parts = []
-    for piece in str(text or "").split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts)
 
 
 def venv_state(probe: dict[str, Any] | None, spec: Any) -> str:
@@ -43,7 +36,7 @@ class VenvStep(Step):
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "path": "venv", "python": self.requested or "(chosen by check)",
-                "pip": f"pip>={self.spec.pip_minimum}", "index": self.mirrors.primary("pypi").url}
+                "pip": f"pip>={self.spec.pip_minimum}", "index": redact_url(self.mirrors.primary("pypi").url)}
 
     def identity(self, ctx: Any) -> Any:
         return {"supported": list(self.spec.supported), "pip_minimum": self.spec.pip_minimum}
@@ -115,7 +108,7 @@ class VenvStep(Step):
                 [str(ctx.python), "-m", "pip", "install", "--upgrade", "--quiet", f"pip>={self.spec.pip_minimum}",
                  *ctx.mirrors.pip_index_args()],
                 env=tool_env(ctx.mirrors), what="upgrading pip in the venv", secrets=proxy_secrets(ctx.settings),
-                hint="check the network, proxy and mirror (sdsetup check; sdsetup mirrors test), then run again",
+                hint="check the network, proxy and mirror (sdsetup check; sdsetup mirrors probe), then run again",
             )
             probe = probe_venv(ctx.python)
         final = probe_venv(ctx.python) if probe is None else probe

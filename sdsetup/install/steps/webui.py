@@ -160,6 +160,7 @@ class WebuiStep(Step):
             result = checkout_pinned(
                 ctx.install_dir, self.urls, self.repo.commit, runner=runner, name="the web UI",
                 origin=self.repo.url, allow_existing=_only_sdsetup_state, log=ctx.reporter.log.info,
+                proxy=ctx.mirrors.proxy,
             )
         finally:
             for path, data in saved.items():  # the user's lines and sdsetup's block, as they were
