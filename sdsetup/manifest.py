@@ -517,6 +517,9 @@ def parse_manifest(data: Mapping[str, Any], origin: str) -> Manifest:
     python_data = r.table(data.get("python", {}), "python")
     r.known(python_data, "python", ("supported", "recommended", "pip_minimum"))
     version = re.compile(r"^3\.\d+$")
+    if "supported" in python_data and not python_data["supported"]:
+        raise r.fail("python.supported", "is empty: no Python version would be accepted",
+                     "list the versions the web UI runs on, e.g. supported = [\"3.10\"], or leave the key out")
     supported = r.strings(python_data, "supported", "python") or ("3.10",)
     for index, item in enumerate(supported):
         if not version.match(item):

@@ -297,21 +297,11 @@ FLAGS = [
          words=("--mirror",)),
 ]
 
-CASES = MANIFESTS + CONFIGS + URLS + PATHS + BUNDLES + LOGS + FLAGS
-
-
-# -- cases whose fix is on another branch (flip at merge: drop the xfail) ---------------------------
-
-def _other(branch: str, *cases: Case):
-    return [pytest.param(c, id=c.id, marks=pytest.mark.xfail(strict=True, reason=f"fixed on branch {branch}")) for c in cases]
-
-
-PENDING = [
-    # an empty python.supported list: manifest validation (sdsetup/manifest.py, branch wirein) still accepts it
-    *_other("wirein",
-            m("python-supported-empty", manifest('supported = ["3.10", "3.11"]', "supported = []")),
-            ),
+CASES = MANIFESTS + CONFIGS + URLS + PATHS + BUNDLES + LOGS + FLAGS + [
+    # an explicitly empty python.supported list accepts no Python at all
+    m("python-supported-empty", manifest('supported = ["3.10", "3.11"]', "supported = []")),
 ]
+
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -389,10 +379,6 @@ def run_case(item: Case, tmp_path: Path, home: Path) -> None:
 def test_malformed_input(item, tmp_path, home):
     run_case(item, tmp_path, home)
 
-
-@pytest.mark.parametrize("item", PENDING)
-def test_malformed_input_fixed_on_another_branch(item, tmp_path, home):
-    run_case(item, tmp_path, home)
 
 
 def test_the_table_is_large_and_ids_are_unique():
