@@ -88,9 +88,21 @@ class VenvStep(Step):
             ctx.reporter.detail(f"creating venv with {base}")
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(base, "utf-8")
-            run_checked([base, "-m", "venv", str(ctx.venv_dir)], env=tool_env(ctx.mirrors), what="creating the venv",
+            from sdsetup.install import uv as uvmod
+
+            uv = uvmod.find_uv()
+            # With uv at hand, pip comes from the mirror in a second or two; ensurepip plus an upgrade over a
+            # slow link cost 20-35 s (bench/install_link). ensurepip stays the fallback below.
+            venv_args = [base, "-m", "venv", *(["--without-pip"] if uv else []), str(ctx.venv_dir)]
+            run_checked(venv_args, env=tool_env(ctx.mirrors), what="creating the venv",
                         hint="on Debian/Ubuntu install the venv module: sudo apt install python3-venv (or python3.10-venv)")
-            marker.unlink()
+            marker.unlink()  # the venv is whole; a missing pip is mended below (ensurepip) on any run
+            if uv:
+                try:
+                    uvmod.install_pip(ctx, uv, f"pip>={self.spec.pip_minimum}", index_args=ctx.mirrors.pip_index_args(),
+                                      env=tool_env(ctx.mirrors), secrets=proxy_secrets(ctx.settings))
+                except uvmod.UvUnusable as reason:
+                    ctx.reporter.detail(f"uv could not install pip ({reason}); using ensurepip")
             probe = probe_venv(ctx.python)
             state = venv_state(probe, self.spec)
             if state == "python-unsupported":
