@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.i18n import t
 from sdsetup.install.steps.base import Step
 from sdsetup.redact import redact_url
 from sdsetup.versions import version_tuple  # noqa: F401 (wheelhouse imports it from here)
@@ -102,7 +103,7 @@ class VenvStep(Step):
                     uvmod.install_pip(ctx, uv, f"pip>={self.spec.pip_minimum}", index_args=ctx.mirrors.pip_index_args(),
                                       env=tool_env(ctx.mirrors), secrets=proxy_secrets(ctx.settings))
                 except uvmod.UvUnusable as reason:
-                    ctx.reporter.detail(f"uv could not install pip ({reason}); using ensurepip")
+                    ctx.reporter.detail(t("uv could not install pip ({reason}); using ensurepip", reason=str(reason)))
             probe = probe_venv(ctx.python)
             state = venv_state(probe, self.spec)
             if state == "python-unsupported":
