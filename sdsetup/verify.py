@@ -697,8 +697,9 @@ def require_record(install_dir: Path):
     from sdsetup.install_record import load_record, record_path
 
     if not install_dir.is_dir():
-        what = "is a file, not a folder" if install_dir.exists() else "does not exist"
-        raise SdsetupError(f"{install_dir} {what}", t("give the directory `sdsetup install` installed into"), ExitCode.USAGE)
+        problem = t("{install_dir} is a file, not a folder", install_dir=install_dir) if install_dir.exists() \
+            else t("{install_dir} does not exist", install_dir=install_dir)
+        raise SdsetupError(problem, t("give the directory `sdsetup install` installed into"), ExitCode.USAGE)
     record = load_record(install_dir)
     if record is None:
         raise SdsetupError(
