@@ -18,6 +18,7 @@ from typing import Callable, Mapping, Sequence
 
 from sdsetup import children
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.i18n import t
 from sdsetup.redact import redact_text, redact_url
 
 # Every git call of sdsetup: the repository's own configuration must not run programs through us
@@ -71,7 +72,7 @@ class GitRunner:
         try:
             result = children.run(argv, cwd=cwd, env=env, timeout=timeout)
         except FileNotFoundError:
-            raise SdsetupError("git is not installed (or not on PATH)", "install git (https://git-scm.com) and run again",
+            raise SdsetupError(t("git is not installed (or not on PATH)"), t("install git (https://git-scm.com) and run again"),
                                ExitCode.STEP) from None
         except subprocess.TimeoutExpired:
             raise GitError(f"git {' '.join(args[:2])} took longer than {timeout:.0f}s", "check the network and run again",
@@ -331,8 +332,8 @@ def checkout_pinned(
     if fresh:
         if path.exists() and any(path.iterdir()) and not (allow_existing and allow_existing(path)):
             raise SdsetupError(
-                f"{path} exists, is not empty and is not a git checkout of {name}",
-                "move it away (sdsetup never overwrites what is there) or choose another directory",
+                t("{path} exists, is not empty and is not a git checkout of {name}", path=path, name=name),
+                t("move it away (sdsetup never overwrites what is there) or choose another directory"),
                 ExitCode.FAILED,
             )
         path.mkdir(parents=True, exist_ok=True)
@@ -342,9 +343,10 @@ def checkout_pinned(
         files = changed_files(path, runner)
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
         raise SdsetupError(
-            f"{name} at {path} has local changes ({shown}); sdsetup does not overwrite them",
-            f"commit or stash them (git -C \"{path}\" stash), or install into another directory; "
-            f"sdsetup needs commit {commit[:10]} checked out",
+            t("{name} at {path} has local changes ({shown}); sdsetup does not overwrite them", name=name, path=path,
+              shown=shown),
+            t("commit or stash them (git -C \"{path}\" stash), or install into another directory; "
+              "sdsetup needs commit {commit} checked out", path=path, commit=commit[:10]),
             ExitCode.FAILED,
             details={"path": str(path), "changed": files},
         )
@@ -365,9 +367,9 @@ def checkout_pinned(
     if served_by is None:
         tried = "; ".join(f"{a['url']}: {a.get('error', '')}" for a in attempts if not a["ok"]) or "no URL"
         raise SdsetupError(
-            f"could not fetch {name} at commit {commit[:10]} from any source ({tried})",
-            "check the network or proxy (sdsetup check), or pick another mirror with --mirror; "
-            "a mirror that does not have this commit is skipped automatically",
+            t("could not fetch {name} at commit {commit} from any source ({tried})", name=name, commit=commit[:10], tried=tried),
+            t("check the network or proxy (sdsetup check), or pick another mirror with --mirror; "
+              "a mirror that does not have this commit is skipped automatically"),
             ExitCode.NETWORK,
             details={"attempts": attempts},
         )
@@ -375,8 +377,9 @@ def checkout_pinned(
     result = runner.run(["-C", str(path), "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit], check=False)
     if result.returncode != 0:
         raise SdsetupError(
-            f"could not check out {name} at {commit[:10]} in {path}: {runner.tail(result.stderr)}",
-            "files in the way were left untouched; move them away and run again",
+            t("could not check out {name} at {commit} in {path}: {stderr}", name=name, commit=commit[:10], path=path,
+              stderr=runner.tail(result.stderr)),
+            t("files in the way were left untouched; move them away and run again"),
             ExitCode.STEP,
         )
     if origin:

@@ -15,6 +15,7 @@ from typing import Any
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.fsutil import atomic_write_json
 from sdsetup.layout import RECORD_FILE, STATE_DIR, InstallLayout
+from sdsetup.i18n import t
 
 RECORD_SCHEMA = 1
 
@@ -94,8 +95,8 @@ class InstallRecord:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SdsetupError(
-                f"{origin} is damaged ({exc})",
-                "rerun `sdsetup install DIR`; it rewrites the record",
+                t("{origin} is damaged ({exc})", origin=origin, exc=exc),
+                t("rerun `sdsetup install DIR`; it rewrites the record"),
                 ExitCode.FAILED,
             ) from None
 
@@ -111,7 +112,8 @@ def load_record(install_dir: Path) -> InstallRecord | None:
     try:
         data = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as exc:
-        raise SdsetupError(f"cannot read {path}: {exc}", "rerun `sdsetup install DIR`", ExitCode.FAILED) from None
+        raise SdsetupError(t("cannot read {path}: {exc}", path=path, exc=exc), t("rerun `sdsetup install DIR`"),
+                           ExitCode.FAILED) from None
     return InstallRecord.from_json(data, str(path))
 
 

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.versions import requirement_name
+from sdsetup.i18n import t
 
 MANIFEST_SCHEMA = 1
 DEFAULT_MANIFEST = "a1111"
@@ -197,8 +198,8 @@ class _Reader:
 
     def fail(self, key: str, problem: str, hint: str | None = None) -> SdsetupError:
         return SdsetupError(
-            f"manifest {self.origin}: key '{key}': {problem}",
-            hint or "fix the manifest (its schema is described in docs/manifest.md)",
+            t("manifest {origin}: key '{key}': {problem}", origin=self.origin, key=key, problem=problem),
+            hint or t("fix the manifest (its schema is described in docs/manifest.md)"),
             ExitCode.USAGE,
         )
 
@@ -626,11 +627,13 @@ def resolve_manifest_path(name_or_path: str | None) -> Path:
     looks_like_path = value.endswith(".toml") or "/" in value or "\\" in value
     if looks_like_path:
         if not candidate.is_file():
-            raise SdsetupError(f"manifest file not found: {candidate}", "check the --manifest path", ExitCode.USAGE)
+            raise SdsetupError(t("manifest file not found: {path}", path=candidate), t("check the --manifest path"),
+                               ExitCode.USAGE)
         return candidate
     if not _NAME.match(value) or value not in builtin_names():
         known = ", ".join(builtin_names())
-        raise SdsetupError(f"unknown manifest '{value}'", f"use one of: {known}, or the path of a .toml file", ExitCode.USAGE)
+        raise SdsetupError(t("unknown manifest '{name}'", name=value), t("use one of: {known}, or the path of a .toml file", known=known),
+                       ExitCode.USAGE)
     return builtin_manifest_dir() / f"{value}.toml"
 
 

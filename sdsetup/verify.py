@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.i18n import Msg, t
 from sdsetup.layout import HASH_CACHE_REL  # shared with install, which remembers what it downloaded
 
 SMOKE_TIMEOUT_TINY = 900.0  # first CUDA init and the one-time tiny-model build can be slow
@@ -41,7 +42,8 @@ def runtime_dir() -> Path:
 
     spec = importlib.util.find_spec("sdsetup.runtime")
     if spec is None or not spec.submodule_search_locations:
-        raise SdsetupError("sdsetup's runtime files are missing (sdsetup.runtime)", "reinstall sdsetup", ExitCode.INTERNAL)
+        raise SdsetupError(t("sdsetup's runtime files are missing (sdsetup.runtime)"), t("reinstall sdsetup"),
+                           ExitCode.INTERNAL)
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -99,7 +101,7 @@ def run_smoke(
             line = raw.decode("utf-8", "replace").rstrip()
             tail.append(line)
             if progress and line:
-                sys.stderr.write(f"  smoke | {line}\n")
+                sys.stderr.write(t("  smoke | {line}\n", line=line))
                 sys.stderr.flush()
 
     chunks: list[bytes] = []
@@ -192,8 +194,8 @@ def smoke_item(doc: Mapping[str, Any], *, item_id: str = "smoke", name: str = "s
             value += f"; image {doc['image']}"
         return {"id": item_id, "name": name, "status": "ok", "value": value, "fix": None}
     error = doc.get("error") or {}
-    fix = error.get("fix") or "run `sdsetup doctor` with the output above"
-    item = {"id": item_id, "name": name, "status": "fail", "value": error.get("message") or "failed", "fix": fix,
+    fix = error.get("fix") or t("run `sdsetup doctor` with the output above")
+    item = {"id": item_id, "name": name, "status": "fail", "value": error.get("message") or t("failed"), "fix": fix,
             "kind": error.get("kind")}
     if error.get("fix_flags"):
         item["fix_flags"] = list(error["fix_flags"])
@@ -209,7 +211,7 @@ def torch_item(
     driver_problem: str | None = None,
 ) -> dict[str, Any]:
     """Does the venv's torch match the hardware? `expected_backend` comes from the machine facts."""
-    item = {"id": "torch", "name": "torch backend", "status": "ok", "value": "", "fix": None}
+    item = {"id": "torch", "name": t("torch backend"), "status": "ok", "value": "", "fix": None}
     build = torch_build(doc)
     reinstall = f"reinstall torch for this machine: {fix_command}" if fix_command else "rerun `sdsetup install DIR`"
     if build is None:
@@ -270,7 +272,7 @@ def launch_args_item(
 
     `vram_flags`: the memory flag the machine's VRAM tier calls for (detect.recommend.vram_tier).
     """
-    item = {"id": "webui-user", "name": "launch flags", "status": "ok", "fix": None}
+    item = {"id": "webui-user", "name": t("launch flags"), "status": "ok", "fix": None}
     shown = " ".join(args) or "(none)"
     edit = f"edit COMMANDLINE_ARGS in {source}"
     fails: list[tuple[str, str]] = []
@@ -392,15 +394,16 @@ def record_path_in(install_dir: Path, relative: str, what: str) -> Path:
     parts = [part for part in text.split("/") if part not in ("", ".")]
     if not text or text.startswith("/") or (len(text) > 1 and text[1] == ":") or ".." in parts:
         raise SdsetupError(
-            f"{what} '{relative}' in the install record escapes the install directory",
-            "the record is damaged or was edited; rerun `sdsetup install DIR`, it rewrites the record",
+            t("{what} '{relative}' in the install record escapes the install directory", what=what,
+              relative=relative),
+            t("the record is damaged or was edited; rerun `sdsetup install DIR`, it rewrites the record"),
             ExitCode.FAILED,
         )
     return Path(install_dir).joinpath(*parts)
 
 
 def _python_item(python: Path) -> tuple[dict[str, Any], bool]:
-    item = {"id": "python", "name": "venv python", "status": "ok", "fix": None}
+    item = {"id": "python", "name": t("venv python"), "status": "ok", "fix": None}
     fix = "run `sdsetup install DIR` again: it recreates the venv"
     if not python.exists():
         return dict(item, status="fail", value=f"{python}: missing", fix=fix), False
@@ -446,8 +449,8 @@ def read_launch_args(install_dir: Path, record, system: str) -> tuple[list[str],
     try:
         args = commandline_args(path.read_text("utf-8", "replace"), flavour)
     except OSError:
-        item = {"id": "webui-user-file", "name": name, "status": "warn", "value": "missing",
-                "fix": "run `sdsetup install DIR` again: it writes webui-user with the flags for this machine"}
+        item = {"id": "webui-user-file", "name": name, "status": "warn", "value": t("missing"),
+                "fix": t("run `sdsetup install DIR` again: it writes webui-user with the flags for this machine")}
         return list(record.launch_args), f"the install record (no {name})", item
     return (args if args is not None else []), name, None
 
@@ -523,9 +526,11 @@ def verify_install(
     install_dir = Path(install_dir)
     record = require_record(install_dir)
     items: list[dict[str, Any]] = []
-    items.append({"id": "record", "name": "install record", "status": "ok" if record.finished else "warn",
-                  "value": f"{record.manifest}, backend {record.backend}" + ("" if record.finished else ": the install did not finish"),
-                  "fix": None if record.finished else "run `sdsetup install DIR` again: it continues where it stopped"})
+    items.append({"id": "record", "name": t("install record"), "status": "ok" if record.finished else "warn",
+                  "value": t("{manifest}, backend {backend}", manifest=record.manifest, backend=record.backend)
+                  if record.finished else t("{manifest}, backend {backend}: the install did not finish",
+                                            manifest=record.manifest, backend=record.backend),
+                  "fix": None if record.finished else t("run `sdsetup install DIR` again: it continues where it stopped")})
 
     # Repositories at their pins.
     for index, repo in enumerate([record.webui, *record.repositories]):
@@ -596,7 +601,8 @@ def verify_install(
             items.append(_full_smoke(install_dir, record, items, venv_python, hf_home, out, smoke_options, progress, holder := {}))
             full_doc = holder.get("doc")
     else:
-        items.append({"id": "smoke", "name": "smoke test", "status": "skip", "value": "the venv's Python does not run", "fix": None})
+        items.append({"id": "smoke", "name": t("smoke test"), "status": "skip", "value": t("the venv's Python does not run"),
+                      "fix": None})
     _name_the_dir(items, install_dir)
     summary = summarize(items)
     return {"mode": "install", "install_dir": str(install_dir.resolve()), "python": str(venv_python), "items": items,
@@ -607,21 +613,36 @@ def _name_the_dir(items: list[dict[str, Any]], install_dir: Path) -> None:
     """Fixes say `sdsetup install DIR`; put the user's own directory there, ready to paste."""
     shown = subprocess.list2cmdline([str(install_dir)]) if os.name == "nt" else shlex.quote(str(install_dir))
     for item in items:
-        if item.get("fix"):
-            item["fix"] = item["fix"].replace("sdsetup install DIR", f"sdsetup install {shown}").replace(
-                "sdsetup verify DIR", f"sdsetup verify {shown}")
+        fix = item.get("fix")
+        if fix:
+            named = fix
+            for word in ("DIR", "目录"):  # the zh-CN catalog writes DIR as 目录
+                named = named.replace(f"sdsetup install {word}", f"sdsetup install {shown}").replace(
+                    f"sdsetup verify {word}", f"sdsetup verify {shown}")
+            item["fix"] = _same_id(fix, named)
+
+
+def _same_id(fix, text: str):
+    """`text` keeping the message id of `fix` (a Msg), so --json's fix_id survives naming the directory."""
+    if text == fix:
+        return fix
+    if not isinstance(fix, Msg):
+        return text
+    named = str.__new__(Msg, text)
+    named.msgid, named.msgctxt, named.args = fix.msgid, fix.msgctxt, fix.args
+    return named
 
 
 def _full_smoke(install_dir, record, items, python, hf_home, out, smoke_options, progress, holder) -> dict[str, Any]:
 
     checkpoints = [m for m in record.models if m.path.lower().endswith((".safetensors", ".ckpt"))]
     if not checkpoints:
-        return {"id": "smoke-full", "name": "smoke test (checkpoint)", "status": "fail", "value": "the record names no checkpoint",
-                "fix": "run `sdsetup install DIR` again"}
+        return {"id": "smoke-full", "name": t("smoke test (checkpoint)"), "status": "fail",
+                "value": t("the record names no checkpoint"), "fix": t("run `sdsetup install DIR` again")}
     model = checkpoints[0]
     if any(item["id"] == f"model:{model.path}" and item["status"] == "fail" for item in items):
-        return {"id": "smoke-full", "name": "smoke test (checkpoint)", "status": "skip",
-                "value": f"{Path(model.path).name} failed its check above", "fix": None}
+        return {"id": "smoke-full", "name": t("smoke test (checkpoint)"), "status": "skip",
+                "value": t("{name} failed its check above", name=Path(model.path).name), "fix": None}
     from sdsetup.model_store import load_shared
 
     shared = load_shared(install_dir)
@@ -661,11 +682,11 @@ def _machine_facts(settings):
     except SdsetupError:
         raise  # a replay file that cannot be read is the user's to fix
     except Exception as exc:  # a probe that breaks must not hide the rest of the report
-        return None, {"id": "machine", "name": "machine", "status": "warn", "value": f"could not probe the hardware: {exc}",
-                      "fix": "run `sdsetup check` to see what fails"}
+        return None, {"id": "machine", "name": t("machine"), "status": "warn",
+                      "value": t("could not probe the hardware: {exc}", exc=exc), "fix": t("run `sdsetup check` to see what fails")}
     gpus = ", ".join(g.name or g.vendor for g in facts.gpus) or "no GPU"
     source = f" (replayed from {facts.replayed_from})" if facts.replayed_from else ""
-    return facts, {"id": "machine", "name": "machine", "status": "info", "value": f"{facts.system} {facts.machine}, {gpus}{source}", "fix": None}
+    return facts, {"id": "machine", "name": t("machine"), "status": "info", "value": f"{facts.system} {facts.machine}, {gpus}{source}", "fix": None}
 
 
 def _tiny_cache(settings) -> Path | None:
@@ -676,13 +697,16 @@ def require_record(install_dir: Path):
     from sdsetup.install_record import load_record, record_path
 
     if not install_dir.is_dir():
-        what = "is a file, not a folder" if install_dir.exists() else "does not exist"
-        raise SdsetupError(f"{install_dir} {what}", "give the directory `sdsetup install` installed into", ExitCode.USAGE)
+        problem = t("{install_dir} is a file, not a folder", install_dir=install_dir) if install_dir.exists() \
+            else t("{install_dir} does not exist", install_dir=install_dir)
+        raise SdsetupError(problem, t("give the directory `sdsetup install` installed into"), ExitCode.USAGE)
     record = load_record(install_dir)
     if record is None:
         raise SdsetupError(
-            f"{install_dir} has no install record ({record_path(install_dir)}): it was not installed by sdsetup",
-            f"run `sdsetup install {install_dir}` first, or `sdsetup verify --smoke --python PATH` to test any Python with torch",
+            t("{install_dir} has no install record ({record_file}): it was not installed by sdsetup",
+              install_dir=install_dir, record_file=record_path(install_dir)),
+            t("run `sdsetup install {install_dir}` first, or `sdsetup verify --smoke --python PATH` to test any Python with torch",
+              install_dir=install_dir),
             ExitCode.USAGE,
         )
     return record
@@ -705,7 +729,8 @@ def verify_smoke_only(settings, install_dir: Path | None, *, python: Path | None
     full_doc = None
     if full:
         if record is None:
-            raise SdsetupError("--full needs an install directory with a checkpoint", "give DIR: `sdsetup verify DIR --smoke --full`", ExitCode.USAGE)
+            raise SdsetupError(t("--full needs an install directory with a checkpoint"),
+                               t("give DIR: `sdsetup verify DIR --smoke --full`"), ExitCode.USAGE)
         hf_home = record_path_in(install_dir, record.hf_home, "HF_HOME") if record.hf_home else None
         items.append(_full_smoke(install_dir, record, items, python, hf_home, out, options, progress, holder := {}))
         full_doc = holder.get("doc")

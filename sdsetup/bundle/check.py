@@ -15,6 +15,7 @@ from sdsetup.bundle import layout
 from sdsetup.bundle.lockfile import compare, extra_files, load_lock
 from sdsetup.errors import ExitCode, SdsetupError, usage_error
 from sdsetup.hashing import sha256_file
+from sdsetup.i18n import t
 
 
 def escapes(out: Path, rel: str) -> bool:
@@ -103,11 +104,13 @@ def check_pins(out: Path, lock: Any) -> list[dict[str, Any]]:
 def verify_bundle(out: Path) -> dict[str, Any]:
     out = Path(out).expanduser().absolute()
     if not out.is_dir():
-        raise usage_error(f"{out} is not a folder", "give the folder `sdsetup bundle create` wrote")
+        raise usage_error(t("{out} is not a folder", out=out), t("give the folder `sdsetup bundle create` wrote"))
     lock = load_lock(out)
     if lock is None:
-        raise usage_error(f"{out} holds no {layout.LOCK_NAME}", "give the folder `sdsetup bundle create` wrote "
-                          "(an unfinished bundle has no lock yet: run bundle create again to finish it)")
+        raise usage_error(t("{out} holds no {lock_name}",
+                            out=out, lock_name=layout.LOCK_NAME), t("give the folder `sdsetup bundle create` wrote (an "
+                                                                    "unfinished bundle has no lock yet: run bundle create "
+                                                                    "again to finish it)"))
     with ThreadPoolExecutor(max_workers=4) as pool:
         observed = dict(zip((f.path for f in lock.files), pool.map(lambda f: _observe(out, f.path), lock.files)))
     problems = _linked(out, compare(lock.files, observed))
@@ -146,8 +149,9 @@ def check_for_install(folder: Path, cache_file: Path | None = None) -> None:
         first = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise SdsetupError(
-            f"offline bundle {folder}: {folder / first['path']} {describe(first)}{more}",
-            f"nothing was installed; `sdsetup bundle verify {folder}` lists every problem, and `sdsetup bundle create` "
-            "with the same options repairs the bundle",
+            t("offline bundle {folder}: {path} {problem}{more}",
+              folder=folder, path=folder / first["path"], problem=describe(first), more=more),
+            t("nothing was installed; `sdsetup bundle verify {folder}` lists every problem, and `sdsetup bundle "
+              "create` with the same options repairs the bundle", folder=folder),
             ExitCode.INTEGRITY,
         )

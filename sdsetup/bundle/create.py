@@ -25,6 +25,7 @@ from sdsetup.bundle import layout
 from sdsetup.bundle.lockfile import BundleLock, LockedFile, LockedRepo, load_lock
 from sdsetup.errors import ExitCode, SdsetupError, usage_error
 from sdsetup.fsutil import atomic_write_json, atomic_write_text, human_bytes, safe_join
+from sdsetup.i18n import t as _t
 
 STATE_SCHEMA = 1
 
@@ -83,8 +84,8 @@ def pip_jobs(steps: Sequence[Any], decisions: Any) -> list[PipJob]:
             if doc.get("packages"):  # diffusers for the test, added last with torch held
                 jobs.append(PipJob("smoke", tuple(doc["packages"])))
         elif not step_id.startswith(NO_PIP_STEPS):
-            raise SdsetupError(f"the install has a step '{step_id}' that bundle create does not know",
-                               "report this: bundles would miss what that step installs", ExitCode.INTERNAL)
+            raise SdsetupError(_t("the install has a step '{step_id}' that bundle create does not know", step_id=step_id),
+                               _t("report this: bundles would miss what that step installs"), ExitCode.INTERNAL)
     return jobs
 
 
@@ -94,8 +95,9 @@ def repo_groups(manifest: Any) -> list[tuple[str, list[Any], list[str]]]:
     for repo in (manifest.webui, *manifest.repositories):
         rel = layout.repo_rel(repo.url)
         if rel is None:
-            raise usage_error(f"manifest: {repo.name} is cloned from {repo.url}, which a bundle cannot serve",
-                              "a bundle serves GitHub repositories (https://github.com/OWNER/REPO)")
+            raise usage_error(_t("manifest: {name} is cloned from {url}, which a bundle cannot serve",
+                                 name=repo.name, url=repo.url),
+                              _t("a bundle serves GitHub repositories (https://github.com/OWNER/REPO)"))
         repos, commits = groups.setdefault(rel, ([], []))
         repos.append(repo)
         if repo.commit not in commits:
@@ -198,9 +200,10 @@ class BundleBuilder:
         tag = decisions.torch_tag
         if self.options.torch_tag:
             if self.options.torch_tag not in decisions.torch.tags:
-                raise usage_error(f"--torch-tag {self.options.torch_tag}: manifest '{self.manifest.name}' offers "
-                                  f"{', '.join(decisions.torch.tags) or 'no tag'} for {decisions.backend}",
-                                  "pick one of those, or leave --torch-tag out")
+                raise usage_error(_t("--torch-tag {torch_tag}: manifest '{name}' offers {tags} for {backend}",
+                                     torch_tag=self.options.torch_tag, name=self.manifest.name,
+                                     tags=', '.join(decisions.torch.tags) or 'no tag', backend=decisions.backend),
+                                  _t("pick one of those, or leave --torch-tag out"))
             tag = self.options.torch_tag
         self.decisions = decisions
         self.tag = tag
@@ -218,14 +221,16 @@ class BundleBuilder:
         """OUT is new, empty, or a bundle: sdsetup never writes into someone else's folder."""
         out = self.out
         if out.exists() and not out.is_dir():
-            raise usage_error(f"{out} is a file", "give a folder for the bundle")
+            raise usage_error(_t("{out} is a file", out=out), _t("give a folder for the bundle"))
         from sdsetup.fsutil import file_in_the_way
 
         blocking = file_in_the_way(out)
         if blocking is not None:
-            raise usage_error(f"{out} cannot be created: {blocking} is a file", "give a folder for the bundle whose parents are folders")
+            raise usage_error(_t("{out} cannot be created: {blocking} is a file",
+                                 out=out, blocking=blocking), _t("give a folder for the bundle whose parents are folders"))
         if out.is_dir() and not (self.state_dir.is_dir() or (out / layout.LOCK_NAME).is_file()) and any(out.iterdir()):
-            raise usage_error(f"{out} is not empty and holds no bundle", "give a new or empty folder (sdsetup does not write into yours)")
+            raise usage_error(_t("{out} is not empty and holds no bundle",
+                                 out=out), _t("give a new or empty folder (sdsetup does not write into yours)"))
 
     def check_out_dir(self) -> None:
         """A bundle already in OUT must be for the same manifest and target: two bundles never mix."""
@@ -239,7 +244,8 @@ class BundleBuilder:
             self.state = None
         if not isinstance(self.state, dict):
             self.state = {}
-            self.warnings.append(f"{state_file} was unreadable; starting its record afresh (files already there are kept)")
+            self.warnings.append(_t("{state_file} was unreadable; starting its record afresh (files already there are kept)",
+                                    state_file=state_file))
         lock = load_lock(out) if (out / layout.LOCK_NAME).exists() else None
         previous = self.state.get("identity") or (
             {"manifest": lock.manifest.get("name"), "manifest_sha256": lock.manifest.get("sha256"), "target": lock.target,
@@ -249,8 +255,9 @@ class BundleBuilder:
                 t = ident.get("target") or {}
                 return (f"manifest {ident.get('manifest')}, {ident.get('backend')} {ident.get('torch_tag') or ''}, "
                         f"{t.get('label')} Python {t.get('python_version')}").replace("  ", " ")
-            raise usage_error(f"{out} holds a bundle for {show(previous)}, not {show(self.identity)}",
-                              "use another folder for this bundle (sdsetup does not mix two bundles)")
+            raise usage_error(_t("{out} holds a bundle for {previous}, not {identity}",
+                                 out=out, previous=show(previous), identity=show(self.identity)),
+                              _t("use another folder for this bundle (sdsetup does not mix two bundles)"))
         if self.state.get("schema") not in (None, STATE_SCHEMA):
             self.state = {}
         self.state.update({"schema": STATE_SCHEMA, "identity": self.identity})
@@ -267,14 +274,16 @@ class BundleBuilder:
         try:
             guard.acquire()
         except Timeout:
-            raise SdsetupError(f"{self.out} is busy: another `sdsetup bundle create` is writing it",
-                               "wait for it to finish, then run again", ExitCode.BUSY) from None
+            raise SdsetupError(_t("{out} is busy: another `sdsetup bundle create` is writing it", out=self.out),
+                               _t("wait for it to finish, then run again"), ExitCode.BUSY) from None
         try:
             self.check_out_dir()
             self.log_path = start_run_log(self.settings, "bundle-create")
             self.save_state()
-            self.reporter.say(f"Bundle {self.manifest.name} for {self.decisions.backend}{' ' + self.tag if self.tag else ''}, "
-                              f"{self.target.label}, Python {self.target.python_version} -> {self.out}")
+            self.reporter.say(_t("Bundle {name} for {backend}{tag}, {label}, Python {python_version} -> {out}",
+                                 name=self.manifest.name, backend=self.decisions.backend,
+                                 tag=" " + self.tag if self.tag else "", label=self.target.label,
+                                 python_version=self.target.python_version, out=self.out))
             repos = self.build_repos()
             archives = self.fetch_archives()
             index_entries = self.resolve_packages(archives)
@@ -293,7 +302,7 @@ class BundleBuilder:
 
         runner = self.git_runner()
         locked = []
-        self.reporter.say("Repositories at their pins (bare, for git's dumb HTTP protocol)")
+        self.reporter.say(_t("Repositories at their pins (bare, for git's dumb HTTP protocol)"))
         for rel, repos, commits in repo_groups(self.manifest):
             urls = tuple(dict.fromkeys(u for repo in repos for url in repo.urls for u in self.mirrors.git_urls(url)))
             result = build_bare_repo(self.path(rel), urls, commits, runner=runner, name=repos[0].name, log=self.reporter.log.info)
@@ -312,12 +321,13 @@ class BundleBuilder:
             for url in step.archives:
                 rel = layout.file_rel(url)
                 if rel is None:
-                    raise usage_error(f"manifest: pip step {step.name}: {url} cannot be served by a bundle",
-                                      "use a GitHub archive URL (https://github.com/OWNER/REPO/archive/REF.zip)")
+                    raise usage_error(_t("manifest: pip step {name}: {url} cannot be served by a bundle",
+                                         name=step.name, url=url),
+                                      _t("use a GitHub archive URL (https://github.com/OWNER/REPO/archive/REF.zip)"))
                 paths[url] = self.path(rel)
                 items.append((rel, FileSpec(urls=self.mirrors.file_urls(url), dest=paths[url], label=rel.rsplit("/", 1)[-1])))
         if items:
-            self.reporter.say(f"Source archives: {len(items)}")
+            self.reporter.say(_t("Source archives: {count}", count=len(items)))
             self.fetch(items, "archive")
         return paths
 
@@ -355,8 +365,9 @@ class BundleBuilder:
         if job.requirements_file:
             text = show_file(self.webui_bare, self.manifest.webui.commit, job.requirements_file, self.git_runner())
             if text is None:
-                raise usage_error(f"manifest: pip step {job.name}: {job.requirements_file} is not in the web UI at "
-                                  f"{self.manifest.webui.commit[:10]}", "fix the manifest's requirements_file")
+                raise usage_error(_t("manifest: pip step {name}: {requirements_file} is not in the web UI at {commit}",
+                                     name=job.name, requirements_file=job.requirements_file,
+                                     commit=self.manifest.webui.commit[:10]), _t("fix the manifest's requirements_file"))
             req_file = self.state_dir / "requirements" / f"{job.name}.txt"
             atomic_write_text(req_file, text)
             requirements += ["-r", str(req_file)]
@@ -380,7 +391,7 @@ class BundleBuilder:
         replay: list[tuple[list[Resolved], dict[str, Path]]] = []  # earlier steps, for a fresh scratch venv
         venv_ready = False
         isolated_sources: list[Path] = []
-        self.reporter.say("Python packages (pip's own choices for the target)")
+        self.reporter.say(_t("Python packages (pip's own choices for the target)"))
         jobs = self.pip_jobs()
         for job in jobs:
             requirements, req_text = self.job_requirements(job, archives)
@@ -421,13 +432,15 @@ class BundleBuilder:
                 channel = channels.get(pick.filename, "pypi")
                 rel = layout.wheel_rel(pick.url, pick.filename, channel=channel, tag=self.tag)
                 if not layout.is_safe_rel(rel):
-                    raise SdsetupError(f"pip picked {pick.name} from an odd URL: {pick.url}", "report this manifest/mirror pair", ExitCode.STEP)
+                    raise SdsetupError(_t("pip picked {name} from an odd URL: {url}",
+                                          name=pick.name, url=pick.url), _t("report this manifest/mirror pair"), ExitCode.STEP)
                 paths[pick.filename] = self.path(rel)
                 items.append((rel, FileSpec(urls=(pick.url,), dest=paths[pick.filename], sha256=pick.sha256, label=pick.filename)))
             shas = self.fetch(items, "package")
             for (rel, _spec), pick in zip(items, [p for p in picks if not p.local_path]):
                 if placed.get(rel, shas[rel]) != shas[rel]:
-                    raise SdsetupError(f"two different files would both be {rel}", "report this manifest/mirror pair", ExitCode.STEP)
+                    raise SdsetupError(_t("two different files would both be {rel}",
+                                          rel=rel), _t("report this manifest/mirror pair"), ExitCode.STEP)
                 placed[rel] = shas[rel]
                 root = layout.index_root("torch" if rel.startswith("torch/") else "pypi", self.tag)
                 entries.append(IndexEntry(root, pick.name, rel, shas[rel], pick.requires_python))
@@ -440,7 +453,7 @@ class BundleBuilder:
                 atomic_write_text(constraints, "".join(line + "\n" for line in pinned))
             if not job.no_build_isolation:
                 isolated_sources += [paths[p.filename] for p in picks if not p.is_wheel]
-            self.reporter.detail(f"{job.name}: {len(picks)} package(s)")
+            self.reporter.detail(_t("{name}: {count} package(s)", name=job.name, count=len(picks)))
         entries += self.build_requirements(isolated_sources, placed)
         return entries
 
@@ -471,11 +484,13 @@ class BundleBuilder:
             rel = layout.wheel_rel(pick.url, pick.filename, channel="pypi", tag=None)
             items.append((rel, FileSpec(urls=(pick.url,), dest=self.path(rel), sha256=pick.sha256, label=pick.filename)))
         shas = self.fetch(items, "package")
-        self.reporter.detail(f"build requirements of {len(sources)} source package(s): {len(picks)} package(s)")
+        self.reporter.detail(_t("build requirements of {sources} source package(s): {picks} package(s)",
+                                sources=len(sources), picks=len(picks)))
         entries = []
         for (rel, _spec), pick in zip(items, picks):
             if placed.get(rel, shas[rel]) != shas[rel]:
-                raise SdsetupError(f"two different files would both be {rel}", "report this manifest/mirror pair", ExitCode.STEP)
+                raise SdsetupError(_t("two different files would both be {rel}",
+                                      rel=rel), _t("report this manifest/mirror pair"), ExitCode.STEP)
             placed[rel] = shas[rel]
             entries.append(IndexEntry("pypi/simple", pick.name, rel, shas[rel], pick.requires_python))
         return entries
@@ -489,14 +504,16 @@ class BundleBuilder:
         for model in self.manifest.models:
             rel = next((r for r in (layout.file_rel(u) for u in model.urls) if r), None)
             if rel is None:
-                self.warnings.append(f"model {model.name}: {model.url} is on a host a bundle does not serve; "
-                                     "installs from this bundle fetch it from there (or use --skip-models)")
+                self.warnings.append(_t("model {name}: {url} is on a host a bundle does not serve; installs from "
+                                        "this bundle fetch it from there (or use "
+                                        "--skip-models)", name=model.name, url=model.url))
                 continue
             # The same sources an install tries, ModelScope-like alternates included (one sha256 checks them all).
             urls = model_sources([self.mirrors.file_urls(url) for url in model.urls], model.alternates)
             items.append((rel, FileSpec(urls=urls, dest=self.path(rel), sha256=model.sha256, size=model.size, label=model.name)))
         if items:
-            self.reporter.say(f"Models: {len(items)} file(s), {human_bytes(sum(s.size or 0 for _r, s in items))}")
+            self.reporter.say(_t("Models: {count} file(s), {size}",
+                                 count=len(items), size=human_bytes(sum(s.size or 0 for _r, s in items))))
             self.fetch(items, "model")
 
     def fetch_hub(self) -> list[dict[str, str]]:
@@ -506,7 +523,7 @@ class BundleBuilder:
 
         if not self.manifest.hub:
             return []
-        self.reporter.say("Hugging Face files")
+        self.reporter.say(_t("Hugging Face files"))
         commits = self.state.setdefault("hub", {})
         out = []
         for spec in self.manifest.hub:
@@ -526,7 +543,8 @@ class BundleBuilder:
             if not spec.pinned:
                 rel = layout.file_rel(layout.hf_revision_url(spec.repo_id, spec.revision))
                 self.write_file(rel, revision_document(spec.repo_id, spec.revision, commit), "hub-revision")
-            self.reporter.detail(f"{spec.repo_id} @ {commit[:10]}: {len(spec.files)} file(s)")
+            self.reporter.detail(_t("{repo_id} @ {commit}: {files} file(s)",
+                                    repo_id=spec.repo_id, commit=commit[:10], files=len(spec.files)))
             out.append({"repo_id": spec.repo_id, "revision": spec.revision, "commit": commit})
         return out
 

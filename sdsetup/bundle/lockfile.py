@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from sdsetup.bundle.layout import LOCK_NAME, is_safe_rel
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.i18n import t
 
 LOCK_SCHEMA = 1
 
@@ -64,8 +65,9 @@ class BundleLock:
     @classmethod
     def from_json(cls, data: Any, origin: str) -> "BundleLock":
         def bad(problem: str) -> SdsetupError:
-            return SdsetupError(f"{origin}: {problem}", "the lock file is damaged: rebuild it with `sdsetup bundle create` "
-                                "(it resumes; only what is missing is fetched)", ExitCode.INTEGRITY)
+            return SdsetupError(f"{origin}: {problem}",
+                                t("the lock file is damaged: rebuild it with `sdsetup bundle create` (it resumes; only what "
+                                  "is missing is fetched)"), ExitCode.INTEGRITY)
 
         if not isinstance(data, dict):
             raise bad("not a JSON object")
@@ -111,20 +113,24 @@ def load_lock(out: Path) -> BundleLock | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise SdsetupError(f"cannot read {path}: {exc.strerror or exc}", "check the path and its permissions", ExitCode.FAILED) from None
+        raise SdsetupError(t("cannot read {path}: {strerror}",
+                             path=path, strerror=exc.strerror or exc), t("check the path and its permissions"),
+                             ExitCode.FAILED) from None
     # Bytes that are no JSON text at all are not a lock (exit 2, like a folder without one); a JSON lock
     # with wrong entries is a damaged one (exit 4, from_json).
     rebuild = "give the folder `sdsetup bundle create` wrote, or run bundle create again to rewrite its lock"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise SdsetupError(f"{path} {not_text(raw)}, so it is not a bundle lock", rebuild, ExitCode.USAGE) from None
+        raise SdsetupError(t("{path} {raw}, so it is not a bundle lock",
+                             path=path, raw=not_text(raw)), rebuild, ExitCode.USAGE) from None
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise SdsetupError(f"{path}: not valid JSON ({exc})", rebuild, ExitCode.USAGE) from None
+        raise SdsetupError(t("{path}: not valid JSON ({exc})", path=path, exc=exc), rebuild, ExitCode.USAGE) from None
     except RecursionError:
-        raise SdsetupError(f"{path} nests too deeply to read, so it is not a bundle lock", rebuild, ExitCode.USAGE) from None
+        raise SdsetupError(t("{path} nests too deeply to read, so it is not a bundle lock",
+                             path=path), rebuild, ExitCode.USAGE) from None
     return BundleLock.from_json(data, str(path))
 
 

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.gitops import STALL_ARGS, GitRunner, classify_failure, has_commit
 from sdsetup.redact import redact_url
+from sdsetup.i18n import t
 
 FETCH_NS = "refs/sdsetup-fetch"
 
@@ -66,7 +67,8 @@ def build_bare_repo(bare: Path, urls: Sequence[str], commits: Sequence[str], *, 
     if (bare / "HEAD").is_file() and holds_pins(bare, commits, runner):
         return {"fetched_from": {}, "already": True}
     if bare.exists() and not (bare / "HEAD").is_file() and any(bare.iterdir()):
-        raise SdsetupError(f"{bare} exists and is not a git repository", "move it away (sdsetup does not delete it) and run again",
+        raise SdsetupError(t("{bare} exists and is not a git repository",
+                             bare=bare), t("move it away (sdsetup does not delete it) and run again"),
                            ExitCode.FAILED)
     if not (bare / "HEAD").is_file():
         bare.parent.mkdir(parents=True, exist_ok=True)
@@ -84,8 +86,9 @@ def build_bare_repo(bare: Path, urls: Sequence[str], commits: Sequence[str], *, 
             problems.append(f"{redact_url(url)}: {why}")
         else:
             raise SdsetupError(
-                f"could not fetch {name} at commit {commit[:10]} from any source ({'; '.join(problems) or 'no URL'})",
-                "check the network or proxy (sdsetup check), or pick another mirror with --mirror",
+                t("could not fetch {name} at commit {commit} from any source ({problems})",
+                  name=name, commit=commit[:10], problems='; '.join(problems) or 'no URL'),
+                t("check the network or proxy (sdsetup check), or pick another mirror with --mirror"),
                 ExitCode.NETWORK,
             )
     _publish(bare, commits, runner)

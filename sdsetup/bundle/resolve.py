@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.versions import project_name, requirement_name, version_tuple
+from sdsetup.i18n import t
 
 if TYPE_CHECKING:  # types only: importing these here would slow start-up or make a circle
     from sdsetup.bundle.target import Target
@@ -139,7 +140,8 @@ def build_requirements(archive: Path) -> tuple[str, ...]:
                     handle = tf.extractfile(members[0])
                     text = handle.read().decode("utf-8", "replace") if handle else None
     except (OSError, zipfile.BadZipFile, tarfile.TarError) as exc:
-        raise SdsetupError(f"{archive.name}: cannot read the source archive ({exc})", "run the command again: it is fetched anew",
+        raise SdsetupError(t("{name}: cannot read the source archive ({exc})",
+                             name=archive.name, exc=exc), t("run the command again: it is fetched anew"),
                            ExitCode.INTEGRITY) from None
     if text:
         try:
@@ -200,8 +202,9 @@ class ScratchVenv:
 
             result = children.run([str(self.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], timeout=60)
             if result.returncode != 0:
-                raise SdsetupError(f"the scratch venv {self.path} does not run: {result.stderr.strip()[-300:]}",
-                                   f"delete {self.path} and run again", ExitCode.STEP)
+                raise SdsetupError(t("the scratch venv {path} does not run: {stderr}",
+                                     path=self.path, stderr=result.stderr.strip()[-300:]),
+                                   t("delete {path} and run again", path=self.path), ExitCode.STEP)
             self._purelib = Path(result.stdout.strip())
         return self._purelib
 
@@ -285,8 +288,10 @@ class Resolver:
             self.upgrade_pip(picks)
             argv = self.venv.pip_argv(need)
             if argv is None:
-                raise SdsetupError(f"pip {'.'.join(map(str, need))} or newer is needed to resolve for {self.target.label}",
-                                   "upgrade pip where sdsetup runs (python -m pip install -U pip) and run again", ExitCode.STEP)
+                raise SdsetupError(t("pip {version} or newer is needed to resolve for {label}",
+                                     version=".".join(map(str, need)), label=self.target.label),
+                                   t("upgrade pip where sdsetup runs (python -m pip install -U pip) and run "
+                                     "again"), ExitCode.STEP)
         self._pip[need] = argv
         return argv
 
@@ -327,7 +332,8 @@ class Resolver:
                              "--python-version and the mirror; the log file has pip's full output")
             report = json.loads(report_file.read_text("utf-8"))
         except (OSError, ValueError) as exc:
-            raise SdsetupError(f"resolving {label}: pip wrote no readable report ({exc})", "run the command again",
+            raise SdsetupError(t("resolving {label}: pip wrote no readable report ({exc})",
+                                 label=label, exc=exc), t("run the command again"),
                                ExitCode.STEP) from None
         finally:
             try:
@@ -359,8 +365,9 @@ class Resolver:
                                                  constraints=constraints, cause=error))
                 continue
             return [*sources, *picks]
-        raise SdsetupError(f"resolving {label}: more than {MAX_SOURCE_ONLY} packages have no wheel for {self.target.label}",
-                           "build the bundle on a machine like the target (no --platform)", ExitCode.STEP)
+        raise SdsetupError(t("resolving {label}: more than {max_source_only} packages have no wheel for {target}",
+                             label=label, max_source_only=MAX_SOURCE_ONLY, target=self.target.label),
+                           t("build the bundle on a machine like the target (no --platform)"), ExitCode.STEP)
 
     def _source_only(self, requirement: str, index_args: Sequence[str], *, label: str, no_build_isolation: bool,
                      constraints: Path | None, cause: SdsetupError) -> Resolved:
@@ -373,10 +380,11 @@ class Resolver:
         sdist = next((p for p in picks if project_name(p.name) == name and not p.is_wheel), None)
         if sdist is None:
             raise SdsetupError(
-                f"{requirement} has no wheel for {self.target.label} (Python {self.target.python_version}) and no source "
-                f"distribution on the index ({cause.message})",
-                "if the index did not answer, check the network and mirror (sdsetup mirrors probe); otherwise pick another "
-                "--platform/--python-version, or build the bundle on a machine like the target",
+                t("{requirement} has no wheel for {label} (Python {python_version}) and no source distribution on "
+                  "the index ({message})", requirement=requirement, label=self.target.label,
+                  python_version=self.target.python_version, message=cause.message),
+                t("if the index did not answer, check the network and mirror (sdsetup mirrors probe); otherwise pick another "
+                  "--platform/--python-version, or build the bundle on a machine like the target"),
                 ExitCode.STEP,
             )
         self.log(f"{sdist.filename}: no wheel for the target, taking the source distribution")

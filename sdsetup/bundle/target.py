@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from sdsetup.errors import usage_error
+from sdsetup.i18n import t
 
 
 def _manylinux(arch: str) -> tuple[str, ...]:
@@ -59,11 +60,13 @@ def choose_target(platforms: Sequence[str] | None, python_version: str | None, *
     recommended Python). `running` is the resolving interpreter's "3.X"."""
     version = (python_version or recommended).strip()
     if not _PY.match(version):
-        raise usage_error(f"--python-version {version}: not a Python version like 3.10", "give MAJOR.MINOR, e.g. 3.10")
+        raise usage_error(t("--python-version {version}: not a Python version like 3.10",
+                            version=version), t("give MAJOR.MINOR, e.g. 3.10"))
     if version not in supported:
         raise usage_error(
-            f"--python-version {version}: the manifest supports Python {', '.join(supported)}",
-            f"build the bundle for the Python the machines will use ({', '.join(supported)})",
+            t("--python-version {version}: the manifest supports Python {supported}",
+              version=version, supported=', '.join(supported)),
+            t("build the bundle for the Python the machines will use ({supported})", supported=', '.join(supported)),
         )
     tags: list[str] = []
     labels: list[str] = []
@@ -80,8 +83,9 @@ def choose_target(platforms: Sequence[str] | None, python_version: str | None, *
                 labels.append(value)
             else:
                 raise usage_error(
-                    f"--platform {value}: not a platform",
-                    f"use {', '.join(PLATFORM_ALIASES)} or a pip platform tag such as win_amd64 or manylinux_2_28_x86_64",
+                    t("--platform {value}: not a platform", value=value),
+                    t("use {platform_aliases} or a pip platform tag such as win_amd64 or manylinux_2_28_x86_64",
+                      platform_aliases=', '.join(PLATFORM_ALIASES)),
                 )
     tags = list(dict.fromkeys(tags))
     native = not tags and version == running

@@ -22,6 +22,7 @@ from sdsetup import __version__
 from sdsetup.errors import ExitCode, SdsetupError, usage_error
 from sdsetup.layout import STATE_DIR, InstallLayout
 from sdsetup.output import Outcome
+from sdsetup.i18n import t
 
 if TYPE_CHECKING:  # types only: importing these here would slow start-up or make a circle
     from sdsetup.detect.machine import MachineFacts
@@ -51,17 +52,20 @@ def _given_logs(logs: Iterable[str]) -> list[LogSpec]:
     for raw in logs:
         if raw == "-":
             if seen_stdin:
-                raise usage_error("--log - is given twice", "stdin can be read once; give it one time")
+                raise usage_error(t("--log - is given twice"), t("stdin can be read once; give it one time"))
             seen_stdin = True
             specs.append(LogSpec("stdin", "log"))
             continue
         path = Path(raw).expanduser()
         if not path.exists():
-            raise usage_error(f"--log {raw}: no such file", "give the path of a saved console log, or --log - to read stdin")
+            raise usage_error(t("--log {raw}: no such file", raw=raw),
+                              t("give the path of a saved console log, or --log - to read stdin"))
         if path.is_dir():
-            raise usage_error(f"--log {raw} is a folder", "give a log file; for an install folder use `sdsetup doctor DIR`")
+            raise usage_error(t("--log {raw} is a folder", raw=raw),
+                              t("give a log file; for an install folder use `sdsetup doctor DIR`"))
         if not os.access(path, os.R_OK):
-            raise usage_error(f"--log {raw}: cannot read it (permissions)", "copy the log somewhere you can read and try again")
+            raise usage_error(t("--log {raw}: cannot read it (permissions)", raw=raw),
+                              t("copy the log somewhere you can read and try again"))
         specs.append(LogSpec(raw, "log", path))
     return specs
 
@@ -253,21 +257,25 @@ def validate(install_dir: Path | None, logs: Iterable[str], *, fix: bool, yes: b
     if install_dir is not None:
         install_dir = Path(install_dir).expanduser()
         if not install_dir.is_dir():
-            raise usage_error(f"{install_dir} is not a folder", "give the web UI's folder (the one with webui-user.bat/.sh), or leave DIR out")
+            raise usage_error(t("{install_dir} is not a folder", install_dir=install_dir),
+                              t("give the web UI's folder (the one with webui-user.bat/.sh), or leave DIR out"))
         install_dir = install_dir.resolve()
     if fix and install_dir is None:
-        raise usage_error("--fix needs the install folder", "run `sdsetup doctor DIR --fix` with the web UI's folder")
+        raise usage_error(t("--fix needs the install folder"), t("run `sdsetup doctor DIR --fix` with the web UI's folder"))
     if fix and not yes and any(s.path is None for s in specs):
-        raise usage_error("--fix cannot ask for confirmation while the log comes from stdin",
-                          "add --yes to apply the fixes without asking, or save the log to a file and use --log FILE")
+        raise usage_error(t("--fix cannot ask for confirmation while the log comes from stdin"),
+                          t("add --yes to apply the fixes without asking, or save the log to a file and use --log FILE"))
     if bundle is not None:
         bundle = Path(bundle).expanduser()
         if bundle.exists():
-            raise usage_error(f"--bundle {bundle} already exists", "choose another file name, or move the old bundle away first")
+            raise usage_error(t("--bundle {bundle} already exists", bundle=bundle),
+                              t("choose another file name, or move the old bundle away first"))
         if bundle.parent and not bundle.parent.exists():
-            raise usage_error(f"--bundle {bundle}: the folder {bundle.parent} does not exist", "create it, or choose another path")
+            raise usage_error(t("--bundle {bundle}: the folder {parent} does not exist", bundle=bundle, parent=bundle.parent),
+                              t("create it, or choose another path"))
         if not bundle.parent.is_dir():
-            raise usage_error(f"--bundle {bundle}: {bundle.parent} is a file, not a folder", "choose a path inside a folder, e.g. --bundle report.zip")
+            raise usage_error(t("--bundle {bundle}: {parent} is a file, not a folder", bundle=bundle, parent=bundle.parent),
+                              t("choose a path inside a folder, e.g. --bundle report.zip"))
     return Request(install_dir, specs, fix, yes, bundle)
 
 
@@ -523,20 +531,27 @@ def _install_section(section: dict[str, Any] | None, redact: Callable[[str], str
 
 def _summary(findings: list[dict[str, Any]], sources: list[dict[str, Any]], failed_checks: int = 0,
              empty_logs: list[str] | None = None) -> str:
-    read = f"{len(sources)} source{'s' if len(sources) != 1 else ''}"
-    checks = f"; {failed_checks} install check{'s' if failed_checks != 1 else ''} failed (below)" if failed_checks else ""
-    was_empty = f"{', '.join(empty_logs or [])} {'was' if len(empty_logs or []) == 1 else 'were'} empty"
-    empty = f" ({was_empty})" if empty_logs else ""
+    # The summary is assembled from small catalog messages: plurals and optional clauses each get their own.
+    read = t("1 source") if len(sources) == 1 else t("{count} sources", count=len(sources))
+    checks = "" if not failed_checks else t("; 1 install check failed (below)") if failed_checks == 1 \
+        else t("; {count} install checks failed (below)", count=failed_checks)
+    logs = ", ".join(empty_logs or [])
+    was_empty = t("{logs} was empty", logs=logs) if len(empty_logs or []) == 1 else t("{logs} were empty", logs=logs)
+    empty = t(" ({was_empty})", was_empty=was_empty) if empty_logs else ""
     if not findings:
         if empty_logs and len(empty_logs) == len(sources):
-            return f"Nothing to diagnose: {was_empty}{checks}."
-        return (f"No known problem found in {read}" if sources else "No known problem found (nothing was read)") + empty + checks + "."
+            return t("Nothing to diagnose: {was_empty}{checks}.", was_empty=was_empty, checks=checks)
+        if sources:
+            return t("No known problem found in {read}{empty}{checks}.", read=read, empty=empty, checks=checks)
+        return t("No known problem found (nothing was read){empty}{checks}.", empty=empty, checks=checks)
     errors = sum(1 for f in findings if f["severity"] == "error")
     warnings = len(findings) - errors
-    parts = [f"{errors} problem{'s' if errors != 1 else ''}"] if errors else []
+    parts = [t("1 problem") if errors == 1 else t("{count} problems", count=errors)] if errors else []
     if warnings:
-        parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
-    return f"Found {' and '.join(parts)} in {read}{empty}{checks}, the most likely cause first:"
+        parts.append(t("1 warning") if warnings == 1 else t("{count} warnings", count=warnings))
+    found = t("{problems} and {warnings}", problems=parts[0], warnings=parts[1]) if len(parts) == 2 else parts[0]
+    return t("Found {found} in {read}{empty}{checks}, the most likely cause first:", found=found, read=read, empty=empty,
+             checks=checks)
 
 
 def environment(settings: Settings, facts: MachineFacts | None, redact: Callable[[str], str]) -> dict[str, Any]:

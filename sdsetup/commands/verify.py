@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sdsetup.errors import ExitCode
+from sdsetup.i18n import t, with_ids
 from sdsetup.output import Outcome, progress_enabled, status_lines
 
 DEFAULT_DIRS = (Path("."), Path("stable-diffusion-webui"))
@@ -26,12 +27,18 @@ def find_install_dir(install_dir: Path | None) -> Path:
 def render(data: dict[str, Any]) -> str:
     lines = [status_lines(data["items"])]
     failed, warned = len(data["failed"]), len(data["warnings"])
-    if failed:
-        lines.append(f"\nverify: {failed} of {data['checks']} checks failed" + (f", {warned} warnings" if warned else "") + " (fixes under each FAIL)")
+    checks = data["checks"]
+    if failed and warned:
+        lines.append("\n" + t("verify: {failed} of {checks} checks failed, {warned} warnings (fixes under each FAIL)",
+                              failed=failed, checks=checks, warned=warned))
+    elif failed:
+        lines.append("\n" + t("verify: {failed} of {checks} checks failed (fixes under each FAIL)", failed=failed, checks=checks))
+    elif warned > 1:
+        lines.append("\n" + t("verify: passed with {warned} warnings", warned=warned))
     elif warned:
-        lines.append(f"\nverify: passed with {warned} warning{'s' if warned > 1 else ''}")
+        lines.append("\n" + t("verify: passed with 1 warning"))
     else:
-        lines.append(f"\nverify: all {data['checks']} checks passed")
+        lines.append("\n" + t("verify: all {checks} checks passed", checks=checks))
     return "\n".join(lines)
 
 
@@ -56,14 +63,17 @@ def run(
 
         blocking = file_in_the_way(out)
         if out.is_dir():
-            raise usage_error(f"--out {out} is a folder", "give the path of the PNG to write, e.g. --out smoke.png")
+            raise usage_error(t("--out {out} is a folder", out=out),
+                              t("give the path of the PNG to write, e.g. --out smoke.png"))
         if blocking is not None:
-            raise usage_error(f"--out {out}: {blocking} is a file, not a folder", "give a path inside a folder, e.g. --out smoke.png")
+            raise usage_error(t("--out {out}: {blocking} is a file, not a folder", out=out, blocking=blocking),
+                              t("give a path inside a folder, e.g. --out smoke.png"))
     report_image = None
     if report is not None and Path(report).expanduser().is_dir():
         from sdsetup.errors import usage_error
 
-        raise usage_error(f"--report {report} is a folder", "give the path of the page to write, e.g. --report report.html")
+        raise usage_error(t("--report {report} is a folder", report=report),
+                          t("give the path of the page to write, e.g. --report report.html"))
     if report is not None:  # the page embeds the smoke image: keep it in a temporary file when --out is not given
         import tempfile
 
@@ -80,6 +90,7 @@ def run(
     else:
         data = verify.verify_install(settings, find_install_dir(install_dir), full=full, rehash=rehash, out=out,
                                      python=python, progress=progress)
+    data["items"] = [with_ids(item) for item in data["items"]]  # name_id/value_id/fix_id: same keys in every language
     if report is not None:
         from sdsetup.doctor.html_report import write_verify_report
 

@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from sdsetup.i18n import t
+
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STATUS_COLOURS = {"ok": "#1a7f37", "pass": "#1a7f37", "done": "#1a7f37", "warn": "#9a6700", "warning": "#9a6700",
                   "fail": "#cf222e", "failed": "#cf222e", "error": "#cf222e", "skip": "#57606a", "started": "#9a6700"}
@@ -153,7 +155,7 @@ def smoke_steps(doc: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """The smoke test's own parts (imports, load, steps, decode) as steps."""
     if not doc:
         return []
-    return [{"name": f"smoke: {name}", "status": "ok" if doc.get("ok") else "fail", "seconds": seconds}
+    return [{"name": t("smoke: {name}", name=name), "status": "ok" if doc.get("ok") else "fail", "seconds": seconds}
             for name, seconds in (doc.get("timings") or {}).items() if isinstance(seconds, (int, float))]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.i18n import t
 
 KB_SCHEMA = 1
 SEVERITIES = ("error", "warning", "harmless")
@@ -190,7 +191,7 @@ def load_kb(path: Path | None = None) -> KnowledgeBase:
 def _bad(origin: str, where: str, problem: str) -> SdsetupError:
     return SdsetupError(
         f"{origin}: {where}: {problem}",
-        "fix that entry (docs/doctor.md describes the format) and run `pytest tests/test_doctor_kb.py`",
+        t("fix that entry (docs/doctor.md describes the format) and run `pytest tests/test_doctor_kb.py`"),
         ExitCode.USAGE,
     )
 

@@ -7,6 +7,7 @@ import textwrap
 from typing import Any, Callable, Mapping
 
 from sdsetup.doctor.match import Ranked
+from sdsetup.i18n import t
 from sdsetup.output import status_lines
 
 WIDTH = 100
@@ -83,18 +84,22 @@ def render(data: Mapping[str, Any]) -> str:
     out.append("")
     findings = data.get("findings", [])
     if not findings:
-        out.append(data.get("summary") or "No known problem found.")
+        out.append(data.get("summary") or t("No known problem found."))
     else:
         out.append(data.get("summary", ""))
         for number, finding in enumerate(findings, start=1):
             out.append("")
-            out.append(f"{number}. {finding['title']}   [{finding['id']}]" + ("  (warning)" if finding["severity"] == "warning" else ""))
-            out.append(f"   seen in {finding['source']}, line {finding['line']}"
-                       + (f" ({finding['occurrences']} times)" if finding.get("occurrences", 1) > 1 else "") + ":")
+            warning = "  " + t("(warning)") if finding["severity"] == "warning" else ""
+            out.append(f"{number}. {finding['title']}   [{finding['id']}]{warning}")
+            if finding.get("occurrences", 1) > 1:
+                out.append("   " + t("seen in {source}, line {line} ({count} times):", source=finding["source"], line=finding["line"],
+                                     count=finding["occurrences"]))
+            else:
+                out.append("   " + t("seen in {source}, line {line}:", source=finding["source"], line=finding["line"]))
             for evidence in finding["evidence"]:
                 out.append("     " + evidence[:WIDTH * 2])
-            out += _wrap("why: " + finding["explanation"], "   ")
-            out.append("   fix:")
+            out += _wrap(t("why: {explanation}", explanation=finding["explanation"]), "   ")
+            out.append("   " + t("fix:"))
             for step in finding["fix"]["steps"]:
                 out += wrap_copyable(step, WIDTH, "     - ", "       ")
             for platform, commands in finding["fix"]["commands"].items():
@@ -102,7 +107,7 @@ def render(data: Mapping[str, Any]) -> str:
                 for index, command in enumerate(commands):
                     out.append(f"     {label + ':' if index == 0 else '':<9} {command}")
             if finding.get("autofix"):
-                out.append(f"   sdsetup can apply this: sdsetup doctor DIR --fix   ({finding['autofix']['text']})")
+                out.append("   " + t("sdsetup can apply this: sdsetup doctor DIR --fix   ({text})", text=finding["autofix"]["text"]))
     harmless = data.get("harmless", [])
     if harmless:
         out.append("")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.i18n import t
 from sdsetup.install.context import InstallContext, Reporter
 from sdsetup.install.inputs import validate_install_dir
 from sdsetup.install.journal import InstallLock, Journal
@@ -80,7 +81,7 @@ def _execute_locked(plan: Plan, settings: Any, reporter: Reporter, log_path: Pat
             fingerprint = step.fingerprint(ctx) if step.journaled else ""
             if step.journaled and step.is_done(ctx):
                 ctx.journal.confirm(step.id, fingerprint)
-                reporter.say(f"{label}: already done")
+                reporter.say(t("{label}: already done", label=label))
                 report.append({"id": step.id, "status": "done-before"})
                 continue
             reporter.say(label)
@@ -91,7 +92,7 @@ def _execute_locked(plan: Plan, settings: Any, reporter: Reporter, log_path: Pat
                 detail = step.run(ctx) or {}
             except StepSkipped as skipped:
                 seconds = time.monotonic() - t0
-                reporter.say(f"      skipped: {skipped}")
+                reporter.say(t("      skipped: {skipped}", skipped=skipped))
                 report.append({"id": step.id, "status": "skipped", "reason": str(skipped), "seconds": round(seconds, 3)})
                 continue
             except SdsetupError as error:
@@ -110,7 +111,7 @@ def _execute_locked(plan: Plan, settings: Any, reporter: Reporter, log_path: Pat
                 # The step's fingerprint after it ran (its inputs may be products of earlier steps).
                 ctx.journal.done(step.id, step.fingerprint(ctx), seconds=seconds, detail=detail)
             reporter.log.info("step %s done in %.1fs", step.id, seconds)
-            reporter.say(f"      done in {seconds:.1f}s")
+            reporter.say(t("      done in {seconds:.1f}s", seconds=seconds))
             report.append({"id": step.id, "status": "ran", "seconds": round(seconds, 3), "detail": detail})
     ran = [item for item in report if item["status"] == "ran" and item["id"] != "preflight"]
     return {
@@ -139,9 +140,13 @@ def _refuse_while_children_run(layout: InstallLayout, wait: float = 10.0) -> Non
         first = alive[0]
         what = f"{first.get('program')} {' '.join(first.get('args') or [])}".strip()
         raise SdsetupError(
-            f"{layout.root} is busy: {what} (pid {first['pid']}), started {first.get('started_at')} by an earlier "
-            f"sdsetup run that was stopped, is still running" + (f" (and {len(alive) - 1} more)" if len(alive) > 1 else ""),
-            f"wait for it to end, or stop it (kill -- -{first['pid']} on Linux/macOS, or Task Manager on Windows), then run again",
+            t("{root} is busy: {what} (pid {pid}), started {started} by an earlier sdsetup run that was stopped, is still running "
+              "(and {more} more)", root=layout.root, what=what, pid=first["pid"], started=first.get("started_at"), more=len(alive) - 1)
+            if len(alive) > 1 else
+            t("{root} is busy: {what} (pid {pid}), started {started} by an earlier sdsetup run that was stopped, is still running",
+              root=layout.root, what=what, pid=first["pid"], started=first.get("started_at")),
+            t("wait for it to end, or stop it (kill -- -{pid} on Linux/macOS, or Task Manager on Windows), then run again",
+              pid=first["pid"]),
             ExitCode.BUSY,
             details={"children": alive},
         )

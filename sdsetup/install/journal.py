@@ -18,6 +18,7 @@ from typing import Any
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.fsutil import atomic_write_json
 from sdsetup.layout import JOURNAL_FILE, LOCK_FILE, OWNER_FILE, STATE_DIR, InstallLayout  # noqa: F401 (re-exported)
+from sdsetup.i18n import t
 
 JOURNAL_SCHEMA = 1
 
@@ -105,8 +106,8 @@ class InstallLock:
             who = (f"pid {holder.get('pid')} on {holder.get('host')}, `sdsetup {holder.get('command')}` "
                    f"started {holder.get('started_at')}") if holder else "another process"
             raise SdsetupError(
-                f"{self.state_dir.parent} is busy: {who} is working on it",
-                "wait for it to finish (or stop it), then run again",
+                t("{parent} is busy: {who} is working on it", parent=self.state_dir.parent, who=who),
+                t("wait for it to finish (or stop it), then run again"),
                 ExitCode.BUSY,
                 details={"holder": holder},
             ) from None

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.logs import get_logger
 from sdsetup.redact import redact_text, redact_url, secrets_in_url
+from sdsetup.i18n import t
 
 log = get_logger("pip")
 
@@ -64,9 +65,9 @@ def run_checked(argv: Sequence[str], *, env: Mapping[str, str], what: str, hint:
         with Heartbeat(what, status=lambda: (None, host), every=HEARTBEAT_EVERY):
             result = children.run(list(argv), env=dict(env), cwd=cwd, timeout=timeout)
     except FileNotFoundError:
-        raise SdsetupError(f"{what}: {argv[0]} not found", hint, ExitCode.STEP) from None
+        raise SdsetupError(t("{what}: {program} not found", what=what, program=argv[0]), hint, ExitCode.STEP) from None
     except subprocess.TimeoutExpired:
-        raise SdsetupError(f"{what}: no answer within {timeout:.0f}s", hint, ExitCode.STEP) from None
+        raise SdsetupError(t("{what}: no answer within {timeout:.0f}s", what=what, timeout=timeout), hint, ExitCode.STEP) from None
     if result.stdout.strip():
         log.debug("stdout: %s", redact_text(result.stdout[-8000:], list(secrets)))
     if result.stderr.strip():
@@ -77,7 +78,8 @@ def run_checked(argv: Sequence[str], *, env: Mapping[str, str], what: str, hint:
             special.details.setdefault("command", _show(argv))
             raise special
         raise SdsetupError(
-            f"{what} failed (exit {result.returncode}): {tail(result.stderr or result.stdout, secrets)}",
+            t("{what} failed (exit {returncode}): {tail}", what=what, returncode=result.returncode,
+              tail=tail(result.stderr or result.stdout, secrets)),
             hint,
             ExitCode.STEP,
             details={"command": _show(argv)},

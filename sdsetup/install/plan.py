@@ -17,6 +17,7 @@ from sdsetup.install.failover import failover_order  # noqa: F401 (re-exported; 
 from sdsetup.layout import HF_HOME_REL, WHEELHOUSE_REL  # noqa: F401 (re-exported for older importers)
 from sdsetup.manifest import BACKENDS, Manifest, TorchSpec
 from sdsetup.versions import version_tuple
+from sdsetup.i18n import t
 
 
 @dataclass(frozen=True)
@@ -70,17 +71,19 @@ def pick_torch_tag(spec: TorchSpec, gpu: Any, *, manifest_name: str) -> tuple[st
     name = getattr(gpu, "name", None) or "this GPU"
     if capability and spec.max_compute_capability and version_tuple(capability) > version_tuple(spec.max_compute_capability):
         raise SdsetupError(
-            f"{name} (compute capability {capability}) is newer than the torch in manifest '{manifest_name}' "
-            f"supports ({' '.join(spec.packages)}, up to {spec.max_compute_capability})",
-            "use --manifest a1111-dev (torch 2.7 with CUDA 12.8, needed for RTX 50xx)",
+            t("{name} (compute capability {capability}) is newer than the torch in manifest '{manifest_name}' supports "
+              "({packages}, up to {max_compute_capability})", name=name, capability=capability, manifest_name=manifest_name,
+              packages=" ".join(spec.packages), max_compute_capability=spec.max_compute_capability),
+            t("use --manifest a1111-dev (torch 2.7 with CUDA 12.8, needed for RTX 50xx)"),
             ExitCode.USAGE,
         )
     driver_cuda = getattr(gpu, "cuda_driver_version", None) if gpu is not None else None
     tag = recommend.cuda_tag_for_driver(driver_cuda, capability, available=spec.tags, default=spec.tags[0])
     if tag not in spec.tags:
         raise SdsetupError(
-            f"{name} needs {tag} wheels, which manifest '{manifest_name}' does not offer (it has {', '.join(spec.tags)})",
-            "use --manifest a1111-dev (torch 2.7 with CUDA 12.8, needed for RTX 50xx)",
+            t("{name} needs {tag} wheels, which manifest '{manifest_name}' does not offer (it has {tags})", name=name, tag=tag,
+              manifest_name=manifest_name, tags=", ".join(spec.tags)),
+            t("use --manifest a1111-dev (torch 2.7 with CUDA 12.8, needed for RTX 50xx)"),
             ExitCode.USAGE,
         )
     if driver_cuda:
@@ -98,8 +101,8 @@ def decide(manifest: Manifest, facts: Any, backend_request: str = "auto") -> Dec
     if backend not in manifest.torch:
         offered = ", ".join(b for b in BACKENDS if b in manifest.torch)
         raise usage_error(
-            f"manifest '{manifest.name}' has no torch build for the {backend} backend",
-            f"use --backend with one of: {offered}",
+            t("manifest '{name}' has no torch build for the {backend} backend", name=manifest.name, backend=backend),
+            t("use --backend with one of: {offered}", offered=offered),
         )
     spec = manifest.torch[backend]
     gpu = recommend.primary_gpu(facts, backend)

@@ -14,6 +14,7 @@ from sdsetup.webui_user_file import (
     BAT_CALL, append_args_line, bat_python_line, block_markers, block_span, codec_for, first_unencodable, relative_inside,
     set_line, sh_quote, template, value_problems,
 )
+from sdsetup.i18n import t
 
 NOTE = "managed by `sdsetup install`: changes inside this block are replaced on the next install"
 
@@ -131,8 +132,8 @@ def check_launch_values(manifest: object, others: Iterable[tuple[str, str]] = ()
     if problems:
         key, why = problems[0]
         where = f"manifest '{getattr(manifest, 'name', '?')}' {key}" if key.startswith(("launch.", "repositories[")) else key
-        raise usage_error(f"{where} cannot be written into webui-user.bat/.sh: {why}",
-                          "change that value in the manifest (or the setting it comes from); nothing was installed")
+        raise usage_error(t("{where} cannot be written into webui-user.bat/.sh: {why}", where=where, why=why),
+                          t("change that value in the manifest (or the setting it comes from); nothing was installed"))
 
 
 def bat_encoding_problem(block: str, code_page: int) -> tuple[str, str] | None:
@@ -146,10 +147,12 @@ def encoding_refusal(char: str, line: str, code_page: int):
 
     name = line.split("=", 1)[0].replace('set "', "").replace("set ", "").strip() or line
     return usage_error(
-        f"webui-user.bat: {name} holds '{char}' (U+{ord(char):04X}), which code page {code_page} cannot write; "
-        f"cmd.exe reads webui-user.bat in that code page, so the web UI would look for a different path",
-        f"use a path whose characters all exist in code page {code_page} (e.g. install Python into C:\\Python310 and "
-        f"pass --python C:\\Python310\\python.exe), or set Windows' 'language for non-Unicode programs' to one that has '{char}'",
+        t("webui-user.bat: {name} holds '{char}' (U+{codepoint:04X}), which code page {code_page} cannot write; cmd.exe "
+          "reads webui-user.bat in that code page, so the web UI would look for a different path", name=name, char=char,
+          codepoint=ord(char), code_page=code_page),
+        t("use a path whose characters all exist in code page {code_page} (e.g. install Python into C:\\Python310 and pass "
+          "--python C:\\Python310\\python.exe), or set Windows' 'language for non-Unicode programs' to one that has "
+          "'{char}'", code_page=code_page, char=char),
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 from urllib.parse import unquote, urlsplit
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.i18n import t
 
 REPORT_VERSION = "1"
 _BAD_FEATURE = re.compile(r"invalid choice: .?fast-deps|no such option: --use-feature", re.IGNORECASE)
@@ -47,8 +48,9 @@ def filename_from_url(url: str) -> str:
 def parse_report(report: dict[str, Any], origin: str = "pip report") -> list[Pick]:
     """The picks of a `pip install --dry-run --report` document (pure; format version 1)."""
     if not isinstance(report, dict) or str(report.get("version")) != REPORT_VERSION:
-        raise SdsetupError(f"{origin}: unexpected format (version {report.get('version') if isinstance(report, dict) else '?'})",
-                           "upgrade pip in the venv (python -m pip install -U pip) and run again", ExitCode.STEP)
+        raise SdsetupError(t("{origin}: unexpected format (version {version})", origin=origin,
+                             version=report.get("version") if isinstance(report, dict) else "?"),
+                           t("upgrade pip in the venv (python -m pip install -U pip) and run again"), ExitCode.STEP)
     picks = []
     for item in report.get("install", []):
         metadata = item.get("metadata") or {}
@@ -59,11 +61,11 @@ def parse_report(report: dict[str, Any], origin: str = "pip report") -> list[Pic
         if not sha and str(archive.get("hash", "")).startswith("sha256="):
             sha = archive["hash"].split("=", 1)[1]
         if "dir_info" in info:
-            raise SdsetupError(f"{origin}: {metadata.get('name')} comes from a local directory ({url})",
-                               "install steps take packages, archives or requirement files, not source trees", ExitCode.USAGE)
+            raise SdsetupError(t("{origin}: {name} comes from a local directory ({url})", origin=origin, name=metadata.get("name"), url=url),
+                               t("install steps take packages, archives or requirement files, not source trees"), ExitCode.USAGE)
         if "vcs_info" in info:
-            raise SdsetupError(f"{origin}: {metadata.get('name')} comes from a VCS URL ({url})",
-                               "pin an archive URL (…/archive/COMMIT.zip) instead of git+https://", ExitCode.USAGE)
+            raise SdsetupError(t("{origin}: {name} comes from a VCS URL ({url})", origin=origin, name=metadata.get("name"), url=url),
+                               t("pin an archive URL (…/archive/COMMIT.zip) instead of git+https://"), ExitCode.USAGE)
         parts = urlsplit(url)
         local = None
         if parts.scheme == "file":
@@ -120,15 +122,15 @@ def network_failure(output: str, *, label: str, index_args: Sequence[str], proxy
         return None
     if tool == "uv" and not looks_like_network(output):
         return None
-    hosts = index_hosts(index_args) or ["the package index"]
+    hosts = index_hosts(index_args) or [t("the package index")]
     lines = [line.strip() for line in (output or "").splitlines() if _PIP_NETWORK.search(line) or (tool == "uv" and looks_like_network(line))]
-    cause = lines[-1][:200] if lines else "no answer"
-    where = "through the proxy " if proxy else ""
+    cause = lines[-1][:200] if lines else t("no answer")
     return SdsetupError(
-        f"resolving {label}: could not reach {', '.join(hosts)} {where}({cause})",
-        ("check the proxy (--proxy URL) or run without it" if proxy else
-         "check the connection; behind a firewall use a mirror (--mirror cn) or a proxy (--proxy URL); "
-         "`sdsetup mirrors probe` ranks the mirrors") + "; the log file has the full output",
+        t("resolving {label}: could not reach {hosts} through the proxy ({cause})", label=label, hosts=", ".join(hosts), cause=cause)
+        if proxy else t("resolving {label}: could not reach {hosts} ({cause})", label=label, hosts=", ".join(hosts), cause=cause),
+        t("check the proxy (--proxy URL) or run without it; the log file has the full output") if proxy else
+        t("check the connection; behind a firewall use a mirror (--mirror cn) or a proxy (--proxy URL); "
+          "`sdsetup mirrors probe` ranks the mirrors; the log file has the full output"),
         ExitCode.NETWORK,
         details={"hosts": hosts},
     )
@@ -206,7 +208,8 @@ def resolve_with_pip(ctx: Any, requirements: Sequence[str], *, index_args: Seque
             run_checked(argv, env=env, what=f"resolving {label}", hint=hint, secrets=secrets, classify=classify)
         report = json.loads(report_file.read_text("utf-8"))
     except (OSError, ValueError) as exc:
-        raise SdsetupError(f"resolving {label}: pip wrote no readable report ({exc})", hint, ExitCode.STEP) from None
+        raise SdsetupError(t("resolving {label}: pip wrote no readable report ({exc})", label=label, exc=exc), hint,
+                           ExitCode.STEP) from None
     finally:
         try:
             report_file.unlink()
@@ -227,7 +230,8 @@ def fetch(ctx: Any, picks: Sequence[Pick]) -> dict[str, Path]:
             paths[pick.filename] = Path(pick.local_path)
             continue
         if not pick.filename or "/" in pick.filename or pick.filename in (".", ".."):
-            raise SdsetupError(f"pip picked {pick.name} from an odd URL: {pick.url}", "report this manifest/mirror pair", ExitCode.STEP)
+            raise SdsetupError(t("pip picked {name} from an odd URL: {url}", name=pick.name, url=pick.url),
+                               t("report this manifest/mirror pair"), ExitCode.STEP)
         dest = ctx.wheelhouse / pick.filename
         paths[pick.filename] = dest
         specs.append(FileSpec(urls=(pick.url,), dest=dest, sha256=pick.sha256, label=pick.filename))
@@ -309,7 +313,7 @@ def resolve_fetch_install(ctx: Any, requirements: Sequence[str], *, index_args: 
     picks = resolve(ctx, requirements, index_args=index_args, label=label, no_build_isolation=no_build_isolation,
                     constraints=constraints)
     if not picks:
-        ctx.reporter.detail("already satisfied")
+        ctx.reporter.detail(t("already satisfied"))
         return []
     ctx.reporter.detail(download_summary(picks, [already_in_wheelhouse(ctx, p) for p in picks]))
     paths = fetch(ctx, picks)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.i18n import t
 
 POLL = 0.25
 
@@ -72,12 +73,12 @@ def dest_lock(
         except Timeout:
             holder = describe_holder(dest)
             if not told and on_wait is not None:
-                on_wait(f"waiting for {holder}, which is downloading {dest.name}")
+                on_wait(t("waiting for {holder}, which is downloading {name}", holder=holder, name=dest.name))
                 told = True
             if deadline is not None and time.monotonic() >= deadline:
                 raise SdsetupError(
-                    f"{dest} is being downloaded by {holder}",
-                    "wait for it to finish (sdsetup waits by default), or stop that process and run again",
+                    t("{dest} is being downloaded by {holder}", dest=dest, holder=holder),
+                    t("wait for it to finish (sdsetup waits by default), or stop that process and run again"),
                     ExitCode.BUSY,
                     details={"lock": str(path)},
                 ) from None

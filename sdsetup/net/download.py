@@ -33,21 +33,25 @@ from sdsetup.net.localcopy import is_file_url
 from sdsetup.net.retry import DEFAULT_POLICY, RetryPolicy
 from sdsetup.redact import redact_url
 from sdsetup.settings import Settings
+from sdsetup.i18n import t
 
 __all__ = ["DownloadResult", "download", "download_many"]
 
 
 def _validate_spec(spec: FileSpec) -> str | None:
     if not spec.urls:
-        raise SdsetupError(f"no URL given for {spec.name}", "give at least one http(s):// or file:// URL", ExitCode.USAGE)
+        raise SdsetupError(t("no URL given for {name}", name=spec.name), t("give at least one http(s):// or file:// URL"),
+                           ExitCode.USAGE)
     for url in spec.urls:
         if not (url.lower().startswith(("http://", "https://")) or is_file_url(url)):
-            raise SdsetupError(f"{redact_url(url)}: not an http(s):// or file:// URL", "check the URL", ExitCode.USAGE)
+            raise SdsetupError(t("{url}: not an http(s):// or file:// URL", url=redact_url(url)), t("check the URL"),
+                               ExitCode.USAGE)
     if spec.sha256 is None:
         return None
     digest = spec.sha256.strip().lower()
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise SdsetupError(f"'{spec.sha256}' is not a sha256 (64 hex digits) for {spec.name}", "check the hash", ExitCode.USAGE)
+        raise SdsetupError(t("'{sha256}' is not a sha256 (64 hex digits) for {name}", sha256=spec.sha256, name=spec.name),
+                           t("check the hash"), ExitCode.USAGE)
     return digest
 
 
@@ -76,16 +80,17 @@ def download(
 
     blocking = file_in_the_way(dest)
     if blocking is not None:
-        raise SdsetupError(f"{blocking} is a file, not a folder", f"give an output path that is not inside the file {blocking}", ExitCode.USAGE)
+        raise SdsetupError(t("{blocking} is a file, not a folder", blocking=blocking),
+                           t("give an output path that is not inside the file {blocking}", blocking=blocking), ExitCode.USAGE)
     check_destination(dest)  # device nodes, FIFOs, /proc, /sys, names too long, read-only folders
     if dest.is_dir():
-        raise SdsetupError(f"{dest} is a directory", "give the path of the file to write", ExitCode.USAGE)
+        raise SdsetupError(t("{dest} is a directory", dest=dest), t("give the path of the file to write"), ExitCode.USAGE)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SdsetupError(
-            f"cannot create the folder {dest.parent}: {exc.strerror or exc}",
-            "check the path and its permissions, or choose another output folder",
+            t("cannot create the folder {parent}: {strerror}", parent=dest.parent, strerror=exc.strerror or exc),
+            t("check the path and its permissions, or choose another output folder"),
             ExitCode.DISK if getattr(exc, "errno", None) == 28 else ExitCode.USAGE,
         ) from None
 
@@ -102,16 +107,16 @@ def download(
             return result
     except PermissionError as exc:
         raise SdsetupError(
-            f"cannot write {exc.filename or dest}: permission denied",
-            f"choose a folder you can write to, or fix the permissions of {dest.parent}",
+            t("cannot write {filename}: permission denied", filename=exc.filename or dest),
+            t("choose a folder you can write to, or fix the permissions of {parent}", parent=dest.parent),
             ExitCode.USAGE,
         ) from None
     except OSError as exc:
         if exc.errno not in (errno.EROFS, errno.ENAMETOOLONG):
             raise
         raise SdsetupError(
-            f"cannot write {exc.filename or dest}: {exc.strerror}",
-            "choose another output folder or a shorter name (-o)",
+            t("cannot write {filename}: {strerror}", filename=exc.filename or dest, strerror=exc.strerror),
+            t("choose another output folder or a shorter name (-o)"),
             ExitCode.USAGE,
         ) from None
 

@@ -33,6 +33,7 @@ from sdsetup.net.sidecar import ResumeState, load_state, part_path, remove_state
 from sdsetup.net.sources import Source, SourceError, far_slower
 from sdsetup.redact import redact_url
 from sdsetup.settings import Settings
+from sdsetup.i18n import t as _t
 
 log = logging.getLogger("sdsetup.download")
 
@@ -196,7 +197,8 @@ class FileJob:
 
     def _finish(self, digest: str, size: int) -> DownloadResult:
         if self.file.spec.size is not None and size != self.file.spec.size:  # pragma: no cover - sizes are enforced earlier
-            raise SdsetupError(f"{self.file.spec.name}: got {size} bytes, expected {self.file.spec.size}", None, ExitCode.INTEGRITY)
+            raise SdsetupError(_t("{name}: got {size} bytes, expected {expected}", name=self.file.spec.name, size=size,
+                                  expected=self.file.spec.size), None, ExitCode.INTEGRITY)
         used = tuple(s.label for s in self.file.all_sources if s.bytes > 0)
         os.replace(self.part_path, self.file.dest)
         remove_state(self.file.dest)

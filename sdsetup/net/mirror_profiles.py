@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from sdsetup.errors import ExitCode, SdsetupError, usage_error
 from sdsetup.redact import redact_url
 from sdsetup.settings import CHANNELS, Settings
+from sdsetup.i18n import t
 
 BUILTIN_ORIGIN = "manifests/mirrors.toml (built-in)"
 SCHEMA = 1
@@ -117,10 +118,12 @@ class Catalog:
             known = ", ".join(["auto", *self.profiles])
             shown = redact_text(name)  # an ftp:// or mistyped URL lands here with its login
             if "://" in name:
-                raise usage_error(f"unknown mirror profile '{shown}'", "a mirror URL must start with http://, https:// or file://")
+                raise usage_error(t("unknown mirror profile '{profile}'", profile=shown),
+                                  t("a mirror URL must start with http://, https:// or file://"))
             raise usage_error(
-                f"unknown mirror profile '{shown}'",
-                f"pick one of: {known}; or define [profiles.{shown}] in your config file (`sdsetup mirrors list` shows them)",
+                t("unknown mirror profile '{profile}'", profile=shown),
+                t("pick one of: {known}; or define [profiles.{profile}] in your config file (`sdsetup mirrors list` shows them)",
+                  known=known, profile=shown),
             )
         return self.profiles[name]
 
@@ -132,7 +135,7 @@ class Catalog:
 def _problem(origin: str, key: str, problem: str, hint: str | None = None) -> SdsetupError:
     return usage_error(
         f"{origin}: {key}: {problem}",
-        hint or "fix that entry (the format is described in docs/mirrors.md)",
+        hint or t("fix that entry (the format is described in docs/mirrors.md)"),
     )
 
 
@@ -296,8 +299,9 @@ def parse_catalog(builtin: Mapping[str, Any], config: Mapping[str, Any] | None =
     """Validate the bundled profiles, then merge the user's config file over them."""
     origin = BUILTIN_ORIGIN
     if builtin.get("schema") != SCHEMA:
-        raise SdsetupError(f"{origin}: schema: expected {SCHEMA}, got {builtin.get('schema')!r}",
-                           "reinstall sdsetup (its bundled files do not match this version)", ExitCode.INTERNAL)
+        raise SdsetupError(t("{origin}: schema: expected {schema}, got {got}", origin=origin, schema=SCHEMA,
+                             got=repr(builtin.get("schema"))),
+                           t("reinstall sdsetup (its bundled files do not match this version)"), ExitCode.INTERNAL)
     probe = builtin.get("probe")
     if not isinstance(probe, Mapping) or set(probe) != set(CHANNELS):
         raise _problem(origin, "probe", f"needs one URL per channel ({', '.join(CHANNELS)})")

@@ -71,6 +71,7 @@ from sdsetup.net import routing
 from sdsetup.net.routing import Route, SourceCheck
 from sdsetup.redact import redact_url, secrets_in_url
 from sdsetup.settings import CHANNELS, Settings
+from sdsetup.i18n import t
 
 if TYPE_CHECKING:
     import requests
@@ -158,7 +159,7 @@ def _split_torch(url: str) -> tuple[str, str] | None:
 
 def torch_index_url(mirror: Mirror, tag: str) -> str:
     if not _TAG.match(tag or ""):
-        raise usage_error(f"'{tag}' is not a torch wheel tag", "tags look like cu121, cu128, cpu or rocm6.1")
+        raise usage_error(t("'{tag}' is not a torch wheel tag", tag=tag), t("tags look like cu121, cu128, cpu or rocm6.1"))
     return mirror.url.replace("{tag}", tag)
 
 
@@ -561,7 +562,8 @@ def override_mirror(channel: str, url: str, catalog: Catalog | None = None) -> M
     """
     origin = f"--mirror {channel}=… (or SDSETUP_MIRROR_{channel.upper()})"
     if channel not in CHANNELS:
-        raise usage_error(f"{origin}: unknown channel '{channel}'", f"channels are {', '.join(CHANNELS)}")
+        raise usage_error(t("{origin}: unknown channel '{channel}'", origin=origin, channel=channel),
+                          t("channels are {channels}", channels=", ".join(CHANNELS)))
     url = url.strip()
     if channel == "torch":
         if "{tag}" not in url:
@@ -668,9 +670,10 @@ def route_auto(
         verdict = proxy_check(proxy)
         if not verdict.ok:
             raise SdsetupError(
-                f"the proxy {redact_url(proxy)} {verdict.detail}: no source of any channel could be reached through it",
-                "check that the proxy program runs and listens there (`sdsetup check --network`), or drop it "
-                "(--proxy / HTTPS_PROXY) and let sdsetup use mirrors (--mirror cn)",
+                t("the proxy {proxy} {detail}: no source of any channel could be reached through it", proxy=redact_url(proxy),
+                  detail=verdict.detail),
+                t("check that the proxy program runs and listens there (`sdsetup check --network`), or drop it "
+                  "(--proxy / HTTPS_PROXY) and let sdsetup use mirrors (--mirror cn)"),
                 ExitCode.NETWORK,
             )
     if use_cache and answered:  # "nothing answered" may be a passing outage: decide again next run

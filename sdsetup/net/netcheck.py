@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+from sdsetup.i18n import t
 from sdsetup.net.reachability import ProxyVerdict, check_proxy, effective_proxy
 from sdsetup.redact import redact_text, redact_url
 from sdsetup.settings import CHANNELS
@@ -73,7 +74,7 @@ def network_items(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     proxy = report.get("proxy")
     proxy_dead = bool(proxy) and not proxy["ok"]
     if proxy:
-        items.append({"id": "network-proxy", "name": "proxy", "status": "ok" if proxy["ok"] else "fail",
+        items.append({"id": "network-proxy", "name": t("proxy"), "status": "ok" if proxy["ok"] else "fail",
                       "value": f"{proxy['url']}: {proxy['detail']}", "fix": None if proxy["ok"] else _NEXT_STEP_PROXY})
     for channel, info in report["channels"].items():
         route = info["route"]
@@ -89,7 +90,7 @@ def network_items(report: Mapping[str, Any]) -> list[dict[str, Any]]:
             fix = "the proxy does not answer: " + _NEXT_STEP_PROXY if proxy_dead else _NOTHING_ANSWERS
         if proxy_dead and status == "ok":  # impossible by construction; never call a dead proxy's route fine
             status = "warn"
-        items.append({"id": f"network-{channel}", "name": f"network {channel}", "status": status, "value": value, "fix": fix})
+        items.append({"id": f"network-{channel}", "name": t("network {channel}", channel=channel), "status": status, "value": value, "fix": fix})
     return items
 
 

@@ -16,6 +16,7 @@ from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.layout import HF_HOME_REL
 from sdsetup.install.steps.base import Step
 from sdsetup.redact import redact_url
+from sdsetup.i18n import t
 
 HF = "https://huggingface.co"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -98,9 +99,10 @@ def resolve_commit(session: Any, settings: Any, mirrors: Any, spec: Any) -> str:
             return commit
         problems.append(problem)
     raise SdsetupError(
-        f"could not find which commit '{spec.revision}' of {spec.repo_id} is ({'; '.join(problems)})",
-        "check the network or pick another Hugging Face mirror (--mirror huggingface=URL); "
-        "a manifest can also pin the revision to a commit id",
+        t("could not find which commit '{revision}' of {repo_id} is ({problems})", revision=spec.revision, repo_id=spec.repo_id,
+          problems="; ".join(problems)),
+        t("check the network or pick another Hugging Face mirror (--mirror huggingface=URL); "
+          "a manifest can also pin the revision to a commit id"),
         ExitCode.NETWORK,
     )
 
@@ -156,5 +158,6 @@ class HubStep(Step):
                 download_specs(ctx, specs)
             # The ref last: a cache with refs/main but missing files would make offline loads fail.
             atomic_write_text(ctx.path(hub_rel(spec.repo_id, "refs", ref_name(spec))), commit)
-            ctx.reporter.detail(f"{spec.repo_id} @ {commit[:10]}: {len(spec.files)} file(s)")
+            ctx.reporter.detail(t("{repo_id} @ {commit}: {files} file(s)", repo_id=spec.repo_id, commit=commit[:10],
+                                  files=len(spec.files)))
         return {"commits": commits}

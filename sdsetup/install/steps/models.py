@@ -73,8 +73,8 @@ class ModelsStep(Step):
             if dest.exists():
                 # Never replace what the user put there: a different file under this name is theirs.
                 raise SdsetupError(
-                    f"{model.path} exists but is not the manifest's file (size or sha256 differ)",
-                    f"move it away or rename it (sdsetup does not overwrite it), then run again",
+                    t("{path} exists but is not the manifest's file (size or sha256 differ)", path=model.path),
+                    t("move it away or rename it (sdsetup does not overwrite it), then run again"),
                     ExitCode.INTEGRITY,
                 )
             # Another install beside this one has the same file: no second download.
@@ -96,6 +96,6 @@ class ModelsStep(Step):
         results = download_specs(ctx, specs) if specs else []
         for spec, result in zip(specs, results):
             ctx.hash_cache.remember(spec.dest, spec.sha256)
-            ctx.reporter.detail(f"{spec.dest.name}: {getattr(result, 'size', '?')} bytes from "
-                                f"{redact_url((getattr(result, 'urls_used', None) or [spec.urls[0]])[-1])}")
+            ctx.reporter.detail(t("{name}: {size} bytes from {url}", name=spec.dest.name, size=getattr(result, "size", "?"),
+                                  url=redact_url((getattr(result, "urls_used", None) or [spec.urls[0]])[-1])))
         return {"files": [m.path for m in self.models]}

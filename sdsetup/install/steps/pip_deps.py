@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from sdsetup.install.steps.base import Step
 from sdsetup.redact import redact_url
+from sdsetup.i18n import t
 
 
 def archive_filename(url: str) -> str:
@@ -82,8 +83,9 @@ class PipStep(Step):
         if self.step.requirements_file:
             path = ctx.path(self.step.requirements_file)
             if not path.is_file():
-                raise SdsetupError(f"{self.step.requirements_file} is not in the web UI checkout",
-                                   "the manifest names a requirements file the pinned commit does not have", ExitCode.USAGE)
+                raise SdsetupError(t("{requirements_file} is not in the web UI checkout",
+                                     requirements_file=self.step.requirements_file),
+                                   t("the manifest names a requirements file the pinned commit does not have"), ExitCode.USAGE)
             requirements += ["-r", str(path)]
         picks = wheelhouse.resolve_fetch_install(
             ctx, requirements, index_args=self.index_args, label=self.step.name,

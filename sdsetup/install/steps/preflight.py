@@ -14,6 +14,7 @@ from typing import Any
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.fsutil import human_bytes
 from sdsetup.install.steps.base import Step
+from sdsetup.i18n import t
 
 PIP_CACHE_BYTES = 200 * 1024 * 1024  # sdsetup downloads the big files itself; pip caches little
 
@@ -45,14 +46,17 @@ class PreflightStep(Step):
         ctx.preflight = readiness.data  # the venv step reads the chosen interpreter from it
         failures = readiness.failures
         for item in readiness.warnings:
-            ctx.reporter.detail(f"warning: {item.get('name')}: {item.get('value')}" + (f" -> {item['fix']}" if item.get("fix") else ""))
+            if item.get("fix"):
+                ctx.reporter.detail(t("warning: {name}: {value} -> {fix}", name=item.get("name"), value=item.get("value"), fix=item["fix"]))
+            else:
+                ctx.reporter.detail(t("warning: {name}: {value}", name=item.get("name"), value=item.get("value")))
         if failures:
             only_disk = all(str(item.get("id", "")).startswith("disk") for item in failures)
             names = "; ".join(f"{item.get('name')}: {item.get('value')}" for item in failures)
             fixes = "; ".join(str(item.get("fix")) for item in failures if item.get("fix"))
             raise SdsetupError(
-                f"this machine is not ready: {names}",
-                fixes or "run `sdsetup check` for details",
+                t("this machine is not ready: {names}", names=names),
+                fixes or t("run `sdsetup check` for details"),
                 ExitCode.DISK if only_disk else ExitCode.FAILED,
                 details={"failures": failures},
             )

@@ -8,6 +8,7 @@ from typing import Any
 from sdsetup.install.failover import failover_order
 from sdsetup.install.steps.base import Step
 from sdsetup.redact import redact_url
+from sdsetup.i18n import t
 
 
 class RepoStep(Step):
@@ -44,5 +45,6 @@ class RepoStep(Step):
         path = ctx.path(self.repo.path)
         result = checkout_pinned(path, self.urls, self.repo.commit, runner=ctx.git_runner(), name=self.repo.name,
                                  origin=self.repo.url, log=ctx.reporter.log.info, proxy=ctx.mirrors.proxy)
-        ctx.reporter.detail(f"from {redact_url(result.url)}{' (shallow)' if result.shallow else ''}")
+        ctx.reporter.detail(t("from {url} (shallow)", url=redact_url(result.url)) if result.shallow
+                            else t("from {url}", url=redact_url(result.url)))
         return {"url": redact_url(result.url), "shallow": result.shallow}

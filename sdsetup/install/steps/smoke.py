@@ -10,6 +10,7 @@ from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.install.steps.base import Step
+from sdsetup.i18n import t
 
 
 class SmokeStep(Step):
@@ -45,7 +46,7 @@ class SmokeStep(Step):
         installed = (probe_venv(ctx.python, [requirement_name(p) for p in packages]) or {}).get("packages") or {}
         if all(installed.get(requirement_name(p)) for p in packages):
             return
-        ctx.reporter.detail(f"for the test: {' '.join(packages)}")
+        ctx.reporter.detail(t("for the test: {packages}", packages=' '.join(packages)))
         wheelhouse.resolve_fetch_install(ctx, packages, index_args=list(ctx.mirrors.pip_index_args()), label="smoke",
                                          constraints=ctx.constraints_file)
 
@@ -62,12 +63,14 @@ class SmokeStep(Step):
             message = error.get("message") if isinstance(error, dict) else str(error)
             fix = error.get("fix") if isinstance(error, dict) else None
             raise SdsetupError(
-                f"the smoke test did not produce an image: {message or 'no details'}",
-                (fix + "; " if fix else "") + "the install itself is complete: `sdsetup verify` repeats the test, "
-                "`sdsetup doctor` names likely causes",
+                t("the smoke test did not produce an image: {message}", message=message or t("no details")),
+                t("{fix}; the install itself is complete: `sdsetup verify` repeats the test, `sdsetup doctor` names likely causes",
+                  fix=fix) if fix else
+                t("the install itself is complete: `sdsetup verify` repeats the test, `sdsetup doctor` names likely causes"),
                 ExitCode.FAILED,
                 details={"smoke": {k: result.get(k) for k in ("error", "exit_code", "stderr_tail") if k in result}},
             )
         ctx.results["smoke"] = {k: result.get(k) for k in ("device", "dtype", "torch", "diffusers", "seconds_total") if k in result}
-        ctx.reporter.detail(f"an image in {result.get('seconds_total', '?')}s on {result.get('device')} ({result.get('dtype')})")
+        ctx.reporter.detail(t("an image in {seconds}s on {device} ({dtype})", seconds=result.get("seconds_total", "?"),
+                              device=result.get("device"), dtype=result.get("dtype")))
         return dict(ctx.results["smoke"])

@@ -8,6 +8,7 @@ from typing import Any
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.install.steps.base import Step
 from sdsetup.versions import requirement_name  # noqa: F401 (smoke imports it from here)
+from sdsetup.i18n import t
 
 
 class _TorchLogin:
@@ -39,8 +40,8 @@ def constraint_lines(installed: dict[str, str | None]) -> str:
     resolve can only keep this exact build."""
     missing = [name for name, version in installed.items() if not version]
     if missing:
-        raise SdsetupError(f"after installing torch, {', '.join(missing)} is not in the venv",
-                           "run again; if it persists, the index served another package under that name", ExitCode.STEP)
+        raise SdsetupError(t("after installing torch, {missing} is not in the venv", missing=', '.join(missing)),
+                           t("run again; if it persists, the index served another package under that name"), ExitCode.STEP)
     return "".join(f"{name}=={version}\n" for name, version in sorted(installed.items()))
 
 
@@ -98,5 +99,6 @@ class TorchStep(Step):
         probe = probe_venv(ctx.python, self.names()) or {}
         installed = probe.get("packages") or {}
         atomic_write_text(ctx.constraints_file, constraint_lines(installed))
-        ctx.reporter.detail("pinned for later steps: " + ", ".join(f"{k}=={v}" for k, v in sorted(installed.items())))
+        ctx.reporter.detail(t("pinned for later steps: {packages}",
+                              packages=", ".join(f"{k}=={v}" for k, v in sorted(installed.items()))))
         return {"installed": installed, "downloaded": [p.filename for p in picks]}

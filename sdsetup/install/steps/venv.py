@@ -10,6 +10,7 @@ from sdsetup.i18n import t
 from sdsetup.install.steps.base import Step
 from sdsetup.redact import redact_url
 from sdsetup.versions import version_tuple  # noqa: F401 (wheelhouse imports it from here)
+from sdsetup.i18n import t
 
 
 
@@ -54,8 +55,8 @@ class VenvStep(Step):
         chosen = ((ctx.preflight or {}).get("python") or {}).get("chosen") or {}
         base = chosen.get("path") or self.requested
         if not base:
-            raise SdsetupError("no Python interpreter to create the venv with",
-                               "install 64-bit Python 3.10 and pass it with --python PATH", ExitCode.FAILED)
+            raise SdsetupError(t("no Python interpreter to create the venv with"),
+                               t("install 64-bit Python 3.10 and pass it with --python PATH"), ExitCode.FAILED)
         return str(base)
 
     def run(self, ctx: Any) -> dict[str, Any]:
@@ -69,24 +70,25 @@ class VenvStep(Step):
             # Our own venv, interrupted while it was being created (the marker says so): start again.
             import shutil
 
-            ctx.reporter.detail(f"removing the half-created {ctx.venv_dir}")
+            ctx.reporter.detail(t("removing the half-created {venv_dir}", venv_dir=ctx.venv_dir))
             shutil.rmtree(ctx.venv_dir)
         if ctx.venv_dir.exists() and state == "missing":
             raise SdsetupError(
-                f"{ctx.venv_dir} exists but its Python does not run",
-                f"move it away (sdsetup does not delete it), then run again: a fresh venv is created",
+                t("{venv_dir} exists but its Python does not run", venv_dir=ctx.venv_dir),
+                t("move it away (sdsetup does not delete it), then run again: a fresh venv is created"),
                 ExitCode.FAILED,
             )
         if state == "python-unsupported":
             raise SdsetupError(
-                f"{ctx.venv_dir} uses Python {probe['python']}; manifest '{ctx.manifest.name}' needs {' or '.join(self.spec.supported)}",
-                "move the venv folder away (sdsetup does not delete it) and rerun with --python pointing at Python "
-                f"{self.spec.recommended}",
+                t("{venv_dir} uses Python {python}; manifest '{name}' needs {supported}", venv_dir=ctx.venv_dir,
+                  python=probe["python"], name=ctx.manifest.name, supported=" or ".join(self.spec.supported)),
+                t("move the venv folder away (sdsetup does not delete it) and rerun with --python pointing at Python {recommended}",
+                  recommended=self.spec.recommended),
                 ExitCode.FAILED,
             )
         if state == "missing":
             base = self._base_python(ctx)
-            ctx.reporter.detail(f"creating venv with {base}")
+            ctx.reporter.detail(t("creating venv with {base}", base=base))
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(base, "utf-8")
             from sdsetup.install import uv as uvmod
@@ -107,8 +109,9 @@ class VenvStep(Step):
             probe = probe_venv(ctx.python)
             state = venv_state(probe, self.spec)
             if state == "python-unsupported":
-                raise SdsetupError(f"{base} is Python {probe['python']}; manifest '{ctx.manifest.name}' needs {' or '.join(self.spec.supported)}",
-                                   f"pass --python with a Python {self.spec.recommended} interpreter", ExitCode.FAILED)
+                raise SdsetupError(t("{base} is Python {python}; manifest '{name}' needs {supported}", base=base,
+                                     python=probe["python"], name=ctx.manifest.name, supported=" or ".join(self.spec.supported)),
+                                   t("pass --python with a Python {recommended} interpreter", recommended=self.spec.recommended), ExitCode.FAILED)
         if state == "pip-old" and not ((probe or {}).get("packages") or {}).get("pip"):
             # pip itself is missing (venv interrupted before ensurepip finished, or made --without-pip).
             run_checked([str(ctx.python), "-m", "ensurepip", "--upgrade"], env=tool_env(ctx.mirrors),
@@ -116,7 +119,7 @@ class VenvStep(Step):
             probe = probe_venv(ctx.python)
         if state == "pip-old":
             old = ((probe or {}).get("packages") or {}).get("pip")
-            ctx.reporter.detail(f"upgrading pip {old} -> >={self.spec.pip_minimum}")
+            ctx.reporter.detail(t("upgrading pip {old} -> >={pip_minimum}", old=old, pip_minimum=self.spec.pip_minimum))
             run_checked(
                 [str(ctx.python), "-m", "pip", "install", "--upgrade", "--quiet", f"pip>={self.spec.pip_minimum}",
                  *ctx.mirrors.pip_index_args()],

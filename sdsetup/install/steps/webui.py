@@ -12,6 +12,7 @@ from sdsetup.layout import STATE_DIR, InstallLayout
 from sdsetup.install.failover import failover_order
 from sdsetup.install.steps.base import Step
 from sdsetup.redact import redact_url
+from sdsetup.i18n import t
 
 # Paths sdsetup writes inside the checkout that are not the web UI's: kept out of `git status`.
 EXCLUDES = (f"/{STATE_DIR}/", "/.cache/")
@@ -43,9 +44,10 @@ def refuse_foreign_repo(plan: Any, runner: Any = None) -> None:
     found = inspect_existing_repo(plan.install_dir, step.repo, step.urls, runner or GitRunner())
     if found and found["foreign"]:
         raise SdsetupError(
-            f"{plan.install_dir} is a git repository that is not the web UI: {found['foreign']}",
-            "install into another directory; or, to check the web UI out there anyway, rerun with --adopt-repo "
-            f"(its HEAD and origin are recorded in .sdsetup/{PREVIOUS_FILE} so you can go back)",
+            t("{install_dir} is a git repository that is not the web UI: {foreign}", install_dir=plan.install_dir,
+              foreign=found["foreign"]),
+            t("install into another directory; or, to check the web UI out there anyway, rerun with --adopt-repo "
+              "(its HEAD and origin are recorded in .sdsetup/{previous_file} so you can go back)", previous_file=PREVIOUS_FILE),
             ExitCode.USAGE,
             details={"path": str(plan.install_dir), "head": found["head"], "branch": found["branch"]},
         )
@@ -150,9 +152,10 @@ class WebuiStep(Step):
                     f"{ctx.install_dir} is a web UI checkout at {current[:10]}; check out {self.repo.commit[:10]} instead? [y/N] ")):
                 # Moving is reversible (the commits stay in git), but it is the user's tree: ask.
                 raise SdsetupError(
-                    f"{ctx.install_dir} is a checkout at {current[:10]}, not the manifest's {self.repo.commit[:10]}",
-                    "rerun with --yes to check out the manifest's commit there (your commits stay in git), "
-                    "or install into another directory",
+                    t("{install_dir} is a checkout at {current}, not the manifest's {commit}", install_dir=ctx.install_dir,
+                      current=current[:10], commit=self.repo.commit[:10]),
+                    t("rerun with --yes to check out the manifest's commit there (your commits stay in git), "
+                      "or install into another directory"),
                     ExitCode.USAGE,
                 )
             saved = _set_aside_launcher_settings(ctx, runner)
@@ -169,10 +172,16 @@ class WebuiStep(Step):
         if previous and found and found["head"] != self.repo.commit:
             was = found["branch"] or (found["head"] or "no commit")[:10]
             ctx.warnings.append(
-                f"the repository in {ctx.install_dir} moved from {was} to the web UI's {self.repo.commit[:10]}"
-                + (f"; its origin was {redact_url(found['origin'])}" if found["origin"] not in (None, self.repo.url) else "")
-                + f" (recorded in .sdsetup/{PREVIOUS_FILE}; go back with: {' && '.join(previous['undo'])})")
-        ctx.reporter.detail(f"from {redact_url(result.url)}{' (shallow)' if result.shallow else ''}")
+                t("the repository in {install_dir} moved from {was} to the web UI's {commit}; its origin was {origin} "
+                  "(recorded in .sdsetup/{previous_file}; go back with: {undo})", install_dir=ctx.install_dir, was=was,
+                  commit=self.repo.commit[:10], origin=redact_url(found["origin"]), previous_file=PREVIOUS_FILE,
+                  undo=" && ".join(previous["undo"]))
+                if found["origin"] not in (None, self.repo.url) else
+                t("the repository in {install_dir} moved from {was} to the web UI's {commit} "
+                  "(recorded in .sdsetup/{previous_file}; go back with: {undo})", install_dir=ctx.install_dir, was=was,
+                  commit=self.repo.commit[:10], previous_file=PREVIOUS_FILE, undo=" && ".join(previous["undo"])))
+        ctx.reporter.detail(t("from {url} (shallow)", url=redact_url(result.url)) if result.shallow
+                            else t("from {url}", url=redact_url(result.url)))
         return {"url": redact_url(result.url), "shallow": result.shallow, "previous": current,
                 "previous_branch": found["branch"] if found else None}
 

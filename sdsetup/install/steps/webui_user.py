@@ -18,6 +18,7 @@ from sdsetup.install.webui_config import (
     LaunchSettings, bat_encoding_problem, check_launch_values, encoding_refusal, extract_block, launch_env, merge_bytes,
     python_from_pyvenv_cfg, render_bat_block, render_sh_block,
 )
+from sdsetup.i18n import t
 
 FILES = (("webui-user.sh", "sh"), ("webui-user.bat", "bat"))
 
@@ -126,10 +127,11 @@ class WebuiUserStep(Step):
                 if previous_block is None or edited_inside:
                     backup = ctx.state_dir / "backups" / f"{name}.{time.strftime('%Y%m%d-%H%M%S')}"
                     atomic_write_bytes(backup, old)
-                    ctx.reporter.detail(f"{name}: your version is kept, with a copy in {backup.relative_to(ctx.install_dir)}")
+                    ctx.reporter.detail(t("{name}: your version is kept, with a copy in {copy}", name=name,
+                                          copy=backup.relative_to(ctx.install_dir)))
                     if edited_inside:
-                        ctx.warnings.append(f"{name}: the lines inside the sdsetup block had been edited; they were "
-                                            f"replaced (your copy: {backup})")
+                        ctx.warnings.append(t("{name}: the lines inside the sdsetup block had been edited; they were "
+                                              "replaced (your copy: {backup})", name=name, backup=backup))
             atomic_write_bytes(path, new)  # created 0600 (a temp file), then opened up when nothing is secret
             if os.name != "nt":
                 os.chmod(path, 0o600 if private else 0o644)
@@ -137,8 +139,8 @@ class WebuiUserStep(Step):
             ctx.reporter.detail(f"{name}: {how}")
         if private:
             what = "proxy password" if self.mirrors.proxy_has_credentials else "mirror password"
-            ctx.warnings.append(f"webui-user.sh and webui-user.bat contain your {what} (the web UI's own pip, git and "
-                                "huggingface_hub need it at launch); they are readable by you only: keep them private")
+            ctx.warnings.append(t("webui-user.sh and webui-user.bat contain your {what} (the web UI's own pip, git and "
+                                  "huggingface_hub need it at launch); they are readable by you only: keep them private", what=what))
         return {"written": written, "blocks": blocks}
 
 
