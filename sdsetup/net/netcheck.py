@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from sdsetup.i18n import t
+from sdsetup.i18n import N_, t
 from sdsetup.net.reachability import ProxyVerdict, check_proxy, effective_proxy
 from sdsetup.redact import redact_text, redact_url
 from sdsetup.settings import CHANNELS
@@ -21,12 +21,12 @@ if TYPE_CHECKING:  # types only: importing these here would slow start-up or mak
     from sdsetup.settings import Settings
 
 __all__ = ["ProxyVerdict", "check_proxy", "effective_proxy", "explain_failure", "network_items", "network_report"]
-_NEXT_STEP_HOST = ("run `sdsetup mirrors probe` to see which sources answer; behind a firewall use --mirror cn "
+_NEXT_STEP_HOST = N_("run `sdsetup mirrors probe` to see which sources answer; behind a firewall use --mirror cn "
                    "(or --proxy URL for a proxy that reaches the official hosts)")
 # check --network has tried the official host and every cn mirror already
-_NOTHING_ANSWERS = ("neither the official host nor a cn mirror answers from here: use a proxy that reaches them "
+_NOTHING_ANSWERS = N_("neither the official host nor a cn mirror answers from here: use a proxy that reaches them "
                     "(--proxy URL), or add a mirror you can reach to a profile in your config file (docs/mirrors.md)")
-_NEXT_STEP_PROXY = ("check that the proxy program runs and listens there (`sdsetup check --network`), "
+_NEXT_STEP_PROXY = N_("check that the proxy program runs and listens there (`sdsetup check --network`), "
                     "or drop it (--proxy / HTTPS_PROXY) and use --mirror cn")
 
 
@@ -75,19 +75,22 @@ def network_items(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     proxy_dead = bool(proxy) and not proxy["ok"]
     if proxy:
         items.append({"id": "network-proxy", "name": t("proxy"), "status": "ok" if proxy["ok"] else "fail",
-                      "value": f"{proxy['url']}: {proxy['detail']}", "fix": None if proxy["ok"] else _NEXT_STEP_PROXY})
+                      "value": f"{proxy['url']}: {proxy['detail']}", "fix": None if proxy["ok"] else t(_NEXT_STEP_PROXY)})  # i18n: keep
     for channel, info in report["channels"].items():
         route = info["route"]
         if info["official_ok"]:
-            status, value, fix = "ok", f"{info['official']} answers ({route['probe_ms']} ms)", None
+            status, value, fix = "ok", t("{host} answers ({ms} ms)", host=info["official"], ms=route["probe_ms"]), None
         elif info["reachable"]:
             status = "warn"
-            value = f"{info['official']} does not answer; {route['source']} does ({route['probe_ms']} ms)"
-            fix = f"nothing to do: installs route {channel} to {route['source']} by themselves (or pass --mirror cn)"
+            value = t("{host} does not answer; {source} does ({ms} ms)", host=info["official"], source=route["source"],
+                      ms=route["probe_ms"])
+            fix = t("nothing to do: installs route {channel} to {source} by themselves (or pass --mirror cn)",
+                    channel=channel, source=route["source"])
         else:
             status = "fail"
-            value = f"no source answers ({info['official']}: {_first_error(info)})"
-            fix = "the proxy does not answer: " + _NEXT_STEP_PROXY if proxy_dead else _NOTHING_ANSWERS
+            value = t("no source answers ({host}: {error})", host=info["official"], error=_first_error(info))
+            fix = (t("the proxy does not answer: {next_step}", next_step=t(_NEXT_STEP_PROXY)) if proxy_dead
+                   else t(_NOTHING_ANSWERS))
         if proxy_dead and status == "ok":  # impossible by construction; never call a dead proxy's route fine
             status = "warn"
         items.append({"id": f"network-{channel}", "name": t("network {channel}", channel=channel), "status": status, "value": value, "fix": fix})
@@ -108,6 +111,9 @@ def explain_failure(url: str, error: str, *, proxy: str | None = None) -> tuple[
     reason = redact_text(" ".join(str(error).split()))[:160]
     proxy_failed = proxy is not None and any(word in reason.lower() for word in ("proxy", "tunnel", "407"))
     if proxy_failed:
-        return f"the proxy {redact_url(proxy)} failed on the way to {host}: {reason}", _NEXT_STEP_PROXY
-    via = f" (through the proxy {redact_url(proxy)}, which answered)" if proxy else ""
-    return f"could not reach {host}{via}: {reason}", _NEXT_STEP_HOST
+        return (t("the proxy {proxy} failed on the way to {host}: {reason}", proxy=redact_url(proxy), host=host, reason=reason),
+                t(_NEXT_STEP_PROXY))
+    if proxy:
+        return (t("could not reach {host} (through the proxy {proxy}, which answered): {reason}", host=host,
+                  proxy=redact_url(proxy), reason=reason), t(_NEXT_STEP_HOST))
+    return t("could not reach {host}: {reason}", host=host, reason=reason), t(_NEXT_STEP_HOST)
