@@ -58,7 +58,11 @@ def _candidate_line(candidate: dict[str, Any]) -> str:
 def _render_list(data: dict[str, Any]) -> str:
     lines = []
     for name, profile in data["profiles"].items():
-        lines.append(f"profile {name} [{profile['source']}]" + (f": {profile['description']}" if profile["description"] else ""))
+        if profile["description"]:
+            lines.append(t("profile {name} [{source}]: {description}", name=name, source=profile["source"],
+                           description=profile["description"]))
+        else:
+            lines.append(t("profile {name} [{source}]", name=name, source=profile["source"]))
         for channel in CHANNELS:
             for i, candidate in enumerate(profile["channels"][channel]):
                 label = channel if i == 0 else ""
@@ -67,7 +71,7 @@ def _render_list(data: dict[str, Any]) -> str:
     for rule in data["rewrite"]:
         lines.append(f"rewrite {rule['prefix']} -> {rule['replace']}")
     selected = data["selected"]
-    lines.append(f"selected: {selected['profile']}")
+    lines.append(t("selected: {profile}", profile=selected["profile"]))
     if "channels" in selected:
         for channel in CHANNELS:
             lines.append(f"  {channel:<12} {_candidate_line(selected['channels'][channel]['selected'])}")
@@ -76,7 +80,7 @@ def _render_list(data: dict[str, Any]) -> str:
         if selected.get("proxy"):
             lines.append(f"  {'proxy':<12} {selected['proxy']}")
     for note in selected.get("notes", []):
-        lines.append(f"  note: {note}")
+        lines.append("  " + t("note: {note}", note=note))
     return "\n".join(lines)
 
 
