@@ -93,6 +93,18 @@ def test_a_minimal_manifest_parses():
     assert m.name == "t" and m.repositories[0].path == "repositories/r" and m.python.pip_minimum == "25.1"
 
 
+def _refused(manifest: str, change: tuple[str, str], key: str, problem: str) -> SdsetupError:
+    """Apply one (old, new) edit to a valid manifest; return the usage error, which names key and problem."""
+    old, new = change
+    assert old in manifest
+    with pytest.raises(SdsetupError) as info:
+        _parse(manifest.replace(old, new, 1))
+    error = info.value
+    assert error.exit_code == ExitCode.USAGE
+    assert f"'{key}'" in error.message and problem in error.message, error.message
+    return error
+
+
 @pytest.mark.parametrize(
     "change, key, problem",
     [
@@ -113,14 +125,8 @@ def test_a_minimal_manifest_parses():
     ],
 )
 def test_broken_manifests_name_the_file_key_and_problem(change, key, problem):
-    old, new = change
-    assert old in VALID
-    with pytest.raises(SdsetupError) as info:
-        _parse(VALID.replace(old, new, 1))
-    error = info.value
-    assert error.exit_code == ExitCode.USAGE
-    assert "my.toml" in error.message and f"'{key}'" in error.message and problem in error.message, error.message
-    assert error.hint
+    error = _refused(VALID, change, key, problem)
+    assert "my.toml" in error.message and error.hint
 
 
 def test_duplicate_paths_are_refused():
@@ -181,14 +187,7 @@ def test_cli_reports_a_broken_manifest_without_traceback(tmp_path):
     ],
 )
 def test_paths_packages_that_would_act_on_the_wrong_thing_are_refused(change, key, problem):
-    old, new = change
-    assert old in VALID
-    with pytest.raises(SdsetupError) as info:
-        _parse(VALID.replace(old, new, 1))
-    error = info.value
-    assert error.exit_code == ExitCode.USAGE
-    assert f"'{key}'" in error.message and problem in error.message, error.message
-    assert error.hint
+    assert _refused(VALID, change, key, problem).hint
 
 
 HUB = VALID + """
@@ -220,12 +219,7 @@ packages = ["pytest"]
     ],
 )
 def test_hub_revisions_files_and_pip_packages_are_checked(change, key, problem):
-    old, new = change
-    assert old in HUB
-    with pytest.raises(SdsetupError) as info:
-        _parse(HUB.replace(old, new, 1))
-    assert info.value.exit_code == ExitCode.USAGE
-    assert f"'{key}'" in info.value.message and problem in info.value.message, info.value.message
+    _refused(HUB, change, key, problem)
 
 
 def test_plain_refs_and_commits_are_accepted():
