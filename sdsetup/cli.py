@@ -385,6 +385,55 @@ def bundle_verify(
     run_command("bundle verify", lambda: command.verify(_settings(debug=debug), out), as_json=json, debug=debug)
 
 
+# --- models (issue 24) ----------------------------------------------------------------------------
+models_app = typer.Typer(help="Models after the install: add one from the Hub, Civitai, ModelScope or any URL (verified, into every installed UI), list them.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("add")
+def models_add(
+    source: Annotated[str, typer.Argument(help="hf:OWNER/REPO/PATH[@REV], a Hugging Face, Civitai or ModelScope URL, civitai:VERSION_ID, or any URL with --sha256.", show_default=False)],
+    dir: Annotated[Optional[Path], typer.Option("--dir", help="The install (default: . or ./stable-diffusion-webui); the installs beside it get the file too.")] = None,
+    type: Annotated[Optional[str], typer.Option("--type", help="checkpoint, lora, vae, embedding, controlnet or upscaler (default: what the source says, else from the name).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="The file name to save it under (default: the source's).")] = None,
+    sha256: Annotated[Optional[str], typer.Option("--sha256", help="Expected sha256; required for a URL that is not on the Hub, Civitai or ModelScope.")] = None,
+    mirror: MirrorOpt = None,
+    proxy: ProxyOpt = None,
+    connections: ConnectionsOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Download a model once through the mirrors, verify its sha256, and put it into the right folder of every installed UI (hard links).
+
+    A Civitai token is read from CIVITAI_API_TOKEN and sent to Civitai only. Exit codes: 0 done, 2 bad input,
+    3 network, 4 sha256 mismatch (nothing is left behind), 6 busy, 7 disk full, 130 interrupted (rerun to resume).
+    """
+    from sdsetup.commands import models as command
+
+    run_command(
+        "models add",
+        lambda: command.add(_settings(mirror=mirror, proxy=proxy, connections=connections, config=config, quiet=quiet, debug=debug),
+                            source, install_dir=dir, model_type=type, name=name, sha256=sha256),
+        as_json=json,
+        debug=debug,
+    )
+
+
+@models_app.command("list")
+def models_list(
+    dir: Annotated[Optional[Path], typer.Argument(help="The install (default: . or ./stable-diffusion-webui).")] = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """List an install's model files by type, with size and hash state (from the hash cache: no hashing)."""
+    from sdsetup.commands import models as command
+
+    run_command("models list", lambda: command.list_models(_settings(config=config, debug=debug), dir), as_json=json, debug=debug)
+
+
 def _whole_summaries(typer_app: typer.Typer) -> None:
     """Plain help cuts a summary in a command list at the terminal's width ("RAM, disk,..."): give every
     command and group its whole first paragraph, which the help then wraps."""
