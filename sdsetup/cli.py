@@ -434,6 +434,63 @@ def models_list(
     run_command("models list", lambda: command.list_models(_settings(config=config, debug=debug), dir), as_json=json, debug=debug)
 
 
+# --- ext (issue 24) -------------------------------------------------------------------------------
+ext_app = typer.Typer(help="Extensions and ComfyUI custom nodes: add one at a recorded commit with torch held, list, remove.", no_args_is_help=True)
+app.add_typer(ext_app, name="ext")
+ExtDirOpt = Annotated[Optional[Path], typer.Option("--dir", help="The install (default: . or ./stable-diffusion-webui).")]
+
+
+@ext_app.command("add")
+def ext_add(
+    url: Annotated[str, typer.Argument(help="The extension's git URL, e.g. https://github.com/OWNER/REPO.", show_default=False)],
+    dir: ExtDirOpt = None,
+    commit: Annotated[Optional[str], typer.Option("--commit", help="The commit to check out (default: the newest, recorded).")] = None,
+    skip_requirements: Annotated[bool, typer.Option("--skip-requirements", help="Add it without installing its requirements (when they conflict with the held packages).")] = False,
+    mirror: MirrorOpt = None,
+    proxy: ProxyOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Clone an extension through the github mirror at a recorded commit and install its requirements with torch, torchvision, xformers held.
+
+    A requirement that would move a held package is reported before anything changes. Exit codes: 0 done,
+    1 a conflict (nothing changed) or the folder exists, 2 bad input, 3 network, 5 git or pip failed.
+    """
+    from sdsetup.commands import ext as command
+
+    run_command(
+        "ext add",
+        lambda: command.add(_settings(mirror=mirror, proxy=proxy, config=config, quiet=quiet, debug=debug), url, install_dir=dir,
+                            commit=commit, skip_requirements=skip_requirements),
+        as_json=json,
+        debug=debug,
+    )
+
+
+@ext_app.command("list")
+def ext_list(dir: ExtDirOpt = None, config: ConfigOpt = None, json: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """List the extensions (custom nodes) with their commits, and which sdsetup added."""
+    from sdsetup.commands import ext as command
+
+    run_command("ext list", lambda: command.list_ext(_settings(config=config, debug=debug), dir), as_json=json, debug=debug)
+
+
+@ext_app.command("remove")
+def ext_remove(
+    name: Annotated[str, typer.Argument(help="The extension's folder name (see `sdsetup ext list`).", show_default=False)],
+    dir: ExtDirOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Move an extension out of the web UI into .sdsetup/backups (its packages stay)."""
+    from sdsetup.commands import ext as command
+
+    run_command("ext remove", lambda: command.remove(_settings(config=config, debug=debug), name, install_dir=dir), as_json=json, debug=debug)
+
+
 def _whole_summaries(typer_app: typer.Typer) -> None:
     """Plain help cuts a summary in a command list at the terminal's width ("RAM, disk,..."): give every
     command and group its whole first paragraph, which the help then wraps."""
