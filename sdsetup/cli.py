@@ -491,6 +491,52 @@ def ext_remove(
     run_command("ext remove", lambda: command.remove(_settings(config=config, debug=debug), name, install_dir=dir), as_json=json, debug=debug)
 
 
+# --- update / rollback (issue 24) -------------------------------------------------------------------
+@app.command()
+def update(
+    dir: Annotated[Optional[Path], typer.Argument(help="The install (default: . or ./stable-diffusion-webui).")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="Move the web UI to this branch, tag or commit.")] = None,
+    manifest: Annotated[Optional[str], typer.Option("--manifest", help="Move the whole install to this manifest's pins (runs the install).")] = None,
+    mirror: MirrorOpt = None,
+    proxy: ProxyOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Snapshot the install (web UI commit, venv packages, extensions, launch block), then move it to a newer pin.
+
+    Run it again after an interruption to continue. Exit codes: 0 done, 1 the new pin's requirements would move
+    a held package (nothing changed), 2 bad input, 3 network, 5 git or pip failed, 6 busy.
+    """
+    from sdsetup.commands import update as command
+
+    run_command("update", lambda: command.update(_settings(mirror=mirror, proxy=proxy, config=config, quiet=quiet, debug=debug), dir,
+                                                 to=to, manifest=manifest), as_json=json, debug=debug)
+
+
+@app.command()
+def rollback(
+    dir: Annotated[Optional[Path], typer.Argument(help="The install (default: . or ./stable-diffusion-webui).")] = None,
+    snapshot: Annotated[Optional[str], typer.Argument(help="The snapshot to restore (default: the newest).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the snapshots.")] = False,
+    mirror: MirrorOpt = None,
+    proxy: ProxyOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Restore a snapshot exactly: web UI commit, extensions, the venv's package set (from the local wheel cache where it can), launch block.
+
+    Run it again after an interruption to continue. Exit codes: 0 done, 2 no such snapshot, 3 network, 5 git or pip failed, 6 busy.
+    """
+    from sdsetup.commands import update as command
+
+    run_command("rollback", lambda: command.rollback(_settings(mirror=mirror, proxy=proxy, config=config, quiet=quiet, debug=debug), dir,
+                                                     snapshot, list_only=list_), as_json=json, debug=debug)
+
+
 def _whole_summaries(typer_app: typer.Typer) -> None:
     """Plain help cuts a summary in a command list at the terminal's width ("RAM, disk,..."): give every
     command and group its whole first paragraph, which the help then wraps."""
