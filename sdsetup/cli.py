@@ -537,6 +537,26 @@ def rollback(
                                                      snapshot, list_only=list_), as_json=json, debug=debug)
 
 
+# --- launch (issue 24) ----------------------------------------------------------------------------
+@app.command()
+def launch(
+    dir: Annotated[Optional[Path], typer.Argument(help="The install (default: . or ./stable-diffusion-webui).")] = None,
+    open_: Annotated[bool, typer.Option("--open", help="Open the browser when the web UI says it is ready.")] = False,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Start the web UI with its launch files' environment, keep its console, and name the cause when it fails.
+
+    Checks the port first. When the UI exits with an error or prints a fatal line, the doctor reads what it printed and
+    the top finding and its fix are shown. Exit codes: 0 the UI exited cleanly, 1 port taken or the UI failed, 2 no install, 130 Ctrl-C.
+    """
+    from sdsetup.commands import launch as command
+
+    run_command("launch", lambda: command.run(_settings(config=config, debug=debug), dir, open_browser=open_, as_json=json),
+                as_json=json, debug=debug)
+
+
 def _whole_summaries(typer_app: typer.Typer) -> None:
     """Plain help cuts a summary in a command list at the terminal's width ("RAM, disk,..."): give every
     command and group its whole first paragraph, which the help then wraps."""
