@@ -112,3 +112,14 @@ def test_an_update_killed_half_way_continues_when_run_again(world, tmp_path):
 ])
 def test_package_changes(current, target, remove, install):
     assert package_changes(current, target) == (remove, install)
+
+
+@pytest.mark.parametrize("to, manifest", [(None, None), ("main", "a1111")])
+def test_update_needs_exactly_one_target(to, manifest, tmp_path):
+    from sdsetup.commands.update import update
+    from sdsetup.errors import SdsetupError
+    from sdsetup.settings import load_settings
+
+    with pytest.raises(SdsetupError) as caught:
+        update(load_settings({}), tmp_path, to=to, manifest=manifest)
+    assert caught.value.exit_code == 2 and "--to" in caught.value.message
