@@ -266,7 +266,9 @@ def verify_manifest(manifest: Manifest, hosts: Hosts) -> list[Row]:
     name = manifest.name
     rows = [check_commit(name, "webui", manifest.webui.url, manifest.webui.commit, manifest.webui.ref, hosts)]
     for repo in manifest.repositories:
-        rows.append(check_commit(name, f"repositories/{repo.name}", repo.url, repo.commit, repo.ref, hosts))
+        for url in repo.urls:  # a fork named as fallback must hold the same commit
+            item = f"repositories/{repo.name}" + ("" if url == repo.url else f" @ {urlsplit(url).path.strip('/')}")
+            rows.append(check_commit(name, item, url, repo.commit, repo.ref, hosts))
     for step in manifest.pip:
         for url in step.archives:
             rows.append(check_archive(name, f"pip/{step.name}", url, hosts))

@@ -147,13 +147,17 @@ def test_every_kind_of_pin_checks_out_against_the_worlds(world, tmp_path, capsys
     ({"tok": "c" * 40}, "hub sdpins/tok/config.json", "HTTP 404"),                          # a Hub revision
     ("setuptools", "pip/build-tools", "no setuptools 69.5.2"),                              # a PyPI version
     ("torch", "torch.cpu", "no torch 2.1.3"),                                                # a torch index version
+    ("fallback", "repositories/extra @ sdpins/CLIPX.git", "commit not found"),             # a fork that lacks the commit
 ])
 def test_a_planted_wrong_pin_of_each_kind_is_caught(world, tmp_path, capsys, changes, item, words):
     values = dict(world["values"])
     if changes == "tag":
         changes = {"webui": values["old"]}  # exists upstream, but v1.0 is the newer commit
-    elif changes in ("setuptools", "torch"):
-        text = MANIFEST.replace("setuptools==69.5.1", "setuptools==69.5.2") if changes == "setuptools" else MANIFEST.replace('"torch==2.1.2"', '"torch==2.1.3"')
+    elif changes in ("setuptools", "torch", "fallback"):
+        text = {"setuptools": MANIFEST.replace("setuptools==69.5.1", "setuptools==69.5.2"),
+                "torch": MANIFEST.replace('"torch==2.1.2"', '"torch==2.1.3"'),
+                "fallback": MANIFEST.replace('url = "https://github.com/sdpins/extra.git"',
+                                             'url = "https://github.com/sdpins/extra.git"\nfallback_urls = ["https://github.com/sdpins/CLIPX.git"]')}[changes]
         manifest = tmp_path / "m.toml"
         manifest.write_text(text.format(**values, tok=TOK_COMMIT), "utf-8")
         code = _load_script().main(["--manifest", str(manifest), "--json", "--timeout", "10", *world["hosts"]])
