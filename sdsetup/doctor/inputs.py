@@ -30,6 +30,16 @@ class LogSpec:
 # ------------------------------------------------------------------------------------------ inputs
 
 
+def special_file_kind(path: Path) -> str | None:
+    """'a character device', 'a FIFO (named pipe)', ... for what is not a regular file (links followed)."""
+    from sdsetup.fsutil import _kind
+
+    try:
+        return _kind(os.stat(path).st_mode)
+    except OSError:
+        return None
+
+
 def given_logs(logs: Iterable[str]) -> list[LogSpec]:
     specs: list[LogSpec] = []
     seen_stdin = False
@@ -47,6 +57,10 @@ def given_logs(logs: Iterable[str]) -> list[LogSpec]:
         if path.is_dir():
             raise usage_error(t("--log {raw} is a folder", raw=raw),
                               t("give a log file; for an install folder use `sdsetup doctor DIR`"))
+        kind = special_file_kind(path)
+        if kind is not None:  # /dev/zero never ends, a FIFO blocks until someone writes: never opened
+            raise usage_error(t("--log {raw} is {kind}, not a log file", raw=raw, kind=kind),
+                              t("save the console output to a file and give that, or pipe it in with --log -"))
         if not os.access(path, os.R_OK):
             raise usage_error(t("--log {raw}: cannot read it (permissions)", raw=raw),
                               t("copy the log somewhere you can read and try again"))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
 from sdsetup import __version__
 from sdsetup.doctor.inputs import PRIORITY, LogSpec, dedupe, own_logs, validate
 from sdsetup.doctor.install_state import InstallState, failed_items, inspect_install, install_json, machine_facts
-from sdsetup.errors import ExitCode
+from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.i18n import t
 from sdsetup.layout import STATE_DIR, InstallLayout
 
@@ -170,7 +170,13 @@ def apply_fixes(settings: Settings, state: InstallState, diagnosis: Diagnosis, r
             return True
         return bool(confirm and confirm("Apply this fix?"))
 
-    fixes_mod.apply_fixes(plans, ctx, ask)
+    from sdsetup.install.journal import InstallLock
+
+    # pip into the venv or an edit of webui-user while `sdsetup install` works on the same folder would
+    # corrupt both: the install's lock is held while fixes are applied (another holder: exit 6, BUSY).
+    if plans:
+        with InstallLock(state.install_dir, "doctor --fix"):
+            fixes_mod.apply_fixes(plans, ctx, ask)
     exit_code = diagnosis.exit_code
     if any(p.result == "failed" for p in plans):
         exit_code = ExitCode.STEP
@@ -182,15 +188,30 @@ def apply_fixes(settings: Settings, state: InstallState, diagnosis: Diagnosis, r
 
 
 def pack_support_zip(path: Path, data: dict[str, Any], logs: LogsRead, state: InstallState | None, redactor: Redactor) -> SupportZip:
+    import errno
+
     from sdsetup.doctor.support_zip import write_support_zip
 
-    summary = write_support_zip(path, redactor=redactor, doctor_data=data, check=state.check if state else None,
-                                verify=state.verify if state else None, logs=logs.excerpts,
-                                install_dir=state.install_dir if state else None,
-                                venv_python=state.venv_python if state else None,
-                                repositories=state.repositories if state else None,
-                                report_html=report_page(data, state.install_dir if state else None))
+    try:
+        summary = _write_zip(write_support_zip, path, data, logs, state, redactor)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG):
+            raise SdsetupError(t("cannot write the support zip {path}: the disk is full ({reason})", path=path,
+                                 reason=exc.strerror or exc),
+                               t("free some space on that drive, or give --bundle a path on another drive"), ExitCode.DISK) from None
+        raise SdsetupError(t("cannot write the support zip {path}: {reason}", path=path, reason=exc.strerror or exc),
+                           t("give --bundle a path in a folder you can write to"), ExitCode.USAGE) from None
     return SupportZip(redactor(summary["path"]), summary["files"], summary["removed"], summary["removed_text"])
+
+
+def _write_zip(write_support_zip, path: Path, data: dict[str, Any], logs: LogsRead, state: InstallState | None,
+               redactor: Redactor) -> dict[str, Any]:
+    return write_support_zip(path, redactor=redactor, doctor_data=data, check=state.check if state else None,
+                             verify=state.verify if state else None, logs=logs.excerpts,
+                             install_dir=state.install_dir if state else None,
+                             venv_python=state.venv_python if state else None,
+                             repositories=state.repositories if state else None,
+                             report_html=report_page(data, state.install_dir if state else None))
 
 
 @dataclass
