@@ -97,7 +97,7 @@ def test_a_name_that_cannot_be_imported_names_the_extension_and_the_package():
 
 @pytest.mark.parametrize("line, expected", [
     ("PermissionError: [WinError 5] 拒绝访问。: 'C:\\\\sd\\\\venv\\\\Lib\\\\site-packages\\\\cv2\\\\cv2.pyd'", "generic-os-access-denied"),
-    ("OSError: [WinError 1455] 页面文件太小，无法完成操作。", "generic-os-paging-file-too-small"),
+    ("OSError: [WinError 123] 文件名、目录名或卷标语法不正确。: 'C:\\sd\\C:'", "generic-os-bad-path-syntax"),
     ("OSError: [WinError 32] 另一个程序正在使用此文件，进程无法访问。: 'x.safetensors'", "generic-os-file-in-use"),
     ("OSError: [WinError 193] %1 不是有效的 Win32 应用程序。", "generic-os-not-win32-app"),
     ("OSError: [WinError 10048] 通常每个套接字地址(协议/网络地址/端口)只允许使用一次。", "generic-os-port-in-use"),
@@ -220,3 +220,30 @@ def test_json_marks_generic_findings(tmp_path):
     assert finding["generic"] is True and finding["id"] == "generic-missing-module"
     human = CliRunner().invoke(cli.app, ["doctor", "--log", str(log)])
     assert "generic" in human.stdout and "comfyui-some-tagger" in human.stdout
+
+
+@pytest.mark.parametrize("text, command", [
+    ("PS C:\\ComfyUI> pyhton main.py\npyhton : The term 'pyhton' is not recognized as the name of a cmdlet, function, script file, or operable program.\n", "pyhton"),
+    ("PS G:\\ComfyUI> foo/python.exe -m pip\nfoo/python.exe : 无法将“foo/python.exe”项识别为 cmdlet、函数、脚本文件或可运行程序的名称。\n", "foo/python.exe"),
+])
+def test_powershell_says_a_command_was_not_found_in_english_and_chinese(text, command):
+    found = findings(text)
+    assert found and found[0].entry.id == "generic-cmd-error" and f"'{command}'" in found[0].entry.title
+
+
+def test_a_traceback_the_paste_cuts_off_still_names_where_it_happened():
+    text = ("Installing requirements\nTraceback (most recent call last):\n  File \"D:\\forge\\launch.py\", line 54, in <module>\n"
+            "    main()\n  File \"D:\\forge\\extensions\\sd-webui-foo\\install.py\", line 3, in <module>\n")
+    found = findings(text)
+    assert [r.entry.id for r in found] == ["generic-truncated-traceback"]
+    assert "sd-webui-foo" in found[0].entry.title
+
+
+def test_comfyuis_error_report_and_prefixed_lines_are_read():
+    report = "# ComfyUI Error Report\n## Error Details\n- **Node ID:** 3\n- **Exception Type:** torch.OutOfMemoryError\n" \
+             "- **Exception Message:** Allocation on device \n## Stack Trace\n"
+    assert ids(report)[:1] == ["cuda-oom"]
+    docker = "comfyui     | Traceback (most recent call last):\ncomfyui     |   File \"/app/ComfyUI/custom_nodes/x-node/__init__.py\", line 1, in <module>\n" \
+             "comfyui     | ModuleNotFoundError: No module named 'piexif'\n"
+    found = findings(docker)
+    assert found[0].entry.id == "generic-missing-module" and "x-node" in found[0].entry.title

@@ -130,7 +130,7 @@ def parse_table(data: Mapping[str, Any], origin: str = "generic_errors.toml") ->
 
 # --------------------------------------------------------------------------------------- recognising
 
-CLASSES = ("missing-module", "cannot-import-name", "module-attribute", "out-of-memory", "gpu-error", "corrupt-model",
+CLASSES = ("truncated-traceback", "missing-module", "cannot-import-name", "module-attribute", "out-of-memory", "gpu-error", "corrupt-model",
            "network", "os-error", "exception", "pip-error", "git-error", "custom-node-import", "cmd-error")
 
 _TB_START = re.compile(r"Traceback \(most recent call last\)")
@@ -145,13 +145,17 @@ _NODE_IMPORT = re.compile(r"Cannot import (.+?) module for custom nodes: (.+)|\(
 _CMD_NOT_FOUND = re.compile(r"^['\"]?([^'\"\s]+)['\"]? ?(?:is not recognized as an internal or external command|不是内部或外部命令|不是內部或外部命令|"
                             r"wird nicht als interner oder externer Befehl|n.est pas reconnu en tant que commande interne|"
                             r"не является внутренней или внешней|は、内部コマンドまたは外部コマンド)")
+# PowerShell prefixes its message with the command: "X : The term 'X' is not recognized ..." / "X : 无法将“X”项识别为 cmdlet"
+_PS_NOT_FOUND = re.compile(r"The term '([^']+)' is not recognized as (?:the )?name of a cmdlet|无法将[“\"']([^”\"']+)[”\"']项识别为 cmdlet")
 _WINERROR = re.compile(r"\[WinError (-?\d+)\]")
 _ERRNO = re.compile(r"\[Errno (-?\d+)\]")
-_EXIT_CODE = re.compile(r"(?:exit (?:code|status)|error code|returned non-zero exit status|exited with code|退出代码|错误代码)[:：= ]*(-?\d+|0x[0-9A-Fa-f]+)")
+_EXIT_CODE = re.compile(r"(?:exit (?:code|status)|error code|returned non-zero exit status|exited with code|退出代码|错误代码)[:：=( ]*(-?\d+|0x[0-9A-Fa-f]+)")
 _NTSTATUS = re.compile(r"\b(0x[cC]0000[0-9a-fA-F]{3})\b")
+_PREFIX = re.compile(r"^(?:[\w.-]+\s+\|\s?|\d{4}-\d\d-\d\d[ T][\d:.,]+\s+(?:-\s+[\w.]+\s+-\s+[A-Z]+\s+-\s+)?)")
+_REPORT = re.compile(r"^\s*-\s*\*\*Exception (Type|Message):\*\*\s*(.*)$")
 _KILLED = re.compile(r"^\S*\.sh: line \d+: +\d+ (Killed|Segmentation fault)")
 
-_OOM = re.compile(r"out of memory|OutOfMemoryError|\bMemoryError\b|not enough memory|can't allocate memory|DefaultCPUAllocator|"
+_OOM = re.compile(r"out of memory|OutOfMemoryError|Allocation on device|\bMemoryError\b|not enough memory|can't allocate memory|DefaultCPUAllocator|"
                   r"paging file is too small|页面文件太小|内存不足", re.IGNORECASE)
 _GPU = re.compile(r"CUDA error|HIP error|hipError|\bMPS backend|cuDNN error|CUBLAS_STATUS|CUDNN_STATUS|no kernel image|CUDA driver|"
                   r"Torch not compiled with CUDA|\bcudaError|device-side assert")
@@ -170,13 +174,13 @@ _MODULE_ATTR = re.compile(r"module '([^']+)' has no attribute '([^']+)'")
 # summary lines (pip, git, cmd.exe, ComfyUI's import list) and bare OS codes.
 CLASS_RANK = {"missing-module": 4, "cannot-import-name": 4, "module-attribute": 4, "out-of-memory": 4, "gpu-error": 4,
               "corrupt-model": 4, "network": 3, "os-error": 3, "exception": 2, "custom-node-import": 2, "pip-error": 1,
-              "git-error": 1, "cmd-error": 1}
+              "git-error": 1, "cmd-error": 1, "truncated-traceback": 1}
 
 # One cheap test before the others: most lines of a log contain none of these (plain substring tests,
 # much faster than one regex alternation over them all).
 _KEYWORDS = ("Traceback", "Error", "Exception", "Exit", "Interrupt", "Failure", "Fault", "ERROR: ", "error: ", "fatal: ",
              "IMPORT FAILED", "custom nodes", "WinError", "Errno", "exit ", "code", "退出", "错误", "不是内", "不是內", "0xC0000",
-             "0xc0000", "Killed", "Segmentation", "is not recognized", "interner oder", "reconnu", "внутренней", "内部コマンド")
+             "0xc0000", "Killed", "Segmentation", "is not recognized", "项识别为", "**Exception", "!!! Exception", "interner oder", "reconnu", "внутренней", "内部コマンド")
 
 
 _literals_cache: dict[int, tuple[str, ...]] = {}
@@ -278,8 +282,10 @@ class GenericTracker:
         self.events: dict[str, Event] = {}
         self.in_traceback = False
         self.frames: list[str] = []
+        self.frames_line = 0
         self.tb_text = ""
         self.last_where: tuple[str, str] | None = None
+        self.report_type = ""
 
     def new_run(self) -> None:
         self.run += 1
@@ -288,6 +294,7 @@ class GenericTracker:
         self.frames = []
 
     def feed(self, line_no: int, text: str) -> None:
+        text = _PREFIX.sub("", text, count=1)  # `docker compose` service names, logging timestamps
         if self.in_traceback:
             frame = _FRAME.search(text)
             if frame:
@@ -298,9 +305,17 @@ class GenericTracker:
         if not (self.ascii_filter if text.isascii() else self.full_filter).search(text):
             return
         if _TB_START.search(text):
-            self.in_traceback, self.frames, self.tb_text = True, [], ""
+            self.in_traceback, self.frames, self.tb_text, self.frames_line = True, [], "", line_no
             return
         stripped = text.strip("│|╰╯─ \t")
+        report = _REPORT.match(text)  # ComfyUI's error report: "- **Exception Type:** torch.OutOfMemoryError"
+        if report:
+            if report.group(1) == "Type":
+                self.report_type = report.group(2).strip()
+            elif self.report_type:
+                self._exception(line_no, text, self.report_type.rsplit(".", 1)[-1], report.group(2).strip())
+                self.report_type = ""
+            return
         exc = _EXCEPTION.match(text) or (self.in_traceback and _EXCEPTION.match(stripped))
         if exc:
             self._exception(line_no, text, exc.group(1), (exc.group(2) or "").strip())
@@ -313,8 +328,10 @@ class GenericTracker:
                       where=("custom-node", folder))
             return
         cmd = _CMD_NOT_FOUND.match(text)
-        if cmd:
-            self._add("cmd-error", line_no, text, {"command": cmd.group(1)}, where=("launcher", "cmd.exe"))
+        ps = None if cmd else _PS_NOT_FOUND.search(text)
+        if cmd or ps:
+            command = cmd.group(1) if cmd else (ps.group(1) or ps.group(2))
+            self._add("cmd-error", line_no, text, {"command": command}, where=("launcher", "cmd.exe" if cmd else "PowerShell"))
             return
         m = _PIP_ERROR.match(text)
         if m:
@@ -377,7 +394,14 @@ class GenericTracker:
         old = self.events.get(key)
         self.events[key] = Event(cls, line_no, text.strip()[:400], self.run, values, os_error, (old.count + 1) if old else 1)
 
+    def _cut_off(self) -> None:
+        """A traceback the log ends inside (a paste cut short): its place is still worth a finding."""
+        if self.in_traceback and self.frames:
+            where = _where(self.frames)
+            self._add("truncated-traceback", self.frames_line, "Traceback (most recent call last):", {}, where=where)
+
     def finish(self) -> list[Event]:
+        self._cut_off()
         """The latest events, best first, at most MAX_PER_SOURCE. A custom node's import-failure line adds
         nothing once its own exception (with the node as its place) is there."""
         raised_in = {e.values.get("folder") for e in self.events.values()
