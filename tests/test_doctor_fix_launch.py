@@ -90,3 +90,19 @@ def test_overrides_merge_a_flag_added_back_cancels_its_removal():
     once = launch_overrides.merged({}, remove_args=["--xformers"], add_args=["--opt-sdp-attention"])
     back = launch_overrides.merged(once, add_args=["--xformers"], set_env={"PYTHONUTF8": "1"})
     assert back == {"remove_args": [], "add_args": ["--opt-sdp-attention", "--xformers"], "env": {"PYTHONUTF8": "1"}}
+
+
+def test_the_doctor_reads_extra_model_paths_yaml_as_the_user_wrote_it(tmp_path):
+    root = comfy_install(tmp_path / "ComfyUI")
+    shared = tmp_path / "a1111"
+    (shared / "models").mkdir(parents=True)
+    text = ('# 共享 A1111 的模型\na111:\n    base_path: "D:\\sd\\webui"\n    checkpoints: models/Stable-diffusion\n'
+            f"gone:\n    base_path: {tmp_path / 'moved-away'}\nfine:\n    base_path: {shared}\n")
+    (root / "extra_model_paths.yaml").write_bytes(text.encode("gbk"))  # a Chinese Windows editor's bytes
+    result = doctor(str(root), "--json")
+    found = [f for f in json.loads(result.stdout)["data"]["findings"] if f["id"] == "comfyui-extra-model-paths"]
+    assert found, result.stdout[-2000:]
+    evidence = " ".join(found[0]["evidence"])
+    assert "line 3" in evidence and "double quotes" in evidence
+    assert "moved-away does not exist" in evidence and str(shared) not in evidence
+    assert (root / "extra_model_paths.yaml").read_bytes() == text.encode("gbk"), "read, never rewritten"

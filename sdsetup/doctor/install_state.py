@@ -133,7 +133,7 @@ def inspect_install(settings: Settings, kb: KnowledgeBase, install_dir: Path) ->
     state.verify = collect_verify(settings, install_dir) if state.record is not None else {
         "unavailable": "no install record (DIR/.sdsetup/install.json): this folder was not installed by sdsetup"}
     state.repositories = install_repo_states(install_dir, state.record)
-    for name, lines in (("verify", _output_lines(state.verify)),
+    for name, lines in (("verify", _output_lines(state.verify)), ("extra_model_paths.yaml", extra_model_paths_lines(install_dir)),
                         ("repositories", [e for r in state.repositories for err_text in r["errors"] for e in err_text.splitlines()])):
         scanner = Scanner(kb, name, kind="install", priority=PRIORITY["install"])
         scanner.feed_all(read_text_lines("\n".join(lines)) if lines else [])
@@ -141,6 +141,42 @@ def inspect_install(settings: Settings, kb: KnowledgeBase, install_dir: Path) ->
         if lines:
             state.sources.append({"source": name, "kind": "install", "lines": len(lines)})
     return state
+
+
+_YAML_ESCAPES = set("0abtnvfre \"/\\N_LPxuU\t")
+
+
+def extra_model_paths_lines(install_dir: Path) -> list[str]:
+    """What is wrong in a ComfyUI install's extra_model_paths.yaml, one line each, for the matcher: a
+    base_path that does not exist, or a Windows path in double quotes (YAML reads its backslashes as
+    escapes and ComfyUI stops at start). Read as the user wrote it: UTF-8, else the Chinese code page."""
+    import re
+
+    path = install_dir / "extra_model_paths.yaml"
+    try:
+        data = path.read_bytes()[:1024 * 1024]
+    except OSError:
+        return []
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("gb18030", "replace")
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith("#"):
+            continue
+        quoted = re.search(r':\s*"([^"]*)"', line)
+        if quoted and re.search(r"\\(.)", quoted.group(1)) and any(
+                esc not in _YAML_ESCAPES for esc in re.findall(r"\\(.)", quoted.group(1).replace("\\\\", ""))):
+            out.append(f'extra_model_paths.yaml line {number}: a Windows path in double quotes ("{quoted.group(1)}")')
+            continue
+        m = re.match(r"\s*base_path:\s*(.+?)\s*$", line)
+        if m:
+            value = m.group(1).strip("'\"")
+            folder = Path(value) if Path(value).is_absolute() else install_dir / value
+            if value and not folder.is_dir():
+                out.append(f"extra_model_paths.yaml line {number}: base_path {value} does not exist")
+    return out
 
 
 def install_json(state: InstallState, redactor: Redactor) -> dict[str, Any]:
