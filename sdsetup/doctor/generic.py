@@ -294,7 +294,6 @@ class GenericTracker:
         self.frames = []
 
     def feed(self, line_no: int, text: str) -> None:
-        text = _PREFIX.sub("", text, count=1)  # `docker compose` service names, logging timestamps
         if self.in_traceback:
             frame = _FRAME.search(text)
             if frame:
@@ -304,6 +303,7 @@ class GenericTracker:
                 self.tb_text += "\n" + text
         if not (self.ascii_filter if text.isascii() else self.full_filter).search(text):
             return
+        text = _PREFIX.sub("", text, count=1)  # `docker compose` service names, logging timestamps
         if _TB_START.search(text):
             self.in_traceback, self.frames, self.tb_text, self.frames_line = True, [], "", line_no
             return
