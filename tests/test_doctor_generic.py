@@ -247,3 +247,24 @@ def test_comfyuis_error_report_and_prefixed_lines_are_read():
              "comfyui     | ModuleNotFoundError: No module named 'piexif'\n"
     found = findings(docker)
     assert found[0].entry.id == "generic-missing-module" and "x-node" in found[0].entry.title
+
+
+@pytest.mark.parametrize("final, expected", [
+    ("RuntimeError: [enforce fail at alloc_cpu.cpp:114] data. DefaultCPUAllocator: not enough memory: you tried to allocate 117964800 bytes.",
+     "generic-out-of-memory"),
+    ("RuntimeError: MPS backend out of memory (MPS allocated: 9.06 GB, other allocations: 8.84 GB, max allowed: 18.13 GB).",
+     "generic-out-of-memory"),
+    ("RuntimeError: HIP error: invalid device function", "generic-gpu-error"),
+    ("RuntimeError: CUDA error: an illegal memory access was encountered", "generic-gpu-error"),
+    ("RuntimeError: Error(s) in loading state_dict for UNetModel:", "generic-corrupt-model"),
+    ("_pickle.UnpicklingError: invalid load key, '<'.", "generic-corrupt-model"),
+    ("requests.exceptions.ConnectTimeout: HTTPSConnectionPool(host='civitai.com', port=443): Max retries exceeded", "generic-network"),
+])
+def test_each_failure_class_gets_its_own_next_step(final, expected):
+    text = ("Traceback (most recent call last):\n  File \"/home/u/ComfyUI/execution.py\", line 151, in recursive_execute\n"
+            "    output_data = get_output_data(obj, input_data_all)\n" + final + "\n")
+    found = findings(text)
+    assert found and found[0].entry.generic, ids(text)
+    if found[0].entry.id != expected:  # a knowledge-base entry may know it better; the class still must be right
+        pytest.fail(f"{ids(text)} for {final!r}")
+    assert "ComfyUI core" in found[0].entry.title or expected in ("generic-network",)

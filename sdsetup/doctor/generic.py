@@ -137,6 +137,13 @@ _TB_START = re.compile(r"Traceback \(most recent call last\)")
 _FRAME = re.compile(r'File "([^"]+)", line \d+|^[\s│|]*((?:[A-Za-z]:)?[^\s│|:]*\.py):\d+ in [\w<]')
 # The final exception: `Name: message` or a bare `Name` at the start of a line (after a rich box edge).
 _EXCEPTION = re.compile(r"^(?:[\w.]+\.)?([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Fault)|KeyError|StopIteration)(?::\s*(.*))?$")
+def _has_keyword(text: str) -> bool:
+    """Lines the prefilter passes are handled by the main path."""
+    return any(k in text for k in ("Error", "Exception", "Traceback"))
+
+
+# Inside a traceback, after its frames, the line at the left margin is the exception whatever its name.
+_TB_EXCEPTION = re.compile(r"^(?:[\w.]+\.)?([A-Z]\w*)(?::\s+(.*))?$")
 _PIP_ERROR = re.compile(r"^(?:ERROR: (?!pip's dependency resolver|Exception:$)(.+)|error: (subprocess-exited-with-error|metadata-generation-failed|"
                         r"externally-managed-environment|legacy-install-failure|resolution-too-deep)\b.*)")
 # "not a git repository" is the launchers' commit probe on a zip download: noise, not the failure.
@@ -301,6 +308,11 @@ class GenericTracker:
                 return
             if len(self.tb_text) < 2000:
                 self.tb_text += "\n" + text
+            if self.frames and not _has_keyword(text):
+                plain = _TB_EXCEPTION.match(_PREFIX.sub("", text, count=1))  # the exception line, whatever its name
+                if plain:
+                    self._exception(line_no, text, plain.group(1), (plain.group(2) or "").strip())
+                    return
         if not (self.ascii_filter if text.isascii() else self.full_filter).search(text):
             return
         text = _PREFIX.sub("", text, count=1)  # `docker compose` service names, logging timestamps
@@ -316,7 +328,8 @@ class GenericTracker:
                 self._exception(line_no, text, self.report_type.rsplit(".", 1)[-1], report.group(2).strip())
                 self.report_type = ""
             return
-        exc = _EXCEPTION.match(text) or (self.in_traceback and _EXCEPTION.match(stripped))
+        exc = _EXCEPTION.match(text) or (self.in_traceback and _EXCEPTION.match(stripped)) or (
+            self.in_traceback and self.frames and _TB_EXCEPTION.match(text))  # ConnectTimeout, NansException…
         if exc:
             self._exception(line_no, text, exc.group(1), (exc.group(2) or "").strip())
             return
