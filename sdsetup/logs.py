@@ -28,6 +28,21 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+class _RunLogHandler(logging.FileHandler):
+    """The run log's file: when a write fails (the log folder's disk is full, the file was removed) it
+    stops quietly instead of printing logging's "--- Logging error ---" traceback on every line; the
+    command itself goes on and says what matters on the console."""
+
+    _sdsetup_run_log = True
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        logging.getLogger(LOGGER_NAME).removeHandler(self)
+        try:
+            self.close()
+        except Exception:  # closing flushes, and that write fails the same way
+            pass
+
+
 def get_logger(name: str = "") -> logging.Logger:
     return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
 
@@ -44,10 +59,9 @@ def start_run_log(settings: Settings, command: str) -> Path | None:
     path = settings.log_dir / f"sdsetup-{command}-{stamp}-{os.getpid()}.log"
     try:
         settings.log_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path, encoding="utf-8")
+        handler = _RunLogHandler(path, encoding="utf-8")
     except OSError:
         return None
-    handler._sdsetup_run_log = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     secrets = secrets_in_url(settings.proxy)
     for env_name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):

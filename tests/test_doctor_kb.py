@@ -148,3 +148,24 @@ def test_an_entry_without_its_chinese_or_with_a_changed_placeholder_is_refused(m
     with pytest.raises(SdsetupError) as caught:
         parse_kb(data, "known_errors.toml")
     assert expected in caught.value.message and entry_id in caught.value.message
+
+
+def test_an_entry_names_one_version_of_each_package_it_pins():
+    """Issue 20 item 7: the numpy entry said 1.26.2 in its text, 1.26.4 in its autofix and "<2" in its
+    commands. A version an autofix installs is the one its steps and commands name."""
+    import re
+
+    for entry in load_kb().entries:
+        if not entry.autofix or entry.autofix.action != "pip_install":
+            continue
+        pins = dict(a.split("==", 1) for a in entry.autofix.args if "==" in a)
+        words = " ".join([*entry.fix.steps, *(c for cs in entry.fix.commands.values() for c in cs)])
+        for package, version in pins.items():
+            named = set(re.findall(rf"\b{re.escape(package)}(?:==|<|>=|\s+)([0-9]+\.[0-9.]*[0-9]|[0-9]+(?=\"))", words, re.IGNORECASE))
+            assert named <= {version} and (named or version in words), (entry.id, package, version, named)
+
+
+def test_the_nan_unet_fix_is_what_the_threads_confirmed():
+    entry = load_kb().get("nan-unet")
+    assert "Upcast cross attention layer to float32" in entry.fix.steps[0]
+    assert entry.autofix.args == ("--no-half",) and "--no-half" in entry.fix.steps[1]

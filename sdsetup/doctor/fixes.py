@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 from sdsetup import children
-from sdsetup.doctor import webui_user
+from sdsetup.doctor import launch_files, webui_user
 from sdsetup.doctor.kb import Autofix
 from sdsetup.errors import SdsetupError
 from sdsetup.fsutil import atomic_write_bytes
@@ -186,11 +186,14 @@ def _read_text(path: Path) -> tuple[str | None, str]:
 def _targets(ctx: FixContext) -> list[tuple[Path, str, str | None, str]]:
     """The webui-user files to edit: the ones there are, else a new one for this OS."""
     found = []
-    for name in ("webui-user.bat", "webui-user.sh"):
+    # A ComfyUI install starts from sdsetup's run_comfyui.sh/.bat: those are edited, never a webui-user
+    # file ComfyUI would not read.
+    comfy = [n for n in launch_files.COMFY_SCRIPTS if (ctx.install_dir / n).is_file()]
+    for name in comfy or ("webui-user.bat", "webui-user.sh"):
         path = ctx.install_dir / name
         if path.is_file():
             text, encoding = _read_text(path)
-            found.append((path, webui_user.flavour_of(name), text, encoding))
+            found.append((path, launch_files.flavour_of(name), text, encoding))
     if not found:
         name = "webui-user.bat" if ctx.system == "Windows" else "webui-user.sh"
         found.append((ctx.install_dir / name, webui_user.flavour_of(name), None, "utf-8"))
@@ -280,7 +283,7 @@ def _edits(ctx: FixContext, describe: str, **changes) -> list[Operation]:
     ops = []
     for path, flavour, text, encoding in _targets(ctx):
         try:
-            new = webui_user.change(text, flavour, **changes)
+            new = launch_files.change(text, flavour, **changes)
         except ValueError as exc:  # a value a .bat file cannot hold
             raise FixFailed(str(exc)) from None
         if new != text:
@@ -305,9 +308,9 @@ def plan_swap_args(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, li
     old, new = args
     ops = []
     for path, flavour, text, encoding in _targets(ctx):
-        if text is not None and old in webui_user.effective_args(text, flavour):
+        if text is not None and old in launch_files.effective_args(text, flavour):
             swap = {"remove_args": [old], "add_args": [new]}
-            changed = webui_user.change(text, flavour, **swap)
+            changed = launch_files.change(text, flavour, **swap)
             ops.append(Operation(f"edit {path.name}: replace {old} with {new} in COMMANDLINE_ARGS", "edit", path=path,
                                  old_text=text, new_text=changed, encoding=encoding, flavour=flavour, changes=swap))
     if ops:
@@ -318,7 +321,7 @@ def plan_swap_args(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, li
 def plan_vram_flags(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, list[Operation]]:
     ops = []
     for path, flavour, text, encoding in _targets(ctx):
-        current = webui_user.effective_args(text, flavour) if text is not None else []
+        current = launch_files.effective_args(text, flavour) if text is not None else []
         if "--lowvram" in current:
             continue
         if "--medvram" in current:
@@ -327,7 +330,7 @@ def plan_vram_flags(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, l
         else:
             change = {"add_args": ["--medvram"]}
             describe = "add --medvram"
-        new = webui_user.change(text, flavour, **change)
+        new = launch_files.change(text, flavour, **change)
         ops.append(Operation(f"{'create' if text is None else 'edit'} {path.name}: {describe}", "edit", path=path,
                              old_text=text, new_text=new, encoding=encoding, flavour=flavour, changes=change))
     if ops:
@@ -379,7 +382,7 @@ def plan_reinstall_clip(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, st
     env = {}
     for path, flavour, text, _ in _targets(ctx):
         if text is not None:
-            env.update(webui_user.effective_env(text, flavour))
+            env.update(launch_files.effective_env(text, flavour))
     plan = _mirror_plan(ctx.settings)
     facts = manifest_facts(_install_manifest(ctx.install_dir))
     ops = [_pip(ctx, [facts.setuptools, "wheel"], f"pip install {facts.setuptools} wheel (setuptools that still has pkg_resources)", plan=plan)]
@@ -567,13 +570,19 @@ def _apply(op: Operation, ctx: FixContext, plan: PlannedFix) -> None:
             # other change is the user's, made while the doctor ran: leave the file alone.
             if current is None or ctx.written.get(op.path) != current or op.changes is None or op.flavour is None:
                 raise FixFailed(f"{op.path.name} changed while the doctor was running; run `sdsetup doctor --fix` again")
-            new_text = webui_user.change(current, op.flavour, **op.changes)
+            new_text = launch_files.change(current, op.flavour, **op.changes)
             if new_text == current:
                 return
         if op.path.exists():
             plan.backups.append(str(_backup(ctx, op.path)))
         atomic_write_bytes(op.path, new_text.encode(op.encoding))
         ctx.written[op.path] = new_text
+        if op.changes:  # the next `sdsetup install` rewrites its block: it must keep this change
+            from sdsetup.install import launch_overrides
+
+            words = launch_files.comfy_flags if op.flavour and op.flavour.startswith("comfy-") else list  # the UI's own flags
+            launch_overrides.record(ctx.install_dir, add_args=words(op.changes.get("add_args", ())),
+                                    remove_args=words(op.changes.get("remove_args", ())), set_env=op.changes.get("set_env"))
     elif op.kind == "note":
         assert op.path is not None and op.new_text is not None
         atomic_write_bytes(op.path, op.new_text.encode("utf-8"))

@@ -133,6 +133,7 @@ class KnownError:
     refs: tuple[str, ...] = ()
     title_zh: str = ""
     explanation_zh: str = ""
+    generic: bool = False  # built from manifests/generic_errors.toml when no entry matched: ranks below every entry
 
     def text(self, lang: str | None = "en") -> "EntryText":
         """The title, explanation and fix steps in `lang` (en or zh-CN; zh variants count as zh-CN)."""

@@ -76,6 +76,7 @@ class SourceScan:
     last_run: int = 0
     hits: dict[str, Hit] = field(default_factory=dict)
     stats: Any = None  # logread.ReadStats for files and stdin
+    generic: list[Any] = field(default_factory=list)  # generic.Event: the latest run's exceptions and OS errors
 
 
 def _literals(parsed) -> list[str] | None:
@@ -93,6 +94,16 @@ def _literals(parsed) -> list[str] | None:
                 return [lit for branch in branches for lit in branch]
     best = max(best, "".join(run), key=len)
     return [best] if len(best) >= 4 else None
+
+
+def pattern_literals(pattern: re.Pattern) -> list[str] | None:
+    """Substrings one of which every match of `pattern` contains, or None (case-insensitive or exotic)."""
+    if pattern.flags & re.IGNORECASE:
+        return None
+    try:
+        return _literals(_sre_parse.parse(pattern.pattern, pattern.flags))
+    except Exception:
+        return None
 
 
 class _Compiled:
@@ -161,6 +172,9 @@ class Scanner:
         self.run = 0
         self.last_marker = -(10**9)
         self.context: dict[str, _ContextState] = {}
+        from sdsetup.doctor.generic import GenericTracker, load_table
+
+        self.generic = GenericTracker(load_table())
 
     def feed(self, text: str) -> None:
         self.line_no += 1
@@ -173,6 +187,7 @@ class Scanner:
             if line_no - self.last_marker > _WEAK_GAP:
                 self._new_run()
             self.last_marker = line_no
+        self.generic.feed(line_no, text)
         if not self.compiled.candidate(text):
             return
         for entry, patterns, context in self.compiled.entries:
@@ -191,11 +206,13 @@ class Scanner:
     def finish(self) -> SourceScan:
         self.scan.lines = self.line_no
         self.scan.last_run = self.run
+        self.scan.generic = [e for e in self.generic.finish() if e.run == self.run]
         return self.scan
 
     def _new_run(self) -> None:
         if self.line_no > 1:
             self.run += 1
+            self.generic.new_run()
         self.context.clear()
 
     def _state(self, entry: KnownError) -> _ContextState:
@@ -257,7 +274,7 @@ class Ranked:
             self.scan.priority,
             self.entry.specificity,
             self.hit.last_line,
-        )
+        ) if not self.entry.generic else (False, False, 0, 0, self.entry.specificity, self.scan.priority, self.hit.last_line)
 
 
 def _explained(kb: KnowledgeBase, scan: SourceScan) -> set[str]:
@@ -275,7 +292,8 @@ def rank(kb: KnowledgeBase, scans: Iterable[SourceScan], limit: int = DEFAULT_LI
     best: dict[str, Ranked] = {}
     harmless: dict[str, Ranked] = {}
     totals: dict[str, int] = {}
-    for scan in scans:
+    scans_seen = list(scans)
+    for scan in scans_seen:
         drop = _explained(kb, scan)
         for entry_id, hit in scan.hits.items():
             entry = kb.get(entry_id)
@@ -289,5 +307,35 @@ def rank(kb: KnowledgeBase, scans: Iterable[SourceScan], limit: int = DEFAULT_LI
     for ranked in list(best.values()) + list(harmless.values()):
         ranked.occurrences = totals[ranked.entry.id]
     kept = sorted(best.values(), key=lambda r: r.key, reverse=True)
+    kept += _generic(kb, scans_seen, limit)
     notes = sorted(harmless.values(), key=lambda r: (r.scan.priority, r.hit.last_line), reverse=True)
     return kept[:limit], notes
+
+
+def _generic(kb: KnowledgeBase, scans: list[SourceScan], limit: int) -> list[Ranked]:
+    """Generic findings (never silent), below every knowledge-base match: a source's final exception,
+    pip/git/cmd errors and OS error codes, unless an entry already names an error of that source's
+    latest run (the entry's fix is the better answer)."""
+    from sdsetup.doctor.generic import entry_for, load_table
+
+    table = None
+    out: dict[str, Ranked] = {}
+    for scan in sorted(scans, key=lambda s: s.priority, reverse=True):
+        if not scan.generic:
+            continue
+        drop = _explained(kb, scan)
+        if any(kb.get(i).severity == "error" and not kb.get(i).wrapper and h.run == scan.last_run
+               for i, h in scan.hits.items() if i not in drop):
+            continue
+        table = table or load_table()
+        # A line an entry already explains (a wrapper such as "Couldn't install torch.") is not said twice.
+        seen = {n for h in scan.hits.values() for n in (h.first_line, h.last_line, *(line for line, _ in h.evidence))}
+        for event in scan.generic:
+            if event.line_no in seen:
+                continue
+            entry = entry_for(table, event)
+            if entry.id in out:
+                continue
+            hit = Hit(entry.id, event.run, event.line_no, event.line_no, 1, event.count, [(event.line_no, event.text)])
+            out[entry.id] = Ranked(entry, hit, scan, event.count)
+    return sorted(out.values(), key=lambda r: r.key, reverse=True)[:limit]

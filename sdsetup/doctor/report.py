@@ -22,6 +22,7 @@ def finding_json(ranked: Ranked, redact: Callable[[str], str], lang: str = "en")
         "id": entry.id,
         "title": text.title,
         "severity": entry.severity,
+        "generic": entry.generic,
         "explanation": text.explanation,
         "fix": {**entry.fix.to_json(), "steps": list(text.steps)},
         "evidence": [redact(text) for _, text in hit.evidence],
@@ -90,6 +91,8 @@ def render(data: Mapping[str, Any]) -> str:
         for number, finding in enumerate(findings, start=1):
             out.append("")
             warning = "  " + t("(warning)") if finding["severity"] == "warning" else ""
+            if finding.get("generic"):
+                warning += "  " + t("(generic: no known-error entry matched)")
             out.append(f"{number}. {finding['title']}   [{finding['id']}]{warning}")
             if finding.get("occurrences", 1) > 1:
                 out.append("   " + t("seen in {source}, line {line} ({count} times):", source=finding["source"], line=finding["line"],

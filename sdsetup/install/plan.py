@@ -184,7 +184,10 @@ def build_plan(manifest: Manifest, facts: Any, mirrors: Any, options: InstallOpt
     """The ordered steps (pure: constructing a step reads nothing)."""
     from sdsetup.install.steps import hub, models, pip_deps, preflight, record, repos, smoke, torch, venv, webui
 
-    decisions = decide(manifest, facts, options.backend)
+    from sdsetup.install import launch_overrides
+
+    # what `sdsetup doctor --fix` changed in the launch flags stays changed (issue 23 item 17)
+    decisions = launch_overrides.apply(decide(manifest, facts, options.backend), launch_overrides.load(Path(install_dir)))
     plan = Plan(install_dir=Path(install_dir), manifest=manifest, decisions=decisions, mirrors=mirrors, options=options)
     steps: list = [preflight.PreflightStep(manifest, decisions, options)]
     steps.append(webui.WebuiStep(manifest.webui, mirrors, manifest.disk.repositories_bytes // 2))
