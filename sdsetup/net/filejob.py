@@ -119,7 +119,7 @@ class FileJob:
             raise failures.local_copies_error(self.file.spec.name, local_problems)
         from sdsetup.net.heartbeat import Heartbeat
 
-        self.bar = FileProgress(self.show, name=self.file.spec.name, leave=self.leave_bar)
+        self.bar = FileProgress(self.show, name=self.file.spec.name, leave=self.leave_bar, host=lambda: self.file.host)
         # Without a bar (--json, a non-terminal stderr) a quiet wait still says what it waits for.
         beat = Heartbeat(redact_url(http_urls[0]), status=self._heartbeat_status,
                          enabled=not self.show and not self.settings.quiet)
