@@ -1,0 +1,176 @@
+"""`sdsetup gui` through a real server (a subprocess on 127.0.0.1): the token, Host and Origin checks
+that keep other web pages out, what is served, the redaction of every answer, and the first line."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+URL_LINE = re.compile(r"^http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]{24,})$")
+
+
+class Gui:
+    def __init__(self, *args: str, env: dict | None = None, cwd: Path | None = None) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "sdsetup", "gui", "--no-browser", *args], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}, cwd=cwd)
+        self.first_line = self.process.stdout.readline().rstrip("\n")
+        found = URL_LINE.match(self.first_line)
+        assert found, (self.first_line, self.process.stderr.read() if self.process.poll() is not None else "")
+        self.port, self.token = int(found[1]), found[2]
+
+    def request(self, path: str, *, method: str = "GET", headers: dict | None = None, body: dict | None = None,
+                token: str | None = "header") -> http.client.HTTPResponse:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        sent = {"Host": f"127.0.0.1:{self.port}"}
+        if token == "header":
+            sent["X-Sdsetup-Token"] = self.token
+        elif token == "query":
+            path += ("&" if "?" in path else "?") + "token=" + self.token
+        sent.update(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            sent["Content-Type"] = "application/json"
+        connection.request(method, path, body=data, headers=sent)
+        response = connection.getresponse()
+        response.text = response.read().decode("utf-8", "replace")  # type: ignore[attr-defined]
+        connection.close()
+        return response
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(2)  # Ctrl-C
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def gui(tmp_path_factory):
+    home = tmp_path_factory.mktemp("gui-home")
+    config = home / "config.toml"
+    config.write_text("")
+    server = Gui("--proxy", "http://alice:s3cr3t-Pa55@127.0.0.1:9", env={"SDSETUP_CONFIG": str(config), "SDSETUP_LANG": "en"}, cwd=home)
+    yield server
+    server.close()
+
+
+def test_the_first_line_is_the_local_address_with_a_random_token(gui):
+    assert URL_LINE.match(gui.first_line)
+    other = Gui()
+    try:
+        assert other.token != gui.token and other.port != gui.port
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("path", ["/", "/api/strings", "/api/info", "/static/app.js", "/api/webui", "/api/jobs/1/events", "/api/logs"])
+def test_every_path_is_refused_without_the_token_or_with_a_wrong_one(gui, path):
+    assert gui.request(path, token=None).status == 403
+    assert gui.request(path, token=None, headers={"X-Sdsetup-Token": "x" * 32}).status == 403
+    assert gui.request(path + "?token=" + gui.token[:-1] + "A", token=None).status == 403
+    # a cookie is what a forged cross-site request carries along: it is not accepted
+    assert gui.request(path, token=None, headers={"Cookie": f"token={gui.token}; x-sdsetup-token={gui.token}"}).status == 403
+
+
+def test_the_token_in_the_header_or_the_query_is_accepted(gui):
+    assert gui.request("/api/strings").status == 200
+    assert gui.request("/api/strings", token="query").status == 200
+    page = gui.request("/", token="query")
+    assert page.status == 200 and "text/html" in page.getheader("Content-Type")
+    assert f'content="{gui.token}"' in page.text  # the page's own requests carry it
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1", "127.0.0.1:1", "0.0.0.0:{port}", "192.168.1.5:{port}"])
+def test_another_host_name_is_refused_even_with_the_token(gui, host):
+    """A DNS-rebinding page reaches 127.0.0.1 under its own name: its Host header gives it away."""
+    response = gui.request("/api/strings", headers={"Host": host.format(port=gui.port)})
+    assert response.status == 403 and "host" in response.text
+
+
+def test_localhost_by_name_is_this_server(gui):
+    assert gui.request("/api/strings", headers={"Host": f"localhost:{gui.port}"}).status == 200
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1:1", "https://127.0.0.1:{port}"])
+def test_a_request_from_another_origin_is_refused_even_with_the_token(gui, origin):
+    response = gui.request("/api/check", method="POST", body={}, headers={"Origin": origin.format(port=gui.port)})
+    assert response.status == 403 and "origin" in response.text
+
+
+def test_the_pages_own_origin_may_post(gui):
+    response = gui.request("/api/lang", method="POST", body={"lang": "en"}, headers={"Origin": f"http://127.0.0.1:{gui.port}"})
+    assert response.status == 200 and json.loads(response.text)["lang"] == "en"
+
+
+@pytest.mark.parametrize("path", ["/static/../commands/gui.py", "/static/index.html", "/static/%2e%2e/app.py", "/etc/passwd",
+                                  "/api/jobs/1/files/../../x", "/api/jobs/999/files/smoke.png", "/favicon.ico", "/docs"])
+def test_nothing_outside_the_page_is_served(gui, path):
+    assert gui.request(path).status == 404
+
+
+def test_answers_forbid_framing_caching_and_sending_the_address_elsewhere(gui):
+    response = gui.request("/", token="query")
+    assert response.getheader("X-Frame-Options") == "DENY"
+    assert response.getheader("Referrer-Policy") == "no-referrer"
+    assert response.getheader("Cache-Control") == "no-store"
+    assert "frame-ancestors 'none'" in response.getheader("Content-Security-Policy")
+    assert gui.request("/", token=None).getheader("Cache-Control") == "no-store"
+
+
+def test_a_proxy_password_never_reaches_the_page(gui, tmp_path):
+    response = gui.request("/api/check", method="POST", body={"dir": str(tmp_path / "webui")})
+    assert response.status == 200
+    doc = json.loads(response.text)
+    assert doc["command"] == "check" and doc["data"]["items"]
+    assert "127.0.0.1:9" in response.text  # the proxy is shown...
+    assert "s3cr3t-Pa55" not in response.text  # ...its password is not
+
+
+def test_the_server_listens_on_loopback_only(gui):
+    import psutil
+
+    process = psutil.Process(gui.process.pid)
+    listening = [c.laddr for c in (process.net_connections if hasattr(process, "net_connections") else process.connections)("inet")
+                 if c.status == psutil.CONN_LISTEN]
+    assert listening and {(a.ip, a.port) for a in listening} == {("127.0.0.1", gui.port)}
+
+
+def test_a_port_in_use_is_a_usage_error_naming_it():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "sdsetup", "gui", "--no-browser", "--port", str(port)], capture_output=True,
+                                text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+
+
+def test_help_does_not_import_the_web_stack():
+    code = ("import sys; sys.argv=['sdsetup','gui','--help']\ntry:\n import sdsetup.cli as c; c.main()\nexcept SystemExit: pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette','uvicorn','anyio')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+    assert "--no-browser" in result.stdout and "--port" in result.stdout
+
+
+def test_ctrl_c_stops_the_server():
+    server = Gui()
+    started = time.monotonic()
+    server.close()
+    assert server.process.returncode == 0 and time.monotonic() - started < 15
