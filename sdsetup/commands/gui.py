@@ -38,6 +38,12 @@ def bind(port: int) -> socket.socket:
     return sock
 
 
+def _open_browser(url: str) -> None:
+    import webbrowser
+
+    webbrowser.open(url)
+
+
 def page_url(port: int, token: str) -> str:
     return f"http://{HOST}:{port}/?token={token}"
 
@@ -58,21 +64,17 @@ def run(settings: Any, *, port: int = 0, open_browser: bool = True, config: Path
     state.remember_secrets(settings.proxy)
     app = create_app(state)
     url = page_url(port, token)
-    out.write(url + "\n")  # the first line: scripts and tests read it
-    out.flush()
-    sys.stderr.write(t("sdsetup gui: open {url} in a browser; Ctrl+C stops it", url=url) + "\n")
-    sys.stderr.flush()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2))
-    if open_browser:
-        def open_page() -> None:
-            import webbrowser
-
-            webbrowser.open(url)
-
-        threading.Timer(0.5, open_page).start()
-    try:
+    try:  # from the first line on, Ctrl+C is how this command ends: not an interruption of work
+        out.write(url + "\n")  # the first line: scripts and tests read it
+        out.flush()
+        sys.stderr.write(t("sdsetup gui: open {url} in a browser; Ctrl+C stops it", url=url) + "\n")
+        sys.stderr.flush()
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                               timeout_graceful_shutdown=2))
+        if open_browser:
+            threading.Timer(0.5, _open_browser, args=(url,)).start()
         server.run(sockets=[sock])
-    except KeyboardInterrupt:  # Ctrl-C is how this command ends: not an interruption of work
+    except KeyboardInterrupt:
         pass
     finally:
         state.webui.stop()

@@ -131,7 +131,11 @@ def outcome_json(state: GuiState, command: str, call: Callable[[], Any]) -> dict
     document = json.loads(json.dumps(outcome.envelope(), default=str))
     text = outcome.human_text() or ""
     document["text"] = text
-    document["summary"] = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    summary = document.get("data", {}).get("summary")
+    if not isinstance(summary, str):  # doctor has one; install says it first, check and verify last
+        summary = (lines[0] if command == "install" else lines[-1]) if lines else ""
+    document["summary"] = summary
     return state.redact(document)
 
 
@@ -310,7 +314,7 @@ def create_app(state: GuiState) -> Any:
             yield "retry: 1000\n\n"
             while True:
                 for event in job.since(last):
-                    last = event["id"]
+                    last = event["seq"]
                     yield f"id: {last}\nevent: {event['kind']}\ndata: {json.dumps(event, ensure_ascii=False, default=str)}\n\n"
                 if job.done and not job.since(last):
                     return

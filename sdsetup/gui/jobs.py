@@ -39,7 +39,7 @@ class Job:
     def add(self, kind: str, fields: dict[str, Any]) -> None:
         event = self.redact({"kind": kind, **fields, "t": round(time.monotonic() - self.started, 3)})
         with self.lock:
-            event["id"] = len(self.events)
+            event["seq"] = len(self.events)  # the stream's id; a step's own "id" stays its name
             self.events.append(event)
 
     def since(self, last: int) -> list[dict[str, Any]]:

@@ -54,6 +54,8 @@ def page_strings() -> dict[str, str]:
         "installing": t("Installing… you can leave this page open; a rerun continues where this one stops."),
         "steps": t("Steps"),
         "from": t("from {host}"),
+        "one_file": t("1 file downloaded, {size}"),
+        "files_summary": t("{count} files downloaded, {size}"),
         "step_running": t("running"),
         "step_done": t("done"),
         "step_done_before": t("already done"),

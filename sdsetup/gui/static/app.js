@@ -185,6 +185,17 @@
         node.querySelector(".title").textContent = `${e.number}/${e.total} ${e.title}`;
         node.querySelector(".secs").textContent = e.seconds !== undefined ? `${e.seconds.toFixed(1)} s` : (e.reason || "");
         if (e.status === "running") current = node;
+        else {  // a finished step keeps one line about its downloads; the running one shows each file
+          const rows = [...node.querySelectorAll(".file")];
+          node.classList.toggle("closed", rows.length > 0);
+          if (rows.length) {
+            const bytes = rows.reduce((sum, row) => sum + (files[row.dataset.file] ? files[row.dataset.file].total || 0 : 0), 0);
+            const summary = fmt(rows.length === 1 ? S.one_file : S.files_summary, { count: rows.length, size: human(bytes) });
+            let line = node.querySelector(".files-summary");
+            if (!line) { line = el("div", { class: "files-summary" }); node.append(line); }
+            line.textContent = summary;
+          }
+        }
       },
       file(e) {
         const key = e.name;
@@ -202,6 +213,7 @@
           f.rate = f.rate ? 0.6 * f.rate + 0.4 * r : r;
           f.lastT = e.t; f.lastDone = e.done;
         }
+        f.total = e.total;
         if (e.total) { f.bar.max = e.total; f.bar.value = e.done; } else f.bar.removeAttribute("value");
         f.meta.querySelector(".bytes").textContent = e.total ? `${human(e.done)} / ${human(e.total)}` : human(e.done);
         f.meta.querySelector(".rate").textContent = e.state === "end" ? "" : `${human(Math.max(0, Math.round(f.rate)))}/s`;
@@ -224,11 +236,16 @@
       if (!job) return;
       const progress = installView();
       out.replaceChildren(el("p", { class: "spinner", role: "status", text: S.installing }), progress.view);
+      $("install-form").hidden = true;  // the progress takes the form's place while it runs
       const result = await follow(job, progress);
       out.firstChild.replaceWith(summaryBanner(result));
       const text = terminalText(result);
       if (text) out.append(text);
-    } finally { busy(button, false); }
+    } finally {
+      busy(button, false);
+      $("install-form").hidden = false;
+      out.scrollIntoView({ block: "start" });
+    }
   }
 
   // verify
@@ -252,6 +269,7 @@
       }
       parts.push(terminalText(result));
       out.replaceChildren(...parts.filter(Boolean));
+      out.scrollIntoView({ block: "start" });
     } finally { busy(button, false); }
   }
 
@@ -302,6 +320,7 @@
       }
       parts.push(terminalText(result));
       out.replaceChildren(...parts.filter(Boolean));
+      out.scrollIntoView({ block: "start" });
     } finally { busy(button, false); }
   }
 
