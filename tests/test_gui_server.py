@@ -174,3 +174,49 @@ def test_ctrl_c_stops_the_server():
     started = time.monotonic()
     server.close()
     assert server.process.returncode == 0 and time.monotonic() - started < 15
+
+
+def _events(gui, job: str) -> list[dict]:
+    """The job's server-sent events, read to the end of the stream (token in the query, as EventSource sends it)."""
+    connection = http.client.HTTPConnection("127.0.0.1", gui.port, timeout=120)
+    connection.request("GET", f"/api/jobs/{job}/events?token={gui.token}", headers={"Host": f"127.0.0.1:{gui.port}"})
+    response = connection.getresponse()
+    assert response.status == 200 and response.getheader("Content-Type").startswith("text/event-stream")
+    body = response.read().decode("utf-8")
+    connection.close()
+    return [json.loads(line[len("data: "):]) for line in body.splitlines() if line.startswith("data: ")]
+
+
+def test_a_job_streams_its_events_and_result_and_a_typed_proxy_password_never_shows(gui, tmp_path):
+    password = "Typed-Pa55word-9"
+    started = gui.request("/api/install", method="POST", body={
+        "dir": str(tmp_path / "webui"), "ui": "a1111", "mirror": "proxy", "proxy": f"http://bob:{password}@127.0.0.1:9",
+        "python": sys.executable, "skip_models": True, "skip_smoke": True})
+    assert started.status == 200, started.text
+    job = json.loads(started.text)["job"]
+    events = _events(gui, job)
+    assert events and events[-1]["kind"] == "end" and [e["seq"] for e in events] == list(range(len(events)))
+    status = gui.request(f"/api/jobs/{job}")
+    result = json.loads(status.text)["result"]
+    assert result["command"] == "install" and result["ok"] is False  # nothing answers on port 9
+    assert result["error"]["message"] and result["error"]["hint"]
+    everything = status.text + json.dumps(events)
+    assert password not in everything and "bob:***@" in everything  # the proxy is named, its password masked
+    # a reconnecting stream (Last-Event-ID) gets only what came after
+    connection = http.client.HTTPConnection("127.0.0.1", gui.port, timeout=60)
+    connection.request("GET", f"/api/jobs/{job}/events?token={gui.token}",
+                       headers={"Host": f"127.0.0.1:{gui.port}", "Last-Event-ID": str(len(events) - 2)})
+    tail = [line for line in connection.getresponse().read().decode().splitlines() if line.startswith("data: ")]
+    assert len(tail) == 1 and json.loads(tail[0][6:])["kind"] == "end"
+
+
+def test_a_body_larger_than_a_paste_is_refused(gui):
+    response = gui.request("/api/doctor", method="POST", body={"text": "x" * (9 * 1024 * 1024)})
+    assert response.status == 413
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_port_that_is_no_port_is_a_usage_error(port):
+    result = subprocess.run([sys.executable, "-m", "sdsetup", "gui", "--no-browser", "--port", port], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == "" and "--port" in result.stderr

@@ -78,5 +78,6 @@ def run(settings: Any, *, port: int = 0, open_browser: bool = True, config: Path
         pass
     finally:
         state.webui.stop()
+        state.jobs.close()
         sock.close()
     return Outcome("gui", {"url": f"http://{HOST}:{port}/"}, ExitCode.OK, human="")

@@ -51,6 +51,7 @@ class GuiState:
     default_dir: Path = field(default_factory=lambda: Path.cwd() / "stable-diffusion-webui")
     secrets: set[str] = field(default_factory=set)  # proxy passwords seen: masked wherever they appear
     webui: Any = None  # the web UI this page started (webui.WebUI), set by create_app
+    jobs: Any = None  # jobs.Jobs, set by create_app
 
     def settings(self, **flags: Any):
         from sdsetup.settings import load_settings
@@ -96,6 +97,10 @@ class Guard:
         why = "websocket" if scope["type"] != "http" else security.refusal(
             host=headers.get("host"), origin=headers.get("origin"), header_token=headers.get(security.TOKEN_HEADER),
             query_token=(query.get(security.TOKEN_QUERY) or [None])[0], token=self.state.token, port=self.state.port)
+        if why is None and int(headers.get("content-length") or 0) > MAX_BODY:
+            response = Response("too large\n", status_code=413, media_type="text/plain", headers=HEADERS)
+            await response(scope, receive, send)
+            return
         if why is not None:
             if scope["type"] != "http":
                 await send({"type": "websocket.close", "code": 1008})
@@ -140,8 +145,6 @@ def outcome_json(state: GuiState, command: str, call: Callable[[], Any]) -> dict
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    if int(request.headers.get("content-length") or 0) > MAX_BODY:
-        return {}
     try:
         body = await request.json()
     except ValueError:
@@ -161,6 +164,7 @@ def _folder(state: GuiState, body: dict[str, Any]) -> Path:
 def create_app(state: GuiState) -> Any:
     jobs = Jobs(state.redact)
     webui = state.webui = WebUI()
+    state.jobs = jobs
 
     def started(job: Job | None) -> JSONResponse:
         if job is None:
@@ -376,5 +380,4 @@ def create_app(state: GuiState) -> Any:
         Route("/api/webui/stop", webui_stop, methods=["POST"]),
     ]
     app = Starlette(routes=routes)
-    app.state.jobs = jobs
     return Guard(app, state)

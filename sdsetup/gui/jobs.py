@@ -66,7 +66,7 @@ class Jobs:
             job = Job(str(next(self._ids)), kind, self.redact)
             self.jobs[job.id] = job
             for old in [j for j in self.jobs.values() if j.done][:-KEEP_JOBS]:
-                del self.jobs[old.id]
+                self._forget(old)
 
         def run() -> None:
             result: dict[str, Any]
@@ -81,6 +81,18 @@ class Jobs:
         job.thread = threading.Thread(target=run, name=f"sdsetup-gui-{kind}-{job.id}", daemon=True)
         job.thread.start()
         return job
+
+    def _forget(self, job: Job) -> None:
+        import shutil
+
+        self.jobs.pop(job.id, None)
+        shutil.rmtree(job.folder, ignore_errors=True)
+
+    def close(self) -> None:
+        """The server stops: the jobs' files (smoke image, report, support zip) go with it."""
+        with self._lock:
+            for job in [j for j in self.jobs.values() if j.done]:
+                self._forget(job)
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:

@@ -90,8 +90,9 @@
         el("td", { class: "fix" }, ...(item.fix && item.status !== "ok" ? rich(item.fix) : []))));
     return el("div", { class: "table-wrap" },
       el("table", { class: "items" },
-        el("thead", {}, el("tr", {}, el("th", { scope: "col", text: S.col_status }), el("th", { scope: "col", text: S.col_item }),
-          el("th", { scope: "col", text: S.col_value }), el("th", { scope: "col", class: "col-fix", text: S.col_fix }))),
+        el("thead", {}, el("tr", {}, el("th", { scope: "col", class: "col-status", text: S.col_status }),
+          el("th", { scope: "col", class: "col-item", text: S.col_item }),
+          el("th", { scope: "col", class: "col-value", text: S.col_value }), el("th", { scope: "col", class: "col-fix", text: S.col_fix }))),
         el("tbody", {}, rows)));
   }
   // A job's progress: server-sent events, then its result.
