@@ -220,3 +220,23 @@ def test_a_port_that_is_no_port_is_a_usage_error(port):
     result = subprocess.run([sys.executable, "-m", "sdsetup", "gui", "--no-browser", "--port", port], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2 and result.stdout == "" and "--port" in result.stderr
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the stand-in browser is a shell script")
+def test_without_no_browser_the_browser_opens_the_first_lines_address(tmp_path):
+    """Python's webbrowser honours $BROWSER: a script stands in for the browser and writes down what it was asked to open."""
+    opened = tmp_path / "opened.txt"
+    fake = tmp_path / "browser.sh"
+    fake.write_text(f'#!/bin/sh\nprintf "%s" "$1" > "{opened}"\n')
+    fake.chmod(0o755)
+    process = subprocess.Popen([sys.executable, "-m", "sdsetup", "gui"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               env={**os.environ, "BROWSER": f"{fake} %s", "DISPLAY": ""})
+    try:
+        first = process.stdout.readline().strip()
+        deadline = time.monotonic() + 20
+        while not opened.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert URL_LINE.match(first) and opened.read_text() == first
+    finally:
+        process.send_signal(2)
+        process.wait(15)
