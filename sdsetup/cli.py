@@ -385,6 +385,178 @@ def bundle_verify(
     run_command("bundle verify", lambda: command.verify(_settings(debug=debug), out), as_json=json, debug=debug)
 
 
+# --- models (issue 24) ----------------------------------------------------------------------------
+models_app = typer.Typer(help="Models after the install: add one from the Hub, Civitai, ModelScope or any URL (verified, into every installed UI), list them.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("add")
+def models_add(
+    source: Annotated[str, typer.Argument(help="hf:OWNER/REPO/PATH[@REV], a Hugging Face, Civitai or ModelScope URL, civitai:VERSION_ID, or any URL with --sha256.", show_default=False)],
+    dir: Annotated[Optional[Path], typer.Option("--dir", help="The install (default: . or ./stable-diffusion-webui); the installs beside it get the file too.")] = None,
+    type: Annotated[Optional[str], typer.Option("--type", help="checkpoint, lora, vae, embedding, controlnet or upscaler (default: what the source says, else from the name).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="The file name to save it under (default: the source's).")] = None,
+    sha256: Annotated[Optional[str], typer.Option("--sha256", help="Expected sha256; required for a URL that is not on the Hub, Civitai or ModelScope.")] = None,
+    mirror: MirrorOpt = None,
+    proxy: ProxyOpt = None,
+    connections: ConnectionsOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Download a model once through the mirrors, verify its sha256, and put it into the right folder of every installed UI (hard links).
+
+    A Civitai token is read from CIVITAI_API_TOKEN and sent to Civitai only. Exit codes: 0 done, 2 bad input,
+    3 network, 4 sha256 mismatch (nothing is left behind), 6 busy, 7 disk full, 130 interrupted (rerun to resume).
+    """
+    from sdsetup.commands import models as command
+
+    run_command(
+        "models add",
+        lambda: command.add(_settings(mirror=mirror, proxy=proxy, connections=connections, config=config, quiet=quiet, debug=debug),
+                            source, install_dir=dir, model_type=type, name=name, sha256=sha256),
+        as_json=json,
+        debug=debug,
+    )
+
+
+@models_app.command("list")
+def models_list(
+    dir: Annotated[Optional[Path], typer.Argument(help="The install (default: . or ./stable-diffusion-webui).")] = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """List an install's model files by type, with size and hash state (from the hash cache: no hashing)."""
+    from sdsetup.commands import models as command
+
+    run_command("models list", lambda: command.list_models(_settings(config=config, debug=debug), dir), as_json=json, debug=debug)
+
+
+# --- ext (issue 24) -------------------------------------------------------------------------------
+ext_app = typer.Typer(help="Extensions and ComfyUI custom nodes: add one at a recorded commit with torch held, list, remove.", no_args_is_help=True)
+app.add_typer(ext_app, name="ext")
+ExtDirOpt = Annotated[Optional[Path], typer.Option("--dir", help="The install (default: . or ./stable-diffusion-webui).")]
+
+
+@ext_app.command("add")
+def ext_add(
+    url: Annotated[str, typer.Argument(help="The extension's git URL, e.g. https://github.com/OWNER/REPO.", show_default=False)],
+    dir: ExtDirOpt = None,
+    commit: Annotated[Optional[str], typer.Option("--commit", help="The commit to check out (default: the newest, recorded).")] = None,
+    skip_requirements: Annotated[bool, typer.Option("--skip-requirements", help="Add it without installing its requirements (when they conflict with the held packages).")] = False,
+    mirror: MirrorOpt = None,
+    proxy: ProxyOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Clone an extension through the github mirror at a recorded commit and install its requirements with torch, torchvision, xformers held.
+
+    A requirement that would move a held package is reported before anything changes. Exit codes: 0 done,
+    1 a conflict (nothing changed) or the folder exists, 2 bad input, 3 network, 5 git or pip failed.
+    """
+    from sdsetup.commands import ext as command
+
+    run_command(
+        "ext add",
+        lambda: command.add(_settings(mirror=mirror, proxy=proxy, config=config, quiet=quiet, debug=debug), url, install_dir=dir,
+                            commit=commit, skip_requirements=skip_requirements),
+        as_json=json,
+        debug=debug,
+    )
+
+
+@ext_app.command("list")
+def ext_list(dir: ExtDirOpt = None, config: ConfigOpt = None, json: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """List the extensions (custom nodes) with their commits, and which sdsetup added."""
+    from sdsetup.commands import ext as command
+
+    run_command("ext list", lambda: command.list_ext(_settings(config=config, debug=debug), dir), as_json=json, debug=debug)
+
+
+@ext_app.command("remove")
+def ext_remove(
+    name: Annotated[str, typer.Argument(help="The extension's folder name (see `sdsetup ext list`).", show_default=False)],
+    dir: ExtDirOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Move an extension out of the web UI into .sdsetup/backups (its packages stay)."""
+    from sdsetup.commands import ext as command
+
+    run_command("ext remove", lambda: command.remove(_settings(config=config, debug=debug), name, install_dir=dir), as_json=json, debug=debug)
+
+
+# --- update / rollback (issue 24) -------------------------------------------------------------------
+@app.command()
+def update(
+    dir: Annotated[Optional[Path], typer.Argument(help="The install (default: . or ./stable-diffusion-webui).")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="Move the web UI to this branch, tag or commit.")] = None,
+    manifest: Annotated[Optional[str], typer.Option("--manifest", help="Move the whole install to this manifest's pins (runs the install).")] = None,
+    mirror: MirrorOpt = None,
+    proxy: ProxyOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Snapshot the install (web UI commit, venv packages, extensions, launch block), then move it to a newer pin.
+
+    Run it again after an interruption to continue. Exit codes: 0 done, 1 the new pin's requirements would move
+    a held package (nothing changed), 2 bad input, 3 network, 5 git or pip failed, 6 busy.
+    """
+    from sdsetup.commands import update as command
+
+    run_command("update", lambda: command.update(_settings(mirror=mirror, proxy=proxy, config=config, quiet=quiet, debug=debug), dir,
+                                                 to=to, manifest=manifest), as_json=json, debug=debug)
+
+
+@app.command()
+def rollback(
+    dir: Annotated[Optional[Path], typer.Argument(help="The install (default: . or ./stable-diffusion-webui).")] = None,
+    snapshot: Annotated[Optional[str], typer.Argument(help="The snapshot to restore (default: the newest).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the snapshots.")] = False,
+    mirror: MirrorOpt = None,
+    proxy: ProxyOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Restore a snapshot exactly: web UI commit, extensions, the venv's package set (from the local wheel cache where it can), launch block.
+
+    Run it again after an interruption to continue. Exit codes: 0 done, 2 no such snapshot, 3 network, 5 git or pip failed, 6 busy.
+    """
+    from sdsetup.commands import update as command
+
+    run_command("rollback", lambda: command.rollback(_settings(mirror=mirror, proxy=proxy, config=config, quiet=quiet, debug=debug), dir,
+                                                     snapshot, list_only=list_), as_json=json, debug=debug)
+
+
+# --- launch (issue 24) ----------------------------------------------------------------------------
+@app.command()
+def launch(
+    dir: Annotated[Optional[Path], typer.Argument(help="The install (default: . or ./stable-diffusion-webui).")] = None,
+    open_: Annotated[bool, typer.Option("--open", help="Open the browser when the web UI says it is ready.")] = False,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Start the web UI with its launch files' environment, keep its console, and name the cause when it fails.
+
+    Checks the port first. When the UI exits with an error or prints a fatal line, the doctor reads what it printed and
+    the top finding and its fix are shown. Exit codes: 0 the UI exited cleanly, 1 port taken or the UI failed, 2 no install, 130 Ctrl-C.
+    """
+    from sdsetup.commands import launch as command
+
+    run_command("launch", lambda: command.run(_settings(config=config, debug=debug), dir, open_browser=open_, as_json=json),
+                as_json=json, debug=debug)
+
+
 # --- gui (issue 25) ------------------------------------------------------------------------------
 @app.command()
 def gui(

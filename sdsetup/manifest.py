@@ -43,6 +43,7 @@ class RepoSpec:
     replaces: str | None = None  # the upstream URL this one stands in for (documentation, dry-run)
     ref: str | None = None  # the tag or branch the commit was taken from (shown, never fetched by name)
     markers: tuple[str, ...] = ()  # [webui] only: files every checkout of it tracks (recognises a clone from elsewhere)
+    evidence: str | None = None  # where the pin was read, and when (docs/manifest.md, "Evidence")
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -62,6 +63,7 @@ class TorchSpec:
     xformers_tags: tuple[str, ...] = ()  # the tags that xformers build matches (others: --opt-sdp-attention)
     download_bytes: int = 0
     installed_bytes: int = 0
+    evidence: str | None = None
 
     @property
     def torch_version(self) -> str | None:
@@ -82,6 +84,7 @@ class PipStep:
     archives: tuple[str, ...] = ()  # canonical URLs of source archives (downloaded through the engine)
     requirements_file: str | None = None  # relative to the install directory (the web UI checkout)
     no_build_isolation: bool = False
+    evidence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class ModelSpec:
     # Other upstreams of the same bytes (ModelScope for SD 1.5): not rewritten by mirrors, tried after the
     # mirrors of `url` and before `url` itself when the routing sent its channel to a mirror.
     alternates: tuple[str, ...] = ()
+    evidence: str | None = None
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -112,6 +116,8 @@ class HubRepoSpec:
     # bytes fails that source, and the next one is tried.
     hashes: tuple[tuple[str, str], ...] = ()
     sizes: tuple[tuple[str, int], ...] = ()  # (file name, bytes) where pinned with the hash
+    evidence: str | None = None  # of the revision
+    file_evidence: tuple[tuple[str, str], ...] = ()  # (file name, evidence) of each pinned file
 
     @property
     def pinned(self) -> bool:
@@ -336,7 +342,7 @@ def is_plain_ref(value: str) -> bool:
 
 def _repo(r: _Reader, data: Any, prefix: str, *, needs_path: bool) -> RepoSpec:
     data = r.table(data, prefix)
-    keys = ("name", "path", "url", "commit", "ref", "fallback_urls", "url_env", "commit_env", "replaces")
+    keys = ("name", "path", "url", "commit", "ref", "fallback_urls", "url_env", "commit_env", "replaces", "evidence")
     r.known(data, prefix, keys if needs_path else (*keys, "markers"))
     markers = r.strings(data, "markers", prefix)
     for index, marker in enumerate(markers):
@@ -356,6 +362,7 @@ def _repo(r: _Reader, data: Any, prefix: str, *, needs_path: bool) -> RepoSpec:
         replaces=r.url(data, "replaces", prefix, required=False),
         ref=r.text(data, "ref", prefix, required=False),
         markers=tuple(m.replace("\\", "/").strip("/") for m in markers),
+        evidence=r.text(data, "evidence", prefix, required=False),
     )
 
 
@@ -363,7 +370,7 @@ def _torch(r: _Reader, backend: str, data: Any) -> TorchSpec:
     prefix = f"torch.{backend}"
     data = r.table(data, prefix)
     r.known(data, prefix, ("packages", "index", "tags", "max_compute_capability", "xformers", "xformers_tags",
-                              "download_bytes", "installed_bytes"))
+                              "download_bytes", "installed_bytes", "evidence"))
     packages = r.packages(data, "packages", prefix, required=True)
     if not packages:
         raise r.fail(f"{prefix}.packages", "is empty", "name at least torch, e.g. [\"torch==2.1.2\"]")
@@ -393,6 +400,7 @@ def _torch(r: _Reader, backend: str, data: Any) -> TorchSpec:
         xformers_tags=xformers_tags,
         download_bytes=r.count(data, "download_bytes", prefix),
         installed_bytes=r.count(data, "installed_bytes", prefix),
+        evidence=r.text(data, "evidence", prefix, required=False),
     )
 
 
@@ -405,7 +413,7 @@ def _xformers(r: _Reader, data: Mapping[str, Any], prefix: str) -> str | None:
 
 def _pip_step(r: _Reader, data: Any, prefix: str) -> PipStep:
     data = r.table(data, prefix)
-    r.known(data, prefix, ("name", "packages", "archives", "requirements_file", "no_build_isolation"))
+    r.known(data, prefix, ("name", "packages", "archives", "requirements_file", "no_build_isolation", "evidence"))
     archives = r.strings(data, "archives", prefix)
     for index, url in enumerate(archives):
         r.check_url(url, f"{prefix}.archives[{index}]")
@@ -415,6 +423,7 @@ def _pip_step(r: _Reader, data: Any, prefix: str) -> PipStep:
         archives=archives,
         requirements_file=r.rel_path(data, "requirements_file", prefix, required=False),
         no_build_isolation=r.get(data, "no_build_isolation", prefix, bool, required=False, default=False),
+        evidence=r.text(data, "evidence", prefix, required=False),
     )
     if not (step.packages or step.archives or step.requirements_file):
         raise r.fail(prefix, "installs nothing", "give packages, archives or requirements_file")
@@ -423,7 +432,7 @@ def _pip_step(r: _Reader, data: Any, prefix: str) -> PipStep:
 
 def _model(r: _Reader, data: Any, prefix: str) -> ModelSpec:
     data = r.table(data, prefix)
-    r.known(data, prefix, ("name", "path", "url", "sha256", "size", "fallback_urls", "alternates"))
+    r.known(data, prefix, ("name", "path", "url", "sha256", "size", "fallback_urls", "alternates", "evidence"))
     fallbacks = r.strings(data, "fallback_urls", prefix)
     for index, url in enumerate(fallbacks):
         r.check_url(url, f"{prefix}.fallback_urls[{index}]")
@@ -439,42 +448,48 @@ def _model(r: _Reader, data: Any, prefix: str) -> ModelSpec:
         size=r.count(data, "size", prefix, default=None),
         fallback_urls=fallbacks,
         alternates=alternates,
+        evidence=r.text(data, "evidence", prefix, required=False),
     )
 
 
-def _hub_files(r: _Reader, data: Mapping[str, Any], prefix: str) -> tuple[tuple[str, ...], tuple, tuple]:
-    """`files`: names, or tables {name, sha256, size?} for files whose bytes are pinned."""
+def _hub_files(r: _Reader, data: Mapping[str, Any], prefix: str) -> tuple[tuple[str, ...], tuple, tuple, tuple]:
+    """`files`: names, or tables {name, sha256, size?, evidence?} for files whose bytes are pinned."""
     items = r.get(data, "files", prefix, list)
     if not items:
         raise r.fail(f"{prefix}.files", "is empty")
-    names, hashes, sizes = [], [], []
+    names, hashes, sizes, evidence = [], [], [], []
     for index, item in enumerate(items):
         where = f"{prefix}.files[{index}]"
         if isinstance(item, str):
             names.append(item)
         elif isinstance(item, dict):
-            r.known(item, where, ("name", "sha256", "size"))
+            r.known(item, where, ("name", "sha256", "size", "evidence"))
             names.append(r.text(item, "name", where))
             hashes.append((names[-1], r.text(item, "sha256", where, pattern=_SHA256, what="a 64-character lowercase hex sha256")))
             size = r.count(item, "size", where, default=None)
             if size is not None:
                 sizes.append((names[-1], size))
+            note = r.text(item, "evidence", where, required=False)
+            if note is not None:
+                evidence.append((names[-1], note))
         else:
             raise r.fail(where, "is neither a file name nor a table {name, sha256}")
         check_relative_path(names[-1], where, r)
-    return tuple(names), tuple(hashes), tuple(sizes)
+    return tuple(names), tuple(hashes), tuple(sizes), tuple(evidence)
 
 
 def _hub(r: _Reader, data: Any, prefix: str) -> HubRepoSpec:
     data = r.table(data, prefix)
-    r.known(data, prefix, ("repo_id", "revision", "files"))
-    files, hashes, sizes = _hub_files(r, data, prefix)
+    r.known(data, prefix, ("repo_id", "revision", "files", "evidence"))
+    files, hashes, sizes, file_evidence = _hub_files(r, data, prefix)
     return HubRepoSpec(
         repo_id=r.text(data, "repo_id", prefix, pattern=_HF_REPO, what="a Hub repo id like org/name"),
         revision=_revision(r, data, prefix),
         files=files,
         hashes=hashes,
         sizes=sizes,
+        evidence=r.text(data, "evidence", prefix, required=False),
+        file_evidence=file_evidence,
     )
 
 
@@ -643,3 +658,37 @@ def load_manifest(name_or_path: str | None = None) -> Manifest:
     path = resolve_manifest_path(name_or_path)
     data = load_toml(path, "manifest")
     return parse_manifest(data, str(path))
+
+
+# --- evidence ---------------------------------------------------------------------------------------
+
+# A table holding any of these pins something upstream: its `evidence` says where that was read, and when.
+PIN_KEYS = ("commit", "revision", "sha256", "size", "url", "index", "archives", "alternates", "fallback_urls")
+_READ_DATE = re.compile(r"\b20\d\d-[01]\d-[0-3]\d\b")
+
+
+def pins_without_evidence(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """'key: problem' for every table of a parsed manifest that pins a commit, revision, sha256, size or URL
+    without an `evidence` note naming a source and the date it was read (YYYY-MM-DD).
+
+    Built-in manifests must pass this (tests/test_pins_evidence.py); a user's own manifest need not.
+    """
+    problems: list[str] = []
+    if any(key in data for key in PIN_KEYS):
+        note = data.get("evidence")
+        where = prefix or "(top level)"
+        if not isinstance(note, str) or not note.strip():
+            problems.append(f"{where}: pins {', '.join(k for k in PIN_KEYS if k in data)} without evidence")
+        elif not _READ_DATE.search(note):
+            problems.append(f"{where}: evidence names no date it was read (YYYY-MM-DD)")
+        elif len(_READ_DATE.sub("", note).strip(" ;,.")) < 12:
+            problems.append(f"{where}: evidence names no source")
+    for key, value in data.items():
+        where = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Mapping):
+            problems += pins_without_evidence(value, where)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    problems += pins_without_evidence(item, f"{where}[{index}]")
+    return problems

@@ -41,9 +41,10 @@ def _add_probe_files(world: fx.World, git) -> None:
     six = files / "pypi" / "simple" / "six"
     six.mkdir(parents=True, exist_ok=True)
     (six / "index.html").write_text('<!DOCTYPE html>\n<html><body><a href="../../packages/six-1.16.0-py2.py3-none-any.whl">six</a></body></html>\n')
+    from tests.fixtures.hub import clip_l14
     from tests.servers.pypi_index import write_hf_tree
 
-    write_hf_tree(files / "hf", "openai/clip-vit-large-patch14", "main", {"config.json": b'{"fixture": true}\n'})
+    write_hf_tree(files / "hf", "openai/clip-vit-large-patch14", "main", clip_l14.hub_files(("config.json",)))  # the Hub's bytes
     git.create_repo("AUTOMATIC1111/stable-diffusion-webui-assets", {"README.md": "assets\n"})
     target = files / MODELSCOPE_PATH.lstrip("/")
     target.parent.mkdir(parents=True, exist_ok=True)

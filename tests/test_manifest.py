@@ -254,12 +254,17 @@ def test_xformers_tags_must_be_among_the_backends_tags():
 def test_a1111_lists_modelscope_as_an_alternate_and_pins_the_clip_tokenizer():
     m = load_manifest("a1111")
     model = m.models[0]
-    assert model.alternates == ("https://modelscope.cn/models/licyks/sd-model/resolve/master/sd_1.5/v1-5-pruned-emaonly.safetensors",)
+    assert "https://modelscope.cn/models/licyks/sd-model/resolve/master/sd_1.5/v1-5-pruned-emaonly.safetensors" in model.alternates
     hub = m.hub[0]
-    assert hub.sha256_of("vocab.json") == "e089ad92ba36837a0d31433e555c8f45fe601ab5c221d4f607ded32d9f7a4349"
+    assert hub.revision == "32bd64288804d66eefd0ccbe215aa642df71cc41"  # a commit, not main (issue 20)
+    # The Hub's compact vocab.json, not Forge's sorted, indented copy (e089ad92…, 1,059,962 B).
+    assert hub.sha256_of("vocab.json") == "3f0c4f7d2086b61b38487075278ea9ed04edb53a03cbb045b86c27190fa8fb69"
+    assert hub.size_of("vocab.json") == 961143
     assert hub.sha256_of("merges.txt") == "9fd691f7c8039210e0fced15865466c65820d09b63988b0174bfe25de299051a"
-    assert hub.size_of("vocab.json") == 1059962 and hub.size_of("merges.txt") == 524619
-    assert hub.sha256_of("config.json") is None  # unpinned: nothing public substantiates a hash
+    assert hub.size_of("merges.txt") == 524619
+    assert hub.sha256_of("special_tokens_map.json") == "f8c0d6c39aee3f8431078ef6646567b0aba7f2246e9c54b8b99d55c22b707cbf"
+    assert hub.size_of("special_tokens_map.json") == 389
+    assert all(hub.sha256_of(name) for name in hub.files)  # tests/test_pins_hub.py proves each one
     assert hub.files[:2] == ("vocab.json", "merges.txt")
 
 

@@ -84,7 +84,7 @@ def _plan(profile="cn", **kw):
           "https://download.pytorch.org/whl/cu121/torch-2.1.2%2Bcu121-cp310-cp310-linux_x86_64.whl")),
         ("https://files.pythonhosted.org/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl",
          ("https://mirrors.aliyun.com/pypi/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl",
-          "https://pypi.tuna.tsinghua.edu.cn/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl",
+          "https://mirrors.tuna.tsinghua.edu.cn/pypi/web/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl",
           "https://files.pythonhosted.org/packages/ab/cd/six-1.16.0-py2.py3-none-any.whl")),
         ("https://github.com/o/r/releases/download/v1/x.pth",
          ("https://ghfast.top/https://github.com/o/r/releases/download/v1/x.pth",

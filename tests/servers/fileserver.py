@@ -115,6 +115,7 @@ class Request:
     status: int = 0
     sent: int = 0
     fault: str | None = None
+    authorization: str | None = None  # the request's Authorization header (tests of where a token goes)
 
 
 @dataclass
@@ -369,6 +370,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, head: bool) -> None:
         path = _norm(unquote(urlsplit(self.path).path))
         entry = Request(self.command, path, self.headers.get("Range"), self.headers.get("If-Range"), f"{self.client_address[0]}:{self.client_address[1]}", time.monotonic())
+        entry.authorization = self.headers.get("Authorization")
         self._record(entry)
         options = self._options(path)
         fault = None if head else self._next_fault(path)
