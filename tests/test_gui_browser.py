@@ -59,7 +59,7 @@ def world(tmp_path_factory):
             config = fx.write_config(root / "config.toml", files.url("/"), git.prefix_base)
             facts = root / "machine.json"
             facts.write_text(json.dumps(fx.MACHINE), "utf-8")
-            yield {"files": files, "manifest": manifest, "config": config, "facts": facts, "root": root}
+            yield {"built": built, "files": files, "manifest": manifest, "config": config, "facts": facts, "root": root}
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +183,24 @@ def test_check_install_verify_doctor_and_start_in_a_real_browser(world, browser,
             shot(page, f"{tag}-5-verify-image")
             page.uncheck("#smoke-only")
             page.fill("#verify-python", "")
+
+        # models and extensions: `models list` / `ext list` as the terminal shows them; a model added from a URL
+        # with its sha256 arrives (through the same download engine: bytes, rate, source) and is listed
+        go(page, "models")
+        page.wait_for_selector("#models-out pre.listing, #models-out .banner")
+        assert "model.safetensors" in page.locator("#models-out").inner_text()
+        page.wait_for_selector("#ext-out pre.listing, #ext-out .banner")
+        if lang == "zh-CN":
+            page.fill("#model-source", world["files"].url(MODEL_PATH))
+            page.select_option("#model-type", "lora")
+            page.fill("#model-name", "extra.safetensors")
+            page.fill("#model-sha256", world["built"].model_sha256)
+            page.click("#model-add")
+            page.wait_for_selector("#models-out .banner", timeout=120_000)
+            models_text = page.locator("#models-out").inner_text()
+            assert "ok" in page.locator("#models-out .banner").get_attribute("class"), models_text
+            assert "extra.safetensors" in page.locator("#models-out pre.listing").inner_text(), models_text
+            shot(page, f"{tag}-5b-models")
 
         # start the web UI: the fixture's launch.py checks what it needs and exits; its console is kept
         go(page, "webui")

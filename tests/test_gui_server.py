@@ -227,7 +227,7 @@ def test_without_no_browser_the_browser_opens_the_first_lines_address(tmp_path):
     """Python's webbrowser honours $BROWSER: a script stands in for the browser and writes down what it was asked to open."""
     opened = tmp_path / "opened.txt"
     fake = tmp_path / "browser.sh"
-    fake.write_text(f'#!/bin/sh\nprintf "%s" "$1" > "{opened}"\n')
+    fake.write_text(f'#!/bin/sh\nprintf "%s" "$1" > "{opened}.part" && mv "{opened}.part" "{opened}"\n')  # whole or not at all
     fake.chmod(0o755)
     process = subprocess.Popen([sys.executable, "-m", "sdsetup", "gui"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                env={**os.environ, "BROWSER": f"{fake} %s", "DISPLAY": ""})

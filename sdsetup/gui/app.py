@@ -293,6 +293,50 @@ def create_app(state: GuiState) -> Any:
 
         return started(jobs.start("doctor", work))
 
+    # models and extensions (sdsetup models / sdsetup ext)
+    async def models_list(request: Request) -> Response:
+        from sdsetup.commands import models as command
+
+        folder = _folder(state, await _body(request))
+        return JSONResponse(await run_in_threadpool(
+            outcome_json, state, "models list", lambda: command.list_models(state.settings(), folder)))
+
+    async def models_add(request: Request) -> Response:
+        from sdsetup.commands import models as command
+
+        body = await _body(request)
+        folder = _folder(state, body)
+        source = _text(body, "source") or ""
+        return started(jobs.start("models", lambda job: outcome_json(state, "models add", lambda: command.add(
+            state.settings(), source, install_dir=folder, model_type=_text(body, "type"), name=_text(body, "name"),
+            sha256=_text(body, "sha256")))))
+
+    async def ext_list(request: Request) -> Response:
+        from sdsetup.commands import ext as command
+
+        folder = _folder(state, await _body(request))
+        return JSONResponse(await run_in_threadpool(
+            outcome_json, state, "ext list", lambda: command.list_ext(state.settings(), folder)))
+
+    async def ext_add(request: Request) -> Response:
+        from sdsetup.commands import ext as command
+
+        body = await _body(request)
+        folder = _folder(state, body)
+        url = _text(body, "url") or ""
+        return started(jobs.start("ext", lambda job: outcome_json(state, "ext add", lambda: command.add(
+            state.settings(), url, install_dir=folder, commit=_text(body, "commit"),
+            skip_requirements=bool(body.get("skip_requirements"))))))
+
+    async def ext_remove(request: Request) -> Response:
+        from sdsetup.commands import ext as command
+
+        body = await _body(request)
+        folder = _folder(state, body)
+        name = _text(body, "name") or ""
+        return JSONResponse(await run_in_threadpool(
+            outcome_json, state, "ext remove", lambda: command.remove(state.settings(), name, install_dir=folder)))
+
     async def logs(request: Request) -> Response:
         folder = Path(request.query_params.get("dir") or state.default_dir).expanduser()
         found = await run_in_threadpool(console_logs, folder)
@@ -372,6 +416,11 @@ def create_app(state: GuiState) -> Any:
         Route("/api/verify", verify, methods=["POST"]),
         Route("/api/doctor", doctor, methods=["POST"]),
         Route("/api/logs", logs),
+        Route("/api/models", models_list, methods=["POST"]),
+        Route("/api/models/add", models_add, methods=["POST"]),
+        Route("/api/ext", ext_list, methods=["POST"]),
+        Route("/api/ext/add", ext_add, methods=["POST"]),
+        Route("/api/ext/remove", ext_remove, methods=["POST"]),
         Route("/api/jobs/{job}", job_status),
         Route("/api/jobs/{job}/events", job_events),
         Route("/api/jobs/{job}/files/{name}", job_file),

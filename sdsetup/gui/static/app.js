@@ -117,7 +117,7 @@
   }
 
   // ---------------------------------------------------------------- pages
-  const PAGES = ["machine", "install", "verify", "doctor", "webui"];
+  const PAGES = ["machine", "install", "verify", "doctor", "models", "webui"];
   let shown = null;
   function showPage(name, focus) {
     if (!PAGES.includes(name)) name = "machine";
@@ -131,6 +131,7 @@
       if (name === "machine" && !$("check-out").hasChildNodes()) runCheck();
       if (name === "doctor") loadLogs();
       if (name === "webui") webuiStatus();
+      if (name === "models") { listModels(); listExt(); }
     }
   }
 
@@ -325,6 +326,31 @@
     } finally { busy(button, false); }
   }
 
+  // models and extensions: the commands' own listing, as the terminal shows it
+  function listing(doc) {
+    if (!doc.ok && doc.error) return errorBanner(doc);
+    return el("pre", { class: "listing", text: doc.text || "" });
+  }
+  async function listModels() {
+    $("models-out").replaceChildren(listing(await api("/api/models", { dir: folder() })));
+  }
+  async function listExt() {
+    $("ext-out").replaceChildren(listing(await api("/api/ext", { dir: folder() })));
+  }
+  async function runListJob(path, body, out, button, relist) {
+    busy(button, true);
+    try {
+      const job = await startJob(path, body, out, S.working);
+      if (!job) return;
+      const progress = installView();
+      out.replaceChildren(el("p", { class: "spinner", role: "status", text: S.working }), progress.view);
+      const result = await follow(job, progress);
+      out.replaceChildren(summaryBanner(result), terminalText(result) || "");
+      const after = await api(relist, { dir: folder() });
+      out.append(listing(after));
+    } finally { busy(button, false); }
+  }
+
   // the web UI
   function renderWebui(doc) {
     const out = $("webui-out");
@@ -369,6 +395,21 @@
     $("webui-start").addEventListener("click", async () => { renderWebui(await api("/api/webui/start", { dir: folder() })); });
     $("webui-stop").addEventListener("click", async () => { renderWebui(await api("/api/webui/stop", {})); });
     $("webui-refresh").addEventListener("click", webuiStatus);
+    $("model-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      runListJob("/api/models/add", { dir: folder(), source: $("model-source").value, type: $("model-type").value,
+        name: $("model-name").value, sha256: $("model-sha256").value }, $("models-out"), $("model-add"), "/api/models");
+    });
+    $("models-refresh").addEventListener("click", listModels);
+    $("ext-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      runListJob("/api/ext/add", { dir: folder(), url: $("ext-url").value, commit: $("ext-commit").value }, $("ext-out"), $("ext-add"), "/api/ext");
+    });
+    $("ext-refresh").addEventListener("click", listExt);
+    $("ext-remove").addEventListener("click", async () => {
+      const doc = await api("/api/ext/remove", { dir: folder(), name: $("ext-name").value });
+      $("ext-out").replaceChildren(summaryBanner(doc), listing(await api("/api/ext", { dir: folder() })));
+    });
     window.addEventListener("hashchange", () => showPage(location.hash.slice(1), true));
     showPage(location.hash.slice(1), false);
     document.body.dataset.ready = "1";
