@@ -557,6 +557,29 @@ def launch(
                 as_json=json, debug=debug)
 
 
+# --- gui (issue 25) ------------------------------------------------------------------------------
+@app.command()
+def gui(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (default: any free one).")] = 0,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open the browser; just print the address.")] = False,
+    proxy: ProxyOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Open a local web page with the same checks, install, verify and doctor as these commands.
+
+    Listens on 127.0.0.1 only; the first line printed is the page's address with its secret token. Ctrl+C stops it.
+    """
+    from sdsetup.commands import gui as command
+
+    run_command(
+        "gui",
+        lambda: command.run(_settings(proxy=proxy, config=config, debug=debug), port=port, open_browser=not no_browser, config=config),
+        as_json=False,
+        debug=debug,
+    )
+
+
 def _whole_summaries(typer_app: typer.Typer) -> None:
     """Plain help cuts a summary in a command list at the terminal's width ("RAM, disk,..."): give every
     command and group its whole first paragraph, which the help then wraps."""

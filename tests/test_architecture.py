@@ -118,7 +118,7 @@ def test_no_module_below_commands_imports_commands():
     """Readiness lives in detect/ (issue 12 item 3): nothing outside commands/ (and the CLI that
     dispatches to it) reaches into commands/, not even inside a function."""
     graph = import_graph(import_time_only=False)
-    top = {"sdsetup.cli", "sdsetup.__main__"}
+    top = {"sdsetup.cli", "sdsetup.__main__", "sdsetup.gui.app"}  # the page's server dispatches to commands like the CLI
     offenders = {module: sorted(t for t in targets if t.startswith("sdsetup.commands") or t == "sdsetup.cli")
                  for module, targets in graph.items()
                  if module not in top and not module.startswith("sdsetup.commands")}

@@ -17,7 +17,7 @@ def test_help_lists_commands_in_the_order_a_user_needs_them():
     assert result.exit_code == 0
     commands = result.stdout.split("Commands", 1)[1]
     names = re.findall(r"^\W+([a-z]+)\s{2,}\S", commands, flags=re.MULTILINE)
-    assert names == ["check", "install", "verify", "doctor", "fetch", "update", "rollback", "launch", "mirrors", "bundle", "models", "ext"]
+    assert names == ["check", "install", "verify", "doctor", "fetch", "update", "rollback", "launch", "gui", "mirrors", "bundle", "models", "ext"]
 
 
 def test_proxy_help_shows_where_the_login_goes():
@@ -30,7 +30,7 @@ def test_proxy_help_shows_where_the_login_goes():
 COMMANDS = [[], ["check"], ["install"], ["verify"], ["doctor"], ["fetch"], ["mirrors"], ["mirrors", "list"], ["mirrors", "probe"],
             ["bundle"], ["bundle", "create"], ["bundle", "verify"],
             ["models"], ["models", "add"], ["models", "list"],
-            ["ext"], ["ext", "add"], ["ext", "list"], ["ext", "remove"], ["update"], ["rollback"], ["launch"]]
+            ["ext"], ["ext", "add"], ["ext", "list"], ["ext", "remove"], ["update"], ["rollback"], ["launch"], ["gui"]]
 
 
 def _help(args, columns=80):

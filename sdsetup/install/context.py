@@ -10,6 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from sdsetup import events
 from sdsetup.fsutil import safe_join
 from sdsetup.install.journal import Journal
 from sdsetup.install.plan import Plan
@@ -27,12 +28,14 @@ class Reporter:
 
     def say(self, text: str) -> None:
         self.log.info(text)
+        events.emit("line", text=str(text), level="say")
         if not self.quiet:
             sys.stderr.write(text + "\n")
             sys.stderr.flush()
 
     def detail(self, text: str) -> None:
         self.log.info(text)
+        events.emit("line", text=str(text), level="detail")
         if not self.quiet:
             sys.stderr.write(f"      {text}\n")
             sys.stderr.flush()

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sdsetup import events
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.i18n import t
 from sdsetup.install.context import InstallContext, Reporter
@@ -82,9 +83,11 @@ def _execute_locked(plan: Plan, settings: Any, reporter: Reporter, log_path: Pat
             if step.journaled and step.is_done(ctx):
                 ctx.journal.confirm(step.id, fingerprint)
                 reporter.say(t("{label}: already done", label=label))
+                events.emit("step", id=step.id, number=number, total=total, title=str(step.title), status="done-before")
                 report.append({"id": step.id, "status": "done-before"})
                 continue
             reporter.say(label)
+            events.emit("step", id=step.id, number=number, total=total, title=str(step.title), status="running")
             if step.journaled:
                 ctx.journal.started(step.id, fingerprint)
             t0 = time.monotonic()
@@ -93,11 +96,15 @@ def _execute_locked(plan: Plan, settings: Any, reporter: Reporter, log_path: Pat
             except StepSkipped as skipped:
                 seconds = time.monotonic() - t0
                 reporter.say(t("      skipped: {skipped}", skipped=skipped))
+                events.emit("step", id=step.id, number=number, total=total, title=str(step.title), status="skipped",
+                            reason=str(skipped), seconds=round(seconds, 3))
                 report.append({"id": step.id, "status": "skipped", "reason": str(skipped), "seconds": round(seconds, 3)})
                 continue
             except SdsetupError as error:
                 if step.journaled:
                     ctx.journal.failed(step.id, fingerprint, error.message)
+                events.emit("step", id=step.id, number=number, total=total, title=str(step.title), status="failed",
+                            reason=str(error.message))
                 reporter.log.error("step %s failed after %.1fs: %s", step.id, time.monotonic() - t0, error.message)
                 error.details.setdefault("step", step.id)
                 if log_path:
@@ -112,6 +119,8 @@ def _execute_locked(plan: Plan, settings: Any, reporter: Reporter, log_path: Pat
                 ctx.journal.done(step.id, step.fingerprint(ctx), seconds=seconds, detail=detail)
             reporter.log.info("step %s done in %.1fs", step.id, seconds)
             reporter.say(t("      done in {seconds:.1f}s", seconds=seconds))
+            events.emit("step", id=step.id, number=number, total=total, title=str(step.title), status="done",
+                        seconds=round(seconds, 3))
             report.append({"id": step.id, "status": "ran", "seconds": round(seconds, 3), "detail": detail})
     ran = [item for item in report if item["status"] == "ran" and item["id"] != "preflight"]
     return {

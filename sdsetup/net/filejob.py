@@ -119,7 +119,7 @@ class FileJob:
             raise failures.local_copies_error(self.file.spec.name, local_problems)
         from sdsetup.net.heartbeat import Heartbeat
 
-        self.bar = FileProgress(self.show, name=self.file.spec.name, leave=self.leave_bar)
+        self.bar = FileProgress(self.show, name=self.file.spec.name, leave=self.leave_bar, host=self._serving_hosts)
         # Without a bar (--json, a non-terminal stderr) a quiet wait still says what it waits for.
         beat = Heartbeat(redact_url(http_urls[0]), status=self._heartbeat_status,
                          enabled=not self.show and not self.settings.quiet)
@@ -128,6 +128,12 @@ class FileJob:
                 return self._fetch_verified(http_urls)
         finally:
             self.bar.close()
+
+    def _serving_hosts(self) -> str | None:
+        """The hosts bytes came from, most first ("a, b"); before any byte, the one being probed."""
+        serving = sorted((s for s in self.file.sources if s.bytes), key=lambda s: -s.bytes)
+        hosts = list(dict.fromkeys(host_of(s.fetch_url) for s in serving))
+        return ", ".join(h for h in hosts if h) or self.file.host
 
     def _heartbeat_status(self) -> tuple[int | None, str | None]:
         phase = self.file.phase
