@@ -11,11 +11,11 @@ first_stage_model., cond_stage_model.transformer.), as in v1-5-pruned-emaonly.
 """
 
 import argparse
-import glob
 import json
 import os
 import sys
 import time
+from pathlib import Path
 
 
 def main() -> int:
@@ -46,7 +46,8 @@ def main() -> int:
     state.update({f"first_stage_model.{k}": v for k, v in vae.state_dict().items()})
     del vae
 
-    configs = glob.glob(os.path.join(args.hub, "**", "models--openai--clip-vit-large-patch14", "snapshots", "*", "config.json"), recursive=True)
+    # rglob, not glob: HF_HOME is usually a hidden folder (.cache/huggingface), which glob's ** skips
+    configs = sorted(str(p) for p in Path(args.hub).rglob("models--openai--clip-vit-large-patch14/snapshots/*/config.json"))
     if not configs:
         print(f"no seeded openai/clip-vit-large-patch14 config.json under {args.hub}", file=sys.stderr)
         return 1

@@ -119,9 +119,9 @@ def main() -> int:
     ap.add_argument("--port", type=int, default=7860)
     ap.add_argument("--image")
     ap.add_argument("--workflow")
-    ap.add_argument("cmd", nargs=argparse.REMAINDER)
-    args = ap.parse_args()
-    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    args, cmd = ap.parse_args(argv[:split]), argv[split + 1:]
     lo_up()
     started = time.monotonic()
     deadline = started + args.timeout

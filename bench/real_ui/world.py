@@ -87,6 +87,34 @@ def has_commit(root: Path, name: str, commit: str) -> bool:
                           capture_output=True).returncode == 0
 
 
+def missing_paths(root: Path, name: str, commit: str) -> list[str]:
+    """Paths of the commit's tree whose blobs the snapshot lacks (snapshots leave out some large files)."""
+    bare = str(root / f"{name}.git")
+    tree = subprocess.run(["git", "-C", bare, "ls-tree", "-r", commit], capture_output=True, text=True, check=True).stdout
+    entries = [line.split("\t", 1) for line in tree.splitlines() if line.split()[1] == "blob"]
+    shas = "".join(meta.split()[2] + "\n" for meta, _ in entries)
+    check = subprocess.run(["git", "-C", bare, "cat-file", "--batch-check"], input=shas, capture_output=True, text=True).stdout
+    gone = {line.split()[0] for line in check.splitlines() if line.endswith(" missing")}
+    return [path for meta, path in entries if meta.split()[2] in gone]
+
+
+def seed_partial_checkout(root: Path, name: str, commit: str, dest: Path, missing: list[str]) -> None:
+    """DEST checked out at COMMIT from the git host's repository, without the MISSING paths: a partial
+    clone (blob:none) with a sparse checkout that leaves them out, so HEAD is the pinned commit and every
+    file the code needs is there."""
+    bare = root / f"{name}.git"
+    _git("-C", str(bare), "config", "uploadpack.allowFilter", "true")
+    _git("-C", str(bare), "config", "uploadpack.allowAnySHA1InWant", "true")
+    if dest.exists():
+        import shutil
+        shutil.rmtree(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _git("clone", "-q", "--filter=blob:none", "--no-checkout", f"file://{bare}", str(dest))
+    _git("-C", str(dest), "sparse-checkout", "set", "--no-cone", "/*", *[f"!/{p}" for p in missing])
+    _git("-C", str(dest), "checkout", "-q", commit)
+    _git("-C", str(dest), "remote", "set-url", "origin", f"https://github.com/{name}.git")
+
+
 def make_archive(git_root: Path, www: Path, name: str, commit: str) -> Path:
     """www/gh/OWNER/REPO/archive/COMMIT.zip, as github.com serves it (top folder REPO-COMMIT/)."""
     out = www / "gh" / name / "archive" / f"{commit}.zip"
