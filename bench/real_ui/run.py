@@ -75,6 +75,16 @@ class CountingGitHandler(GitHandler):
                 self.sent[0] += len(body)
 
 
+def sdsetup_error(log: Path) -> str:
+    """sdsetup's own first complaint: an `error:` line, a [FAIL] item, or doctor's most likely cause."""
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    for pattern in (r"^error: ", r"^\[FAIL\]", r"^1\. "):
+        for line in lines:
+            if re.match(pattern, line):
+                return " ".join(line.split())[:300]
+    return ""
+
+
 def derive_manifest(src: Path, dest: Path) -> tuple[Path, list[str]]:
     """The real manifest with only [torch.cpu]'s packages replaced by what this disk holds; says so."""
     text = src.read_text(encoding="utf-8")
@@ -135,6 +145,11 @@ class Bench:
         self.git_root = self.world_dir / "git"
         self.lines: list[str] = []
         self.sdsetup = [str(ROOT / ".venv" / "bin" / "python"), "-m", "sdsetup"]
+        # sdsetup's own cache (its logs, which doctor reads) kept apart from this machine's other runs
+        # and pip as on a user's PC: this machine's pip settings add wheel folders on its disk (find-links,
+        # file:// indexes), which would let a launch "without network" install packages after all
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("PIP_")},
+                    "XDG_CACHE_HOME": str(self.out / "cache"), "PIP_CONFIG_FILE": os.devnull}
 
     # -- the world -------------------------------------------------------------------------------------
     def build_world(self, manifests: dict[str, dict]) -> list[str]:
@@ -189,11 +204,11 @@ class Bench:
             f.write(("$ " + " ".join(cmd) + "\n").encode())
             f.flush()
             try:
-                rc = subprocess.run(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                rc = subprocess.run(cmd, cwd=cwd, env=env or self.env, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     timeout=timeout).returncode
             except subprocess.TimeoutExpired:
                 return False, f"timed out after {timeout:.0f} s"
-        return rc == 0, "" if rc == 0 else f"exit code {rc}: {first_error(str(log))}"
+        return rc == 0, "" if rc == 0 else f"exit code {rc}: {sdsetup_error(log) or first_error(str(log))}"
 
     def offline(self, mode: str, ui: str, cwd: Path, log: Path, cmd: list[str], **extra) -> tuple[bool, str]:
         argv = ["unshare", "-n", sys.executable, str(HERE / "offline.py"), mode, "--cwd", str(cwd), "--log", str(log),
@@ -201,7 +216,7 @@ class Bench:
         for key, value in extra.items():
             argv += [f"--{key}", str(value)]
         argv += ["--", *cmd]
-        result = subprocess.run(argv, capture_output=True, text=True)
+        result = subprocess.run(argv, capture_output=True, text=True, env=self.env)
         try:
             answer = json.loads(result.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
