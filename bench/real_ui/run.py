@@ -85,6 +85,16 @@ def sdsetup_error(log: Path) -> str:
     return ""
 
 
+# What the web UIs print when they go for the network at launch (pip, git, model downloads): in the
+# network namespace these fail, often only as warnings, so a launch that "passed" may still have tried.
+NETWORK_ATTEMPT = re.compile(r"^(Installing |Command: .* -m pip install|Cloning |Downloading[: ]|Fetching updates)")
+
+
+def network_attempts(log: Path) -> list[str]:
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [" ".join(line.split())[:200] for line in lines if NETWORK_ATTEMPT.match(line)]
+
+
 def derive_manifest(src: Path, dest: Path) -> tuple[Path, list[str]]:
     """The real manifest with only [torch.cpu]'s packages replaced by what this disk holds; says so."""
     text = src.read_text(encoding="utf-8")
@@ -221,6 +231,10 @@ class Bench:
             answer = json.loads(result.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
             return False, (result.stderr.strip().splitlines() or ["offline runner gave no answer"])[-1]
+        if answer["ok"]:
+            tried = network_attempts(log)
+            if tried:
+                return False, f"the launch went for the network {len(tried)} time(s), first: {tried[0]}"
         return bool(answer["ok"]), answer.get("error", "")
 
     # -- the UIs ---------------------------------------------------------------------------------------
