@@ -78,6 +78,17 @@ def wait_port(url: str, proc: subprocess.Popen, deadline: float) -> bool:
     return False
 
 
+def wait_log(path: str, text: str, proc: subprocess.Popen, deadline: float) -> bool:
+    """A1111/Forge answer on their API routes before startup ends (a txt2img then fails with "'Api' object
+    has no attribute 'default_script_arg_txt2img'"): wait for the line they print when it has ended."""
+    while time.monotonic() < deadline and proc.poll() is None:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            if text in f.read():
+                return True
+        time.sleep(2)
+    return False
+
+
 def a1111_txt2img(port: int, image: str, deadline: float) -> None:
     payload = {"prompt": "a lighthouse on a cliff", "negative_prompt": "", "steps": 2, "width": 64, "height": 64,
                "sampler_name": "Euler", "cfg_scale": 7, "seed": 1, "batch_size": 1, "n_iter": 1}
@@ -141,7 +152,8 @@ def main() -> int:
                     result["error"] = f"exit code {rc}: " + first_error(args.log)
             else:
                 probe = f"http://127.0.0.1:{args.port}/" + ("sdapi/v1/sd-models" if args.kind == "a1111" else "system_stats")
-                if not wait_port(probe, proc, deadline):
+                ready = wait_port(probe, proc, deadline) and (args.kind != "a1111" or wait_log(args.log, "Startup time:", proc, deadline))
+                if not ready:
                     rc = proc.poll()
                     result["error"] = (f"the server exited ({rc}) before answering: " if rc is not None else "no answer on the port: ") + first_error(args.log)
                 else:
