@@ -151,6 +151,8 @@ class Bench:
         self.args = args
         self.out = Path(args.out).resolve()
         self.world_dir = self.out / "world"
+        # this run's servers' ports: one file per run, so two runs side by side do not redirect each other
+        self.config = self.world_dir / f"config-{os.getpid()}.toml"
         self.www = self.world_dir / "www"
         self.git_root = self.world_dir / "git"
         self.lines: list[str] = []
@@ -240,7 +242,7 @@ class Bench:
     # -- the UIs ---------------------------------------------------------------------------------------
     def run_ui(self, ui: str, manifest_path: Path, manifest: dict) -> None:
         d = self.out / ui / "webui"
-        cfg = self.world_dir / "config.toml"
+        cfg = self.config
         steps = self.args.steps
         net = ["--config", str(cfg), "--mirror", "realui", "--proxy", self.proxy.url]
         if "install" in steps:
@@ -359,7 +361,7 @@ class Bench:
                 for manifest in manifests.values():
                     for h in manifest.get("hub", []):
                         files.rule(f"/hf/{h['repo_id']}/*", headers={"X-Repo-Commit": world.load_hub_builder(Path(self.args.hub_builder)).REVISION})
-                write_config(self.world_dir / "config.toml", files.url("/"), server.url("/"))
+                write_config(self.config, files.url("/"), server.url("/"))
                 for line in head:
                     print(line, flush=True)
                 self.lines += head
