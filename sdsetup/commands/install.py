@@ -88,10 +88,15 @@ def run(settings: Any, install_dir: Path | str | None, options: InstallOptions) 
         return Outcome("install", plan.to_json(), ExitCode.OK, human=render_plan, warnings=warnings)
     data = execute(plan, settings)
     warnings += data.pop("warnings", [])
-    from sdsetup.launchers import for_manifest
+    import os
 
-    if for_manifest(plan.manifest).kind != "a1111":
-        data["start"] = for_manifest(plan.manifest).start_hint
+    from sdsetup.launchers import for_manifest
+    from sdsetup.launchers.a1111 import root_start_hint
+
+    launcher = for_manifest(plan.manifest)
+    start = root_start_hint(launcher.start_hint, is_root=hasattr(os, "geteuid") and os.geteuid() == 0)
+    if launcher.kind != "a1111" or start != launcher.start_hint:
+        data["start"] = start
     return Outcome("install", data, ExitCode.OK, human=render_outcome, warnings=warnings)
 
 

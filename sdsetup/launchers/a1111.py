@@ -8,6 +8,15 @@ from pathlib import Path
 from typing import Any
 
 
+def root_start_hint(hint: str, *, is_root: bool) -> str:
+    """webui.sh (A1111 and Forge) stops with 'This script must not be launched as root' unless given -f;
+    it resets that switch after sourcing webui-user.sh, so only the command line can set it (as root on
+    rented cloud machines and in containers, the usual case there)."""
+    if is_root and hint.startswith("./webui.sh "):
+        return "./webui.sh -f" + hint[len("./webui.sh"):]
+    return hint
+
+
 class A1111Launcher:
     kind = "a1111"
     start_hint = "./webui.sh        (Windows: webui-user.bat)"
