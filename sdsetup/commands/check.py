@@ -33,11 +33,11 @@ def render(data: Mapping[str, Any]) -> str:
     lines.append("")
     lines.append(t("Recommendation: {backend} backend, torch {torch_tag} wheels, manifest {manifest}",
                    backend=advice["backend"], torch_tag=advice["torch_tag"], manifest=advice["manifest"]))
-    lines.append(f"  COMMANDLINE_ARGS: {' '.join(advice['launch_flags']) or '(none)'}")
+    lines.append(f"  COMMANDLINE_ARGS: {' '.join(advice['launch_flags']) or t('(none)')}")
     for key, value in advice["env"].items():
         lines.append(f"  {key}={value}")
     for note in advice["notes"]:
-        lines.append(f"  note: {note}")
+        lines.append("  " + t("note: {note}", note=note))
     failed = hard_failures(data)
     warned = [item for item in data["items"] if item["status"] == "warn"]
     lines.append("")

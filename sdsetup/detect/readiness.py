@@ -154,7 +154,8 @@ def collect(
             "torch",
             t("torch build"),
             "ok",
-            f"{advice['backend']} / {advice['torch_tag']} (manifest {advice['manifest']}): {advice['reason']}",
+            t("{backend} / {torch_tag} (manifest {manifest}): {reason}", backend=advice["backend"], torch_tag=advice["torch_tag"],
+              manifest=advice["manifest"], reason=advice["reason"]),
         )
     )
     env_text = " ".join(f"{k}={v}" for k, v in advice["env"].items())
