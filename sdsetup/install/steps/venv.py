@@ -34,7 +34,7 @@ class VenvStep(Step):
         self.spec = spec
         self.mirrors = mirrors
         self.requested = python
-        self.title = f"venv with Python {'/'.join(spec.supported)} and pip >= {spec.pip_minimum}"
+        self.title = t("venv with Python {versions} and pip >= {pip_minimum}", versions="/".join(spec.supported), pip_minimum=spec.pip_minimum)
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "path": "venv", "python": self.requested or "(chosen by check)",
