@@ -84,7 +84,9 @@ def _render_list(data: dict[str, Any]) -> str:
         for channel in CHANNELS:
             lines.append(f"  {channel:<12} {_candidate_line(selected['channels'][channel]['selected'])}")
             if selected["channels"][channel].get("reason"):
-                lines.append(f"  {'':<12} {selected['channels'][channel]['reason']}")
+                from sdsetup.route_reasons import route_reason
+
+                lines.append(f"  {'':<12} {route_reason(selected['channels'][channel]['reason'])}")
         if selected.get("proxy"):
             lines.append(f"  {'proxy':<12} {selected['proxy']}")
     for note in selected.get("notes", []):
