@@ -35,8 +35,10 @@ LOGS = ROOT / "tests" / "fixtures" / "logs"
 # -- the detector ---------------------------------------------------------------------------------
 _VERBATIM = [
     re.compile(r"exit code -?\d+: .*"),  # another program's own output follows the marker, to the end of the line
-    re.compile(r"\b(?:sdsetup (?:install|verify|check|doctor|fetch|mirrors|bundle)|git (?:-C|clone|checkout|stash|status|diff|fetch)"
-               r"|pip install|python3? -m)\b[^\u3000-\u9fff\uff00-\uffef]*"),  # a command line to paste, up to the Chinese
+    # a command line to paste: sdsetup's with its arguments (no plain words), git's, pip's and python's up to the Chinese
+    re.compile(r"\bsdsetup (?:install|verify|check|doctor|fetch|mirrors (?:list|probe)|bundle (?:create|verify))"
+               r"(?:\s+(?![a-z]+(?:\s|$))[^\s\u3000-\u9fff\uff00-\uffef]+)*"),
+    re.compile(r"\b(?:git (?:-C|clone|checkout|stash|status|diff|fetch)|pip install|python3? -m)\b[^\u3000-\u9fff\uff00-\uffef]*"),
     re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+"),  # URLs
     re.compile(r"`[^`\n]*`"),  # code spans: commands to paste
     re.compile(r"(?<![A-Za-z])'[^'\n]+'(?![A-Za-z])"),  # quoted messages of other programs
@@ -116,9 +118,12 @@ def sdsetup(*args: str, env: dict[str, str], ok: tuple[int, ...] = (0,), timeout
 def test_the_detector_finds_prose_and_leaves_names_paths_flags_and_quotes_alone():
     assert english_prose("[ok  ] torch 后端   torch 2.13.0+cpu (CPU-only build) runs on the CPU")
     assert english_prose("出图测试：tiny model on cpu float32")
+    assert english_prose("sdsetup doctor report was written")  # a command name does not hide the prose after it
     allowed = [
         "[ok  ] 启动参数  --use-cpu all --precision full --no-half --skip-torch-cuda-test（与 cpu 相符）",
         "请重新运行 `sdsetup install /tmp/my webui`：它会取回固定的提交",
+        "sdsetup 可以自动处理：sdsetup doctor DIR --fix   （vram_flags）",
+        "  (或者：sdsetup install DIR --offline \"/tmp/b\")",
         "web UI 会报错 'Torch is not able to use GPU' 停下",
         "来源：https://example.invalid/a/b/model file.safetensors?download=true",
         "git -C \"/tmp/x\" stash push -- webui-user.sh launch.py",
