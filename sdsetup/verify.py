@@ -92,8 +92,8 @@ def run_smoke(
                                    **children.popen_kwargs())
         child_record = children.adopt(process, argv)
     except OSError as exc:
-        return _smoke_failure(argv, "python_missing", f"cannot start {python}: {exc.strerror or exc}",
-                              "give the web UI venv's Python with --python, or rerun `sdsetup install DIR` to recreate the venv")
+        return _smoke_failure(argv, "python_missing", t("cannot start {python}: {error}", python=python, error=exc.strerror or exc),
+                              t("give the web UI venv's Python with --python, or rerun `sdsetup install DIR` to recreate the venv"))
     tail: deque[str] = deque(maxlen=40)
 
     def pump_stderr() -> None:
@@ -119,8 +119,8 @@ def run_smoke(
         children.stop(process)
         for reader in readers:
             reader.join(5)
-        return _smoke_failure(argv, "timeout", f"the smoke test did not finish within {timeout:.0f} s",
-                              "run it again with --debug to watch its output; a first CUDA start can take minutes", tail)
+        return _smoke_failure(argv, "timeout", t("the smoke test did not finish within {timeout:.0f} s", timeout=timeout),
+                              t("run it again with --debug to watch its output; a first CUDA start can take minutes"), tail)
     except BaseException:  # Ctrl-C: the smoke child's group goes too
         children.stop(process)
         raise
@@ -136,8 +136,9 @@ def run_smoke(
             raise ValueError("not a smoke document")
     except ValueError:
         return _smoke_failure(
-            argv, "crashed", f"the smoke test ended (exit code {process.returncode}) without its JSON answer: {_last_error_line(tail)}",
-            "the Python or torch in this venv is broken; see the lines above, or `sdsetup doctor` with them", tail,
+            argv, "crashed", t("the smoke test ended (exit code {returncode}) without its JSON answer: {line}",
+                               returncode=process.returncode, line=_last_error_line(tail)),
+            t("the Python or torch in this venv is broken; see the lines above, or `sdsetup doctor` with them"), tail,
             exit_code=process.returncode,
         )
     document["exit_code"] = process.returncode
@@ -151,7 +152,7 @@ def run_smoke(
 
 def _last_error_line(lines: Iterable[str]) -> str:
     kept = [line for line in lines if line.strip()]
-    return kept[-1][:300] if kept else "no output"
+    return kept[-1][:300] if kept else t("no output")
 
 
 def _smoke_failure(argv, kind, message, fix, tail=(), exit_code=None) -> dict[str, Any]:
@@ -175,23 +176,28 @@ def torch_build(doc: Mapping[str, Any]) -> str | None:
     return "cpu"
 
 
-def smoke_item(doc: Mapping[str, Any], *, item_id: str = "smoke", name: str = "smoke test") -> dict[str, Any]:
+def smoke_item(doc: Mapping[str, Any], *, item_id: str = "smoke", name: str | None = None) -> dict[str, Any]:
     """One item from a smoke document: what ran where and how fast, or what failed and the fix."""
+    name = name or t("smoke test")
     if doc.get("ok"):
         timings = doc.get("timings") or {}
         model = (doc.get("model") or {}).get("kind", "tiny")
-        what = "tiny model" if model == "tiny" else Path(str((doc.get("model") or {}).get("path", "checkpoint"))).name
-        value = (
-            f"{what} on {doc.get('device_name') or doc.get('device')} {doc.get('dtype')}: "
-            f"{doc.get('steps')} steps {doc.get('width')}x{doc.get('height')} in {timings.get('steps', 0):.2f} s "
-            f"({doc.get('seconds_per_step') or 0:.3f} s/step), {doc.get('seconds_total', 0):.1f} s in all"
-        )
+        run = dict(device=doc.get("device_name") or doc.get("device"), dtype=doc.get("dtype"), steps=doc.get("steps"),
+                   width=doc.get("width"), height=doc.get("height"), seconds=timings.get("steps", 0),
+                   per_step=doc.get("seconds_per_step") or 0, total=doc.get("seconds_total", 0))
+        if model == "tiny":
+            value = t("tiny model on {device} {dtype}: {steps} steps {width}x{height} in {seconds:.2f} s "
+                      "({per_step:.3f} s/step), {total:.1f} s in all", **run)
+        else:
+            value = t("{checkpoint} on {device} {dtype}: {steps} steps {width}x{height} in {seconds:.2f} s "
+                      "({per_step:.3f} s/step), {total:.1f} s in all",
+                      checkpoint=Path(str((doc.get("model") or {}).get("path", "checkpoint"))).name, **run)
         if doc.get("peak_vram_bytes"):
             from sdsetup.fsutil import human_bytes
 
-            value += f", peak VRAM {human_bytes(doc['peak_vram_bytes'])}"
+            value = t("{summary}, peak VRAM {vram}", summary=value, vram=human_bytes(doc["peak_vram_bytes"]))
         if doc.get("image"):
-            value += f"; image {doc['image']}"
+            value = t("{summary}; image {image}", summary=value, image=doc["image"])
         return {"id": item_id, "name": name, "status": "ok", "value": value, "fix": None}
     error = doc.get("error") or {}
     fix = error.get("fix") or t("run `sdsetup doctor` with the output above")
@@ -213,36 +219,40 @@ def torch_item(
     """Does the venv's torch match the hardware? `expected_backend` comes from the machine facts."""
     item = {"id": "torch", "name": t("torch backend"), "status": "ok", "value": "", "fix": None}
     build = torch_build(doc)
-    reinstall = f"reinstall torch for this machine: {fix_command}" if fix_command else "rerun `sdsetup install DIR`"
+    reinstall = t("reinstall torch for this machine: {command}", command=fix_command) if fix_command \
+        else t("rerun `sdsetup install DIR`")
     if build is None:
-        error = (doc.get("error") or {}).get("message", "torch did not import")
+        error = (doc.get("error") or {}).get("message") or t("torch did not import")
         return dict(item, status="fail", value=error, fix=reinstall)
     version = doc["torch"]
-    label = {"cuda": f"CUDA {doc.get('torch_cuda')}", "rocm": f"ROCm {doc.get('torch_hip')}", "mps": "Metal", "cpu": "CPU-only"}[build]
+    value = {"cuda": lambda: t("torch {version} (CUDA {cuda} build)", version=version, cuda=doc.get("torch_cuda")),
+             "rocm": lambda: t("torch {version} (ROCm {rocm} build)", version=version, rocm=doc.get("torch_hip")),
+             "mps": lambda: t("torch {version} (Metal build)", version=version),
+             "cpu": lambda: t("torch {version} (CPU-only build)", version=version)}[build]()
     sees = doc.get("gpu", {}) or {}
-    value = f"torch {version} ({label} build)"
     if expected_backend is None:
-        return dict(item, status="info", value=value + "; machine facts unknown, not compared")
+        return dict(item, status="info", value=t("{torch}; machine facts unknown, not compared", torch=value))
     if expected_backend in ("cuda", "rocm"):
-        wanted = "NVIDIA" if expected_backend == "cuda" else "AMD"
-        gpu = gpu_name or f"an {wanted} GPU"
+        gpu = gpu_name or (t("an NVIDIA GPU") if expected_backend == "cuda" else t("an AMD GPU"))
         if build != expected_backend and build != "mps":
             return dict(item, status="fail",
-                        value=f"{value}, but this machine has {gpu}: the web UI would stop with 'Torch is not able to use GPU' or run on the CPU",
+                        value=t("{torch}, but this machine has {gpu}: the web UI would stop with 'Torch is not able to use GPU' "
+                                "or run on the CPU", torch=value, gpu=gpu),
                         fix=reinstall)
         if not doc.get("cuda_available"):
-            why = driver_problem or (doc.get("cuda_error") or "the driver did not answer torch")
-            return dict(item, status="fail", value=f"{value} cannot use {gpu}: {why}",
-                        fix="update the GPU driver (or install a torch build for an older CUDA: " + (fix_command or "sdsetup install DIR") + ")")
-        return dict(item, value=f"{value} uses {sees.get('name') or gpu}")
+            why = driver_problem or (doc.get("cuda_error") or t("the driver did not answer torch"))
+            return dict(item, status="fail", value=t("{torch} cannot use {gpu}: {why}", torch=value, gpu=gpu, why=why),
+                        fix=t("update the GPU driver (or install a torch build for an older CUDA: {command})",
+                              command=fix_command or "sdsetup install DIR"))
+        return dict(item, value=t("{torch} uses {gpu}", torch=value, gpu=sees.get("name") or gpu))
     if expected_backend == "mps":
         if not doc.get("mps_available"):
-            return dict(item, status="fail", value=f"{value} cannot use the Apple GPU (MPS)", fix=reinstall)
-        return dict(item, value=f"{value} uses the Apple GPU (MPS)")
+            return dict(item, status="fail", value=t("{torch} cannot use the Apple GPU (MPS)", torch=value), fix=reinstall)
+        return dict(item, value=t("{torch} uses the Apple GPU (MPS)", torch=value))
     # expected cpu
     if build in ("cuda", "rocm") and not doc.get("cuda_available"):
-        return dict(item, status="warn", value=f"{value} on a machine without a usable GPU: it runs on the CPU",
-                    fix="fine to keep; a CPU build is ~2 GB smaller: " + reinstall)
+        return dict(item, status="warn", value=t("{torch} on a machine without a usable GPU: it runs on the CPU", torch=value),
+                    fix=t("fine to keep; a CPU build is ~2 GB smaller: {reinstall}", reinstall=reinstall))
     return dict(item, value=value)
 
 
@@ -273,45 +283,51 @@ def launch_args_item(
     `vram_flags`: the memory flag the machine's VRAM tier calls for (detect.recommend.vram_tier).
     """
     item = {"id": "webui-user", "name": t("launch flags"), "status": "ok", "fix": None}
-    shown = " ".join(args) or "(none)"
-    edit = f"edit COMMANDLINE_ARGS in {source}"
+    shown = " ".join(args) or t("(none)")
     fails: list[tuple[str, str]] = []
     warns: list[tuple[str, str]] = []
     cpu_targets = _use_cpu_targets(args)
     if backend is None:
-        return dict(item, status="info", value=f"{shown} (machine facts unknown, not compared)")
+        return dict(item, status="info", value=t("{flags} (machine facts unknown, not compared)", flags=shown))
     if backend in ("cuda", "rocm", "mps"):
-        gpu = gpu_name or "a GPU"
+        gpu = gpu_name or t("a GPU")
         if "all" in cpu_targets or "sd" in cpu_targets:
-            fails.append((f"--use-cpu {' '.join(cpu_targets)} makes the web UI generate on the CPU although {gpu} is here",
-                          f"{edit}: remove --use-cpu (keep `--use-cpu interrogate` only on macOS)"))
+            fails.append((t("--use-cpu {targets} makes the web UI generate on the CPU although {gpu} is here",
+                            targets=" ".join(cpu_targets), gpu=gpu),
+                          t("edit COMMANDLINE_ARGS in {source}: remove --use-cpu (keep `--use-cpu interrogate` only on macOS)",
+                            source=source)))
         if "--skip-torch-cuda-test" in args and backend == "cuda":
-            warns.append(("--skip-torch-cuda-test hides a torch that cannot use the GPU (the web UI then runs on the CPU)",
-                          f"{edit}: remove --skip-torch-cuda-test once `sdsetup verify` passes"))
+            warns.append((t("--skip-torch-cuda-test hides a torch that cannot use the GPU (the web UI then runs on the CPU)"),
+                          t("edit COMMANDLINE_ARGS in {source}: remove --skip-torch-cuda-test once `sdsetup verify` passes",
+                            source=source)))
         if backend == "cuda" and not upcast_card and ("--no-half" in args or _precision_full(args)):
-            warns.append(("--no-half / --precision full on this card doubles VRAM use and slows generation",
-                          f"{edit}: remove --no-half and --precision full (add --no-half-vae if images turn black)"))
+            warns.append((t("--no-half / --precision full on this card doubles VRAM use and slows generation"),
+                          t("edit COMMANDLINE_ARGS in {source}: remove --no-half and --precision full "
+                            "(add --no-half-vae if images turn black)", source=source)))
         tier_flag = next((flag for flag in vram_flags if flag in MEMORY_FLAGS), None)
         present = [flag for flag in MEMORY_FLAGS if flag in args]
         if tier_flag == "--lowvram" and not present:
-            fails.append((f"{gpu} has too little VRAM for SD without --lowvram: it will run out of memory",
-                          f"{edit}: add --lowvram"))
+            fails.append((t("{gpu} has too little VRAM for SD without --lowvram: it will run out of memory", gpu=gpu),
+                          t("edit COMMANDLINE_ARGS in {source}: add {flag}", source=source, flag="--lowvram")))
         elif tier_flag and tier_flag not in args and not (tier_flag == "--medvram" and "--lowvram" in args):
-            warns.append((f"{gpu}'s VRAM calls for {tier_flag}", f"{edit}: add {tier_flag}"))
+            warns.append((t("{gpu}'s VRAM calls for {flag}", gpu=gpu, flag=tier_flag),
+                          t("edit COMMANDLINE_ARGS in {source}: add {flag}", source=source, flag=tier_flag)))
     elif backend == "cpu":
         if "--skip-torch-cuda-test" not in args:
-            fails.append(("no usable GPU and no --skip-torch-cuda-test: the web UI stops with 'Torch is not able to use GPU'",
-                          f"{edit}: add --skip-torch-cuda-test (CPU only: --use-cpu all --precision full --no-half --skip-torch-cuda-test)"))
+            fails.append((t("no usable GPU and no --skip-torch-cuda-test: the web UI stops with 'Torch is not able to use GPU'"),
+                          t("edit COMMANDLINE_ARGS in {source}: add --skip-torch-cuda-test "
+                            "(CPU only: --use-cpu all --precision full --no-half --skip-torch-cuda-test)", source=source)))
         if "--no-half" not in args and not _precision_full(args):
-            fails.append(("no --no-half on a CPU-only machine: half precision fails on the CPU",
-                          f"{edit}: add --no-half --precision full"))
+            fails.append((t("no --no-half on a CPU-only machine: half precision fails on the CPU"),
+                          t("edit COMMANDLINE_ARGS in {source}: add {flag}", source=source, flag="--no-half --precision full")))
     if fails:
-        return dict(item, status="fail", value=f"{shown}: " + "; ".join(message for message, _ in fails + warns),
+        return dict(item, status="fail", value=t("{flags}: {problems}", flags=shown,
+                                                 problems="; ".join(message for message, _ in fails + warns)),
                     fix="\n".join(fix for _, fix in fails + warns))
     if warns:
-        return dict(item, status="warn", value=f"{shown}: " + "; ".join(message for message, _ in warns),
+        return dict(item, status="warn", value=t("{flags}: {problems}", flags=shown, problems="; ".join(message for message, _ in warns)),
                     fix="\n".join(fix for _, fix in warns))
-    return dict(item, value=f"{shown} (consistent with {gpu_name or backend})")
+    return dict(item, value=t("{flags} (consistent with {machine})", flags=shown, machine=gpu_name or backend))
 
 
 def _precision_full(args: Sequence[str]) -> bool:
@@ -336,15 +352,20 @@ def file_item(item_id: str, name: str, *, expected_size: int | None, expected_sh
 
     item = {"id": item_id, "name": name, "status": "ok", "fix": None}
     if not exists:
-        return dict(item, status="fail", value="missing", fix=fix_missing)
+        return dict(item, status="fail", value=t("missing"), fix=fix_missing)
     if expected_size is not None and size != expected_size:
-        return dict(item, status="fail", value=f"{human_bytes(size)} ({size} bytes), expected {expected_size} bytes: incomplete or a different file",
+        return dict(item, status="fail", value=t("{size} ({bytes} bytes), expected {expected} bytes: incomplete or a different file",
+                                                 size=human_bytes(size), bytes=size, expected=expected_size),
                     fix=fix_bad)
     if expected_sha256 and sha256 and sha256.lower() != expected_sha256.lower():
-        return dict(item, status="fail", value=f"sha256 {sha256[:12]}…, expected {expected_sha256[:12]}…: damaged or a different file",
+        return dict(item, status="fail", value=t("sha256 {sha256}…, expected {expected}…: damaged or a different file",
+                                                 sha256=sha256[:12], expected=expected_sha256[:12]),
                     fix=fix_bad)
-    how = "" if not expected_sha256 else (" (hash from cache)" if cached else " (hashed)")
-    return dict(item, value=f"{human_bytes(size)}, sha256 {'ok' if expected_sha256 else 'not recorded'}{how}")
+    if not expected_sha256:
+        return dict(item, value=t("{size}, sha256 not recorded", size=human_bytes(size)))
+    if cached:
+        return dict(item, value=t("{size}, sha256 ok (hash from cache)", size=human_bytes(size)))
+    return dict(item, value=t("{size}, sha256 ok (hashed)", size=human_bytes(size)))
 
 
 # Tracked by the web UI, edited by its owner and by sdsetup (its managed block): launch settings, not local changes.
@@ -355,24 +376,27 @@ def repo_item(item_id: str, name: str, path: str, *, expected: str, head: str | 
               changed: Sequence[str] = ()) -> dict[str, Any]:
     item = {"id": item_id, "name": name, "status": "ok", "fix": None}
     if not exists:
-        return dict(item, status="fail", value=f"{path}: missing", fix="run `sdsetup install DIR` again: it fetches the pinned commit")
+        return dict(item, status="fail", value=t("{path}: missing", path=path),
+                    fix=t("run `sdsetup install DIR` again: it fetches the pinned commit"))
     if head is None:
-        return dict(item, status="fail", value=f"{path}: not a git checkout",
-                    fix=f"move {path} away and run `sdsetup install DIR` again (the web UI refuses non-git folders there)")
+        return dict(item, status="fail", value=t("{path}: not a git checkout", path=path),
+                    fix=t("move {path} away and run `sdsetup install DIR` again (the web UI refuses non-git folders there)", path=path))
     if head != expected:
-        return dict(item, status="fail", value=f"at {head[:10]}, pinned {expected[:10]}",
-                    fix=f'git -C "{path}" checkout {expected}   (or run `sdsetup install DIR` again)')
+        return dict(item, status="fail", value=t("at {head}, pinned {expected}", head=head[:10], expected=expected[:10]),
+                    fix=t('git -C "{path}" checkout {expected}   (or run `sdsetup install DIR` again)', path=path, expected=expected))
     if dirty:
         if changed:
-            shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            shown = ", ".join(changed[:5]) if len(changed) <= 5 else \
+                t("{files} and {more} more", files=", ".join(changed[:5]), more=len(changed) - 5)
             named = " ".join(_shell_quote(name) for name in changed)
             # Never a bare `git stash`: it would also take webui-user.sh/.bat and sdsetup's block in them.
-            return dict(item, status="warn", value=f"at {expected[:10]} (pinned) with local changes to {shown}",
-                        fix=f'git -C "{path}" diff -- {named} shows them; `git -C "{path}" stash push -- {named}` sets them aside')
-        return dict(item, status="warn", value=f"at {expected[:10]} (pinned) with local changes",
-                    fix=f'git -C "{path}" status shows them; set aside only the files you did not mean to change '
-                        f'(`git -C "{path}" stash push -- FILE`)')
-    return dict(item, value=f"at {expected[:10]} (pinned)")
+            return dict(item, status="warn", value=t("at {commit} (pinned) with local changes to {files}", commit=expected[:10], files=shown),
+                        fix=t('git -C "{path}" diff -- {named} shows them; `git -C "{path}" stash push -- {named}` sets them aside',
+                              path=path, named=named))
+        return dict(item, status="warn", value=t("at {commit} (pinned) with local changes", commit=expected[:10]),
+                    fix=t('git -C "{path}" status shows them; set aside only the files you did not mean to change '
+                          '(`git -C "{path}" stash push -- FILE`)', path=path))
+    return dict(item, value=t("at {commit} (pinned)", commit=expected[:10]))
 
 
 def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -404,20 +428,23 @@ def record_path_in(install_dir: Path, relative: str, what: str) -> Path:
 
 def _python_item(python: Path) -> tuple[dict[str, Any], bool]:
     item = {"id": "python", "name": t("venv python"), "status": "ok", "fix": None}
-    fix = "run `sdsetup install DIR` again: it recreates the venv"
+    fix = t("run `sdsetup install DIR` again: it recreates the venv")
     if not python.exists():
-        return dict(item, status="fail", value=f"{python}: missing", fix=fix), False
+        return dict(item, status="fail", value=t("{path}: missing", path=python), fix=fix), False
     try:
         from sdsetup import children
 
         result = children.run([str(python), "-c", "import sys; print(sys.version.split()[0]); print(sys.prefix != sys.base_prefix)"],
                               timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return dict(item, status="fail", value=f"{python} does not run: {exc}", fix=fix), False
+        return dict(item, status="fail", value=t("{python} does not run: {error}", python=python, error=exc), fix=fix), False
     if result.returncode != 0:
-        return dict(item, status="fail", value=f"{python} does not run: {_last_error_line(result.stderr.splitlines())}", fix=fix), False
+        return dict(item, status="fail", value=t("{python} does not run: {error}", python=python,
+                                                 error=_last_error_line(result.stderr.splitlines())), fix=fix), False
     version, in_venv = (result.stdout.split() + ["", ""])[:2]
-    return dict(item, value=f"Python {version} at {python}" + ("" if in_venv == "True" else " (not a venv)")), True
+    if in_venv != "True":
+        return dict(item, value=t("Python {version} at {python} (not a venv)", version=version, python=python)), True
+    return dict(item, value=t("Python {version} at {python}", version=version, python=python)), True
 
 
 def _shell_quote(text: str) -> str:
@@ -451,7 +478,7 @@ def read_launch_args(install_dir: Path, record, system: str) -> tuple[list[str],
     except OSError:
         item = {"id": "webui-user-file", "name": name, "status": "warn", "value": t("missing"),
                 "fix": t("run `sdsetup install DIR` again: it writes webui-user with the flags for this machine")}
-        return list(record.launch_args), f"the install record (no {name})", item
+        return list(record.launch_args), t("the install record (no {name})", name=name), item
     return (args if args is not None else []), name, None
 
 
@@ -550,7 +577,7 @@ def verify_install(
             source = Path(shared[model.path])
             item = _file_check(source.parent, cache, rehash, f"model:{model.path}", Path(model.path).name, source.name,
                                model.size, model.sha256, url=model.url)
-            item["value"] = f"{item.get('value')} (shared: {source})"
+            item["value"] = t("{value} (shared: {source})", value=item.get("value"), source=source)
             items.append(item)
             continue
         items.append(_file_check(install_dir, cache, rehash, f"model:{model.path}", Path(model.path).name, model.path,
@@ -651,18 +678,19 @@ def _full_smoke(install_dir, record, items, python, hf_home, out, smoke_options,
     doc = run_smoke(python, checkpoint=checkpoint, out=out, hf_home=hf_home,
                     progress=progress, **smoke_options)
     holder["doc"] = doc
-    return smoke_item(doc, item_id="smoke-full", name="smoke test (checkpoint)")
+    return smoke_item(doc, item_id="smoke-full", name=t("smoke test (checkpoint)"))
 
 
 def _file_check(install_dir, cache, rehash, item_id, name, rel_path, size, sha256, *, url) -> dict[str, Any]:
 
     path = record_path_in(install_dir, rel_path, "model path")
-    fix_missing = "run `sdsetup install DIR` again: it downloads it (resuming a partial download)"
-    fix_bad = f"move {path} aside and run `sdsetup install DIR` again to download it afresh"
+    fix_missing = t("run `sdsetup install DIR` again: it downloads it (resuming a partial download)")
+    fix_bad = t("move {path} aside and run `sdsetup install DIR` again to download it afresh", path=path)
     if url:
         from sdsetup.redact import redact_url
 
-        fix_missing += f"; source: {redact_url(url)}"
+        fix_missing = t("run `sdsetup install DIR` again: it downloads it (resuming a partial download); source: {url}",
+                        url=redact_url(url))
     exists = path.is_file()
     actual_size = actual_sha = None
     cached = False
@@ -684,9 +712,13 @@ def _machine_facts(settings):
     except Exception as exc:  # a probe that breaks must not hide the rest of the report
         return None, {"id": "machine", "name": t("machine"), "status": "warn",
                       "value": t("could not probe the hardware: {exc}", exc=exc), "fix": t("run `sdsetup check` to see what fails")}
-    gpus = ", ".join(g.name or g.vendor for g in facts.gpus) or "no GPU"
-    source = f" (replayed from {facts.replayed_from})" if facts.replayed_from else ""
-    return facts, {"id": "machine", "name": t("machine"), "status": "info", "value": f"{facts.system} {facts.machine}, {gpus}{source}", "fix": None}
+    gpus = ", ".join(g.name or g.vendor for g in facts.gpus) or t("no GPU")
+    if facts.replayed_from:
+        value = t("{system} {machine}, {gpus} (replayed from {source})", system=facts.system, machine=facts.machine, gpus=gpus,
+                  source=facts.replayed_from)
+    else:
+        value = t("{system} {machine}, {gpus}", system=facts.system, machine=facts.machine, gpus=gpus)
+    return facts, {"id": "machine", "name": t("machine"), "status": "info", "value": value, "fix": None}
 
 
 def _tiny_cache(settings) -> Path | None:

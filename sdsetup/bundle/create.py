@@ -282,7 +282,8 @@ class BundleBuilder:
             self.save_state()
             self.reporter.say(_t("Bundle {name} for {backend}{tag}, {label}, Python {python_version} -> {out}",
                                  name=self.manifest.name, backend=self.decisions.backend,
-                                 tag=" " + self.tag if self.tag else "", label=self.target.label,
+                                 tag=" " + self.tag if self.tag else "",
+                                 label=self.target.label if self.target.platforms else _t("this machine's platform"),
                                  python_version=self.target.python_version, out=self.out))
             repos = self.build_repos()
             archives = self.fetch_archives()

@@ -171,8 +171,8 @@ class ScratchVenv:
 
         if self.python.exists():
             return
-        run_checked([sys.executable, "-m", "venv", str(self.path)], env=env, what="creating a scratch venv for pip",
-                    hint="on Debian/Ubuntu install the venv module: sudo apt install python3-venv")
+        run_checked([sys.executable, "-m", "venv", str(self.path)], env=env, what=t("creating a scratch venv for pip"),
+                    hint=t("on Debian/Ubuntu install the venv module: sudo apt install python3-venv"))
 
     def pip_version(self) -> tuple[int, ...]:
         from sdsetup.install.pip_run import probe_venv
@@ -253,8 +253,8 @@ class ScratchVenv:
             if current and current[1]:
                 shutil.rmtree(current[2], ignore_errors=True)
         run_checked([str(self.python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--ignore-requires-python",
-                     *[str(w) for w in wheels]], env=env, what="installing build tools into the scratch venv",
-                    hint="delete the bundle's .sdsetup-bundle/venv folder and run again")
+                     *[str(w) for w in wheels]], env=env, what=t("installing build tools into the scratch venv"),
+                    hint=t("delete the bundle's .sdsetup-bundle/venv folder and run again"))
 
 
 class Resolver:

@@ -70,23 +70,25 @@ def install_settings(settings: Any, *, mirror_url: str | None, offline: Path | N
 
 def render_create(data: Mapping[str, Any]) -> str:
     target = data["target"]
+    label = target["label"] if target.get("platforms") else t("this machine's platform")  # the lock keeps the English label
     lines = [
-        f"Bundle written: {data['out']}",
-        f"  {data['manifest']} for {data['backend']}{' ' + data['torch_tag'] if data['torch_tag'] else ''}, "
-        f"{target['label']}, Python {target['python_version']}",
-        f"  {data['files']} files, {human_bytes(data['bytes'])} ({human_bytes(data['downloaded_bytes'])} downloaded this run)",
+        t("Bundle written: {out}", out=data["out"]),
+        "  " + t("{manifest} for {backend}{tag}, {label}, Python {python_version}", manifest=data["manifest"], backend=data["backend"],
+                 tag=" " + data["torch_tag"] if data["torch_tag"] else "", label=label, python_version=target["python_version"]),
+        "  " + t("{files} files, {size} ({downloaded} downloaded this run)", files=data["files"], size=human_bytes(data["bytes"]),
+                 downloaded=human_bytes(data["downloaded_bytes"])),
     ]
     for kind, entry in sorted(data["by_kind"].items()):
-        lines.append(f"    {kind:<13} {entry['files']:>6} file(s)  {human_bytes(entry['bytes'])}")
+        lines.append(f"    {kind:<13} " + t("{files:>6} file(s)  {size}", files=entry["files"], size=human_bytes(entry["bytes"])))
     lines += [
-        f"  lock     {data['lock']}",
-        f"  profile  {data['profile']} (base {data['base_url']})",
+        "  " + t("lock     {path}", path=data["lock"]),
+        "  " + t("profile  {path} (base {base_url})", path=data["profile"], base_url=data["base_url"]),
         "",
-        "Serve it with any static web server, e.g.:",
+        t("Serve it with any static web server, e.g.:"),
         f"  cd \"{data['out']}\" && python3 -m http.server 8000",
-        "Install on each machine from it:",
+        t("Install on each machine from it:"),
         "  sdsetup install DIR --mirror-url http://THIS-HOST:8000/",
-        f"  (or, with the folder at hand: sdsetup install DIR --offline \"{data['out']}\")",
+        "  " + t("(or, with the folder at hand: {command})", command=f"sdsetup install DIR --offline \"{data['out']}\""),
     ]
     return "\n".join(lines)
 

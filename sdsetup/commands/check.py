@@ -11,8 +11,12 @@ from typing import Any, Mapping
 
 from sdsetup.detect.readiness import collect, hard_failures  # noqa: F401  (doctor and tests call check.collect)
 from sdsetup.errors import ExitCode
-from sdsetup.i18n import t, with_ids
+from sdsetup.i18n import N_, t, with_ids
 from sdsetup.output import Outcome, status_lines
+
+
+# Where a Python candidate was found (detect/python.py), said where it is shown.
+CANDIDATE_SOURCES = {"current": N_("current"), "py launcher": N_("py launcher")}
 
 
 def render(data: Mapping[str, Any]) -> str:
@@ -26,18 +30,19 @@ def render(data: Mapping[str, Any]) -> str:
         for candidate in candidates:
             mark = "*" if chosen and candidate["path"] == chosen["path"] else " "
             version = candidate["version"] or "?"
-            bits = f" {candidate['bits']}-bit" if candidate["bits"] else ""
+            bits = " " + t("{bits}-bit", bits=candidate["bits"]) if candidate["bits"] else ""
             note = f" - {candidate['note']}" if candidate["note"] else ""
-            lines.append(f"  {mark} {version}{bits} {candidate['path']} ({candidate['source']}){note}")
+            source = t(CANDIDATE_SOURCES[candidate["source"]]) if candidate["source"] in CANDIDATE_SOURCES else candidate["source"]
+            lines.append(f"  {mark} {version}{bits} {candidate['path']} ({source}){note}")
     advice = data["recommendation"]
     lines.append("")
     lines.append(t("Recommendation: {backend} backend, torch {torch_tag} wheels, manifest {manifest}",
                    backend=advice["backend"], torch_tag=advice["torch_tag"], manifest=advice["manifest"]))
-    lines.append(f"  COMMANDLINE_ARGS: {' '.join(advice['launch_flags']) or '(none)'}")
+    lines.append(f"  COMMANDLINE_ARGS: {' '.join(advice['launch_flags']) or t('(none)')}")
     for key, value in advice["env"].items():
         lines.append(f"  {key}={value}")
     for note in advice["notes"]:
-        lines.append(f"  note: {note}")
+        lines.append("  " + t("note: {note}", note=note))
     failed = hard_failures(data)
     warned = [item for item in data["items"] if item["status"] == "warn"]
     lines.append("")

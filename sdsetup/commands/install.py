@@ -9,8 +9,9 @@ from typing import Any, Mapping
 
 from sdsetup.errors import ExitCode
 from sdsetup.fsutil import human_bytes
+from sdsetup.i18n import N_, t
 from sdsetup.install.plan import InstallOptions
-from sdsetup.output import Outcome
+from sdsetup.output import Outcome, display_width
 
 DEFAULT_DIR = "stable-diffusion-webui"
 DEFAULT_DIRS = {"forge": "stable-diffusion-webui-forge", "comfyui": "ComfyUI"}  # the upstream checkout names
@@ -100,6 +101,16 @@ def run(settings: Any, install_dir: Path | str | None, options: InstallOptions) 
     return Outcome("install", data, ExitCode.OK, human=render_outcome, warnings=warnings)
 
 
+# The plan's left column and its disk labels, translated where shown.
+PLAN_LABELS = {"manifest": N_("manifest"), "backend": N_("backend"), "mirrors": N_("mirrors"), "flags": N_("flags")}
+DISK_LABELS = {"install_dir": N_("install dir"), "temp": N_("temp")}
+
+
+def _label(key: str, width: int = 10) -> str:
+    text = t(PLAN_LABELS[key])
+    return text + " " * max(1, width - display_width(text))
+
+
 def _urls(step: Mapping[str, Any], key: str = "urls") -> list[str]:
     return list(step.get(key) or [])
 
@@ -108,28 +119,29 @@ def render_plan(data: Mapping[str, Any]) -> str:
     d = data["decisions"]
     m = data["manifest"]
     lines = [
-        f"Plan for {data['install_dir']} (dry run: nothing is written)",
-        f"  manifest  {m['name']}: {m['title']} ({m['source']})",
-        f"  backend   {d['backend']}, torch {' '.join(d['torch_packages'])}"
+        t("Plan for {install_dir} (dry run: nothing is written)", install_dir=data["install_dir"]),
+        f"  {_label('manifest')}{m['name']}: {m['title']} ({m['source']})",
+        f"  {_label('backend')}{d['backend']}, torch {' '.join(d['torch_packages'])}"
         + (f" [{d['torch_tag']}]" if d["torch_tag"] else "") + f" - {d['reason']}",
-        f"  mirrors   {data['mirror']['profile']}",
-        f"  flags     {' '.join(d['launch_args']) or '(none)'}",
+        f"  {_label('mirrors')}{data['mirror']['profile']}",
+        f"  {_label('flags')}{' '.join(d['launch_args']) or t('(none)')}",
         "",
     ]
     for number, step in enumerate(data["steps"], 1):
         lines.append(f"{number:>2}. {step['title']}")
         if step.get("commit") and step["id"] != "webui":
-            lines.append(f"      commit {step['commit']}" + (f" (replaces {step['replaces']})" if step.get("replaces") else ""))
+            lines.append("      " + (t("commit {commit} (replaces {url})", commit=step["commit"], url=step["replaces"]) if step.get("replaces")
+                                     else t("commit {commit}", commit=step["commit"])))
         if step["id"] == "webui":
-            lines.append(f"      commit {step['commit']}")
+            lines.append("      " + t("commit {commit}", commit=step["commit"]))
         for url in _urls(step)[:3]:
             lines.append(f"      <- {url}")
         if len(_urls(step)) > 3:
-            lines.append(f"      … and {len(_urls(step)) - 3} more source(s)")
+            lines.append("      " + t("… and {count} more source(s)", count=len(_urls(step)) - 3))
         if step.get("index_args"):
             lines.append(f"      pip {' '.join(step['index_args'])}")
         for archive in step.get("archives", []):
-            lines.append(f"      archive <- {archive['urls'][0]}")
+            lines.append("      " + t("archive <- {url}", url=archive["urls"][0]))
         for item in step.get("files", []) if isinstance(step.get("files"), list) else []:
             if isinstance(item, dict):
                 lines.append(f"      {item['path']} ({human_bytes(item.get('size'))}, sha256 {str(item.get('sha256'))[:12]}…)")
@@ -139,7 +151,8 @@ def render_plan(data: Mapping[str, Any]) -> str:
                 lines.append(f"      {repo['repo_id']}/{item['filename']} <- {item['urls'][0]}")
     lines.append("")
     disk = data["disk"]
-    lines.append("Disk: " + ", ".join(f"{label.replace('_', ' ')} {value['human']}" for label, value in disk.items()))
+    lines.append(t("Disk: {needs}", needs=", ".join(
+        f"{t(DISK_LABELS[label]) if label in DISK_LABELS else label.replace('_', ' ')} {value['human']}" for label, value in disk.items())))
     return "\n".join(lines)
 
 
@@ -147,22 +160,23 @@ def render_outcome(data: Mapping[str, Any]) -> str:
     ran = [s for s in data["steps"] if s["status"] == "ran" and s["id"] != "preflight"]
     lines = []
     if not ran:
-        lines.append(f"Nothing to do: {data['install_dir']} is already installed (manifest {data['manifest']}).")
+        lines.append(t("Nothing to do: {install_dir} is already installed (manifest {manifest}).", install_dir=data["install_dir"],
+                       manifest=data["manifest"]))
     else:
-        lines.append(f"Installed {data['manifest']} into {data['install_dir']} in {data['seconds']:.0f}s "
-                     f"({len(ran)} step(s) ran, backend {data['backend']}).")
+        lines.append(t("Installed {manifest} into {install_dir} in {seconds:.0f}s ({count} step(s) ran, backend {backend}).",
+                       manifest=data["manifest"], install_dir=data["install_dir"], seconds=data["seconds"], count=len(ran),
+                       backend=data["backend"]))
     skipped = [s for s in data["steps"] if s["status"] == "skipped" and s["id"] != "preflight"]
     for step in skipped:
-        lines.append(f"  skipped {step['id']}: {step.get('reason')}")
+        lines.append("  " + t("skipped {step}: {reason}", step=step["id"], reason=step.get("reason")))
     if data.get("mirror"):
-        from sdsetup.i18n import t
         from sdsetup.install.executor import source_lines
 
         lines.append(t("Sources:"))
         lines += [f"  {line}" for line in source_lines(data["mirror"])]
     lines.append("")
-    lines.append("Start the web UI:")
+    lines.append(t("Start the web UI:"))
     lines.append(f"  cd \"{data['install_dir']}\" && " + data.get("start", "./webui.sh        (Windows: webui-user.bat)"))
     if data.get("log"):
-        lines.append(f"Log: {data['log']}")
+        lines.append(t("Log: {log}", log=data["log"]))
     return "\n".join(lines)

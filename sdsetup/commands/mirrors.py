@@ -11,6 +11,12 @@ from sdsetup.i18n import N_, t
 
 NO_ANSWER_HINT = N_("`sdsetup check --network` tells whether the proxy or the hosts fail; try another --mirror "
                      "(or --proxy URL), or add a reachable mirror to a profile in your config file")
+# The built-in profiles' descriptions (manifests/mirrors.toml), translated where they are shown; a user's own
+# profile is shown as its owner wrote it.
+BUILTIN_DESCRIPTIONS = {
+    N_("the upstream hosts: pypi.org, download.pytorch.org, github.com, huggingface.co"),
+    N_("mainland China mirrors as of 2026-11 (cloud vendors first, universities last; community GitHub proxies)"),
+}
 PROBE_BUDGET = 8.0  # `mirrors probe` is asked for: it may wait longer than an install's routing does
 
 
@@ -30,8 +36,8 @@ def list_profiles(settings: Settings) -> Outcome:
         try:
             data["selected"] = select_mirrors(settings, catalog=catalog, probe=_not_cached).to_json()
         except _NotCached:
-            data["selected"] = {"profile": "auto", "notes": ["auto (the default): each channel is decided by probing when a command "
-                                                             "needs the network (`sdsetup mirrors probe` shows what it would find)"]}
+            data["selected"] = {"profile": "auto", "notes": [t("auto (the default): each channel is decided by probing when a command "
+                                                               "needs the network (`sdsetup mirrors probe` shows what it would find)")]}
     else:
         plan = select_mirrors(settings, catalog=catalog)
         data["selected"] = plan.to_json()
@@ -50,7 +56,7 @@ def _not_cached(targets: Any) -> Any:
 def _candidate_line(candidate: dict[str, Any]) -> str:
     extra = [candidate[k] for k in ("layout", "style") if k in candidate]
     if "serves" in candidate:
-        extra.append("serves " + "+".join(candidate["serves"]))
+        extra.append(t("serves {what}", what="+".join(candidate["serves"])))
     suffix = f"  ({', '.join(extra)})" if extra else ""
     return f"{candidate['name']:<16} {candidate['url']}{suffix}"
 
@@ -59,8 +65,10 @@ def _render_list(data: dict[str, Any]) -> str:
     lines = []
     for name, profile in data["profiles"].items():
         if profile["description"]:
-            lines.append(t("profile {name} [{source}]: {description}", name=name, source=profile["source"],
-                           description=profile["description"]))
+            description = profile["description"]
+            if profile["source"] == "built-in" and description in BUILTIN_DESCRIPTIONS:
+                description = t(description)
+            lines.append(t("profile {name} [{source}]: {description}", name=name, source=profile["source"], description=description))
         else:
             lines.append(t("profile {name} [{source}]", name=name, source=profile["source"]))
         for channel in CHANNELS:
@@ -76,7 +84,9 @@ def _render_list(data: dict[str, Any]) -> str:
         for channel in CHANNELS:
             lines.append(f"  {channel:<12} {_candidate_line(selected['channels'][channel]['selected'])}")
             if selected["channels"][channel].get("reason"):
-                lines.append(f"  {'':<12} {selected['channels'][channel]['reason']}")
+                from sdsetup.route_reasons import route_reason
+
+                lines.append(f"  {'':<12} {route_reason(selected['channels'][channel]['reason'])}")
         if selected.get("proxy"):
             lines.append(f"  {'proxy':<12} {selected['proxy']}")
     for note in selected.get("notes", []):

@@ -154,7 +154,8 @@ def collect(
             "torch",
             t("torch build"),
             "ok",
-            f"{advice['backend']} / {advice['torch_tag']} (manifest {advice['manifest']}): {advice['reason']}",
+            t("{backend} / {torch_tag} (manifest {manifest}): {reason}", backend=advice["backend"], torch_tag=advice["torch_tag"],
+              manifest=advice["manifest"], reason=advice["reason"]),
         )
     )
     env_text = " ".join(f"{k}={v}" for k, v in advice["env"].items())
@@ -201,7 +202,7 @@ def _os_item(facts: MachineFacts) -> dict[str, Any]:
     value = " ".join(str(v) for v in (os_facts.get("system"), os_facts.get("release"), os_facts.get("machine")) if v)
     value += f" ({os_facts.get('bits')}-bit{', WSL' if os_facts.get('wsl') else ''})"
     if facts.replayed_from:
-        value += f" [replayed from {facts.replayed_from}]"
+        value = t("{os} [replayed from {source}]", os=value, source=facts.replayed_from)
     if os_facts.get("bits") == 32:
         return _item("os", t("operating system"), "fail", value, t("a 32-bit OS has no torch builds: install a 64-bit OS"))
     if facts.system not in ("Linux", "Windows", "Darwin"):

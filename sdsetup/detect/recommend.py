@@ -244,35 +244,39 @@ def torch_choice(facts: MachineFacts, requested: str = "auto", manifest: Manifes
     forced = "" if (requested or "auto") == "auto" else f" (--backend {backend})"
     if backend == "cuda":
         if gpu is None:
-            return TorchChoice(backend, spec.default_cuda_tag, f"CUDA requested but no NVIDIA GPU found; torch {spec.torch} {spec.default_cuda_tag}{forced}", manifest)
+            return TorchChoice(backend, spec.default_cuda_tag, t("CUDA requested but no NVIDIA GPU found; torch {torch} {tag}", torch=spec.torch,
+                                                                 tag=spec.default_cuda_tag) + forced, manifest)
         tag = cuda_tag_for_driver(gpu.cuda_driver_version, gpu.compute_capability, available=spec.cuda_tags, default=spec.default_cuda_tag)
         if is_blackwell(gpu.compute_capability):
-            why = f"{gpu.name}: compute capability {gpu.compute_capability} (Blackwell) needs torch ≥ 2.7 with cu128"
+            why = t("{gpu}: compute capability {capability} (Blackwell) needs torch ≥ 2.7 with cu128", gpu=gpu.name,
+                    capability=gpu.compute_capability)
         elif gpu.cuda_driver_version:
-            why = f"{gpu.name}: the driver supports CUDA {gpu.cuda_driver_version}; torch {spec.torch} builds: {', '.join(spec.cuda_tags)}"
+            why = t("{gpu}: the driver supports CUDA {cuda}; torch {torch} builds: {tags}", gpu=gpu.name, cuda=gpu.cuda_driver_version,
+                    torch=spec.torch, tags=", ".join(spec.cuda_tags))
         else:
-            why = f"{gpu.name}: driver CUDA version unknown, torch {spec.torch} default build"
+            why = t("{gpu}: driver CUDA version unknown, torch {torch} default build", gpu=gpu.name, torch=spec.torch)
         return TorchChoice(backend, tag, why + forced, manifest)
     if backend == "rocm":
-        name = gpu.name if gpu else "no AMD GPU found"
-        return TorchChoice(backend, spec.rocm_tag, f"{name}: AMD on Linux uses ROCm builds of torch {spec.torch}{forced}", manifest)
+        name = gpu.name if gpu else t("no AMD GPU found")
+        return TorchChoice(backend, spec.rocm_tag, t("{gpu}: AMD on Linux uses ROCm builds of torch {torch}", gpu=name, torch=spec.torch) + forced,
+                           manifest)
     if backend == "mps":
         name = gpu.name if gpu else "Apple silicon"
-        return TorchChoice(backend, "cpu", f"{name}: PyTorch's macOS wheels include Metal (MPS){forced}", manifest)
+        return TorchChoice(backend, "cpu", t("{gpu}: PyTorch's macOS wheels include Metal (MPS)", gpu=name) + forced, manifest)
     return TorchChoice(backend, "cpu", _cpu_reason(facts) + forced, manifest)
 
 
 def _cpu_reason(facts: MachineFacts) -> str:
     vendors = {gpu.vendor for gpu in facts.gpus}
     if "amd" in vendors and facts.system == "Windows":
-        return "AMD GPU on Windows: torch has no ROCm build for Windows, so the web UI runs on the CPU"
+        return t("AMD GPU on Windows: torch has no ROCm build for Windows, so the web UI runs on the CPU")
     if "amd" in vendors and facts.system != "Linux":
-        return "AMD GPU outside Linux: no ROCm build of torch here, so the web UI runs on the CPU"
+        return t("AMD GPU outside Linux: no ROCm build of torch here, so the web UI runs on the CPU")
     if "intel" in vendors:
-        return "Intel GPU: the web UI's IPEX path is not set up by sdsetup, so it runs on the CPU"
+        return t("Intel GPU: the web UI's IPEX path is not set up by sdsetup, so it runs on the CPU")
     if "apple" in vendors:
-        return "Apple GPU outside macOS: running on the CPU"
-    return "no supported GPU found: the web UI runs on the CPU (slow: minutes per image)"
+        return t("Apple GPU outside macOS: running on the CPU")
+    return t("no supported GPU found: the web UI runs on the CPU (slow: minutes per image)")
 
 
 # ------------------------------------------------------------------------------------------ VRAM
@@ -351,9 +355,9 @@ def launch_config(facts: MachineFacts, backend: str, torch_tag: str | None = Non
     gpu = primary_gpu(facts, backend)
     tier = vram_tier(gpu)
     if backend == "cpu":
-        return LaunchConfig(CPU_FLAGS, {}, ("CPU only: expect minutes per image",))
+        return LaunchConfig(CPU_FLAGS, {}, (t("CPU only: expect minutes per image"),))
     if backend == "mps":
-        return LaunchConfig(MACOS_FLAGS, {"PYTORCH_ENABLE_MPS_FALLBACK": "1"}, ("the web UI's macOS defaults (webui-macos-env.sh)",))
+        return LaunchConfig(MACOS_FLAGS, {"PYTORCH_ENABLE_MPS_FALLBACK": "1"}, (t("the web UI's macOS defaults (webui-macos-env.sh)"),))
     flags = list(tier.flags)
     env: dict[str, str] = {}
     notes = []
@@ -367,7 +371,7 @@ def launch_config(facts: MachineFacts, backend: str, torch_tag: str | None = Non
     # cuda
     if needs_upcast(gpu):
         flags.append("--upcast-sampling")
-        notes.append("GTX 10xx/16xx: if images come out black, add --no-half-vae")
+        notes.append(t("GTX 10xx/16xx: if images come out black, add --no-half-vae"))
     spec = manifest_torch(manifest)
     capability = _numbers(gpu.compute_capability) if gpu else None
     if torch_tag in spec.xformers_tags and (capability is None or capability >= (6, 0)):

@@ -280,10 +280,10 @@ def report_page(data: dict[str, Any], install_dir: Path | None) -> str:
         except OSError:
             image = None
     return render_report(
-        title="sdsetup doctor report", generated=f"sdsetup {__version__}, {time.strftime('%Y-%m-%d %H:%M:%S %z')}",
+        title=t("sdsetup doctor report"), generated=f"sdsetup {__version__}, {time.strftime('%Y-%m-%d %H:%M:%S %z')}",
         environment=data.get("environment") or {}, summary=data.get("summary", ""), findings=data.get("findings", []),
         install={"folder": install.get("dir"), **record, "venv": install.get("venv_python")} if install else None,
-        checks=checks, steps=journal_steps(install_dir), image_png=image, image_caption="the last smoke test's image",
+        checks=checks, steps=journal_steps(install_dir), image_png=image, image_caption=t("the last smoke test's image"),
     )
 
 

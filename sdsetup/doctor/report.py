@@ -7,11 +7,24 @@ import textwrap
 from typing import Any, Callable, Mapping
 
 from sdsetup.doctor.match import Ranked
-from sdsetup.i18n import t
+from sdsetup.i18n import N_, t
 from sdsetup.output import status_lines
 
 WIDTH = 100
-PLATFORM_LABELS = {"windows": "Windows", "linux": "Linux", "macos": "macOS", "all": "Any OS"}
+PLATFORM_LABELS = {"windows": "Windows", "linux": "Linux", "macos": "macOS", "all": N_("Any OS")}
+# What the support zip removed, per kind (doctor.secrets.KIND_LABELS), said where it is shown.
+REMOVED_LABELS = {
+    "url_password": N_("{count} password(s) in URLs (proxy or index credentials)"),
+    "token": N_("{count} token(s) (Hugging Face, GitHub, API keys)"),
+    "auth_header": N_("{count} authorization header value(s)"),
+    "secret_value": N_("{count} NAME=secret value(s) (…TOKEN, …PASSWORD, …SECRET, …API_KEY)"),
+    "web_ui_login": N_("{count} web UI login(s) (--gradio-auth, --api-auth, --ngrok values)"),
+    "secret_env": N_("{count} value(s) of variables named …KEY, …TOKEN, …SECRET, …PASSWORD, …AUTH"),
+    "known_secret": N_("{count} known secret(s) of this machine (proxy passwords, saved tokens)"),
+    "home_path": N_("{count} home directory path(s)"),
+}
+FIX_RESULTS = {"applied": N_("applied"), "declined": N_("not applied (declined)"), "failed": N_("FAILED"), "done": N_("already in place"),
+               "skip": N_("skipped"), "ready": N_("not applied")}
 
 
 def finding_json(ranked: Ranked, redact: Callable[[str], str], lang: str = "en") -> dict[str, Any]:
@@ -62,12 +75,12 @@ def _wrap(text: str, indent: str) -> list[str]:
 
 def _source_line(source: Mapping[str, Any]) -> str:
     if source.get("kind") == "install":
-        return f"{source['source']} ({source['lines']} lines)"
-    extra = [f"{source['lines']:,} lines"]
+        return t("{source} ({lines} lines)", source=source["source"], lines=source["lines"])
+    extra = [t("{lines:,} lines", lines=source["lines"])]
     if source.get("encoding") and source["encoding"] not in ("utf-8", "ascii"):
         extra.append(source["encoding"])
     if source.get("cut_lines"):
-        extra.append(f"{source['cut_lines']} over-long lines cut")
+        extra.append(t("{count} over-long lines cut", count=source["cut_lines"]))
     return f"{source['source']} ({', '.join(extra)})"
 
 
@@ -75,11 +88,11 @@ def render(data: Mapping[str, Any]) -> str:
     out: list[str] = []
     sources = data.get("sources", [])
     if sources:
-        out.append("sdsetup doctor read:")
+        out.append(t("sdsetup doctor read:"))
         out += [f"  - {_source_line(s)}" for s in sources]
     else:
-        out.append("sdsetup doctor: nothing to read. Give a saved console log with --log FILE (or --log - for stdin),")
-        out.append("and/or the install folder: sdsetup doctor DIR")
+        out += t("sdsetup doctor: nothing to read. Give a saved console log with --log FILE (or --log - for stdin),\n"
+                 "and/or the install folder: sdsetup doctor DIR").splitlines()
     for warning in data.get("problems_reading", []):
         out.append(f"  ! {warning}")
     out.append("")
@@ -106,7 +119,7 @@ def render(data: Mapping[str, Any]) -> str:
             for step in finding["fix"]["steps"]:
                 out += wrap_copyable(step, WIDTH, "     - ", "       ")
             for platform, commands in finding["fix"]["commands"].items():
-                label = PLATFORM_LABELS.get(platform, platform)
+                label = t(PLATFORM_LABELS[platform]) if platform in PLATFORM_LABELS else platform
                 for index, command in enumerate(commands):
                     out.append(f"     {label + ':' if index == 0 else '':<9} {command}")
             if finding.get("autofix"):
@@ -114,37 +127,41 @@ def render(data: Mapping[str, Any]) -> str:
     harmless = data.get("harmless", [])
     if harmless:
         out.append("")
-        out.append("Harmless, nothing to do: " + "; ".join(f"{h['title']} ({h['source']} line {h['line']})" for h in harmless))
+        out.append(t("Harmless, nothing to do: {findings}", findings="; ".join(
+            t("{title} ({source} line {line})", title=h["title"], source=h["source"], line=h["line"]) for h in harmless)))
     install = data.get("install")
     if install:
         out.append("")
-        out.append(f"Install {install.get('dir')}:")
+        out.append(t("Install {dir}:", dir=install.get("dir")))
         for part in ("check", "verify"):
             section = install.get(part) or {}
             if section.get("unavailable"):
-                out.append(f"  {part}: not run ({section['unavailable']})")
+                out.append(f"  {part}: " + t("not run ({reason})", reason=section["unavailable"]))
                 continue
             items = [i for i in section.get("items", []) if i.get("status") in ("fail", "warn")]
             if items:
                 out.append(status_lines(items))
             elif section.get("items"):
-                out.append(f"  {part}: {len(section['items'])} checks, all fine")
+                out.append(f"  {part}: " + t("{count} checks, all fine", count=len(section["items"])))
     fixes = data.get("fixes")
     if fixes is not None:
         out.append("")
-        out.append("Fixes:" if fixes else "Fixes: none of the findings has a fix sdsetup can apply; follow the steps above.")
+        out.append(t("Fixes:") if fixes else t("Fixes: none of the findings has a fix sdsetup can apply; follow the steps above."))
         for fix in fixes:
             result = fix.get("result") or fix["status"]
-            label = {"applied": "applied", "declined": "not applied (declined)", "failed": "FAILED", "done": "already in place",
-                     "skip": "skipped", "ready": "not applied"}.get(result, result)
+            label = t(FIX_RESULTS[result]) if result in FIX_RESULTS else result
             out.append(f"  - {fix['action']}: {label}" + (f": {fix['reason']}" if fix.get("reason") else ""))
             if fix.get("detail"):
                 out += ["      " + line for line in fix["detail"].splitlines()]
             for backup in fix.get("backups", []):
-                out.append(f"      backup: {backup}")
+                out.append("      " + t("backup: {path}", path=backup))
     bundle = data.get("bundle")
     if bundle:
         out.append("")
-        out.append(f"Support bundle written: {bundle['path']} ({len(bundle['files'])} files; {bundle['removed_text']}).")
-        out.append("Send that file to the helpdesk.")
+        removed = [t(REMOVED_LABELS[kind], count=count) if kind in REMOVED_LABELS else f"{count} {kind}"
+                   for kind, count in (bundle.get("removed") or {}).items()]
+        removed_text = t("removed: {what}", what="; ".join(removed)) if removed else t("nothing needed removing")
+        out.append(t("Support bundle written: {path} ({count} files; {removed}).", path=bundle["path"], count=len(bundle["files"]),
+                     removed=removed_text))
+        out.append(t("Send that file to the helpdesk."))
     return "\n".join(out).rstrip()

@@ -29,8 +29,9 @@ def sources_json(mirrors: Any) -> dict[str, Any]:
 def source_lines(sources: dict[str, Any]) -> list[str]:
     """'pypi: aliyun (why)' per channel (pure)."""
     from sdsetup.i18n import t
+    from sdsetup.route_reasons import route_reason
 
-    return [t("{channel}: {source} ({reason})", channel=ch, source=route["source"], reason=route["reason"])
+    return [t("{channel}: {source} ({reason})", channel=ch, source=route["source"], reason=route_reason(route["reason"]))
             for ch, route in sources["channels"].items()]
 
 

@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
 from sdsetup.errors import ExitCode, SdsetupError
+from sdsetup.i18n import t
 
 # SDSETUP_UV: a path to the uv binary, or 0/off/no to never use uv (pip's dry run then).
 ENV_UV = "SDSETUP_UV"
@@ -356,8 +357,8 @@ def install_pip(ctx: Any, uv: str, requirement: str, *, index_args: Sequence[str
     argv = [uv, "pip", "install", "--quiet", "--python", str(ctx.python), "--cache-dir", str(cache),
             "--link-mode", "hardlink", *options, requirement]
     try:
-        run_checked(argv, env=tool_env(ctx, env, extra_env), what="installing pip into the venv (uv)",
-                    hint="the log file has uv's full output", secrets=secrets)
+        run_checked(argv, env=tool_env(ctx, env, extra_env), what=t("installing pip into the venv (uv)"),
+                    hint=t("the log file has uv's full output"), secrets=secrets)
     except SdsetupError as error:
         if error.exit_code == ExitCode.NETWORK:
             raise

@@ -114,7 +114,8 @@ class HubStep(Step):
         self.hub = tuple(hub)
         self.mirrors = mirrors
         files = sum(len(spec.files) for spec in self.hub)
-        self.title = f"{files} Hugging Face file(s) for {', '.join(spec.repo_id for spec in self.hub)} into {HF_HOME_REL}"
+        self.title = t("{files} Hugging Face file(s) for {repos} into {hf_home}", files=files,
+                       repos=", ".join(spec.repo_id for spec in self.hub), hf_home=HF_HOME_REL)
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "hf_home": HF_HOME_REL, "endpoint": self.mirrors.hf_endpoint, "repos": [

@@ -35,7 +35,7 @@ class ModelsStep(Step):
         total = sum(m.size or 0 for m in self.models)
         from sdsetup.fsutil import human_bytes
 
-        self.title = f"{len(self.models)} model file(s), {human_bytes(total)}"
+        self.title = t("{count} model file(s), {size}", count=len(self.models), size=human_bytes(total))
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "files": [

@@ -21,8 +21,11 @@ PIP_CACHE_BYTES = 200 * 1024 * 1024  # sdsetup downloads the big files itself; p
 
 class PreflightStep(Step):
     id = "preflight"
-    title = "check this machine"
     journaled = False
+
+    @property
+    def title(self) -> str:  # type: ignore[override]  # in the language of this run, not of the import
+        return t("check this machine")
 
     def __init__(self, manifest: Any, decisions: Any, options: Any) -> None:
         self.manifest = manifest

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from sdsetup.install.steps.base import Step
+from sdsetup.i18n import t
 
 
 def record_secrets(mirrors: Any) -> list[str]:
@@ -18,7 +19,10 @@ def record_secrets(mirrors: Any) -> list[str]:
 
 class RecordStep(Step):
     id = "record"
-    title = "install record (.sdsetup/install.json)"
+
+    @property
+    def title(self) -> str:  # type: ignore[override]  # in the language of this run, not of the import
+        return t("install record (.sdsetup/install.json)")
 
     def __init__(self, manifest: Any, decisions: Any, options: Any) -> None:
         self.manifest = manifest

@@ -15,7 +15,7 @@ class RepoStep(Step):
     def __init__(self, repo: Any, mirrors: Any, size_bytes: int) -> None:
         self.repo = repo
         self.id = f"repo:{repo.path.rsplit('/', 1)[-1]}"
-        self.title = f"{repo.name} at {repo.commit[:10]}"
+        self.title = t("{name} at {commit}", name=repo.name, commit=repo.commit[:10])
         self.urls = failover_order([mirrors.git_urls(url) for url in repo.urls])
         self.size_bytes = size_bytes
 

@@ -15,7 +15,10 @@ from sdsetup.i18n import t
 
 class SmokeStep(Step):
     id = "smoke"
-    title = "smoke test: one txt2img in the web UI's venv"
+
+    @property
+    def title(self) -> str:  # type: ignore[override]  # in the language of this run, not of the import
+        return t("smoke test: one txt2img in the web UI's venv")
 
     def __init__(self, manifest: Any, options: Any, mirrors: Any = None, launch_args: tuple[str, ...] = ()) -> None:
         self.manifest = manifest

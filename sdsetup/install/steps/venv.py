@@ -34,7 +34,7 @@ class VenvStep(Step):
         self.spec = spec
         self.mirrors = mirrors
         self.requested = python
-        self.title = f"venv with Python {'/'.join(spec.supported)} and pip >= {spec.pip_minimum}"
+        self.title = t("venv with Python {versions} and pip >= {pip_minimum}", versions="/".join(spec.supported), pip_minimum=spec.pip_minimum)
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "path": "venv", "python": self.requested or "(chosen by check)",
@@ -97,8 +97,8 @@ class VenvStep(Step):
             # With uv at hand, pip comes from the mirror in a second or two; ensurepip plus an upgrade over a
             # slow link cost 20-35 s (bench/install_link). ensurepip stays the fallback below.
             venv_args = [base, "-m", "venv", *(["--without-pip"] if uv else []), str(ctx.venv_dir)]
-            run_checked(venv_args, env=tool_env(ctx.mirrors), what="creating the venv",
-                        hint="on Debian/Ubuntu install the venv module: sudo apt install python3-venv (or python3.10-venv)")
+            run_checked(venv_args, env=tool_env(ctx.mirrors), what=t("creating the venv"),
+                        hint=t("on Debian/Ubuntu install the venv module: sudo apt install python3-venv (or python3.10-venv)"))
             marker.unlink()  # the venv is whole; a missing pip is mended below (ensurepip) on any run
             if uv:
                 try:
@@ -115,7 +115,7 @@ class VenvStep(Step):
         if state == "pip-old" and not ((probe or {}).get("packages") or {}).get("pip"):
             # pip itself is missing (venv interrupted before ensurepip finished, or made --without-pip).
             run_checked([str(ctx.python), "-m", "ensurepip", "--upgrade"], env=tool_env(ctx.mirrors),
-                        what="installing pip into the venv", hint="recreate the venv: move it away and run again")
+                        what=t("installing pip into the venv"), hint=t("recreate the venv: move it away and run again"))
             probe = probe_venv(ctx.python)
         if state == "pip-old":
             old = ((probe or {}).get("packages") or {}).get("pip")
@@ -123,8 +123,8 @@ class VenvStep(Step):
             run_checked(
                 [str(ctx.python), "-m", "pip", "install", "--upgrade", "--quiet", f"pip>={self.spec.pip_minimum}",
                  *ctx.mirrors.pip_index_args()],
-                env=tool_env(ctx.mirrors), what="upgrading pip in the venv", secrets=proxy_secrets(ctx.settings),
-                hint="check the network, proxy and mirror (sdsetup check; sdsetup mirrors probe), then run again",
+                env=tool_env(ctx.mirrors), what=t("upgrading pip in the venv"), secrets=proxy_secrets(ctx.settings),
+                hint=t("check the network, proxy and mirror (sdsetup check; sdsetup mirrors probe), then run again"),
             )
             probe = probe_venv(ctx.python)
         final = probe_venv(ctx.python) if probe is None else probe

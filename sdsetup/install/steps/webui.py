@@ -110,7 +110,8 @@ class WebuiStep(Step):
         self.repo = repo
         self.urls = failover_order([mirrors.git_urls(url) for url in repo.urls])
         self.size_bytes = size_bytes
-        self.title = f"web UI at {repo.ref + ' ' if repo.ref else ''}{repo.commit[:10]}"
+        self.title = t("web UI at {ref} {commit}", ref=repo.ref, commit=repo.commit[:10]) if repo.ref \
+            else t("web UI at {commit}", commit=repo.commit[:10])
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "path": ".", "commit": self.repo.commit, "ref": self.repo.ref,
