@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from sdsetup.net.mirrors import select_mirrors
-from sdsetup.net.routing import BUDGET_SECONDS
+from sdsetup.net.decide import BUDGET_SECONDS
 from sdsetup.settings import load_settings
 from tests.fixtures.install import fixture as fx
 from tests.servers.firewall import blackhole, firewall_config, serve_ua_gate
