@@ -193,3 +193,20 @@ def test_mirrors_list_shows_the_cached_routing_and_never_probes(tmp_path):
     assert pypi["source"] == "aliyun" and pypi["cached"] is True
     human = runner.invoke(cli.app, ["mirrors", "list"], env=env).stdout
     assert "pypi.org did not answer" in human
+
+
+def test_a_picked_wheel_gets_every_source_that_serves_the_same_file():
+    """Issue 21 item 2: the torch wheel from official + NJU + Aliyun; a PyPI wheel from each files host."""
+    plan = select_mirrors(load_settings({"mirror": ["cn"]}, {}), env={})
+    tail = "6c/d7/06d1/notebook-7.4.7-py3-none-any.whl"
+    picked = f"https://mirrors.aliyun.com/pypi/packages/{tail}"
+    urls = plan.sources_for(picked + "#sha256=" + "0" * 64)
+    assert urls[0] == picked and urls[-1] == f"https://files.pythonhosted.org/packages/{tail}"
+    assert f"https://pypi.tuna.tsinghua.edu.cn/packages/{tail}" in urls
+    assert plan.source_caps(urls) == ((f"https://pypi.tuna.tsinghua.edu.cn/packages/{tail}", 2),)
+    wheel = "torch-2.8.0%2Bcpu-cp310-cp310-manylinux_2_28_x86_64.whl"
+    torch = plan.sources_for(f"https://mirror.nju.edu.cn/pytorch/whl/cpu/{wheel}")
+    assert torch == (f"https://mirror.nju.edu.cn/pytorch/whl/cpu/{wheel}", f"https://mirrors.aliyun.com/pytorch-wheels/cpu/{wheel}",
+                     f"https://download.pytorch.org/whl/cpu/{wheel}")
+    assert plan.sources_for(f"https://download.pytorch.org/whl/cpu/{wheel}")[0].startswith("https://mirror.nju.edu.cn/")
+    assert plan.sources_for("https://example.org/x/y.whl") == ("https://example.org/x/y.whl",)

@@ -234,7 +234,11 @@ def fetch(ctx: Any, picks: Sequence[Pick]) -> dict[str, Path]:
                                t("report this manifest/mirror pair"), ExitCode.STEP)
         dest = ctx.wheelhouse / pick.filename
         paths[pick.filename] = dest
-        specs.append(FileSpec(urls=(pick.url,), dest=dest, sha256=pick.sha256, label=pick.filename))
+        # A wheel with its sha256 comes from every source that serves the same file (the index's mirror,
+        # the other mirrors, the official host), the faster ones doing more; without a hash, from one.
+        urls = ctx.mirrors.sources_for(pick.url) if pick.sha256 else (pick.url,)
+        specs.append(FileSpec(urls=urls, dest=dest, sha256=pick.sha256, label=pick.filename,
+                              source_caps=ctx.mirrors.source_caps(urls)))
     if specs:
         download_specs(ctx, specs)
     return paths

@@ -70,7 +70,7 @@ from sdsetup.net.mirror_profiles import (
 )
 from sdsetup.net.autoroute import ProbeFn, targets as probe_targets  # noqa: F401 (the names callers know)
 from sdsetup.net.decide import Route
-from sdsetup.net.rewrite import _ordered_unique, _split_github, _split_torch, channel_of, rewrite_for, rewrite_github, torch_index_url  # noqa: F401 (public here too)
+from sdsetup.net.rewrite import _ordered_unique, _split_github, _split_torch, canonical_of, channel_of, rewrite_for, rewrite_github, torch_index_url  # noqa: F401 (public here too)
 from sdsetup.net.gitlogin import HELPER as _GIT_HELPER, config_env as _git_config_env, origin as _origin, split_login as _split_login
 from sdsetup.redact import redact_url, secrets_in_url
 from sdsetup.settings import CHANNELS, Settings
@@ -189,6 +189,26 @@ class MirrorPlan:
         if channel:
             candidates.extend(rewrite_for(m, canonical_url) for m in self.channels[channel])
         return _ordered_unique(candidates, canonical_url)
+
+    def sources_for(self, url: str) -> tuple[str, ...]:
+        """Every source of a file a resolver picked at `url` (a wheel on a PyPI mirror's files host, a torch
+        mirror's wheel): the same file on each candidate of its channel in routing order, canonical last;
+        `url` alone when it is not a file the channels mirror. Only for files with a known hash: the
+        engine checks each source's bytes against it."""
+        url = url.split("#", 1)[0]
+        canonical = url if url.startswith((PYPI_FILES, TORCH_BASE)) else None
+        for channel in ("pypi", "torch"):
+            if canonical is not None:
+                break
+            canonical = next((c for c in (canonical_of(m, url) for m in self.channels[channel]) if c), None)
+        if canonical is None:
+            return (url,)
+        urls = self.file_urls(canonical)
+        return urls if url in urls else (url, *urls)
+
+    def source_caps(self, urls: Iterable[str]) -> tuple[tuple[str, int], ...]:
+        """(url, cap) for the sources with a connection cap (FileSpec.source_caps)."""
+        return tuple((u, cap) for u in urls for cap in [self.connection_cap(u)] if cap)
 
     # -- git -----------------------------------------------------------------------------------------
     def _git_mirror(self) -> Mirror | None:
