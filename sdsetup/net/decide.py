@@ -202,7 +202,8 @@ def choose_routes(
 def _reason(upstream: Mirror, up: SourceCheck | None, best: SourceCheck, answered: list[SourceCheck], limit: float,
             everyone_slow: bool, probed: int) -> str:
     if everyone_slow:
-        return (f"every source is slow (under {human_rate(limit)}); {_what(best)} is the fastest of {len(answered)}")
+        down = "" if up is None or up.ok else f"{upstream.name} did not answer ({up.error or 'no answer'}); "
+        return f"{down}every source is slow (under {human_rate(limit)}); {_what(best)} is the fastest of {len(answered)}"
     if best.mirror == upstream:
         others = [r for r in answered if r is not best]
         return f"{_what(best)}" + (f", fastest of {len(answered)}" if others else "")

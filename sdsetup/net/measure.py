@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 MAX_BYTES = 64 * 1024
 RATE_BYTES = 256 * 1024  # a few hundred KB: past TCP slow start on a long link, small enough for the budget
+RATE_SECONDS = 1.5  # of body: enough to tell a crawling host (the read stops there, the budget is not waited out)
 PROXY_TIMEOUT = 4.0
 GIT_LOW_SPEED = "1000"  # bytes/s: a proxy that accepts and then stalls is given up on quickly
 
@@ -181,6 +182,10 @@ class RateRead:
     bps: float | None
     url: str  # redacted
     note: str | None = None
+    bytes: int = 0
+    seconds: float = 0.0  # from the start of the read (git: of the process) to its end
+    cut: bool = False  # the deadline ended it
+    git: bool = False
 
 
 def _rate_of(received: int, body_seconds: float, cut: bool) -> float | None:
@@ -210,11 +215,12 @@ def read_rate_http(session: "requests.Session", url: str, *, timeout: float = BU
             if "text/html" in response.headers.get("Content-Type", "").lower():
                 return RateRead(None, shown, "an HTML page where a file was expected")
             cut = False
+            stop = min(deadline, began + RATE_SECONDS)
             for chunk in response.iter_content(16 * 1024):
                 received += len(chunk)
                 if received >= max_bytes:
                     break
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= stop:
                     cut = True
                     break
             bps = _rate_of(received, time.monotonic() - began, cut)
@@ -239,7 +245,7 @@ def read_rate_git(url: str, *, proxy: str | None = None, ca_bundle: str | None =
     cut = False
     try:
         try:
-            subprocess.run(argv, env=git_probe_env(url, proxy), capture_output=True, timeout=timeout,
+            subprocess.run(argv, env=git_probe_env(url, proxy), capture_output=True, timeout=min(timeout, 1.0 + RATE_SECONDS),
                            stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             cut = True
@@ -249,7 +255,8 @@ def read_rate_git(url: str, *, proxy: str | None = None, ca_bundle: str | None =
         received = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(scratch) for f in files
                        if "pack" in d)
         bps = _rate_of(received, seconds, cut)
-        return RateRead(bps, shown, None if bps is not None else f"the repository is too small to time ({received} bytes)")
+        return RateRead(bps, shown, None if bps is not None else f"the repository is too small to time ({received} bytes)",
+                        received, seconds, cut, git=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -266,7 +273,12 @@ def _with_rate(check: SourceCheck, read: RateRead | None) -> SourceCheck:
 
     if read is None:
         return replace(check, rate_note="no file to time on this source")
-    return replace(check, rate_bps=read.bps if check.ok else None, rate_url=read.url, rate_note=read.note)
+    bps = read.bps
+    if read.git and bps is not None and check.ok and check.latency_s is not None:
+        # A git fetch spends its first part as `ls-remote` does (the process, the connection, the refs):
+        # the check measured that beside it, so only the rest is the pack's transfer time.
+        bps = _rate_of(read.bytes, max(0.05, read.seconds - check.latency_s), read.cut)
+    return replace(check, rate_bps=bps if check.ok else None, rate_url=read.url, rate_note=read.note)
 
 
 def probe_all(session: "requests.Session", targets: Iterable[tuple], *, budget: float = BUDGET_SECONDS,
