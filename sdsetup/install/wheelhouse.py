@@ -270,6 +270,10 @@ def install(ctx: Any, files: Sequence[Path], *, label: str, no_build_isolation: 
             uvmod.install_files(ctx, uv, files, label=label, no_build_isolation=no_build_isolation,
                                 index_args=build_index_args if needs_build_env and build_index_args else None,
                                 env=tool_env(ctx.mirrors), secrets=proxy_secrets(ctx.settings))
+            if label != "smoke":  # the smoke test imports right after its own packages: nothing to overlap
+                from sdsetup.install import bytecode
+
+                bytecode.start(ctx.python)  # uv writes no .pyc: the smoke test's first imports would, on its clock
             return
         except uvmod.UvUnusable as why:
             ctx.reporter.log.warning("uv could not install %s (%s); using pip", label, why)
