@@ -27,6 +27,12 @@ from sdsetup.redact import redact_text, redact_url
 SAFETY_ARGS = ("-c", "core.fsmonitor=false", "-c", f"core.hooksPath={os.devnull}")
 # A fetch that moves less than 1 KB/s for a minute is stalled: fail it and retry (git waits forever otherwise).
 STALL_ARGS = ["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60"]
+# While another source is left to try, a fetch crawling under this for this long is stopped and the next
+# source continues (routing's floor, net/decide.py); the last source keeps STALL_ARGS, and a source left
+# for slowness is tried again, patiently, when none of the others could serve.
+SLOW_GIT_BPS = 64 * 1024
+SLOW_GIT_SECONDS = 15
+_TOO_SLOW = ("operation too slow", "transfer rate", "less than")
 # The most one fetch may take in all (a trickle above the low-speed limit would otherwise go on for hours):
 # past it, that source has failed and the next is tried.
 FETCH_TIMEOUT = 900.0
@@ -232,16 +238,19 @@ class FetchResult:
 
 
 def _fetch_commit(runner: GitRunner, path: Path, url: str, commit: str, *, retries: int, backoff: float,
-                  attempts: list[dict], log: Callable[[str], None], timeout: float = FETCH_TIMEOUT) -> bool | None:
-    """Fetch COMMIT from URL into PATH. True: shallow; False: full; None: this URL cannot serve it."""
+                  attempts: list[dict], log: Callable[[str], None], timeout: float = FETCH_TIMEOUT,
+                  floor: tuple[int, int] | None = None) -> bool | None:
+    """Fetch COMMIT from URL into PATH. True: shallow; False: full; None: this URL cannot serve it (its
+    last attempt's kind "slow": it crawled under `floor` = (bytes/s, seconds) and was stopped)."""
     shallow = True
     attempt = 0
+    guard = STALL_ARGS if floor is None else ["-c", f"http.lowSpeedLimit={floor[0]}", "-c", f"http.lowSpeedTime={floor[1]}"]
     while attempt <= retries:
         if shallow:
-            args = ["-C", str(path), *STALL_ARGS, "fetch", "--quiet", "--no-tags", "--depth", "1", url, commit]
+            args = ["-C", str(path), *guard, "fetch", "--quiet", "--no-tags", "--depth", "1", url, commit]
         else:
             # Some servers refuse a fetch by id: take every branch and tag, then look for the commit.
-            args = ["-C", str(path), *STALL_ARGS, "fetch", "--quiet", "--tags", url,
+            args = ["-C", str(path), *guard, "fetch", "--quiet", "--tags", url,
                     "+refs/heads/*:refs/remotes/origin/*"]
         try:
             result = _heartbeat_run(runner, path, args, url, timeout)
@@ -253,18 +262,35 @@ def _fetch_commit(runner: GitRunner, path: Path, url: str, commit: str, *, retri
             attempts.append({"url": redact_url(url), "shallow": shallow, "ok": True})
             return shallow
         kind = "missing" if result.returncode == 0 else classify_failure(result.stderr)
+        if floor is not None and result.returncode != 0 and any(m in (result.stderr or "").lower() for m in _TOO_SLOW):
+            kind = "slow"
         attempts.append({"url": redact_url(url), "shallow": shallow, "ok": False, "kind": kind,
                          "error": runner.tail(result.stderr, 2) if result.returncode else "commit not found after fetch"})
         log(f"fetch {redact_url(url)} ({'shallow' if shallow else 'full'}) failed: {attempts[-1]['error']}")
         if shallow and kind in ("shallow-refused",):
             shallow = False  # same URL, full fetch; not counted as a retry
             continue
-        if kind in ("permanent", "missing"):
+        if kind in ("permanent", "missing", "slow"):
             return None
         attempt += 1
         if attempt <= retries:
             time.sleep(backoff * (2 ** (attempt - 1)))
     return None
+
+
+def _switch_line(slow_url: str, next_url: str, floor: tuple[int, int]) -> str:
+    """'github.com under 66 KB/s for 15 s → ghproxy.example': the one line a switch of git source gets."""
+    from urllib.parse import urlsplit
+
+    from sdsetup.i18n import t
+    from sdsetup.net.decide import human_rate
+
+    def host(url: str) -> str:
+        parts = urlsplit(url)
+        return (parts.hostname or url) + (f":{parts.port}" if parts.port else "")
+
+    return t("{slow_host} under {rate} for {seconds} s → {next_host}", slow_host=host(slow_url), rate=human_rate(floor[0]),
+             seconds=floor[1], next_host=host(next_url))
 
 
 def _pack_bytes(path: Path) -> int | None:
@@ -315,6 +341,8 @@ def checkout_pinned(
     log: Callable[[str], None] = lambda _msg: None,
     proxy: str | None = None,
     fetch_timeout: float = FETCH_TIMEOUT,
+    say: Callable[[str], None] | None = None,
+    slow_floor: tuple[int, int] = (SLOW_GIT_BPS, SLOW_GIT_SECONDS),
 ) -> FetchResult:
     """Make PATH a checkout of COMMIT, fetched from the first of URLS that serves it.
 
@@ -356,7 +384,22 @@ def checkout_pinned(
     if has_commit(path, commit, runner):
         served_by = "(already fetched)"
     else:
-        for url in urls:
+        slow: list[str] = []
+        for index, url in enumerate(urls):
+            last = index == len(urls) - 1
+            outcome = _fetch_commit(runner, path, url, commit, retries=retries, backoff=backoff, attempts=attempts, log=log,
+                                    timeout=fetch_timeout, floor=None if last else slow_floor)
+            if outcome is not None:
+                served_by, shallow = url, outcome
+                break
+            if attempts and attempts[-1].get("kind") == "slow":
+                slow.append(url)
+                line = _switch_line(url, urls[index + 1], slow_floor)
+                log(line)
+                if say is not None:
+                    say(line)
+        for url in slow if served_by is None else ():
+            # Nothing else could serve: the slow one, patiently.
             outcome = _fetch_commit(runner, path, url, commit, retries=retries, backoff=backoff, attempts=attempts, log=log,
                                     timeout=fetch_timeout)
             if outcome is not None:

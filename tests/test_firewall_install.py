@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from sdsetup.net.mirrors import select_mirrors
-from sdsetup.net.routing import BUDGET_SECONDS
+from sdsetup.net.decide import BUDGET_SECONDS
 from sdsetup.settings import load_settings
 from tests.fixtures.install import fixture as fx
 from tests.servers.firewall import blackhole, firewall_config, serve_ua_gate
@@ -33,6 +33,10 @@ pytestmark = pytest.mark.slow
 MODEL_PATH = "/hf/sdfixture/sd15/resolve/main/model.safetensors"
 CANONICAL_MODEL = "https://huggingface.co/sdfixture/sd15/resolve/main/model.safetensors"
 MODELSCOPE_PATH = "/modelscope/models/licyks/sd-model/resolve/master/sd_1.5/model.safetensors"
+RATE_PYPI = "pypi/packages/6c/d7/06d13087e20388926e7423d2489e728d2e59f2453039cdb0574a7c070e76/notebook-7.4.7-py3-none-any.whl"
+RATE_TORCH = "torch/cpu/torch-2.8.0+cpu-cp310-cp310-manylinux_2_28_x86_64.whl"
+RATE_ARCHIVE = "github/AUTOMATIC1111/stable-diffusion-webui-assets/archive/6f7db241d2f8ba7457bac5ca9753331f0c266917.zip"
+SLOW_OFFICIAL = 100_000  # bytes/s for the whole host: pypi.org & co. as measured from China in the issue
 
 
 def _add_probe_files(world: fx.World, git) -> None:
@@ -44,8 +48,15 @@ def _add_probe_files(world: fx.World, git) -> None:
     from tests.fixtures.hub import clip_l14
     from tests.servers.pypi_index import write_hf_tree
 
-    write_hf_tree(files / "hf", "openai/clip-vit-large-patch14", "main", clip_l14.hub_files(("config.json",)))  # the Hub's bytes
-    git.create_repo("AUTOMATIC1111/stable-diffusion-webui-assets", {"README.md": "assets\n"})
+    # What routing times on each source (manifests/mirrors.toml [rate]), at the same paths under each mirror.
+    rate_file = os.urandom(320 * 1024)
+    write_hf_tree(files / "hf", "openai/clip-vit-large-patch14", "main",
+                  {**clip_l14.hub_files(("config.json",)), "model.safetensors": rate_file})  # the Hub's bytes
+    for rel in (RATE_PYPI, RATE_TORCH, RATE_ARCHIVE):
+        (files / rel).parent.mkdir(parents=True, exist_ok=True)
+        (files / rel).write_bytes(rate_file)
+    # Big enough that a shallow fetch of it times a git source (incompressible).
+    git.create_repo("AUTOMATIC1111/stable-diffusion-webui-assets", {"README.md": "assets\n", "fonts.bin": os.urandom(120_000).hex()})
     target = files / MODELSCOPE_PATH.lstrip("/")
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(files / MODEL_PATH.lstrip("/"), target)
@@ -224,3 +235,71 @@ def test_the_stalled_official_github_and_the_reset_official_pypi_each_fail_their
     github = channels["github"][0]
     assert github["method"] == "git ls-remote" and not github["ok"]
     assert github["seconds"] < 12  # a stall is given up on, not waited out
+
+
+
+# ---------------------------------------------------------------------------------------------------
+# The official hosts answer, but crawl (issue 21): one bucket of 100 KB/s per host, as real throttling is.
+
+
+@pytest.fixture(scope="module")
+def slow_world(world, tmp_path_factory):
+    from bench.slowlink import SlowLink
+    from tests.servers.fileserver import FileServer
+
+    built, git = world["world"], world["git"]
+    root = tmp_path_factory.mktemp("slow-official")
+    git_port = int(git.host_base.split(":")[2].split("/")[0])
+    with FileServer(built.files_dir, host_rate=SLOW_OFFICIAL) as pypi_org, \
+            FileServer(built.files_dir, host_rate=SLOW_OFFICIAL) as pytorch_org, \
+            FileServer(built.files_dir, host_rate=SLOW_OFFICIAL) as hf_co, \
+            SlowLink(("127.0.0.1", git_port), rate=SLOW_OFFICIAL) as github_com, \
+            FileServer(built.files_dir) as mirror:
+        base = mirror.url("/")
+        slow_git = git.host_base.replace(f":{git_port}/", f":{github_com.port}/")
+        config = root / "config.toml"
+        config.write_text(
+            "[profiles.official]\n"
+            f'pypi = [{{ name = "pypi.org", url = "{pypi_org.url("/pypi/simple/")}", files = "{pypi_org.url("/pypi/packages/")}" }}]\n'
+            f'torch = [{{ name = "pytorch.org", url = "{pytorch_org.url("/torch/")}{{tag}}/" }}]\n'
+            f'github = [{{ name = "github.com", url = "{slow_git}", style = "host", serves = ["git"] }}]\n'
+            f'huggingface = [{{ name = "huggingface.co", url = "{hf_co.url("/hf")}" }}]\n\n'
+            "[profiles.cn]\n"
+            f'pypi = [{{ name = "aliyun-like", url = "{base}pypi/simple/", files = "{base}pypi/packages/" }}]\n'
+            f'torch = [{{ name = "nju-like", url = "{base}torch/{{tag}}/" }}]\n'
+            f'github = [{{ name = "host-mirror", url = "{git.host_base}", style = "host", serves = ["git"] }}, '
+            f'{{ name = "archive-host", url = "{base}github/", style = "host", serves = ["archive", "release", "raw"] }}]\n'
+            f'huggingface = [{{ name = "hf-mirror-like", url = "{base}hf" }}]\n', "utf-8")
+        manifest = fx.write_manifest(built, root / "fixture.toml")
+        yield {**world, "config": config, "manifest": manifest, "official": (pypi_org, pytorch_org, hf_co), "mirror": mirror}
+
+
+def _timed_install(world, target: Path, home: Path, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    env = _env(world, home)
+    env["UV_CACHE_DIR"] = str(home / "uv-cache")  # each run from nothing: no cache shared between them
+    env["PIP_CACHE_DIR"] = str(home / "pip-cache")
+    argv = [sys.executable, "-m", "sdsetup", "install", str(target), "--manifest", str(world["manifest"]),
+            "--python", sys.executable, "--yes", "--skip-smoke", "--json", *extra]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    return result, time.monotonic() - started
+
+
+def test_with_slow_official_hosts_the_zero_flag_install_is_as_fast_as_mirror_cn(slow_world, tmp_path):
+    """pypi.org & co. answer at 100 KB/s: routing by "does it answer" kept them (a 45-minute install in
+    the issue); routing by measured rate takes the mirrors, within 1.3x of `--mirror cn` in the same world."""
+    from tests.test_install_e2e import _assert_installed
+
+    auto, auto_s = _timed_install(slow_world, tmp_path / "auto", tmp_path / "home-auto")
+    assert auto.returncode == 0, auto.stderr[-3000:]
+    forced, cn_s = _timed_install(slow_world, tmp_path / "cn", tmp_path / "home-cn", "--mirror", "cn")
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    _assert_installed(slow_world, tmp_path / "auto")
+    channels = json.loads(auto.stdout)["data"]["mirror"]["channels"]
+    assert channels["pypi"]["source"] == "aliyun-like", channels["pypi"]
+    assert "pypi.org is slow" in channels["pypi"]["reason"] and channels["pypi"]["rate_bps"] > 4 * SLOW_OFFICIAL
+    assert channels["torch"]["source"] == "nju-like" and channels["huggingface"]["source"] == "hf-mirror-like"
+    assert channels["github"]["source"] == "host-mirror", channels["github"]
+    assert "pypi: aliyun-like" in auto.stderr and "B/s" in auto.stderr  # the human lines say the rate too
+    print(f"zero-flag {auto_s:.1f} s, --mirror cn {cn_s:.1f} s, ratio {auto_s / cn_s:.2f}")
+    assert auto_s <= 1.3 * cn_s, (auto_s, cn_s)

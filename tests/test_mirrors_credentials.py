@@ -118,3 +118,34 @@ def test_mirror_urls_with_spaces_or_a_query_are_refused(tmp_path, argv, says):
     error = json.loads(result.stdout)["error"]
     assert says in error["message"] and error["hint"]
     assert "token=abc" not in result.output
+
+
+def test_probing_a_git_mirror_with_a_login_keeps_it_off_every_command_line(tmp_path, monkeypatch):
+    """Issue 23 item 4: `mirrors probe`, `check --network` and automatic routing ran `git ls-remote` with the
+    mirror's login in the URL on argv (readable by every local user). The login now reaches git through a
+    credential helper that reads this process's environment."""
+    import shutil
+
+    from sdsetup.net import measure
+
+    real_git = shutil.which("git")
+    spy = tmp_path / "bin"
+    spy.mkdir()
+    log = tmp_path / "argv.log"
+    (spy / "git").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec "{real_git}" "$@"\n')
+    (spy / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{spy}{os.pathsep}{os.environ['PATH']}")
+    with serve_git(tmp_path / "git") as git:
+        git.create_repo("o/r", {"a.txt": os.urandom(60000).hex()})  # incompressible: enough pack to time
+        url = git.host_base.replace("http://", f"http://bob:{PASSWORD}@") + "o/r.git"
+        mirror = Mirror("github", "m", git.host_base.replace("http://", f"http://bob:{PASSWORD}@"), style="host")
+        check = measure.probe_git(mirror, url, timeout=20)
+        rate = measure.read_rate_git(url, timeout=20)
+        env = measure.git_probe_env(url, None)
+    assert check.ok, check.error
+    assert rate.bps is not None and rate.bps > 0, rate.note
+    assert PASSWORD not in log.read_text() and "ls-remote" in log.read_text() and "clone" in log.read_text()
+    assert PASSWORD not in check.url and PASSWORD not in rate.url
+    done = subprocess.run(["git", "credential", "fill"], input=f"protocol=http\nhost={git.host_base.split('/')[2]}\n\n",
+                          env=env, capture_output=True, text=True, timeout=20)
+    assert "username=bob" in done.stdout and f"password={PASSWORD}" in done.stdout

@@ -8,7 +8,8 @@ import pytest
 
 from sdsetup.net.mirror_profiles import Mirror
 from sdsetup.net.mirrors import MirrorPlan, select_mirrors
-from sdsetup.net.routing import SourceCheck, cache_key, cache_path, choose_routes, load_cached, save_cache
+from sdsetup.net.decide import SourceCheck, choose_routes
+from sdsetup.net.routecache import cache_key, cache_path, load_cached, save_cache
 from sdsetup.settings import CHANNELS, load_settings
 
 UP = {ch: (Mirror(ch, f"{ch}-up", f"https://{ch}.up/"),) for ch in CHANNELS}
@@ -17,15 +18,15 @@ CN = {ch: (Mirror(ch, f"{ch}-a", f"https://{ch}.a/"), Mirror(ch, f"{ch}-b", f"ht
 CN = {**CN, "github": CN["github"] + (GH_RELEASES,)}
 
 
-def _check(mirror: Mirror, ok: bool, seconds: float = 0.1, error: str | None = None) -> SourceCheck:
+def _check(mirror: Mirror, ok: bool, seconds: float = 0.1, error: str | None = None, rate: float | None = None) -> SourceCheck:
     return SourceCheck(mirror.channel, mirror.name, mirror.url, ok, 200 if ok else None, seconds, seconds, 10,
-                       error if not ok else None, mirror)
+                       error if not ok else None, mirror, rate_bps=rate)
 
 
-def test_an_answering_official_host_keeps_the_channel_official():
+def test_an_answering_official_host_keeps_the_channel_official_when_nothing_was_timed():
     checks = [_check(UP["pypi"][0], True, 0.3), _check(CN["pypi"][0], True, 0.01)]
     channels, routes = choose_routes(UP, CN, checks, ["pypi"])
-    assert channels["pypi"] == UP["pypi"] and routes["pypi"].source == "pypi-up" and routes["pypi"].probe_ms == 300
+    assert channels["pypi"][0] == UP["pypi"][0] and routes["pypi"].source == "pypi-up" and routes["pypi"].probe_ms == 300
 
 
 def test_an_unreachable_host_takes_the_fastest_answering_mirror_and_keeps_upstream_last():
@@ -43,6 +44,74 @@ def test_a_failed_mirror_is_dropped_and_nothing_answering_stays_official():
     assert [m.name for m in channels["pypi"]] == ["pypi-b", "pypi-up"]
     channels, routes = choose_routes(UP, CN, [_check(UP["torch"][0], False, error="x")], ["torch"])
     assert channels["torch"] == UP["torch"] and "no mirror answered" in routes["torch"].reason
+
+
+KB, MB = 1_000, 1_000_000
+
+# Recorded measurements: (official, mirror a, mirror b) as (answered, latency s, rate B/s or None) ->
+# the source chosen, the engine's order, and a word the reason must carry. From the issue's world: pypi.org
+# answering at 100 KB/s beside Aliyun at 11 MB/s; Berlin (official fast, mirrors slow); everyone slow.
+DECISIONS = [
+    # Shanghai, 2026: the official host answers but crawls; the mirrors serve fast.
+    (((True, 0.25, 100 * KB), (True, 0.03, 11 * MB), (True, 0.04, 6 * MB)), "pypi-a", ["pypi-a", "pypi-b", "pypi-up"], "slow"),
+    # Berlin: official fast, the far-away mirrors slow: they are left out of the order.
+    (((True, 0.02, 40 * MB), (True, 0.30, 400 * KB), (True, 0.35, 300 * KB)), "pypi-up", ["pypi-up"], "pypi-up"),
+    # Two fast sources: both kept for multi-source downloads, the faster first; a slow third left out.
+    (((True, 0.02, 5 * MB), (True, 0.30, 10 * MB), (True, 0.35, 1 * MB)), "pypi-a", ["pypi-a", "pypi-up"], "fastest"),
+    # A mirror a little faster than a good official host does not move the channel (noise).
+    (((True, 0.02, 9 * MB), (True, 0.30, 10 * MB), (True, 0.35, 1 * MB)), "pypi-up", ["pypi-up", "pypi-a"], "pypi-up"),
+    # Latency breaks a tie in rate.
+    (((False, None, None), (True, 0.20, 5 * MB), (True, 0.05, 5 * MB)), "pypi-b", ["pypi-b", "pypi-a", "pypi-up"], "fastest"),
+    # Every source under the floor: it still routes (the fastest first), saying why; all are kept.
+    (((True, 0.2, 60 * KB), (True, 0.2, 90 * KB), (True, 0.2, 30 * KB)), "pypi-a", ["pypi-a", "pypi-up", "pypi-b"], "every source is slow"),
+    # The official host failed, a mirror was not timed (no file there) and one was: the timed fast one first.
+    (((False, None, None), (True, 0.1, None), (True, 0.2, 3 * MB)), "pypi-b", ["pypi-b", "pypi-a", "pypi-up"], "did not answer"),
+    # A timed-slow official host loses to an answering mirror that could not be timed.
+    (((True, 0.1, 50 * KB), (True, 0.1, None), (False, None, None)), "pypi-a", ["pypi-a", "pypi-up"], "pypi-a"),
+]
+
+
+@pytest.mark.parametrize("measured,source,order,says", DECISIONS)
+def test_decide_from_recorded_measurements(measured, source, order, says):
+    mirrors = (UP["pypi"][0], CN["pypi"][0], CN["pypi"][1])
+    checks = [_check(m, ok, latency or 4.0, None if ok else "timed out", rate)
+              for m, (ok, latency, rate) in zip(mirrors, measured)]
+    channels, routes = choose_routes(UP, CN, checks, ["pypi"])
+    assert routes["pypi"].source == source
+    assert [m.name for m in channels["pypi"]] == order
+    assert says in routes["pypi"].reason
+    assert routes["pypi"].to_json()["rate_bps"] == (None if routes["pypi"].rate_bps is None else round(routes["pypi"].rate_bps))
+
+
+def test_the_floor_and_the_fraction_of_the_best():
+    from sdsetup.net.decide import FLOOR_BPS, FRACTION, slow_limit
+
+    assert slow_limit(None) == FLOOR_BPS
+    assert slow_limit(100 * MB) == FRACTION * 100 * MB
+    assert slow_limit(FLOOR_BPS) == FLOOR_BPS
+
+
+def test_an_empty_cached_order_is_a_miss_not_a_crash(tmp_path):
+    """An empty route cache entry ("order": []) made every networked command exit 70 for up to an hour."""
+    pool = {ch: UP[ch] + CN[ch] for ch in CHANNELS}
+    channels, routes = choose_routes(UP, CN, [_check(CN[ch][1], True) for ch in CHANNELS])
+    key = cache_key(pool, None, False)
+    path = cache_path(tmp_path)
+    save_cache(path, key, channels, routes, now=1000.0)
+    doc = json.loads(path.read_text())
+    doc["channels"]["pypi"]["order"] = []
+    path.write_text(json.dumps(doc))
+    assert load_cached(path, key, pool, now=1001.0) is None
+    settings = load_settings({}, {"SDSETUP_CACHE_DIR": str(tmp_path)})
+    calls = []
+
+    def probe(targets):
+        calls.append(targets)
+        return [_check(m, m.name == "aliyun") for m, *_ in targets]
+
+    path.write_text(json.dumps(doc))
+    plan = select_mirrors(settings, env={}, probe=probe, proxy_check=lambda p: None)
+    assert plan.primary("pypi").name == "aliyun" and len(calls) == 1
 
 
 def test_the_cache_is_used_only_fresh_and_for_the_same_candidates_and_proxy(tmp_path):
@@ -116,7 +185,7 @@ def test_mirrors_list_shows_the_cached_routing_and_never_probes(tmp_path):
     cn = load_catalog(settings).profile("cn").channels
 
     def probe(targets):  # the official hosts fail, the first cn candidate of each channel answers
-        return [_check(m, m in [c[0] for c in cn.values()]) for m, _url in targets]
+        return [_check(m, m in [c[0] for c in cn.values()]) for m, *_ in targets]
 
     select_mirrors(settings, env={}, probe=probe).pip_index_args()
     listed = runner.invoke(cli.app, ["mirrors", "list", "--json"], env=env)
@@ -124,3 +193,20 @@ def test_mirrors_list_shows_the_cached_routing_and_never_probes(tmp_path):
     assert pypi["source"] == "aliyun" and pypi["cached"] is True
     human = runner.invoke(cli.app, ["mirrors", "list"], env=env).stdout
     assert "pypi.org did not answer" in human
+
+
+def test_a_picked_wheel_gets_every_source_that_serves_the_same_file():
+    """Issue 21 item 2: the torch wheel from official + NJU + Aliyun; a PyPI wheel from each files host."""
+    plan = select_mirrors(load_settings({"mirror": ["cn"]}, {}), env={})
+    tail = "6c/d7/06d1/notebook-7.4.7-py3-none-any.whl"
+    picked = f"https://mirrors.aliyun.com/pypi/packages/{tail}"
+    urls = plan.sources_for(picked + "#sha256=" + "0" * 64)
+    assert urls[0] == picked and urls[-1] == f"https://files.pythonhosted.org/packages/{tail}"
+    assert f"https://pypi.tuna.tsinghua.edu.cn/packages/{tail}" in urls
+    assert plan.source_caps(urls) == ((f"https://pypi.tuna.tsinghua.edu.cn/packages/{tail}", 2),)
+    wheel = "torch-2.8.0%2Bcpu-cp310-cp310-manylinux_2_28_x86_64.whl"
+    torch = plan.sources_for(f"https://mirror.nju.edu.cn/pytorch/whl/cpu/{wheel}")
+    assert torch == (f"https://mirror.nju.edu.cn/pytorch/whl/cpu/{wheel}", f"https://mirrors.aliyun.com/pytorch-wheels/cpu/{wheel}",
+                     f"https://download.pytorch.org/whl/cpu/{wheel}")
+    assert plan.sources_for(f"https://download.pytorch.org/whl/cpu/{wheel}")[0].startswith("https://mirror.nju.edu.cn/")
+    assert plan.sources_for("https://example.org/x/y.whl") == ("https://example.org/x/y.whl",)

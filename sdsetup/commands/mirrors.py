@@ -98,7 +98,7 @@ def probe(settings: Settings, channels: list[str] | None = None) -> Outcome:
     """Probe every candidate (of the chosen profile, or of all profiles) concurrently and rank them."""
     from sdsetup.errors import usage_error
     from sdsetup.logs import get_logger, start_run_log
-    from sdsetup.net import reachability, routing
+    from sdsetup.net import decide, measure
     from sdsetup.net.mirrors import MirrorPlan, load_catalog, looks_like_url, override_mirror, probe_targets
     from sdsetup.net.session import build_session
 
@@ -121,9 +121,9 @@ def probe(settings: Settings, channels: list[str] | None = None) -> Outcome:
     log_path = start_run_log(settings, "mirrors-probe")
     log = get_logger("mirrors")
     log.info("probing %s through %s", name or "all profiles", _redacted(settings.proxy) or "no explicit proxy")
-    checks = reachability.probe_all(build_session(settings, pool_size=32), probe_targets(catalog, pool),
+    checks = measure.probe_all(build_session(settings, pool_size=48), probe_targets(catalog, pool),
                                     budget=PROBE_BUDGET, proxy=settings.proxy, ca_bundle=settings.ca_bundle)
-    ranked = routing.ranked_by_channel(checks)
+    ranked = decide.ranked_by_channel(checks)
     for results in ranked.values():
         for result in results:
             log.info("probe %s", result.to_json())  # URLs and errors are already redacted

@@ -234,7 +234,11 @@ def fetch(ctx: Any, picks: Sequence[Pick]) -> dict[str, Path]:
                                t("report this manifest/mirror pair"), ExitCode.STEP)
         dest = ctx.wheelhouse / pick.filename
         paths[pick.filename] = dest
-        specs.append(FileSpec(urls=(pick.url,), dest=dest, sha256=pick.sha256, label=pick.filename))
+        # A wheel with its sha256 comes from every source that serves the same file (the index's mirror,
+        # the other mirrors, the official host), the faster ones doing more; without a hash, from one.
+        urls = ctx.mirrors.sources_for(pick.url) if pick.sha256 else (pick.url,)
+        specs.append(FileSpec(urls=urls, dest=dest, sha256=pick.sha256, label=pick.filename,
+                              source_caps=ctx.mirrors.source_caps(urls)))
     if specs:
         download_specs(ctx, specs)
     return paths
@@ -266,6 +270,10 @@ def install(ctx: Any, files: Sequence[Path], *, label: str, no_build_isolation: 
             uvmod.install_files(ctx, uv, files, label=label, no_build_isolation=no_build_isolation,
                                 index_args=build_index_args if needs_build_env and build_index_args else None,
                                 env=tool_env(ctx.mirrors), secrets=proxy_secrets(ctx.settings))
+            if label != "smoke":  # the smoke test imports right after its own packages: nothing to overlap
+                from sdsetup.install import bytecode
+
+                bytecode.start(ctx.python)  # uv writes no .pyc: the smoke test's first imports would, on its clock
             return
         except uvmod.UvUnusable as why:
             ctx.reporter.log.warning("uv could not install %s (%s); using pip", label, why)

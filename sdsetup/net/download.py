@@ -37,6 +37,28 @@ from sdsetup.i18n import t
 
 __all__ = ["DownloadResult", "download", "download_many"]
 
+_MALLOC_TUNED = False
+
+
+def _tune_malloc() -> None:
+    """Keep large buffers out of glibc's heap arenas (once per process, Linux/glibc only).
+
+    Every connection reads and writes megabyte buffers from its own thread; glibc raises its mmap
+    threshold after the first such buffer is freed, so later ones land in per-thread arenas that keep
+    the freed memory: 1 GiB over 8 connections held 80 MB RSS. A fixed threshold (which also turns the
+    raising off) gives each big buffer back when it is freed: 64 MB, with several sources too."""
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or not sys.platform.startswith("linux"):
+        return
+    _MALLOC_TUNED = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # musl or no libc.so.6: its allocator, its behaviour
+        pass
+
 
 def _validate_spec(spec: FileSpec) -> str | None:
     if not spec.urls:
@@ -74,6 +96,7 @@ def download(
     from sdsetup.output import progress_enabled
 
     expected_sha = _validate_spec(spec)
+    _tune_malloc()
     dest = Path(spec.dest).absolute()
     show = progress_enabled(settings.quiet) if progress is None else bool(progress)
     from sdsetup.fsutil import check_destination, file_in_the_way

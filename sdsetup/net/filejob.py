@@ -30,7 +30,7 @@ from sdsetup.net.progress import FileProgress
 from sdsetup.net.retry import RetryPolicy
 from sdsetup.net.segments import SEGMENT_THRESHOLD, Planner, RangeSet, connections_for
 from sdsetup.net.sidecar import ResumeState, load_state, part_path, remove_state, resume_from, save_state, state_path
-from sdsetup.net.sources import Source, SourceError, far_slower
+from sdsetup.net.sources import Source, SourceError, far_slower, readmit, under_floor
 from sdsetup.redact import redact_url
 from sdsetup.settings import Settings
 from sdsetup.i18n import t as _t
@@ -98,6 +98,8 @@ class FileJob:
         self.saved_validators: dict[str, Validator] = {}
         self.prober: threading.Thread | None = None
         self.last_save = 0.0
+        # (the source left, its rate, when, every source's bytes then): said once the next one is timed
+        self.switch_note: tuple[str, float, float, dict[int, int]] | None = None
 
     # -- the whole file ------------------------------------------------------------------------
     def run(self) -> DownloadResult:
@@ -199,6 +201,25 @@ class FileJob:
             return cached.result
         if self.file.expected_sha is None or digest == self.file.expected_sha:
             return self._finish(digest, size)
+        if self.file.spec.size is None:
+            # Known hash, unknown size: the size came from the first source that answered. When that one
+            # was wrong, the sources it made look wrong (another size) are the ones to assemble from.
+            others = [s.url for s in self.file.all_sources if s.size is not None and s.size != size
+                      and (s.reason or "").startswith("offers ")]
+            if others:
+                wrong = [s.label for s in self.file.all_sources if s.size == size]
+                log.warning("%s: sha256 mismatch at %d bytes from %s; assembling again from the sources that offer "
+                            "another size", self.file.dest, size, ", ".join(wrong))
+                _unlink(self.part_path)
+                remove_state(self.file.dest)
+                self.file.written = []
+                self.file.size = None  # the next first source tells it again
+                try:
+                    digest, size = self._assemble(others + [u for u in urls if u not in others])
+                except _Cached as cached:  # pragma: no cover - the destination was checked before
+                    return cached.result
+                if digest == self.file.expected_sha:
+                    return self._finish(digest, size)
         return self._converge(digest, size)
 
     def _finish(self, digest: str, size: int) -> DownloadResult:
@@ -206,6 +227,13 @@ class FileJob:
             raise SdsetupError(_t("{name}: got {size} bytes, expected {expected}", name=self.file.spec.name, size=size,
                                   expected=self.file.spec.size), None, ExitCode.INTEGRITY)
         used = tuple(s.label for s in self.file.all_sources if s.bytes > 0)
+        if self.switch_note is not None:  # the file finished before the next source was timed: its average since
+            _label, _rate, when, then = self.switch_note
+            seconds = max(1e-3, time.monotonic() - when)
+            gained = {s.label: (s.bytes - then.get(id(s), 0)) / seconds for s in self.file.all_sources}
+            to = max(gained, key=gained.get) if gained else None
+            if to is not None and gained[to] > 0:
+                self._say_switch(self.switch_note, to, gained[to])
         os.replace(self.part_path, self.file.dest)
         remove_state(self.file.dest)
         self._remember(digest)
@@ -328,7 +356,8 @@ class FileJob:
         """Fetch every byte into DEST.part; returns (sha256, size) of what was assembled."""
         restarts = 0
         while True:
-            self.file.sources = [Source(url, index) for index, url in enumerate(urls)]
+            caps = dict(self.file.spec.source_caps)
+            self.file.sources = [Source(url, index, cap=caps.get(url)) for index, url in enumerate(urls)]
             self.file.all_sources = list(self.file.sources)
             try:
                 return self._assemble_once()
@@ -625,12 +654,50 @@ class FileJob:
                 self.file.lock.wait(0.05)
 
     def _check_slow(self) -> None:
+        """Drop a source far slower than the best (or crawling under the floor while another could serve),
+        its ranges continuing from the others; try one given up long ago once more; say a switch in one line."""
+        now = time.monotonic()
         with self.file.lock:
-            for source in far_slower(self.file.sources, time.monotonic()):
-                rate, _ = source.rate(time.monotonic())
+            for source in self.file.sources:
+                source.sample(now)
+            slow = {id(s): (s, "far") for s in far_slower(self.file.sources, now)}
+            slow.update({id(s): (s, "floor") for s in under_floor(self.file.sources, now) if id(s) not in slow})
+            for source, why in slow.values():
+                rate, _ = source.rate(now)
+                wall = source.wall_rate(now) or rate
                 source.state = "demoted"
-                source.reason = f"far slower than the other sources ({human_bytes(rate)}/s per connection)"
+                source.demoted_at = now
+                source.reason = (f"far slower than the other sources ({human_bytes(rate)}/s per connection)" if why == "far"
+                                 else f"far slower than the other sources ({human_bytes(wall)}/s, under the floor)")
                 log.info("%s: %s", source.label, source.reason)
+                if self.switch_note is None:
+                    self.switch_note = (source.label, wall, now, {id(s): s.bytes for s in self.file.all_sources})
+            for source in readmit(self.file.sources, now):
+                source.state, source.readmitted, source.reason = "active", True, None
+                source.samples.clear()
+                log.info("%s: tried again after %.0f s", source.label, now - (source.demoted_at or now))
+                self.file.lock.notify_all()
+            note = self.switch_note
+            best = max((s for s in self.file.sources if s.state == "active" and s.sampled_for(now) >= 1.0),
+                       key=lambda s: s.wall_rate(now), default=None)
+        if note is not None and best is not None and best.wall_rate(now) > 0:
+            self._say_switch(note, best.label, best.wall_rate(now))
+
+    def _say_switch(self, note: tuple, to_label: str, to_rate: float) -> None:
+        """'pypi.org 98 KB/s → mirrors.aliyun.com 11 MB/s': one line, on stderr and in the log."""
+        from sdsetup.net.decide import human_rate
+
+        self.switch_note = None
+        line = _t("{slow_host} {slow_rate} → {fast_host} {fast_rate}", slow_host=host_of(note[0]) or note[0],
+                  slow_rate=human_rate(note[1]), fast_host=host_of(to_label) or to_label, fast_rate=human_rate(to_rate))
+        log.info("%s: %s", self.file.dest.name, line)
+        if not self.settings.quiet:
+            if self.bar is not None:
+                self.bar.write(line)
+            else:  # pragma: no cover - the bar always exists while sources switch
+                import sys
+
+                sys.stderr.write(line + "\n")
 
     def _rebalance(self, phase: Phase) -> None:
         """Spread connections over the active sources (one move per tick, so counts settle): a

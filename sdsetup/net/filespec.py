@@ -19,6 +19,9 @@ class FileSpec:
     # the most connections for this file (MirrorPlan.connection_cap_for: university mirrors block bulk
     # downloads); None: settings.connections
     max_connections: int | None = None
+    # per source URL, the most requests open at once there (MirrorPlan.connection_cap): the file still
+    # gets its connections, spread over the sources that allow them
+    source_caps: tuple[tuple[str, int], ...] = ()
 
     @property
     def name(self) -> str:

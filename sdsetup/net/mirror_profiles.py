@@ -6,7 +6,7 @@ file, the key and the problem. Pure: no network; the only file read is the bundl
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -110,6 +110,7 @@ class Catalog:
     profiles: Mapping[str, Profile]
     rewrites: tuple[RewriteRule, ...]
     probe_urls: Mapping[str, str]
+    rate_urls: Mapping[str, str] = field(default_factory=dict)  # a real file per channel, to time its byte host
 
     def profile(self, name: str) -> Profile:
         if name not in self.profiles:
@@ -306,6 +307,10 @@ def parse_catalog(builtin: Mapping[str, Any], config: Mapping[str, Any] | None =
     if not isinstance(probe, Mapping) or set(probe) != set(CHANNELS):
         raise _problem(origin, "probe", f"needs one URL per channel ({', '.join(CHANNELS)})")
     probe_urls = {ch: check_url(probe[ch], origin, f"probe.{ch}") for ch in CHANNELS}
+    rate = builtin.get("rate", {})
+    if not isinstance(rate, Mapping) or not set(rate) <= set(CHANNELS):
+        raise _problem(origin, "rate", f"at most one URL per channel ({', '.join(CHANNELS)})")
+    rate_urls = {ch: check_url(rate[ch], origin, f"rate.{ch}") for ch in CHANNELS if ch in rate}
     profiles = _parse_profiles(builtin.get("profiles", {}), origin, {}, "built-in")
     for required in ("official", "cn"):
         if required not in profiles:
@@ -316,7 +321,7 @@ def parse_catalog(builtin: Mapping[str, Any], config: Mapping[str, Any] | None =
         profiles = _parse_profiles(config["profiles"], config_origin, profiles, "config file")
     if "rewrite" in config:
         rewrites = _parse_rewrites(config["rewrite"], config_origin)
-    return Catalog(profiles, rewrites, probe_urls)
+    return Catalog(profiles, rewrites, probe_urls, rate_urls)
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,8 @@
 """Mirrors: profiles as data, URL rewriting, and the `MirrorPlan` every git, pip and download call uses.
 
 Everything here is pure apart from the injected probe; the profiles are loaded and validated in
-`mirror_profiles.py`, the routing decisions and their cache live in `routing.py`, and `reachability.py`
+`mirror_profiles.py`, automatic routing runs catalogue -> measure (`measure.py`) -> decide (`decide.py`, pure)
+-> cache (`routecache.py`), wired by `autoroute.py`, and this module's plan hands the result on; `measure.py`
 does the probing (this module never imports it at module level: the probe is passed in or built on first
 use). `select_mirrors()` is the one entry point: it resolves the profile (`--mirror NAME`, `SDSETUP_MIRROR`,
 the config file's `mirror`, default `auto`: route each channel by a real probe, on first use), the
@@ -67,8 +68,10 @@ from sdsetup.net.mirror_profiles import (
     parse_candidate,
     with_slash,
 )
-from sdsetup.net import routing
-from sdsetup.net.routing import Route, SourceCheck
+from sdsetup.net.autoroute import ProbeFn, targets as probe_targets  # noqa: F401 (the names callers know)
+from sdsetup.net.decide import Route
+from sdsetup.net.rewrite import _ordered_unique, _split_github, _split_torch, canonical_of, channel_of, rewrite_for, rewrite_github, torch_index_url  # noqa: F401 (public here too)
+from sdsetup.net.gitlogin import HELPER as _GIT_HELPER, config_env as _git_config_env, origin as _origin, split_login as _split_login
 from sdsetup.redact import redact_url, secrets_in_url
 from sdsetup.settings import CHANNELS, Settings
 from sdsetup.i18n import t
@@ -76,133 +79,7 @@ from sdsetup.i18n import t
 if TYPE_CHECKING:
     import requests
 
-_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Rewriting (pure string work; every function here is table-tested)
-
-
-def _split_github(url: str) -> tuple[str, str] | None:
-    """(kind, canonical URL) for a GitHub URL, or None. Kinds: git, archive, release, raw, page.
-
-    codeload.github.com archive URLs become their github.com/…/archive/… form, which every proxy style
-    understands (prefix proxies reject codeload)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or parts.username or parts.port:
-        return None
-    host = (parts.hostname or "").lower()
-    path = parts.path
-    query = f"?{parts.query}" if parts.query else ""
-    if host == "raw.githubusercontent.com":
-        return ("raw", RAW_GITHUB + path.lstrip("/") + query) if path.count("/") >= 4 else None
-    if host == "codeload.github.com":
-        match = re.match(r"^/([^/]+)/([^/]+)/(zip|tar\.gz)/(.+)$", path)
-        if not match:
-            return None
-        owner, repo, kind, ref = match.groups()
-        return "archive", f"{GITHUB}{owner}/{repo}/archive/{ref}.{'zip' if kind == 'zip' else 'tar.gz'}"
-    if host not in ("github.com", "www.github.com"):
-        return None
-    segments = path.strip("/").split("/")
-    if len(segments) < 2 or not all(segments[:2]):
-        return None
-    canonical = GITHUB + path.lstrip("/") + query
-    rest = segments[2:]
-    if not rest or rest[0] in ("info", "git-upload-pack", "git-receive-pack", "HEAD", "objects"):
-        return "git", canonical
-    if rest[0] == "archive":
-        return "archive", canonical
-    if rest[:2] == ["releases", "download"]:
-        return "release", canonical
-    if rest[0] == "raw":
-        return "raw", canonical
-    return "page", canonical
-
-
-def rewrite_github(url: str, mirror: Mirror) -> str | None:
-    """The URL as `mirror` serves it, or None when the mirror cannot serve it."""
-    split = _split_github(url)
-    if split is None:
-        return None
-    kind, canonical = split
-    if kind == "page":
-        if mirror.style != "host" or mirror.serves != GITHUB_KINDS:
-            return None  # prefix proxies only pass git, archive, release and raw paths
-    elif kind not in mirror.serves:
-        return None
-    if mirror.style == "prefix":
-        return mirror.url + canonical
-    if canonical.startswith(RAW_GITHUB):
-        tail = canonical[len(RAW_GITHUB):]
-        if mirror.raw:
-            return mirror.raw + tail
-        owner, repo, ref_path = tail.split("/", 2)  # github.com serves the same file at /OWNER/REPO/raw/REF/PATH
-        return f"{mirror.url}{owner}/{repo}/raw/{ref_path}"
-    return mirror.url + canonical[len(GITHUB):]
-
-
-def _split_torch(url: str) -> tuple[str, str] | None:
-    """(tag, rest) for https://download.pytorch.org/whl/TAG/REST (REST: '' or a wheel file name)."""
-    if not url.startswith(TORCH_BASE):
-        return None
-    tail = url[len(TORCH_BASE):]
-    tag, sep, rest = tail.partition("/")
-    if not sep or not _TAG.match(tag) or "/" in rest.rstrip("/"):
-        return None
-    return tag, rest
-
-
-def torch_index_url(mirror: Mirror, tag: str) -> str:
-    if not _TAG.match(tag or ""):
-        raise usage_error(t("'{tag}' is not a torch wheel tag", tag=tag), t("tags look like cu121, cu128, cpu or rocm6.1"))
-    return mirror.url.replace("{tag}", tag)
-
-
-def rewrite_for(mirror: Mirror, url: str) -> str | None:
-    """`url` (on a canonical host of mirror.channel) as served by `mirror`; None when not applicable."""
-    if mirror.channel == "github":
-        return rewrite_github(url, mirror)
-    if mirror.channel == "huggingface":
-        for host in (HF_ENDPOINT, "https://hf.co"):
-            if url == host or url.startswith(host + "/"):
-                return mirror.url + url[len(host):]
-        return None
-    if mirror.channel == "torch":
-        split = _split_torch(url)
-        return torch_index_url(mirror, split[0]) + split[1] if split else None
-    if url.startswith(PYPI_SIMPLE):
-        return mirror.url + url[len(PYPI_SIMPLE):]
-    if url.startswith(PYPI_FILES) and mirror.files:
-        return mirror.files + url[len(PYPI_FILES):]
-    return None
-
-
-def channel_of(url: str) -> str | None:
-    """Which channel's mirrors can serve `url` (None: only user rewrite rules apply)."""
-    if _split_github(url):
-        return "github"
-    if url.startswith((HF_ENDPOINT + "/", "https://hf.co/")):
-        return "huggingface"
-    if _split_torch(url):
-        return "torch"
-    if url.startswith((PYPI_SIMPLE, PYPI_FILES)):
-        return "pypi"
-    return None
-
-
-def _ordered_unique(urls: Iterable[str | None], last: str) -> tuple[str, ...]:
-    seen = {last}
-    out = []
-    for url in urls:
-        if url and url not in seen:
-            seen.add(url)
-            out.append(url)
-    return (*out, last)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -312,6 +189,26 @@ class MirrorPlan:
         if channel:
             candidates.extend(rewrite_for(m, canonical_url) for m in self.channels[channel])
         return _ordered_unique(candidates, canonical_url)
+
+    def sources_for(self, url: str) -> tuple[str, ...]:
+        """Every source of a file a resolver picked at `url` (a wheel on a PyPI mirror's files host, a torch
+        mirror's wheel): the same file on each candidate of its channel in routing order, canonical last;
+        `url` alone when it is not a file the channels mirror. Only for files with a known hash: the
+        engine checks each source's bytes against it."""
+        url = url.split("#", 1)[0]
+        canonical = url if url.startswith((PYPI_FILES, TORCH_BASE)) else None
+        for channel in ("pypi", "torch"):
+            if canonical is not None:
+                break
+            canonical = next((c for c in (canonical_of(m, url) for m in self.channels[channel]) if c), None)
+        if canonical is None:
+            return (url,)
+        urls = self.file_urls(canonical)
+        return urls if url in urls else (url, *urls)
+
+    def source_caps(self, urls: Iterable[str]) -> tuple[tuple[str, int], ...]:
+        """(url, cap) for the sources with a connection cap (FileSpec.source_caps)."""
+        return tuple((u, cap) for u in urls for cap in [self.connection_cap(u)] if cap)
 
     # -- git -----------------------------------------------------------------------------------------
     def _git_mirror(self) -> Mirror | None:
@@ -498,46 +395,15 @@ class MirrorPlan:
 # A stalled host or proxy fails in about a minute instead of git's 300 s per try: below 1 kB/s for 60 s.
 GIT_STALL_CONFIG = (("http.lowSpeedLimit", "1000"), ("http.lowSpeedTime", "60"))
 
-# A credential helper that answers `get` from this process's environment (git runs `!…` helpers with
-# its shell; the values never appear on a command line). {n}: which login.
-_GIT_HELPER = ("!f() { test \"$1\" = get || exit 0; printf 'username=%s\\npassword=%s\\n' "
-               "\"$SDSETUP_GIT_USERNAME_{n}\" \"$SDSETUP_GIT_PASSWORD_{n}\"; }; f")
-
-
 def _insteadof_base(key: str) -> str:
     """The mirror base in a `url.<base>.insteadOf` key."""
     return key[len("url."):-len(".insteadOf")] if key.startswith("url.") and key.endswith(".insteadOf") else key
-
-
-def _split_login(url: str) -> tuple[str, str, str]:
-    """(the URL without its login, user name, password) — percent-decoded, as git's helper must answer."""
-    from urllib.parse import unquote, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url, "", ""
-    host = parts.netloc.rpartition("@")[2]
-    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return bare, unquote(parts.username or ""), unquote(parts.password or "")
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _bases(mirror: Mirror) -> tuple[str, ...]:
     """Every URL prefix a candidate serves from."""
     base = mirror.url.split("{tag}")[0]
     return tuple(u for u in (base, mirror.files, mirror.raw) if u)
-
-
-def _git_config_env(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    env = {"GIT_CONFIG_COUNT": str(len(pairs))}
-    for i, (key, value) in enumerate(pairs):
-        env[f"GIT_CONFIG_KEY_{i}"] = key
-        env[f"GIT_CONFIG_VALUE_{i}"] = value
-    return env
 
 
 def _trusted_host_args(url: str) -> list[str]:
@@ -590,7 +456,6 @@ def env_has_proxy(env: Mapping[str, str]) -> bool:
     return any(env.get(name) for name in _PROXY_VARS)
 
 
-ProbeFn = Callable[[list[tuple[Mirror, str]]], "list[SourceCheck]"]
 
 
 class _Decision:
@@ -636,53 +501,6 @@ def _forced_routes(channels: Mapping[str, tuple[Mirror, ...]], why: str) -> dict
     return {ch: Route(ch, channels[ch][0].name, why) for ch in CHANNELS}
 
 
-def route_auto(
-    catalog: Catalog,
-    settings: Settings,
-    probe: ProbeFn,
-    *,
-    env_proxy: bool = False,
-    fallback_profile: str = "cn",
-    use_cache: bool = True,
-    now: float | None = None,
-    proxy: str | None = None,
-    proxy_check: Callable[[str], Any] | None = None,
-) -> tuple[dict[str, tuple[Mirror, ...]], dict[str, Route], tuple[str, ...]]:
-    """Automatic routing: the official host per channel when it answers, else the best reachable
-    candidate of `fallback_profile`, with the ranking cached for an hour. `probe` does the checks.
-
-    When nothing answered at all and there is a proxy (`proxy`, from the settings or the environment),
-    `proxy_check` (netcheck.check_proxy) asks the proxy itself: a dead or stalled proxy is a network error
-    that names it now, not ten minutes of git retries later."""
-    official = catalog.profile("official").channels
-    fallback = catalog.profile(fallback_profile).channels
-    pool = {ch: tuple(official[ch][:1]) + tuple(m for m in fallback[ch] if m != official[ch][0]) for ch in CHANNELS}
-    key = routing.cache_key(pool, settings.proxy, env_proxy)
-    path = routing.cache_path(settings.cache_dir)
-    if use_cache:
-        cached = routing.load_cached(path, key, pool, now=now)
-        if cached is not None:
-            return cached[0], cached[1], ()
-    checks = probe(probe_targets(catalog, pool))
-    channels, routes = routing.choose_routes(official, fallback, checks)
-    answered = any(check.ok for check in checks)
-    if not answered and proxy and proxy_check is not None:
-        verdict = proxy_check(proxy)
-        if not verdict.ok:
-            raise SdsetupError(
-                t("the proxy {proxy} {detail}: no source of any channel could be reached through it", proxy=redact_url(proxy),
-                  detail=verdict.detail),
-                t("check that the proxy program runs and listens there (`sdsetup check --network`), or drop it "
-                  "(--proxy / HTTPS_PROXY) and let sdsetup use mirrors (--mirror cn)"),
-                ExitCode.NETWORK,
-            )
-    if use_cache and answered:  # "nothing answered" may be a passing outage: decide again next run
-        routing.save_cache(path, key, channels, routes, now=now)
-    notes = tuple(f"{ch}: {c.name} {'ok' if c.ok else 'failed'} {c.method} {c.seconds * 1000:.0f} ms"
-                  + (f" ({c.error})" if c.error else "") for c in checks for ch in [c.channel])
-    return channels, routes, notes
-
-
 def select_mirrors(
     settings: Settings,
     session: "requests.Session | None" = None,
@@ -695,7 +513,7 @@ def select_mirrors(
     """Resolve the profile and overrides into a MirrorPlan.
 
     No `--mirror` (nor SDSETUP_MIRROR, nor the config's `mirror`) means `auto`: each channel is routed by
-    a real probe (see `route_auto`); `probe` is injected (default: `reachability.prober`, through
+    a real measurement (see `autoroute.route_auto`); `probe` is injected (default: `autoroute.measurer`, through
     `session` and the settings' proxy). A profile name, a base URL or CHANNEL=URL overrides force the choice."""
     import os
 
@@ -711,17 +529,21 @@ def select_mirrors(
         name = plan.profile
         routes = _forced_routes(channels, "one base URL for every channel (--mirror URL / --mirror-url / --offline)")
     elif name == "auto" and overridden != set(CHANNELS):
+        from sdsetup.net import autoroute
+
+        inputs = autoroute.inputs_from(settings, env)
         if probe is None:
-            from sdsetup.net.reachability import prober
+            def new_session():
+                if session is not None:
+                    return session
+                from sdsetup.net.session import build_session
 
-            probe = prober(settings, session)
+                return build_session(settings, pool_size=48)
+
+            probe = autoroute.measurer(inputs, new_session)
         if proxy_check is None:
-            from sdsetup.net.reachability import check_proxy as proxy_check
-        from sdsetup.net.reachability import effective_proxy
-
-        way_out = effective_proxy(settings, env)
-        decided = _Decision(lambda: route_auto(catalog, settings, probe, env_proxy=env_proxy, proxy=way_out,
-                                               proxy_check=proxy_check)[:2],
+            from sdsetup.net.measure import check_proxy as proxy_check
+        decided = _Decision(lambda: autoroute.route_auto(catalog, inputs, probe, proxy_check=proxy_check)[:2],
                             [(ch, override_mirror(ch, url, catalog)) for ch, url in settings.mirror_overrides])
         notes += [f"{channel}: overridden to {redact_url(url)}" for channel, url in settings.mirror_overrides]
         return MirrorPlan(profile=name, channels=_Deferred(decided, 0), proxy=settings.proxy, rewrites=catalog.rewrites,
@@ -744,16 +566,3 @@ def select_mirrors(
         routes=routes,
         ca_bundle=settings.ca_bundle,
     )
-
-
-def probe_targets(catalog: Catalog, channels: Mapping[str, Iterable[Mirror]]) -> list[tuple[Mirror, str]]:
-    """(mirror, URL to fetch) for each candidate: the channel's probe URL as that mirror serves it."""
-    targets = []
-    seen = set()
-    for channel in CHANNELS:
-        for mirror in channels.get(channel, ()):
-            url = rewrite_for(mirror, catalog.probe_urls[channel])
-            if url and (channel, url) not in seen:
-                seen.add((channel, url))
-                targets.append((mirror, url))
-    return targets

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from sdsetup.i18n import N_, t
-from sdsetup.net.reachability import ProxyVerdict, check_proxy, effective_proxy
+from sdsetup.net.measure import ProxyVerdict, check_proxy
 from sdsetup.redact import redact_text, redact_url
 from sdsetup.settings import CHANNELS
 
 if TYPE_CHECKING:  # types only: importing these here would slow start-up or make a circle
     from sdsetup.settings import Settings
 
-__all__ = ["ProxyVerdict", "check_proxy", "effective_proxy", "explain_failure", "network_items", "network_report"]
+__all__ = ["ProxyVerdict", "check_proxy", "explain_failure", "network_items", "network_report"]
 _NEXT_STEP_HOST = N_("run `sdsetup mirrors probe` to see which sources answer; behind a firewall use --mirror cn "
                    "(or --proxy URL for a proxy that reaches the official hosts)")
 # check --network has tried the official host and every cn mirror already
@@ -35,21 +35,23 @@ def network_report(settings: Settings, *, env: Mapping[str, str] | None = None, 
     """Probe the proxy (when there is one) and every channel (official host and cn pool) through it."""
     import os
 
-    from sdsetup.net.mirrors import load_catalog, probe_targets
-    from sdsetup.net.routing import choose_routes, ranked_by_channel
+    from sdsetup.net import autoroute
+    from sdsetup.net.decide import choose_routes, ranked_by_channel
+    from sdsetup.net.mirror_profiles import load_catalog
 
     env = os.environ if env is None else env
-    proxy = effective_proxy(settings, env)
+    inputs = autoroute.inputs_from(settings, env)
+    proxy = inputs.way_out
     verdict = proxy_check(proxy) if proxy else None
     catalog = load_catalog(settings)
     official = catalog.profile("official").channels
     fallback = catalog.profile("cn").channels
-    pool = {ch: tuple(official[ch][:1]) + tuple(m for m in fallback[ch] if m != official[ch][0]) for ch in CHANNELS}
+    pool = autoroute.pool_of(catalog)
     if probe is None:
-        from sdsetup.net.reachability import prober
+        from sdsetup.net.session import build_session
 
-        probe = prober(settings)
-    checks = probe(probe_targets(catalog, pool))
+        probe = autoroute.measurer(inputs, lambda: build_session(settings, pool_size=48))
+    checks = probe(autoroute.targets(catalog, pool))
     _channels, routes = choose_routes(official, fallback, checks)
     ranked = ranked_by_channel(checks)
     return {

@@ -61,6 +61,14 @@ class FileProgress:
         if self._bar is not None and done != self._bar.n:
             self._bar.update(done - self._bar.n)
 
+    def write(self, line: str) -> None:
+        """A line above the bar (or plain on stderr without one)."""
+        if self._bar is not None:
+            self._bar.write(line, file=sys.stderr)
+        else:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
     def close(self) -> None:
         if self._started:
             self._started = False

@@ -33,7 +33,10 @@ Path options (`rule`, or keyword arguments to FileServer for every path):
   chunked (True: no Content-Length, chunked body), redirect (a location for every request),
   headers (extra response headers), status (every request gets this status), delay (seconds
   before answering anything: latency), page ((status, html): every request gets that web page, as a
-  mirror's login wall or a 403 challenge does).
+  mirror's login wall or a 403 challenge does), crawl ((after, rate): once `after` body bytes of the path
+  were sent in all, every connection slows to `rate` bytes/s, mid-response too: a mirror that starts
+  fast and then throttles), host_rate (bytes/s for the whole server, one bucket shared by every
+  connection and path, as a throttled host is; give it to FileServer(...) for every path).
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ class _State:
     log: list = field(default_factory=list)
     sent: dict[str, int] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
+    bucket_free: float = 0.0  # host_rate: when the shared bucket can send the next byte (monotonic)
 
 
 class FileServer:
@@ -443,12 +447,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
-        self._send_body(entry, path, target, start, end, fault, options.get("rate"), chunked)
+        self._send_body(entry, path, target, start, end, fault, options.get("rate"), chunked,
+                        crawl=options.get("crawl"), host_rate=options.get("host_rate"))
 
-    def _send_body(self, entry: Request, path: str, target: Path, start: int, end: int, fault: Fault | None, rate: float | None, chunked: bool) -> None:
+    def _host_bucket(self, count: int, host_rate: float) -> bool:
+        """Wait for the server-wide bucket to pass `count` bytes; False when the server stops."""
+        with self.state.lock:
+            now = time.monotonic()
+            start = max(now, self.state.bucket_free)
+            self.state.bucket_free = start + count / float(host_rate)
+            until = self.state.bucket_free
+        left = until - time.monotonic()
+        return not (left > 0 and self.state.stop.wait(left))
+
+    def _send_body(self, entry: Request, path: str, target: Path, start: int, end: int, fault: Fault | None, rate: float | None, chunked: bool,
+                   *, crawl: tuple[int, float] | None = None, host_rate: float | None = None) -> None:
         stop = self.state.stop
         began = time.monotonic()
         sent = 0
+        paced_from = 0  # `sent` when the current rate began (a crawl starts mid-response)
         corrupt_at = None
         if fault and fault.kind == "corrupt":
             if fault.at is not None:
@@ -459,6 +476,10 @@ class _Handler(BaseHTTPRequestHandler):
                 corrupt_at = start + (end - start) // 2
         cut = fault.after if fault and fault.kind in ("reset", "stall") else None
         piece = CHUNK if not rate else max(1024, min(CHUNK, int(rate) // 50))
+        if host_rate:
+            piece = max(1024, min(piece, int(host_rate) // 50))
+        if crawl:
+            piece = max(1024, min(piece, int(crawl[1]) // 20))
         try:
             with open(target, "rb") as handle:
                 handle.seek(start)
@@ -488,8 +509,12 @@ class _Handler(BaseHTTPRequestHandler):
                     position += len(data)
                     sent += len(data)
                     self._count(path, len(data), entry)
+                    if crawl and rate != crawl[1] and self.state.sent.get(path, 0) >= crawl[0]:
+                        rate, began, paced_from = crawl[1], time.monotonic(), sent
+                    if host_rate and not self._host_bucket(len(data), host_rate):
+                        return self._reset()
                     if rate:
-                        ahead = began + sent / float(rate) - time.monotonic()
+                        ahead = began + (sent - paced_from) / float(rate) - time.monotonic()
                         if ahead > 0 and stop.wait(ahead):
                             return self._reset()
                 if cut is not None and sent >= cut and fault.kind == "reset":

@@ -44,7 +44,7 @@ class RepoStep(Step):
 
         path = ctx.path(self.repo.path)
         result = checkout_pinned(path, self.urls, self.repo.commit, runner=ctx.git_runner(), name=self.repo.name,
-                                 origin=self.repo.url, log=ctx.reporter.log.info, proxy=ctx.mirrors.proxy)
+                                 origin=self.repo.url, log=ctx.reporter.log.info, say=ctx.reporter.detail, proxy=ctx.mirrors.proxy)
         ctx.reporter.detail(t("from {url} (shallow)", url=redact_url(result.url)) if result.shallow
                             else t("from {url}", url=redact_url(result.url)))
         return {"url": redact_url(result.url), "shallow": result.shallow}

@@ -58,6 +58,13 @@ class SmokeStep(Step):
         from sdsetup.verify import run_smoke
 
         self._ensure_packages(ctx)
+        import time
+
+        from sdsetup.install import bytecode
+
+        started = time.monotonic()
+        bytecode.wait(ctx.python, timeout=60)  # compiled in the background since torch went in (install/bytecode.py)
+        ctx.reporter.log.info("smoke: waited %.1f s for the venv's bytecode", time.monotonic() - started)
         # The same reading of the launch flags as `sdsetup verify`: precision flags, and the CPU when told.
         result = run_smoke(ctx.python, hf_home=ctx.hf_home, cache_dir=ctx.layout.smoke_cache,
                            progress=ctx.progress, **for_manifest(self.manifest).smoke_options(list(self.launch_args)))

@@ -163,7 +163,7 @@ class WebuiStep(Step):
         try:
             result = checkout_pinned(
                 ctx.install_dir, self.urls, self.repo.commit, runner=runner, name="the web UI",
-                origin=self.repo.url, allow_existing=_only_sdsetup_state, log=ctx.reporter.log.info,
+                origin=self.repo.url, allow_existing=_only_sdsetup_state, log=ctx.reporter.log.info, say=ctx.reporter.detail,
                 proxy=ctx.mirrors.proxy,
             )
         finally:
