@@ -202,8 +202,8 @@ def test_a_picked_wheel_gets_every_source_that_serves_the_same_file():
     picked = f"https://mirrors.aliyun.com/pypi/packages/{tail}"
     urls = plan.sources_for(picked + "#sha256=" + "0" * 64)
     assert urls[0] == picked and urls[-1] == f"https://files.pythonhosted.org/packages/{tail}"
-    assert f"https://pypi.tuna.tsinghua.edu.cn/packages/{tail}" in urls
-    assert plan.source_caps(urls) == ((f"https://pypi.tuna.tsinghua.edu.cn/packages/{tail}", 2),)
+    assert f"https://mirrors.tuna.tsinghua.edu.cn/pypi/web/packages/{tail}" in urls
+    assert plan.source_caps(urls) == ((f"https://mirrors.tuna.tsinghua.edu.cn/pypi/web/packages/{tail}", 2),)
     wheel = "torch-2.8.0%2Bcpu-cp310-cp310-manylinux_2_28_x86_64.whl"
     torch = plan.sources_for(f"https://mirror.nju.edu.cn/pytorch/whl/cpu/{wheel}")
     assert torch == (f"https://mirror.nju.edu.cn/pytorch/whl/cpu/{wheel}", f"https://mirrors.aliyun.com/pytorch-wheels/cpu/{wheel}",

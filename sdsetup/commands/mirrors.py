@@ -15,7 +15,7 @@ NO_ANSWER_HINT = N_("`sdsetup check --network` tells whether the proxy or the ho
 # profile is shown as its owner wrote it.
 BUILTIN_DESCRIPTIONS = {
     N_("the upstream hosts: pypi.org, download.pytorch.org, github.com, huggingface.co"),
-    N_("mainland China mirrors as of 2026-11 (cloud vendors first, universities last; community GitHub proxies)"),
+    N_("mainland China mirrors as of 2026-12 (cloud vendors first, universities last; community GitHub proxies)"),
 }
 PROBE_BUDGET = 8.0  # `mirrors probe` is asked for: it may wait longer than an install's routing does
 
