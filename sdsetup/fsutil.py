@@ -193,6 +193,37 @@ def check_destination(dest: Path) -> None:
         )
 
 
+def check_output_file(path: Path, option: str) -> Path:
+    """A file a command writes whole (verify --report/--out, doctor --bundle): fetch -o's checks
+    (check_destination), and it is not a folder, not under a file, and not a symbolic link (a link, even a
+    dangling one, would be replaced by a regular file, or, followed, write where the user did not say).
+    Returns the absolute path; raises a usage error (exit 2) naming `option`."""
+    import stat
+
+    path = Path(path).expanduser().absolute()
+    try:
+        info = os.lstat(path)
+    except OSError:
+        info = None
+    if info is not None and stat.S_ISLNK(info.st_mode):
+        raise SdsetupError(t("{option} {path} is a symbolic link; sdsetup does not write through or replace links",
+                             option=option, path=path),
+                           t("give the path of a regular file to write ({option}), not a link", option=option), ExitCode.USAGE)
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise SdsetupError(t("{option} {path} is a folder", option=option, path=path),
+                           t("give the path of the file to write ({option})", option=option), ExitCode.USAGE)
+    blocking = file_in_the_way(path)
+    if blocking is not None:
+        raise SdsetupError(t("{option} {path}: {blocking} is a file, not a folder", option=option, path=path, blocking=blocking),
+                           t("give a path inside a folder ({option})", option=option), ExitCode.USAGE)
+    try:
+        check_destination(path)
+    except SdsetupError as exc:  # the same reason; the hint names the option it came from, not -o
+        exc.hint = t("give the path of a regular file to write ({option})", option=option)
+        raise
+    return path
+
+
 def _read_only(path: Path) -> bool:
     try:
         return bool(os.statvfs(path).f_flag & getattr(os, "ST_RDONLY", 1))
