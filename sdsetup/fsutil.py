@@ -13,13 +13,46 @@ from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.i18n import N_, t
 
 
+_UMASK: list[int] = []
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where the OS says it (Linux /proc); else set and
+    put back once, at the first call (a thread creating a file in between would get mode 0666)."""
+    if not _UMASK:
+        value = None
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("Umask:"):
+                    value = int(line.split()[1], 8)
+        except (OSError, ValueError):
+            pass
+        if value is None:
+            value = os.umask(0o022)
+            os.umask(value)
+        _UMASK.append(value)
+    return _UMASK[0]
+
+
 @contextmanager
-def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+def atomic_writer(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
     """A binary handle on a temp file in the same directory, moved to `path` with os.replace only when
-    the block finishes, so readers never see half a file; on any error the temp file is removed."""
+    the block finishes, so readers never see half a file; on any error the temp file is removed.
+
+    The file gets `mode` if given (0o600 for one holding a credential), else the mode of the file it
+    replaces, else what a plain open() would give (0o666 less the umask). mkstemp's own 0600 is not
+    kept: a bundle's index pages, lock and profile are served by a web server running as another
+    user (issue 23 item 14)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if mode is None:
+            try:
+                mode = os.stat(path).st_mode & 0o7777
+            except OSError:
+                mode = 0o666 & ~umask()
+        if os.name != "nt":
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -33,17 +66,17 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_writer(path) as handle:
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    with atomic_writer(path, mode) as handle:
         handle.write(data)
 
 
-def atomic_write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
-    atomic_write_bytes(path, text.encode(encoding))
+def atomic_write_text(path: Path, text: str, encoding: str = "utf-8", mode: int | None = None) -> None:
+    atomic_write_bytes(path, text.encode(encoding), mode)
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+def atomic_write_json(path: Path, data: Any, mode: int | None = None) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", mode=mode)
 
 
 def file_in_the_way(path: Path) -> Path | None:

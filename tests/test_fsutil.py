@@ -30,3 +30,22 @@ def test_a_streamed_zip_lands_whole_and_missing_folders_are_made(tmp_path):
         assert archive.read("README.txt") == b"hello"
     atomic_write_json(target.with_name("state.json"), {"b": 1, "a": [2]})
     assert target.with_name("state.json").read_text() == '{\n  "a": [\n    2\n  ],\n  "b": 1\n}\n'
+
+
+def test_an_atomic_write_gets_a_plain_files_mode_or_keeps_the_replaced_ones(tmp_path):
+    """Issue 23 item 14: mkstemp's 0600 made a bundle's pages unreadable to the web server's user."""
+    import os
+
+    from sdsetup.fsutil import atomic_write_text, umask
+
+    new = tmp_path / "index.html"
+    atomic_write_text(new, "<html>")
+    assert os.stat(new).st_mode & 0o777 == 0o666 & ~umask()
+    kept = tmp_path / "run.sh"
+    kept.write_text("old")
+    kept.chmod(0o750)
+    atomic_write_text(kept, "new")
+    assert os.stat(kept).st_mode & 0o777 == 0o750
+    secret = tmp_path / "webui-user.sh"
+    atomic_write_text(secret, "export HTTPS_PROXY=http://u:p@h:1", mode=0o600)
+    assert os.stat(secret).st_mode & 0o777 == 0o600

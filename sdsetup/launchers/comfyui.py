@@ -183,9 +183,8 @@ class ComfyLaunchStep(Step):
             if not data:  # an empty YAML file would stop ComfyUI (it iterates the parsed document)
                 path.unlink(missing_ok=True)
                 continue
-            atomic_write_bytes(path, data)
-            if os.name != "nt" and name != YAML_NAME:
-                os.chmod(path, 0o600 if private else (0o755 if name.endswith(".sh") else 0o644))
+            atomic_write_bytes(path, data, mode=None if name == YAML_NAME else
+                               0o600 if private else (0o755 if name.endswith(".sh") else 0o644))  # private from its first byte
             ctx.reporter.detail(t("{name}: written", name=name))
         if private:
             ctx.warnings.append(t("run_comfyui.sh and run_comfyui.bat contain your proxy or mirror password; they are readable by you only: keep them private"))

@@ -206,7 +206,7 @@ def _set_aside_launcher_settings(ctx: Any, runner: Any) -> dict:
         path = ctx.install_dir / name
         data = path.read_bytes()
         saved[path] = data
-        atomic_write_bytes(ctx.layout.backup_path(name, time.strftime('%Y%m%d-%H%M%S')), data)
+        atomic_write_bytes(ctx.layout.backup_path(name, time.strftime('%Y%m%d-%H%M%S')), data, mode=0o600)  # may hold a password
     runner.run(["-C", str(ctx.install_dir), "checkout", "--quiet", "HEAD", "--", *changed])
     return saved
 

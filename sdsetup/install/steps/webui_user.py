@@ -126,15 +126,13 @@ class WebuiUserStep(Step):
                 edited_inside = previous_block is not None and _block_digest(old, kind) != last.get(name)
                 if previous_block is None or edited_inside:
                     backup = ctx.state_dir / "backups" / f"{name}.{time.strftime('%Y%m%d-%H%M%S')}"
-                    atomic_write_bytes(backup, old)
+                    atomic_write_bytes(backup, old, mode=0o600)  # it may hold a password
                     ctx.reporter.detail(t("{name}: your version is kept, with a copy in {copy}", name=name,
                                           copy=backup.relative_to(ctx.install_dir)))
                     if edited_inside:
                         ctx.warnings.append(t("{name}: the lines inside the sdsetup block had been edited; they were "
                                               "replaced (your copy: {backup})", name=name, backup=backup))
-            atomic_write_bytes(path, new)  # created 0600 (a temp file), then opened up when nothing is secret
-            if os.name != "nt":
-                os.chmod(path, 0o600 if private else 0o644)
+            atomic_write_bytes(path, new, mode=0o600 if private else 0o644)  # private from its first byte
             written[name] = how
             ctx.reporter.detail(f"{name}: {how}")
         if private:
