@@ -144,6 +144,8 @@ def _positive_float(value: Any, origin: str) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise usage_error(t("{origin}: '{value}' is not a number", origin=origin, value=value), t("give seconds, e.g. 30")) from None
+    if number != number or number in (float("inf"), float("-inf")):  # nan, inf: no deadline would ever pass
+        raise usage_error(t("{origin}: '{value}' is not a finite number of seconds", origin=origin, value=value), t("give seconds, e.g. 30"))
     if number <= 0:
         raise usage_error(t("{origin}: must be more than 0", origin=origin), t("give seconds, e.g. 30"))
     return number

@@ -147,6 +147,12 @@ CONFIGS = [
     c("connections-huge", "connections = 100000\n", "connections"),
     c("timeout-negative", "timeout = -1\n", "timeout"),
     c("timeout-string", 'timeout = "soon"\n', "timeout"),
+    # issue 23 item 20: nan and inf are numbers to TOML and float(), never a timeout
+    c("timeout-nan", "timeout = nan\n", "timeout"),
+    c("timeout-inf", "timeout = inf\n", "timeout"),
+    case("config-env-timeout-nan", "mirrors", "list", env={"SDSETUP_TIMEOUT": "nan"}, words=("SDSETUP_TIMEOUT",)),
+    case("config-env-timeout-inf", "check", env={"SDSETUP_TIMEOUT": "Infinity"}, words=("SDSETUP_TIMEOUT",)),
+    case("flag-timeout-nan", "fetch", "http://127.0.0.1:9/x", "-o", "{u}/x", "--timeout", "nan", words=("timeout",)),
     c("mirror-number", "mirror = 5\n"),
     c("mirror-unknown", 'mirror = "nope"\n', "nope"),
     c("mirror-bad-channel", 'mirror = "bogus=https://x.example/"\n', "bogus"),
@@ -313,7 +319,23 @@ FLAGS = [
          words=("--mirror",)),
 ]
 
-CASES = MANIFESTS + CONFIGS + URLS + PATHS + BUNDLES + LOGS + FLAGS + [
+def facts(id: str, text: str | bytes, *words: str) -> list[Case]:
+    """A malformed SDSETUP_MACHINE_FACTS through check and install (issue 23 item 22: exit 70 before)."""
+    env = {"SDSETUP_MACHINE_FACTS": "{u}/facts.json"}
+    return [case(f"facts-{id}-check", "check", files={"facts.json": text}, env=env, words=words or ("facts.json",)),
+            case(f"facts-{id}-install", "install", "{u}/webui", "--dry-run", files={"facts.json": text}, env=env,
+                 words=words or ("facts.json",))]
+
+
+FACTS = [
+    *facts("bits-infinite", '{"os": {"system": "Linux", "bits": 1e400}, "gpus": []}'),
+    *facts("ram-infinite", '{"os": {"system": "Linux"}, "gpus": [], "ram_total_bytes": 1e400}'),
+    *facts("gpu-not-object", '{"os": {"system": "Linux"}, "gpus": ["RTX 3060"]}'),
+    *facts("system-number", '{"os": {"system": 5}, "gpus": []}'),
+    *facts("deep", DEEP_JSON, "deeply"),
+]
+
+CASES = FACTS + MANIFESTS + CONFIGS + URLS + PATHS + BUNDLES + LOGS + FLAGS + [
     # an explicitly empty python.supported list accepts no Python at all
     m("python-supported-empty", manifest('supported = ["3.10", "3.11"]', "supported = []")),
 ]
