@@ -69,6 +69,7 @@ from sdsetup.net.mirror_profiles import (
 )
 from sdsetup.net import routing
 from sdsetup.net.routing import Route, SourceCheck
+from sdsetup.net.session import trust_store
 from sdsetup.redact import redact_url, secrets_in_url
 from sdsetup.settings import CHANNELS, Settings
 from sdsetup.i18n import t
@@ -725,7 +726,7 @@ def select_mirrors(
                             [(ch, override_mirror(ch, url, catalog)) for ch, url in settings.mirror_overrides])
         notes += [f"{channel}: overridden to {redact_url(url)}" for channel, url in settings.mirror_overrides]
         return MirrorPlan(profile=name, channels=_Deferred(decided, 0), proxy=settings.proxy, rewrites=catalog.rewrites,
-                          notes=tuple(notes), env_proxy=env_proxy, routes=_Deferred(decided, 1), ca_bundle=settings.ca_bundle)
+                          notes=tuple(notes), env_proxy=env_proxy, routes=_Deferred(decided, 1), ca_bundle=trust_store(settings))
     else:
         channels = dict(catalog.profile("official" if name == "auto" else name).channels)
         routes = _forced_routes(channels, f"--mirror {name} (mirror profile chosen, not probed)")
@@ -742,7 +743,7 @@ def select_mirrors(
         env_proxy=env_proxy,
         base_url=name if looks_like_url(settings.mirror) else None,
         routes=routes,
-        ca_bundle=settings.ca_bundle,
+        ca_bundle=trust_store(settings),
     )
 
 
