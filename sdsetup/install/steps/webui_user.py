@@ -91,6 +91,19 @@ class WebuiUserStep(Step):
                 old = path.read_bytes() if path.exists() else None
             except OSError:
                 old = None
+            if old is not None:  # never replace across a block whose end the user removed (their lines are there)
+                from sdsetup.webui_user_file import block_markers, unclosed_block
+
+                begin, end = block_markers("sdsetup", kind)
+                line = unclosed_block(old.decode("ascii", "surrogateescape"), begin, end)
+                if line is not None:
+                    from sdsetup.errors import usage_error
+
+                    raise usage_error(
+                        t("{name} line {line}: sdsetup's block starts here ({begin}) but its end line is missing",
+                          name=name, line=line, begin=begin),
+                        t("put the line `{end}` back after sdsetup's lines (or delete line {line}); sdsetup does not "
+                          "guess which lines below it are yours", end=end, line=line))
             block = render_sh_block(settings) if kind == "sh" else render_bat_block(settings)
             if kind == "bat":
                 problem = bat_encoding_problem(block, code_page)
