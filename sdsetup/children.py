@@ -133,11 +133,28 @@ def adopt(process: subprocess.Popen, argv: Sequence[str]) -> Path | None:
         record.write_text(json.dumps({
             "pid": process.pid, "host": socket.gethostname(), "program": Path(str(argv[0])).name,
             "args": [str(a) for a in argv[1:3] if "://" not in str(a)], "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "parent": os.getpid(),
+            "parent": os.getpid(), "start": start_time(process.pid),
         }), "utf-8")
     except OSError:
         return None
     return record
+
+
+def start_time(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (Linux /proc/PID/stat, field 22), with the
+    boot it belongs to folded in so a reboot never matches; None where the system does not say. A pid
+    and its start time name one process: the pid alone may since belong to an unrelated one."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except (OSError, ValueError):
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # after "(comm)", which may hold spaces
+    try:
+        ticks = int(fields[19])
+    except (IndexError, ValueError):
+        return None
+    return ticks + (int(boot.replace("-", "")[:12], 16) << 64)
 
 
 def release(record: Path | None) -> None:
@@ -269,6 +286,11 @@ def live_children(folder: Path) -> list[dict[str, Any]]:
         if data.get("host") not in (None, host):
             continue  # another machine's child (DIR on a network share): not ours to judge
         if data.get("parent") == os.getpid():
+            continue
+        recorded = data.get("start")
+        now = start_time(pid) if isinstance(recorded, int) else None
+        if now is not None and now != recorded:
+            release(entry)  # the pid is another process's now; ours (and its group) ended
             continue
         if _group_alive(pid):
             alive.append(data)
