@@ -84,8 +84,48 @@ def file_in_the_way(path: Path) -> Path | None:
     return next((parent for parent in Path(path).absolute().parents if _exists(parent) and not os.path.isdir(parent)), None)
 
 
-def safe_join(root: Path, relative: str, what: str = "path") -> Path:
-    """root/relative, refusing absolute paths, '..' and anything that resolves outside root."""
+# Where a link inside an install may never lead (sdsetup would write a model or a script there):
+# kernel interfaces and the operating system's own folders. Anywhere else is the user's choice.
+SYSTEM_TREES = ("/proc", "/sys", "/dev", "/etc", "/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/boot", "/System",
+                "/Library", "C:/Windows", "C:/Program Files", "C:/Program Files (x86)")
+
+
+def system_target(path: Path) -> str | None:
+    """The system folder `path` lies in once every link is followed (or is), or None."""
+    real = os.path.realpath(path).replace("\\", "/")
+    if real in ("/", "") or (len(real) <= 3 and real[1:2] == ":"):
+        return real or "/"
+    for tree in SYSTEM_TREES:
+        if real.lower() == tree.lower() or real.lower().startswith(tree.lower() + "/"):
+            return tree
+    return None
+
+
+def linked_into_system(root: Path, relative: str, what: str) -> SdsetupError | None:
+    """The refusal for an install path that a link inside root takes into a system folder, or None.
+    Only the folders on the way count: a file that is itself a link (a venv's python) is read, or
+    replaced whole (os.replace), never written through; and an install that lives in /usr/local is
+    not refused for being there."""
+    parts = [p for p in str(relative).replace("\\", "/").split("/") if p not in ("", ".")]
+    folder = Path(root).joinpath(*parts[:-1])
+    real_root, real_folder = os.path.realpath(root), os.path.realpath(folder)
+    if real_folder == real_root or real_folder.startswith(real_root.rstrip("/\\") + os.sep):
+        return None
+    tree = system_target(folder)
+    if tree is None:
+        return None
+    return SdsetupError(
+        t("{what} '{relative}' leads through a link into {tree}, a system folder", what=what, relative=relative, tree=tree),
+        t("point the link at a folder of your own (a models folder on another disk is fine), or remove it"),
+        ExitCode.USAGE,
+    )
+
+
+def safe_join(root: Path, relative: str, what: str = "path", *, follow_links: bool = False) -> Path:
+    """root/relative, refusing absolute paths, '..' and anything that resolves outside root.
+
+    With follow_links (an install's own paths), a link inside root may lead elsewhere (a models folder
+    on another disk) unless it leads into a system folder; the lexical checks stay."""
     rel = str(relative).replace("\\", "/")
     if not rel or rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
         raise SdsetupError(
@@ -101,6 +141,11 @@ def safe_join(root: Path, relative: str, what: str = "path") -> Path:
             ExitCode.USAGE,
         )
     candidate = root.joinpath(*parts)
+    if follow_links:
+        refusal = linked_into_system(root, rel, what)
+        if refusal is not None:
+            raise refusal
+        return candidate
     root_resolved = root.resolve()
     resolved = candidate.resolve()
     if resolved != root_resolved and root_resolved not in resolved.parents:

@@ -49,3 +49,31 @@ def test_an_atomic_write_gets_a_plain_files_mode_or_keeps_the_replaced_ones(tmp_
     secret = tmp_path / "webui-user.sh"
     atomic_write_text(secret, "export HTTPS_PROXY=http://u:p@h:1", mode=0o600)
     assert os.stat(secret).st_mode & 0o777 == 0o600
+
+
+def test_install_paths_follow_a_models_folder_linked_to_another_disk_and_refuse_system_targets(tmp_path):
+    """Issue 23 item 8: a symlinked models/ (another disk: very common) made every install rerun exit 2
+    while verify accepted it. Both follow the link now, and both refuse a link into the system."""
+    import pytest
+
+    from sdsetup.errors import SdsetupError
+    from sdsetup.fsutil import safe_join
+    from sdsetup.verify import record_path_in
+
+    install = tmp_path / "webui"
+    disk = tmp_path / "disk" / "models"
+    (disk / "Stable-diffusion").mkdir(parents=True)
+    install.mkdir()
+    (install / "models").symlink_to(disk, target_is_directory=True)
+    rel = "models/Stable-diffusion/model.safetensors"
+    assert safe_join(install, rel, "model", follow_links=True) == install / rel
+    assert record_path_in(install, rel, "model") == install / rel
+    (install / "models").unlink()
+    (install / "models").symlink_to("/etc", target_is_directory=True)
+    for resolve in (lambda: safe_join(install, "models/passwd", "model", follow_links=True),
+                    lambda: record_path_in(install, "models/passwd", "model")):
+        with pytest.raises(SdsetupError) as refused:
+            resolve()
+        assert "/etc" in refused.value.message
+    with pytest.raises(SdsetupError):  # the strict form (bundles) still refuses any link out
+        safe_join(install, "models/x", "bundle path")
