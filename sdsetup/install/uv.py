@@ -140,7 +140,7 @@ def wheel_filename(entry: dict[str, Any]) -> str:
 
 def parse_pylock(doc: dict[str, Any], *, base: Path, tags: Sequence[str] | None, requested: Sequence[str] = ()) -> list[Any]:
     """The picks of a pylock.toml (PEP 751) written by `uv pip compile` (pure; relative paths from base)."""
-    from sdsetup.install.wheelhouse import Pick
+    from sdsetup.install.picks import Pick
 
     if not isinstance(doc, dict) or str(doc.get("lock-version", "")).split(".")[0] != "1":
         raise UvUnusable(f"unexpected pylock version {doc.get('lock-version') if isinstance(doc, dict) else '?'}")
@@ -219,7 +219,7 @@ def compile_picks(ctx: Any, uv: str, requirements: Sequence[str], *, index_args:
     2. `uv pip compile --no-deps --format pylock.toml` of exactly those pins: their URLs and sha256.
     """
     from sdsetup.install.pip_run import run_checked
-    from sdsetup.install.wheelhouse import Pick
+    from sdsetup.install.picks import Pick
     from sdsetup.tomlcompat import loads_toml
 
     options, extra_env = uv_options(index_args)

@@ -162,7 +162,7 @@ class ComfyLaunchStep(Step):
         except ValueError as exc:
             from sdsetup.errors import usage_error
 
-            raise usage_error(t("run_comfyui.bat: {reason}", reason=exc),
+            raise usage_error(t("run_comfyui.bat cannot hold a setting: {reason}", reason=exc),
                               t("remove the double quote or line break from that setting (a batch file cannot hold it)")) from None
         code_page = self.code_page or machine_oem_code_page()
         problem = first_unencodable(bat, code_page)  # cmd.exe reads the file in the OEM code page, not UTF-8
