@@ -169,7 +169,7 @@ def install(
     Reruns continue where the last run stopped; a finished install reruns as a no-op.
     """
     from sdsetup.commands import install as command
-    from sdsetup.commands.bundle import install_settings
+    from sdsetup.install.inputs import install_settings
     from sdsetup.install.plan import InstallOptions
 
     options = InstallOptions(manifest=manifest, python=python, backend=backend, skip_models=skip_models,
