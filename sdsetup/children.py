@@ -194,18 +194,22 @@ def stop(process: subprocess.Popen, grace: float = 3.0) -> None:
 def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | str | None = None,
         timeout: float | None = None, input: str | bytes | None = None, capture_output: bool = True,
         text: bool = True, encoding: str | None = "utf-8", errors: str | None = "replace",
-        check: bool = False, stdin: Any = None) -> subprocess.CompletedProcess:
+        check: bool = False, stdin: Any = None, windowless: bool = False) -> subprocess.CompletedProcess:
     """`subprocess.run` for sdsetup's children (same result and exceptions: FileNotFoundError,
-    TimeoutExpired, CalledProcessError with check=True), with the guarantees in the module text."""
+    TimeoutExpired, CalledProcessError with check=True), with the guarantees in the module text.
+    `windowless`: no console window flashing up on Windows (hardware probes run from a GUI shell)."""
     pipe = subprocess.PIPE if capture_output else None
     if input is not None:
         stdin = subprocess.PIPE
     elif stdin is None:
         stdin = subprocess.DEVNULL  # a child never waits on the user's terminal
     argv = [str(a) for a in argv]
+    kwargs = popen_kwargs()
+    if windowless and os.name == "nt":
+        kwargs["creationflags"] = kwargs.get("creationflags", 0) | getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)
     process = subprocess.Popen(argv, env=None if env is None else dict(env), cwd=cwd, stdin=stdin, stdout=pipe, stderr=pipe,
                                text=text, encoding=encoding if text else None, errors=errors if text else None,
-                               **popen_kwargs())
+                               **kwargs)
     record = adopt(process, argv)
     try:
         try:
