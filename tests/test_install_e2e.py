@@ -297,7 +297,7 @@ def test_an_unrelated_git_repository_is_refused_and_adopting_it_records_how_to_g
     record = json.loads((target / ".sdsetup" / "install.json").read_text("utf-8"))
     assert record["previous_checkout"]["branch"] == "main"
     warning = next(w for w in doc["warnings"] if "moved from main" in w)
-    assert "https://example.com/me/thesis.git" in warning and "checkout --force main" in warning
+    assert "https://example.com/me/thesis.git" in warning and "checkout main" in warning
     for command in previous["undo"]:  # what the warning tells the user to run
         subprocess.run(command.replace('"', "").split(), check=True, capture_output=True)
     assert _git("rev-parse", "HEAD", cwd=target) == head and _git("symbolic-ref", "--short", "HEAD", cwd=target) == "main"

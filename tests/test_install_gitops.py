@@ -288,3 +288,45 @@ def test_webui_user_edits_survive_a_kill_while_the_checkout_moves(tmp_path):
     restore_set_aside(ctx)  # what the next run does first
     assert (repo / "webui-user.sh").read_text() == mine
     assert not set_aside_pending(repo)
+
+
+def test_the_recorded_undo_keeps_the_users_uncommitted_edits(tmp_path):
+    """Issue 23 item 15: the undo install prints (`git checkout --force BRANCH`) threw away the user's
+    uncommitted webui-user edits, which install itself had carried over. Real git, the printed commands."""
+    import subprocess
+
+    from sdsetup.install.steps.webui import undo_commands
+
+    repo = tmp_path / "webui"
+    repo.mkdir()
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q", "-b", "master")
+    git("config", "user.email", "t@e")
+    git("config", "user.name", "t")
+    (repo / "webui-user.sh").write_text("#!/bin/bash\n#export COMMANDLINE_ARGS=\"\"\n")
+    (repo / "launch.py").write_text("v1\n")
+    git("add", "-A")
+    git("commit", "-qm", "master")
+    head = git("rev-parse", "HEAD")
+    git("checkout", "-q", "--detach")
+    (repo / "launch.py").write_text("v2 (the pin)\n")
+    git("commit", "-qam", "pin")
+    pin = git("rev-parse", "HEAD")
+    git("checkout", "-q", "--detach", pin)  # where install left it
+    (repo / "webui-user.sh").write_text("#!/bin/bash\nexport COMMANDLINE_ARGS=\"--api\"  # my own\n")
+    commands = undo_commands(repo, {"head": head, "branch": "master", "origin": None})
+    for command in commands[:-1]:  # the last one removes the origin (none here)
+        assert "--force" not in command
+        subprocess.run(command.replace('"', "").split(), check=True, capture_output=True)
+    assert git("symbolic-ref", "--short", "HEAD") == "master" and git("rev-parse", "HEAD") == head
+    kept = (repo / "webui-user.sh").read_text() + git("stash", "show", "-p")
+    assert "# my own" in kept, "the uncommitted edit is in the file or in `git stash list`, not gone"
+    # Without uncommitted edits the same commands go back too (the stash step saves nothing).
+    git("stash", "drop")
+    git("checkout", "-q", "--detach", pin)
+    for command in commands[:-1]:
+        subprocess.run(command.replace('"', "").split(), check=True, capture_output=True)
+    assert git("symbolic-ref", "--short", "HEAD") == "master" and git("stash", "list") == ""

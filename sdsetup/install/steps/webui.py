@@ -89,8 +89,11 @@ def undo_commands(install_dir, previous: dict[str, Any]) -> list[str]:
     where = f'git -C "{install_dir}"'
     commands = []
     if previous.get("branch") or previous.get("head"):
-        # --force: sdsetup's own edits to the web UI's tracked webui-user.sh/.bat would block the switch.
-        commands.append(f"{where} checkout --force {previous.get('branch') or previous['head']}")
+        # Uncommitted edits (the user's and sdsetup's in the tracked webui-user.sh/.bat) would block the
+        # switch: stash them first (kept in `git stash list`, never discarded as --force did; nothing
+        # stashed when there are none), then a plain checkout, which refuses rather than overwrite.
+        commands.append(f"{where} stash push -m sdsetup-undo")
+        commands.append(f"{where} checkout {previous.get('branch') or previous['head']}")
     if previous.get("origin"):
         commands.append(f"{where} remote set-url origin {redact_url(previous['origin'])}")
     else:
