@@ -79,6 +79,21 @@ def atomic_write_json(path: Path, data: Any, mode: int | None = None) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", mode=mode)
 
 
+def make_new_dir(path: Path) -> bool:
+    """Make `path` (and its parents); True only when this call made `path` itself. mkdir decides, so of
+    two processes making the same new folder at the same moment exactly one is told it made it (the
+    one whose cleanup may remove it again)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+        return False
+    return True
+
+
 def file_in_the_way(path: Path) -> Path | None:
     """The first existing parent of `path` that is a file (mkdir would fail on it), or None."""
     return next((parent for parent in Path(path).absolute().parents if _exists(parent) and not os.path.isdir(parent)), None)

@@ -77,3 +77,33 @@ def test_install_paths_follow_a_models_folder_linked_to_another_disk_and_refuse_
         assert "/etc" in refused.value.message
     with pytest.raises(SdsetupError):  # the strict form (bundles) still refuses any link out
         safe_join(install, "models/x", "bundle path")
+
+
+def test_of_two_runs_making_the_same_new_dir_exactly_one_made_it():
+    """Issue 23 item 23: two first installs into one new DIR both saw it missing, both thought they had
+    made it, and the loser's cleanup (a run that made DIR removes it when it fails early) could remove
+    the winner's DIR. Whether this run made DIR is now mkdir's own answer: exactly one gets True."""
+    import tempfile
+    import threading
+    from pathlib import Path
+
+    from sdsetup.fsutil import make_new_dir
+
+    with tempfile.TemporaryDirectory() as root:
+        for attempt in range(200):
+            target = Path(root) / f"webui-{attempt}"
+            barrier = threading.Barrier(2)
+            answers = []
+
+            def race():
+                barrier.wait()
+                answers.append(make_new_dir(target))
+
+            threads = [threading.Thread(target=race) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert sorted(answers) == [False, True] and target.is_dir()
+        nested = Path(root) / "a" / "b" / "webui"
+        assert make_new_dir(nested) is True and make_new_dir(nested) is False
