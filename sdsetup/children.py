@@ -133,11 +133,28 @@ def adopt(process: subprocess.Popen, argv: Sequence[str]) -> Path | None:
         record.write_text(json.dumps({
             "pid": process.pid, "host": socket.gethostname(), "program": Path(str(argv[0])).name,
             "args": [str(a) for a in argv[1:3] if "://" not in str(a)], "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "parent": os.getpid(),
+            "parent": os.getpid(), "start": start_time(process.pid),
         }), "utf-8")
     except OSError:
         return None
     return record
+
+
+def start_time(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (Linux /proc/PID/stat, field 22), with the
+    boot it belongs to folded in so a reboot never matches; None where the system does not say. A pid
+    and its start time name one process: the pid alone may since belong to an unrelated one."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except (OSError, ValueError):
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # after "(comm)", which may hold spaces
+    try:
+        ticks = int(fields[19])
+    except (IndexError, ValueError):
+        return None
+    return ticks + (int(boot.replace("-", "")[:12], 16) << 64)
 
 
 def release(record: Path | None) -> None:
@@ -177,18 +194,22 @@ def stop(process: subprocess.Popen, grace: float = 3.0) -> None:
 def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | str | None = None,
         timeout: float | None = None, input: str | bytes | None = None, capture_output: bool = True,
         text: bool = True, encoding: str | None = "utf-8", errors: str | None = "replace",
-        check: bool = False, stdin: Any = None) -> subprocess.CompletedProcess:
+        check: bool = False, stdin: Any = None, windowless: bool = False) -> subprocess.CompletedProcess:
     """`subprocess.run` for sdsetup's children (same result and exceptions: FileNotFoundError,
-    TimeoutExpired, CalledProcessError with check=True), with the guarantees in the module text."""
+    TimeoutExpired, CalledProcessError with check=True), with the guarantees in the module text.
+    `windowless`: no console window flashing up on Windows (hardware probes run from a GUI shell)."""
     pipe = subprocess.PIPE if capture_output else None
     if input is not None:
         stdin = subprocess.PIPE
     elif stdin is None:
         stdin = subprocess.DEVNULL  # a child never waits on the user's terminal
     argv = [str(a) for a in argv]
+    kwargs = popen_kwargs()
+    if windowless and os.name == "nt":
+        kwargs["creationflags"] = kwargs.get("creationflags", 0) | getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)
     process = subprocess.Popen(argv, env=None if env is None else dict(env), cwd=cwd, stdin=stdin, stdout=pipe, stderr=pipe,
                                text=text, encoding=encoding if text else None, errors=errors if text else None,
-                               **popen_kwargs())
+                               **kwargs)
     record = adopt(process, argv)
     try:
         try:
@@ -269,6 +290,11 @@ def live_children(folder: Path) -> list[dict[str, Any]]:
         if data.get("host") not in (None, host):
             continue  # another machine's child (DIR on a network share): not ours to judge
         if data.get("parent") == os.getpid():
+            continue
+        recorded = data.get("start")
+        now = start_time(pid) if isinstance(recorded, int) else None
+        if now is not None and now != recorded:
+            release(entry)  # the pid is another process's now; ours (and its group) ended
             continue
         if _group_alive(pid):
             alive.append(data)

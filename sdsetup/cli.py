@@ -169,7 +169,7 @@ def install(
     Reruns continue where the last run stopped; a finished install reruns as a no-op.
     """
     from sdsetup.commands import install as command
-    from sdsetup.commands.bundle import install_settings
+    from sdsetup.install.inputs import install_settings
     from sdsetup.install.plan import InstallOptions
 
     options = InstallOptions(manifest=manifest, python=python, backend=backend, skip_models=skip_models,
@@ -603,7 +603,9 @@ def main() -> None:
     i18n.setup_console()  # a GBK or cp437 pipe must not crash on a character it lacks
     as_json = "--json" in sys.argv[1:]
     try:
-        args = i18n.setup(sys.argv[1:])  # the language, before any help text is shown
+        from sdsetup.settings import config_lang
+
+        args = i18n.setup(sys.argv[1:], config_lang=config_lang)  # the language, before any help text is shown
     except Exception as exc:  # an unknown --lang: a usage error like any other
         from sdsetup.errors import SdsetupError
         from sdsetup.output import emit_error

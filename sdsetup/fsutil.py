@@ -13,13 +13,46 @@ from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.i18n import N_, t
 
 
+_UMASK: list[int] = []
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where the OS says it (Linux /proc); else set and
+    put back once, at the first call (a thread creating a file in between would get mode 0666)."""
+    if not _UMASK:
+        value = None
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("Umask:"):
+                    value = int(line.split()[1], 8)
+        except (OSError, ValueError):
+            pass
+        if value is None:
+            value = os.umask(0o022)
+            os.umask(value)
+        _UMASK.append(value)
+    return _UMASK[0]
+
+
 @contextmanager
-def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+def atomic_writer(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
     """A binary handle on a temp file in the same directory, moved to `path` with os.replace only when
-    the block finishes, so readers never see half a file; on any error the temp file is removed."""
+    the block finishes, so readers never see half a file; on any error the temp file is removed.
+
+    The file gets `mode` if given (0o600 for one holding a credential), else the mode of the file it
+    replaces, else what a plain open() would give (0o666 less the umask). mkstemp's own 0600 is not
+    kept: a bundle's index pages, lock and profile are served by a web server running as another
+    user (issue 23 item 14)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if mode is None:
+            try:
+                mode = os.stat(path).st_mode & 0o7777
+            except OSError:
+                mode = 0o666 & ~umask()
+        if os.name != "nt":
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -33,17 +66,32 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_writer(path) as handle:
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    with atomic_writer(path, mode) as handle:
         handle.write(data)
 
 
-def atomic_write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
-    atomic_write_bytes(path, text.encode(encoding))
+def atomic_write_text(path: Path, text: str, encoding: str = "utf-8", mode: int | None = None) -> None:
+    atomic_write_bytes(path, text.encode(encoding), mode)
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+def atomic_write_json(path: Path, data: Any, mode: int | None = None) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", mode=mode)
+
+
+def make_new_dir(path: Path) -> bool:
+    """Make `path` (and its parents); True only when this call made `path` itself. mkdir decides, so of
+    two processes making the same new folder at the same moment exactly one is told it made it (the
+    one whose cleanup may remove it again)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+        return False
+    return True
 
 
 def file_in_the_way(path: Path) -> Path | None:
@@ -51,8 +99,48 @@ def file_in_the_way(path: Path) -> Path | None:
     return next((parent for parent in Path(path).absolute().parents if _exists(parent) and not os.path.isdir(parent)), None)
 
 
-def safe_join(root: Path, relative: str, what: str = "path") -> Path:
-    """root/relative, refusing absolute paths, '..' and anything that resolves outside root."""
+# Where a link inside an install may never lead (sdsetup would write a model or a script there):
+# kernel interfaces and the operating system's own folders. Anywhere else is the user's choice.
+SYSTEM_TREES = ("/proc", "/sys", "/dev", "/etc", "/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/boot", "/System",
+                "/Library", "C:/Windows", "C:/Program Files", "C:/Program Files (x86)")
+
+
+def system_target(path: Path) -> str | None:
+    """The system folder `path` lies in once every link is followed (or is), or None."""
+    real = os.path.realpath(path).replace("\\", "/")
+    if real in ("/", "") or (len(real) <= 3 and real[1:2] == ":"):
+        return real or "/"
+    for tree in SYSTEM_TREES:
+        if real.lower() == tree.lower() or real.lower().startswith(tree.lower() + "/"):
+            return tree
+    return None
+
+
+def linked_into_system(root: Path, relative: str, what: str) -> SdsetupError | None:
+    """The refusal for an install path that a link inside root takes into a system folder, or None.
+    Only the folders on the way count: a file that is itself a link (a venv's python) is read, or
+    replaced whole (os.replace), never written through; and an install that lives in /usr/local is
+    not refused for being there."""
+    parts = [p for p in str(relative).replace("\\", "/").split("/") if p not in ("", ".")]
+    folder = Path(root).joinpath(*parts[:-1])
+    real_root, real_folder = os.path.realpath(root), os.path.realpath(folder)
+    if real_folder == real_root or real_folder.startswith(real_root.rstrip("/\\") + os.sep):
+        return None
+    tree = system_target(folder)
+    if tree is None:
+        return None
+    return SdsetupError(
+        t("{what} '{relative}' leads through a link into {tree}, a system folder", what=what, relative=relative, tree=tree),
+        t("point the link at a folder of your own (a models folder on another disk is fine), or remove it"),
+        ExitCode.USAGE,
+    )
+
+
+def safe_join(root: Path, relative: str, what: str = "path", *, follow_links: bool = False) -> Path:
+    """root/relative, refusing absolute paths, '..' and anything that resolves outside root.
+
+    With follow_links (an install's own paths), a link inside root may lead elsewhere (a models folder
+    on another disk) unless it leads into a system folder; the lexical checks stay."""
     rel = str(relative).replace("\\", "/")
     if not rel or rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
         raise SdsetupError(
@@ -68,6 +156,11 @@ def safe_join(root: Path, relative: str, what: str = "path") -> Path:
             ExitCode.USAGE,
         )
     candidate = root.joinpath(*parts)
+    if follow_links:
+        refusal = linked_into_system(root, rel, what)
+        if refusal is not None:
+            raise refusal
+        return candidate
     root_resolved = root.resolve()
     resolved = candidate.resolve()
     if resolved != root_resolved and root_resolved not in resolved.parents:
@@ -191,6 +284,37 @@ def check_destination(dest: Path) -> None:
             t("choose an output folder you can write to (-o), or fix its permissions"),
             ExitCode.USAGE,
         )
+
+
+def check_output_file(path: Path, option: str) -> Path:
+    """A file a command writes whole (verify --report/--out, doctor --bundle): fetch -o's checks
+    (check_destination), and it is not a folder, not under a file, and not a symbolic link (a link, even a
+    dangling one, would be replaced by a regular file, or, followed, write where the user did not say).
+    Returns the absolute path; raises a usage error (exit 2) naming `option`."""
+    import stat
+
+    path = Path(path).expanduser().absolute()
+    try:
+        info = os.lstat(path)
+    except OSError:
+        info = None
+    if info is not None and stat.S_ISLNK(info.st_mode):
+        raise SdsetupError(t("{option} {path} is a symbolic link; sdsetup does not write through or replace links",
+                             option=option, path=path),
+                           t("give the path of a regular file to write ({option}), not a link", option=option), ExitCode.USAGE)
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise SdsetupError(t("{option} {path} is a folder", option=option, path=path),
+                           t("give the path of the file to write ({option})", option=option), ExitCode.USAGE)
+    blocking = file_in_the_way(path)
+    if blocking is not None:
+        raise SdsetupError(t("{option} {path}: {blocking} is a file, not a folder", option=option, path=path, blocking=blocking),
+                           t("give a path inside a folder ({option})", option=option), ExitCode.USAGE)
+    try:
+        check_destination(path)
+    except SdsetupError as exc:  # the same reason; the hint names the option it came from, not -o
+        exc.hint = t("give the path of a regular file to write ({option})", option=option)
+        raise
+    return path
 
 
 def _read_only(path: Path) -> bool:

@@ -60,6 +60,48 @@ class GitError(SdsetupError):
     pass
 
 
+_USER_HELPERS: dict[tuple, tuple[tuple[str, str], ...]] = {}
+
+
+def credential_config(git: str = "git", env: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
+    """(key, value) config entries that empty git's list of credential helpers, then give back the
+    user's own (system and global, URL-scoped ones too): a repository's .git/config, which whoever
+    owns DIR may write, must not run a program through a fetch of ours. Read once per git binary and
+    configuration (two `git config` calls)."""
+    env = os.environ if env is None else env
+    cache_key = (git, *(env.get(name) for name in ("HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM",
+                                                    "GIT_CONFIG_NOSYSTEM")))
+    if cache_key not in _USER_HELPERS:
+        found: list[tuple[str, str]] = [("credential.helper", "")]
+        for scope in ("--system", "--global"):
+            try:
+                result = subprocess.run([git, "config", scope, "--null", "--get-regexp", r"^credential\..*helper$"],
+                                        capture_output=True, text=True, timeout=15, env={**env, "LC_ALL": "C"})
+            except (OSError, subprocess.SubprocessError):
+                continue
+            for entry in result.stdout.split("\0"):
+                key, _, value = entry.partition("\n")
+                if key:
+                    found.append((key, value))
+        _USER_HELPERS[cache_key] = tuple(found)
+    return _USER_HELPERS[cache_key]
+
+
+def with_config_first(env: dict[str, str], entries: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """env with `entries` as the first GIT_CONFIG_KEY_n/VALUE_n (git reads them in order, after the
+    config files and before `-c`): sdsetup's own entries there (a mirror login's helper) come after."""
+    try:
+        count = int(env.get("GIT_CONFIG_COUNT") or 0)
+    except ValueError:
+        count = 0
+    existing = [(env.pop(f"GIT_CONFIG_KEY_{i}", ""), env.pop(f"GIT_CONFIG_VALUE_{i}", "")) for i in range(count)]
+    for index, (key, value) in enumerate([*entries, *existing]):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    env["GIT_CONFIG_COUNT"] = str(len(entries) + len(existing))
+    return env
+
+
 @dataclass
 class GitRunner:
     """How to run git: extra `-c` options (proxy, mirrors) and environment (no prompts, proxy secrets)."""
@@ -73,6 +115,7 @@ class GitRunner:
         argv = [self.git, *SAFETY_ARGS, *self.config_args, *args]
         env = dict(os.environ)
         env.update(self.env)
+        env = with_config_first(env, credential_config(self.git, env))
         env.setdefault("GIT_TERMINAL_PROMPT", "0")
         env["LC_ALL"] = "C"  # messages in English, so the patterns above match
         try:

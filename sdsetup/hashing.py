@@ -1,4 +1,7 @@
-"""sha256 of files, with a cache keyed by (path, size, mtime) so re-verifying a 4 GB model is instant."""
+"""sha256 of files, with a cache keyed by the path and its inode's stat so re-verifying a 4 GB model is instant.
+
+The key is not just (size, mtime): anyone who can write a file can put its mtime back after changing the
+bytes, but not its ctime, and a new owner, mode or inode is a different file as far as trust goes."""
 
 from __future__ import annotations
 
@@ -23,8 +26,14 @@ def sha256_file(path: Path, progress=None) -> str:
     return digest.hexdigest()
 
 
+def fingerprint(stat: os.stat_result) -> list[int]:
+    """What must be unchanged for a cached hash to stand: size, mtime, ctime, inode, owner and mode."""
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev, stat.st_uid, stat.st_mode]
+
+
 class HashCache:
-    """A JSON file of {abs path: [size, mtime_ns, sha256]}; a stale entry is simply recomputed."""
+    """A JSON file of {abs path: [*fingerprint, sha256]}; a stale entry (or one in an older shape) is
+    simply recomputed."""
 
     def __init__(self, cache_file: Path) -> None:
         self.cache_file = cache_file
@@ -38,17 +47,18 @@ class HashCache:
         stat = os.stat(path)
         key = str(Path(path).resolve())
         entry = self.entries.get(key)
-        if not rehash and entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
-            return entry[2], True
+        if not rehash and isinstance(entry, list) and entry[:-1] == fingerprint(stat):
+            return entry[-1], True
         digest = sha256_file(path)
-        self.entries[key] = [stat.st_size, stat.st_mtime_ns, digest]
+        # The stat from before reading: a write during the read makes the next check rehash.
+        self.entries[key] = [*fingerprint(stat), digest]
         self._save()
         return digest, False
 
     def remember(self, path: Path, digest: str) -> None:
         """Record a hash computed elsewhere (the download engine already verified the file)."""
         stat = os.stat(path)
-        self.entries[str(Path(path).resolve())] = [stat.st_size, stat.st_mtime_ns, digest]
+        self.entries[str(Path(path).resolve())] = [*fingerprint(stat), digest]
         self._save()
 
     def _save(self) -> None:

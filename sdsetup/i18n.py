@@ -124,39 +124,6 @@ def split_lang_flag(argv: list[str]) -> tuple[str | None, list[str]]:
     return value, rest
 
 
-def config_lang(argv: list[str], env: Mapping[str, str]) -> str | None:
-    """The config file's `lang` (the file `--config`/SDSETUP_CONFIG/the platform dir names), cheaply.
-
-    Read before Typer parses anything, for `--help` too; the file is parsed only when it mentions
-    `lang`, and errors in it are left for settings.load_settings to report.
-    """
-    path: str | None = None
-    for index, arg in enumerate(argv):
-        if arg == "--config" and index + 1 < len(argv):
-            path = argv[index + 1]
-        elif arg.startswith("--config="):
-            path = arg.split("=", 1)[1]
-    try:
-        if path is None:
-            from sdsetup.settings import default_config_path
-
-            config_path = default_config_path(env)
-        else:
-            config_path = Path(path).expanduser()
-        data = config_path.read_bytes()
-    except (OSError, ValueError):
-        return None
-    if b"lang" not in data:
-        return None
-    try:
-        from sdsetup.tomlcompat import loads_toml
-
-        value = loads_toml(data.decode("utf-8"), str(config_path)).get("lang")
-    except Exception:  # a broken config file is reported by load_settings, with its hint
-        return None
-    return value if isinstance(value, str) else None
-
-
 # -- the process's language -----------------------------------------------------------------------
 _current: str | None = None
 
@@ -175,12 +142,16 @@ def set_lang(lang: str) -> str:
     return _current
 
 
-def setup(argv: list[str], env: Mapping[str, str] | None = None) -> list[str]:
+def setup(argv: list[str], env: Mapping[str, str] | None = None, config_lang: Any = None) -> list[str]:
     """Choose the language for this run from argv and the environment; return argv without --lang.
 
-    An explicit `--lang` that names no language is a usage error (a person just typed it).
+    `config_lang(argv, env)` reads the config file's `lang` (settings.config_lang: the catalog does not
+    import settings, which imports it). An explicit `--lang` that names no language is a usage error.
     """
     env = os.environ if env is None else env
+    if config_lang is None:
+        def config_lang(_argv, _env):
+            return None
     flag, rest = split_lang_flag(argv)
     if flag is not None and normalize(flag) is None:
         from sdsetup.errors import usage_error

@@ -77,6 +77,54 @@ def sibling_copy(install_dir: Path, sha256: str | None, matches: Callable[[Path]
     return None
 
 
+def private_to_us(path: Path) -> bool:
+    """The file is ours and no one else can write it: only then may this install share its bytes (a hard
+    link, or using it where it is). Another user could otherwise rewrite a checkpoint both installs load."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return False
+    if not hasattr(os, "geteuid"):  # Windows: no POSIX owner and mode bits to go by; ACLs decide there
+        return True
+    return stat.st_uid == os.geteuid() and not stat.st_mode & 0o022
+
+
+def copy_into(source: Path, dest: Path, sha256: str) -> bool:
+    """Copy source to dest, hashing the bytes copied; keep the copy only when they hash to sha256 (the
+    source may change between the check and the copy: what we keep is what we hashed)."""
+    import hashlib
+
+    from sdsetup.hashing import CHUNK
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    temp = dest.with_name(dest.name + ".sdsetup-copy")
+    digest = hashlib.sha256()
+    try:
+        with open(source, "rb") as reader, open(temp, "wb") as writer:
+            while chunk := reader.read(CHUNK):
+                digest.update(chunk)
+                writer.write(chunk)
+            writer.flush()
+            os.fsync(writer.fileno())
+        if digest.hexdigest() != sha256:
+            temp.unlink(missing_ok=True)
+            return False
+        os.replace(temp, dest)
+    except OSError:
+        temp.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def take_from_sibling(source: Path, dest: Path, sha256: str) -> str | None:
+    """Give dest the sibling's verified file: "linked" (hard link, ours and private), "shared" (ours and
+    private, but another file system: use it where it is), "copied" (someone else owns it or can write
+    it: our own copy, hashed as copied), or None (the copy did not hash to sha256: download instead)."""
+    if private_to_us(source):
+        return "linked" if link_into(source, dest) else "shared"
+    return "copied" if copy_into(source, dest, sha256) else None
+
+
 def link_into(source: Path, dest: Path) -> bool:
     """Hard-link source at dest (atomically, via a temporary name); False where the file system refuses."""
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -33,14 +33,14 @@ class Outcome:
         return int(self.exit_code) == 0
 
     def envelope(self) -> dict[str, Any]:
-        return {
+        return redact_document({
             "schema_version": SCHEMA_VERSION,
             "command": self.command,
             "ok": self.ok,
             "exit_code": int(self.exit_code),
             "warnings": list(self.warnings) + item_warnings(self.data),
             "data": self.data,
-        }
+        })
 
     def human_text(self) -> str:
         if callable(self.human):
@@ -60,15 +60,32 @@ def item_warnings(data: Any) -> list[str]:
             if isinstance(item, dict) and item.get("status") == "warn"]
 
 
+def redact_document(value: Any) -> Any:
+    """The whole document with every string (keys too) through sdsetup.redact: one pass over what is
+    printed, so no field can leak a password because its command forgot to redact it (issue 23 item 5).
+    Anything else JSON cannot hold becomes its str() first, as json.dumps(default=str) would print it."""
+    from sdsetup.redact import redact_text
+
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {redact_document(key) if isinstance(key, str) else key: redact_document(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_document(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redact_text(str(value))
+
+
 def error_envelope(command: str, error: SdsetupError) -> dict[str, Any]:
-    return {
+    return redact_document({
         "schema_version": SCHEMA_VERSION,
         "command": command,
         "ok": False,
         "exit_code": int(error.exit_code),
         "warnings": [],
         "error": error.to_json(),
-    }
+    })
 
 
 def emit(outcome: Outcome, as_json: bool, stream=None) -> None:

@@ -144,6 +144,8 @@ def _positive_float(value: Any, origin: str) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise usage_error(t("{origin}: '{value}' is not a number", origin=origin, value=value), t("give seconds, e.g. 30")) from None
+    if number != number or number in (float("inf"), float("-inf")):  # nan, inf: no deadline would ever pass
+        raise usage_error(t("{origin}: '{value}' is not a finite number of seconds", origin=origin, value=value), t("give seconds, e.g. 30"))
     if number <= 0:
         raise usage_error(t("{origin}: must be more than 0", origin=origin), t("give seconds, e.g. 30"))
     return number
@@ -245,3 +247,34 @@ def load_settings(
         debug=bool(flags.get("debug")) or env.get("SDSETUP_DEBUG", "") not in ("", "0"),
         machine_facts=Path(machine_facts) if machine_facts else None,
     )
+
+
+def config_lang(argv: list[str], env: Mapping[str, str]) -> str | None:
+    """The config file's `lang` (the file `--config`/SDSETUP_CONFIG/the platform dir names), cheaply.
+
+    Read before Typer parses anything, for `--help` too; the file is parsed only when it mentions
+    `lang`, and errors in it are left for settings.load_settings to report.
+    """
+    path: str | None = None
+    for index, arg in enumerate(argv):
+        if arg == "--config" and index + 1 < len(argv):
+            path = argv[index + 1]
+        elif arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+    try:
+        if path is None:
+            config_path = default_config_path(env)
+        else:
+            config_path = Path(path).expanduser()
+        data = config_path.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if b"lang" not in data:
+        return None
+    try:
+        from sdsetup.tomlcompat import loads_toml
+
+        value = loads_toml(data.decode("utf-8"), str(config_path)).get("lang")
+    except Exception:  # a broken config file is reported by load_settings, with its hint
+        return None
+    return value if isinstance(value, str) else None

@@ -423,6 +423,11 @@ def record_path_in(install_dir: Path, relative: str, what: str) -> Path:
             t("the record is damaged or was edited; rerun `sdsetup install DIR`, it rewrites the record"),
             ExitCode.FAILED,
         )
+    from sdsetup.fsutil import linked_into_system
+
+    refusal = linked_into_system(install_dir, text, what)  # the install's own rule (issue 23 item 8)
+    if refusal is not None:
+        raise refusal
     return Path(install_dir).joinpath(*parts)
 
 

@@ -199,6 +199,20 @@ def block_markers(owner: str, flavour: str) -> tuple[str, str]:
     return f"{comment} >>> {owner} >>>", f"{comment} <<< {owner} <<<"
 
 
+def unclosed_block(text: str, begin: str, end: str) -> int | None:
+    """The line number of a begin marker with no end marker of its own after it (deleted, or a second
+    begin comes first), or None when every block is whole. Replacing from there to some later end would
+    take the user's lines in between with it (issue 23 item 7), so callers refuse instead (pure)."""
+    at = text.find(begin)
+    while at >= 0:
+        stop = text.find(end, at)
+        again = text.find(begin, at + len(begin))
+        if stop < 0 or 0 <= again < stop:
+            return text.count("\n", 0, at) + 1
+        at = text.find(begin, stop)
+    return None
+
+
 def block_span(text: str, begin: str, end: str) -> tuple[int, int] | None:
     """Where the marked block is: from the start of its first line to the end of its last; None without one."""
     start = text.find(begin)

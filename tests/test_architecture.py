@@ -123,3 +123,10 @@ def test_no_module_below_commands_imports_commands():
                  for module, targets in graph.items()
                  if module not in top and not module.startswith("sdsetup.commands")}
     assert {m: t for m, t in offenders.items() if t} == {}
+
+
+def test_no_import_circle_even_through_imports_inside_functions():
+    """Issue 23 ("what the last round left"): i18n <-> settings <-> tomlcompat and install/uv <->
+    install/wheelhouse <-> install/steps/venv only hid their circles inside functions."""
+    cycle = find_cycle(import_graph(import_time_only=False))
+    assert cycle is None, " -> ".join(cycle)

@@ -251,7 +251,7 @@ def test_build_requirements_of_an_isolated_sdist(tmp_path):
 
 
 def test_install_flags_become_the_single_base_mirror(tmp_path):
-    from sdsetup.commands.bundle import install_settings
+    from sdsetup.install.inputs import install_settings
 
     bundle = tmp_path / "bundle"
     bundle.mkdir()

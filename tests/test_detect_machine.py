@@ -86,3 +86,34 @@ def test_bad_replay_files_are_usage_errors_naming_the_file(tmp_path, content, me
         load_machine_facts(path)
     assert info.value.exit_code == 2 and message in info.value.message and str(path) in info.value.message
     assert "check --json" in info.value.hint
+
+
+def test_a_probe_that_hangs_with_a_grandchild_is_stopped_whole_at_its_timeout(tmp_path):
+    """Issue 23 ("what the last round left"): detect/_probe.py ran subprocess itself. On a timeout that
+    kills only the direct child, and a grandchild holding the output pipe kept the probe waiting for it
+    (a hung driver tool's helper: the whole `check` waits). Through children.run the group goes."""
+    import os
+    import sys
+    import time
+
+    import pytest
+
+    from sdsetup.detect._probe import run_result
+
+    if sys.platform == "win32":
+        pytest.skip("POSIX shell and process groups")
+    pid_file = tmp_path / "grandchild.pid"
+    started = time.monotonic()
+    assert run_result(["sh", "-c", f"sleep 30 & echo $! > {pid_file}; wait"], timeout=1) is None
+    assert time.monotonic() - started < 10
+    pid = int(pid_file.read_text())
+    time.sleep(0.2)
+    try:  # gone, or a zombie waiting for init to reap it (it runs no more)
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] if os.path.exists(f"/proc/{pid}") else "gone"
+    except OSError:
+        state = "gone"
+    if not os.path.exists("/proc/self"):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    else:
+        assert state in ("gone", "Z", "X"), state

@@ -225,10 +225,10 @@ def test_the_torch_facts_come_from_the_manifests_torch_section():
     for name in ("a1111", "a1111-dev"):
         cuda = load_manifest(name).torch["cuda"]
         rocm = load_manifest(name).torch["rocm"]
-        spec = recommend.MANIFESTS[name]
+        spec = recommend.manifest_torch(name)
         assert spec.default_cuda_tag == cuda.tags[0] and set(spec.cuda_tags) == set(cuda.tags)
         assert spec.rocm_tag == rocm.tags[0] and spec.xformers_tags == cuda.xformers_tags and spec.torch == cuda.torch_version
-    assert recommend.MANIFESTS["a1111"].xformers_tags == ("cu121",)
+    assert recommend.manifest_torch("a1111").xformers_tags == ("cu121",)
 
 
 def test_a_manifest_of_ones_own_drives_the_choice():

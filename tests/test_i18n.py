@@ -78,16 +78,16 @@ def test_lang_flag_is_taken_out_wherever_it_stands(argv, value, rest):
 
 
 def test_config_file_lang_is_read_and_accepted_by_settings(tmp_path, monkeypatch):
-    from sdsetup.settings import load_settings
+    from sdsetup.settings import config_lang, load_settings
 
     config = tmp_path / "c.toml"
     config.write_text('lang = "zh-CN"\n', encoding="utf-8")
     env = {"SDSETUP_CONFIG": str(config)}
-    assert i18n.config_lang([], env) == "zh-CN"
-    assert i18n.config_lang(["--config", str(config)], {}) == "zh-CN"
+    assert config_lang([], env) == "zh-CN"
+    assert config_lang(["--config", str(config)], {}) == "zh-CN"
     load_settings({}, env)  # not an "unknown key"
     config.write_text('proxy = "http://x:1"\n', encoding="utf-8")
-    assert i18n.config_lang([], env) is None
+    assert config_lang([], env) is None
 
 
 # -- the catalog ---------------------------------------------------------------------------------------

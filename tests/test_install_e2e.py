@@ -297,7 +297,7 @@ def test_an_unrelated_git_repository_is_refused_and_adopting_it_records_how_to_g
     record = json.loads((target / ".sdsetup" / "install.json").read_text("utf-8"))
     assert record["previous_checkout"]["branch"] == "main"
     warning = next(w for w in doc["warnings"] if "moved from main" in w)
-    assert "https://example.com/me/thesis.git" in warning and "checkout --force main" in warning
+    assert "https://example.com/me/thesis.git" in warning and "checkout main" in warning
     for command in previous["undo"]:  # what the warning tells the user to run
         subprocess.run(command.replace('"', "").split(), check=True, capture_output=True)
     assert _git("rev-parse", "HEAD", cwd=target) == head and _git("symbolic-ref", "--short", "HEAD", cwd=target) == "main"
@@ -322,3 +322,28 @@ def test_a_first_run_that_fails_before_the_web_ui_arrives_leaves_no_dir_behind(t
     existing.mkdir()
     result = subprocess.run([existing if a == "DIR" else a for a in argv], capture_output=True, text=True, timeout=120)
     assert result.returncode == 3 and existing.is_dir()
+
+
+@pytest.mark.parametrize("uv", ["off", "broken"])
+def test_the_pip_fallback_installs_end_to_end(world, tmp_path, uv):
+    """Issue 23 ("what the last round left"): without uv (SDSETUP_UV=off), or with a uv that cannot
+    answer (here one that fails every call), pip's own dry run resolves and the same install completes,
+    through the same mirrors; a uv failure is logged, never the install's end."""
+    env = _env(world)
+    if uv == "broken":
+        fake = tmp_path / "uv"
+        fake.write_text("#!/bin/sh\necho 'error: unexpected argument found' >&2\nexit 2\n")
+        fake.chmod(0o755)
+        env["SDSETUP_UV"] = str(fake)
+    else:
+        env["SDSETUP_UV"] = "off"
+    target = tmp_path / "webui"
+    result = subprocess.run(_argv(world, target, "--json"), env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["data"]["changed"] is True
+    _assert_installed(world, target)
+    logs = [p for p in Path(env["SDSETUP_CACHE_DIR"]).rglob("*.log") if p.is_file()]
+    text = "\n".join(p.read_text("utf-8", "replace") for p in logs)
+    assert logs and " with uv (" not in text, "pip resolved everything"
+    if uv == "broken":
+        assert "using pip's dry run" in text, text[-2000:]

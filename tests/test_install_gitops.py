@@ -258,3 +258,75 @@ def test_a_fetch_that_outlives_its_overall_time_is_a_failed_source_not_a_hang(tm
     assert time.monotonic() - started < 20
     assert info.value.exit_code == ExitCode.NETWORK and "did not finish within 3s" in info.value.message
     assert "waiting for git fetch of r" in capsys.readouterr().err and "127.0.0.1" in info.value.message
+
+
+def test_webui_user_edits_survive_a_kill_while_the_checkout_moves(tmp_path):
+    """Issue 23 item 6: install sets the user's edited webui-user files aside (reverts them) to move the
+    checkout, and puts them back after. Killed in between, the edits were gone from DIR and the rerun
+    said "your version is kept". Now the set-aside is recorded first and the next run puts them back."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from sdsetup.gitops import GitRunner
+    from sdsetup.install.steps.webui import _set_aside_launcher_settings, restore_set_aside, set_aside_pending
+    from sdsetup.layout import InstallLayout
+
+    repo = tmp_path / "webui"
+    repo.mkdir()
+    for args in (["init", "-q"], ["config", "user.email", "t@e"], ["config", "user.name", "t"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
+    (repo / "webui-user.sh").write_text("#!/bin/bash\n#export COMMANDLINE_ARGS=\"\"\n")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "upstream"], check=True)
+    mine = "#!/bin/bash\nexport COMMANDLINE_ARGS=\"--api --listen\"  # my own\n"
+    (repo / "webui-user.sh").write_text(mine)
+    ctx = SimpleNamespace(install_dir=repo, layout=InstallLayout(repo))
+    saved = _set_aside_launcher_settings(ctx, GitRunner())
+    assert saved and (repo / "webui-user.sh").read_text() != mine  # set aside: the checkout can move now
+    # ... and sdsetup is killed here: no `finally` puts the file back.
+    assert set_aside_pending(repo)
+    restore_set_aside(ctx)  # what the next run does first
+    assert (repo / "webui-user.sh").read_text() == mine
+    assert not set_aside_pending(repo)
+
+
+def test_the_recorded_undo_keeps_the_users_uncommitted_edits(tmp_path):
+    """Issue 23 item 15: the undo install prints (`git checkout --force BRANCH`) threw away the user's
+    uncommitted webui-user edits, which install itself had carried over. Real git, the printed commands."""
+    import subprocess
+
+    from sdsetup.install.steps.webui import undo_commands
+
+    repo = tmp_path / "webui"
+    repo.mkdir()
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q", "-b", "master")
+    git("config", "user.email", "t@e")
+    git("config", "user.name", "t")
+    (repo / "webui-user.sh").write_text("#!/bin/bash\n#export COMMANDLINE_ARGS=\"\"\n")
+    (repo / "launch.py").write_text("v1\n")
+    git("add", "-A")
+    git("commit", "-qm", "master")
+    head = git("rev-parse", "HEAD")
+    git("checkout", "-q", "--detach")
+    (repo / "launch.py").write_text("v2 (the pin)\n")
+    git("commit", "-qam", "pin")
+    pin = git("rev-parse", "HEAD")
+    git("checkout", "-q", "--detach", pin)  # where install left it
+    (repo / "webui-user.sh").write_text("#!/bin/bash\nexport COMMANDLINE_ARGS=\"--api\"  # my own\n")
+    commands = undo_commands(repo, {"head": head, "branch": "master", "origin": None})
+    for command in commands[:-1]:  # the last one removes the origin (none here)
+        assert "--force" not in command
+        subprocess.run(command.replace('"', "").split(), check=True, capture_output=True)
+    assert git("symbolic-ref", "--short", "HEAD") == "master" and git("rev-parse", "HEAD") == head
+    kept = (repo / "webui-user.sh").read_text() + git("stash", "show", "-p")
+    assert "# my own" in kept, "the uncommitted edit is in the file or in `git stash list`, not gone"
+    # Without uncommitted edits the same commands go back too (the stash step saves nothing).
+    git("stash", "drop")
+    git("checkout", "-q", "--detach", pin)
+    for command in commands[:-1]:
+        subprocess.run(command.replace('"', "").split(), check=True, capture_output=True)
+    assert git("symbolic-ref", "--short", "HEAD") == "master" and git("stash", "list") == ""

@@ -201,3 +201,30 @@ def test_the_step_keeps_a_users_gbk_bat_byte_for_byte(tmp_path):
     assert new.startswith(user.split(b"call")[0]) and new.endswith(b"call webui.bat\r\n")
     assert b'set "HF_HOME=%~dp0.cache\\huggingface"' in new
     assert step.is_done(ctx)
+
+
+@pytest.mark.parametrize("name", ["webui-user.sh", "webui-user.bat"])
+def test_a_begin_marker_without_its_end_is_refused_naming_the_line_and_nothing_is_lost(tmp_path, name):
+    """Issue 23 item 7: the user deleted sdsetup's end line. The next install appended a new block, and the
+    one after replaced everything from the old begin to the new end: the user's lines below it, silently."""
+    from sdsetup.errors import SdsetupError
+
+    step, ctx = _webui_user_step(tmp_path)
+    step.run(ctx)  # a first install: both files with sdsetup's block
+    path = tmp_path / name
+    kind = "sh" if name.endswith(".sh") else "bat"
+    end = "# <<< sdsetup <<<" if kind == "sh" else "rem <<< sdsetup <<<"
+    text = path.read_bytes().decode("ascii")
+    newline = "\r\n" if kind == "bat" else "\n"
+    mine = "export MY_OWN=1" if kind == "sh" else "set MY_OWN=1"
+    text = text.replace(end + newline, mine + newline)  # the end marker gone, a line of the user's in its place
+    path.write_bytes(text.encode("ascii"))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    begin_line = next(i for i, line in enumerate(text.splitlines(), 1) if ">>> sdsetup >>>" in line)
+    for _attempt in range(2):  # the second run was the one that deleted lines
+        with pytest.raises(SdsetupError) as refused:
+            step.run(ctx)
+        assert int(refused.value.exit_code) == 2
+        assert name in refused.value.message and f"line {begin_line}" in refused.value.message, refused.value.message
+        assert "<<< sdsetup <<<" in refused.value.hint
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before

@@ -97,3 +97,56 @@ def test_the_smoke_test_runs_as_each_ui_would_run_on_a_cpu_machine(name, tmp_pat
     doc = run_smoke(Path(sys.executable), cache_dir=tmp_path_factory.getbasetemp() / "smoke-model-cache", **options)
     assert doc["ok"], doc.get("error")
     assert doc["device"] == "cpu" and doc["dtype"] == "float32"
+
+
+def _comfy_step(tmp_path, **settings_values):
+    from sdsetup.detect.machine import MachineFacts
+    from sdsetup.install.context import InstallContext, Reporter
+    from sdsetup.install.journal import Journal
+    from sdsetup.install.plan import InstallOptions, build_plan
+    from sdsetup.net.mirrors import select_mirrors
+    from sdsetup.settings import load_settings
+
+    settings = load_settings(settings_values, env={})
+    facts = MachineFacts.from_json({"os": {"system": "Linux", "release": "x", "version": "x", "machine": "x86_64", "bits": 64,
+                                           "wsl": False}, "gpus": [], "ram_total_bytes": 32 << 30, "ram_available_bytes": 16 << 30})
+    plan = build_plan(load_manifest("comfyui"), facts, select_mirrors(settings, env={}), InstallOptions(backend="cpu"), tmp_path)
+    ctx = InstallContext(plan=plan, settings=settings, journal=Journal(tmp_path), reporter=Reporter(quiet=True))
+    return next(step for step in plan.steps if step.id == "launch-scripts"), ctx
+
+
+def test_a_users_gbk_extra_model_paths_yaml_is_kept_byte_for_byte(tmp_path):
+    """Issue 23 item 11: a GBK extra_model_paths.yaml (common in China) crashed every ComfyUI install
+    with exit 70 (read as UTF-8). The user's bytes stay as they are; sdsetup's section is added beside them."""
+    from sdsetup.model_store import save_shared
+
+    step, ctx = _comfy_step(tmp_path, mirror=["official"])
+    own = "# 我的模型\na1111:\n    base_path: D:/绘画/webui/\n    checkpoints: models/Stable-diffusion\n".encode("gbk")
+    (tmp_path / "extra_model_paths.yaml").write_bytes(own)
+    save_shared(tmp_path, {"models/checkpoints/m.safetensors": "/mnt/其他/webui/models/Stable-diffusion/m.safetensors"})
+    step.run(ctx)
+    written = (tmp_path / "extra_model_paths.yaml").read_bytes()
+    assert written.startswith(own) and b"sdsetup_shared_1:" in written
+    assert written[len(own):].isascii(), "sdsetup's section is ASCII: it fits the user's encoding, whatever it is"
+    assert step.is_done(ctx)
+    save_shared(tmp_path, {})
+    step.run(ctx)
+    assert (tmp_path / "extra_model_paths.yaml").read_bytes() == own  # no longer shared: exactly the user's bytes
+
+
+def test_run_comfyui_bat_quotes_values_as_webui_user_bat_does(tmp_path):
+    """Issue 23 item 10: run_comfyui.bat wrote values raw: a `%` in a proxy password expanded as a
+    variable, and a value the code page lacks was written as UTF-8 (cmd.exe reads the OEM code page)."""
+    from sdsetup.errors import SdsetupError
+
+    # A password holding "%" is written %25 in a URL; cmd.exe would read "%2" as the script's 2nd argument.
+    step, ctx = _comfy_step(tmp_path, proxy="http://wei:50%25off@127.0.0.1:3128", mirror=["official"])
+    bat = step.rendered(ctx)["run_comfyui.bat"]
+    assert b'set "HTTPS_PROXY=http://wei:50%%25off@127.0.0.1:3128"' in bat, bat
+    step.code_page = 936
+    assert b"50%%25off" in step.rendered(ctx)["run_comfyui.bat"]
+    step, ctx = _comfy_step(tmp_path, proxy="http://用户:pw@127.0.0.1:3128", mirror=["official"])
+    step.code_page = 437  # a US machine: 例 has no byte there
+    with pytest.raises(SdsetupError) as refused:
+        step.rendered(ctx)
+    assert refused.value.exit_code == 2 and "437" in refused.value.message

@@ -147,6 +147,12 @@ CONFIGS = [
     c("connections-huge", "connections = 100000\n", "connections"),
     c("timeout-negative", "timeout = -1\n", "timeout"),
     c("timeout-string", 'timeout = "soon"\n', "timeout"),
+    # issue 23 item 20: nan and inf are numbers to TOML and float(), never a timeout
+    c("timeout-nan", "timeout = nan\n", "timeout"),
+    c("timeout-inf", "timeout = inf\n", "timeout"),
+    case("config-env-timeout-nan", "mirrors", "list", env={"SDSETUP_TIMEOUT": "nan"}, words=("SDSETUP_TIMEOUT",)),
+    case("config-env-timeout-inf", "check", env={"SDSETUP_TIMEOUT": "Infinity"}, words=("SDSETUP_TIMEOUT",)),
+    case("flag-timeout-nan", "fetch", "http://127.0.0.1:9/x", "-o", "{u}/x", "--timeout", "nan", words=("timeout",)),
     c("mirror-number", "mirror = 5\n"),
     c("mirror-unknown", 'mirror = "nope"\n', "nope"),
     c("mirror-bad-channel", 'mirror = "bogus=https://x.example/"\n', "bogus"),
@@ -222,6 +228,22 @@ PATHS = [
     case("path-fetch-out-device", "fetch", "file://{u}/src.bin", "-o", "/dev/full", files={"src.bin": "data"}),
     case("path-fetch-out-long-name", "fetch", "file://{u}/src.bin", "-o", "{u}/" + "a" * 300, files={"src.bin": "data"}),
     case("path-fetch-out-under-file", "fetch", "file://{u}/src.bin", "-o", "{u}/f/out.bin", files={"f": "mine\n", "src.bin": "data"}),
+    # issue 23 item 2: every output path gets fetch -o's destination check (a FIFO, a device node or a
+    # link is never replaced by a regular file; a FIFO is never opened either: it would block)
+    case("path-verify-report-fifo", "verify", "{u}/webui", "--report", "{u}/r.html", files={"r.html": "|fifo"}, words=("r.html",)),
+    case("path-verify-report-device", "verify", "{u}/webui", "--report", "{u}/null", files={"null": "|chr"}, words=("null",)),
+    case("path-verify-report-link", "verify", "{u}/webui", "--report", "{u}/r.html", files={"mine.txt": "mine\n", "r.html": "->mine.txt"},
+         words=("r.html",)),
+    case("path-verify-report-dangling-link", "verify", "{u}/webui", "--report", "{u}/r.html", files={"r.html": "->gone.html"},
+         words=("r.html",)),
+    case("path-verify-report-proc", "verify", "{u}/webui", "--report", "/proc/self/comm", words=("/proc",)),
+    case("path-verify-out-fifo", "verify", "{u}/webui", "--out", "{u}/s.png", files={"s.png": "|fifo"}, words=("s.png",)),
+    case("path-verify-out-link", "verify", "{u}/webui", "--out", "{u}/s.png", files={"mine.png": "mine\n", "s.png": "->mine.png"},
+         words=("s.png",)),
+    case("path-verify-smoke-out-device", "verify", "--smoke", "--out", "{u}/null", files={"null": "|chr"}, words=("null",)),
+    case("path-doctor-bundle-dangling-link", "doctor", "--bundle", "{u}/r.zip", files={"r.zip": "->gone.zip"}, words=("r.zip",)),
+    case("path-doctor-bundle-fifo", "doctor", "--bundle", "{u}/r.zip", files={"r.zip": "|fifo"}, words=("r.zip",)),
+    case("path-bundle-create-fifo", "bundle", "create", "{u}/b", files={"b": "|fifo"}, words=("b",)),
 ]
 
 
@@ -297,7 +319,23 @@ FLAGS = [
          words=("--mirror",)),
 ]
 
-CASES = MANIFESTS + CONFIGS + URLS + PATHS + BUNDLES + LOGS + FLAGS + [
+def facts(id: str, text: str | bytes, *words: str) -> list[Case]:
+    """A malformed SDSETUP_MACHINE_FACTS through check and install (issue 23 item 22: exit 70 before)."""
+    env = {"SDSETUP_MACHINE_FACTS": "{u}/facts.json"}
+    return [case(f"facts-{id}-check", "check", files={"facts.json": text}, env=env, words=words or ("facts.json",)),
+            case(f"facts-{id}-install", "install", "{u}/webui", "--dry-run", files={"facts.json": text}, env=env,
+                 words=words or ("facts.json",))]
+
+
+FACTS = [
+    *facts("bits-infinite", '{"os": {"system": "Linux", "bits": 1e400}, "gpus": []}'),
+    *facts("ram-infinite", '{"os": {"system": "Linux"}, "gpus": [], "ram_total_bytes": 1e400}'),
+    *facts("gpu-not-object", '{"os": {"system": "Linux"}, "gpus": ["RTX 3060"]}'),
+    *facts("system-number", '{"os": {"system": 5}, "gpus": []}'),
+    *facts("deep", DEEP_JSON, "deeply"),
+]
+
+CASES = FACTS + MANIFESTS + CONFIGS + URLS + PATHS + BUNDLES + LOGS + FLAGS + [
     # an explicitly empty python.supported list accepts no Python at all
     m("python-supported-empty", manifest('supported = ["3.10", "3.11"]', "supported = []")),
 ]
@@ -312,6 +350,12 @@ def _write(user: Path, files: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         if content is None:
             path.mkdir(exist_ok=True)
+        elif content == "|fifo":
+            os.mkfifo(path)
+        elif content == "|chr":  # a real character device (1, 3 is /dev/null's): only root may make one
+            if not hasattr(os, "geteuid") or os.geteuid() != 0:
+                pytest.skip("making a device node needs root")
+            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
         elif isinstance(content, str) and content.startswith("->"):
             path.symlink_to(user / content[2:], target_is_directory=True)
         else:
@@ -330,6 +374,8 @@ def snapshot(user: Path) -> dict[str, tuple]:
                 seen[rel] = ("link", os.readlink(path))
             elif stat.S_ISDIR(info.st_mode):
                 seen[rel] = ("dir", stat.S_IMODE(info.st_mode))
+            elif not stat.S_ISREG(info.st_mode):  # a FIFO or device: its kind, never its bytes (reading would block)
+                seen[rel] = ("special", stat.S_IFMT(info.st_mode), info.st_rdev)
             else:
                 seen[rel] = ("file", stat.S_IMODE(info.st_mode), path.read_bytes())
     return seen

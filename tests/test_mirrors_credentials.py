@@ -3,6 +3,8 @@ mirror URLs are refused (issue 11 items 11, 12, 13, 15)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 import os
 import subprocess
@@ -96,10 +98,15 @@ def test_the_ca_bundle_reaches_git_and_pip(tmp_path):
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     settings = load_settings({"mirror": ["official"]}, {"SDSETUP_CA_BUNDLE": str(bundle)})
     plan = select_mirrors(settings, env={})
-    assert f"http.sslCAInfo={bundle}" in plan.git_config_args()
+    # Issue 23 item 24: the file git and pip get is certifi's store plus the corporate CA (added, not instead).
+    import certifi
+
+    store = plan.pip_env()["PIP_CERT"]
+    assert store != str(bundle) and f"http.sslCAInfo={store}" in plan.git_config_args()
     args = plan.pip_index_args()
-    assert args[args.index("--cert") + 1] == str(bundle)
-    assert plan.pip_env()["PIP_CERT"] == str(bundle)
+    assert args[args.index("--cert") + 1] == store
+    text = Path(store).read_text()
+    assert text.startswith(Path(certifi.where()).read_text().rstrip("\n")) and text.endswith("-----BEGIN CERTIFICATE-----\n")
 
 
 @pytest.mark.parametrize(

@@ -93,3 +93,122 @@ def test_forge_points_at_a_shared_checkpoint_with_ckpt_dir_and_a1111_files_are_u
         args = step.settings_for(ctx).args
         assert args[-2:] == ("--ckpt-dir", str(other))
         assert b"--ckpt-dir" in step.rendered(ctx)["webui-user.sh"][0]
+
+
+# Issue 23, item 1: a sibling's file another user owns (or can write) is never hard-linked, and the
+# hash cache does not trust a file whose bytes were rewritten in place with the mtime put back.
+
+import os
+
+import pytest
+
+OTHER_UID = 65534  # nobody
+
+as_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                             reason="needs root to give a file to a second user")
+
+
+def _rewrite_as(uid: int, path: Path, data: bytes) -> None:
+    """Another local user rewrites the file in place and puts its mtime back (a real second uid: a forked
+    child that drops to it, so only that user's permissions apply)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        status = 1
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            stat = os.stat(path)
+            with open(path, "r+b") as handle:
+                handle.write(data)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            status = 0
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the second user could not rewrite the file"
+
+
+@pytest.fixture
+def shared_tmp():
+    """A folder every local user can reach (pytest's tmp_path is private to root)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="sdsetup-uid-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@as_root
+def test_a_siblings_file_owned_by_another_user_is_copied_not_linked(shared_tmp):
+    tmp_path = shared_tmp
+    from sdsetup.model_store import take_from_sibling
+
+    data = b"checkpoint bytes" * 64
+    sha = hashlib.sha256(data).hexdigest()
+    first = _install_with_model(tmp_path, "webui", "models/m.safetensors", data)
+    source = first / "models/m.safetensors"
+    os.chown(source, OTHER_UID, OTHER_UID)
+    dest = tmp_path / "ComfyUI" / "models/checkpoints/m.safetensors"
+    assert take_from_sibling(source, dest, sha) == "copied"
+    assert not dest.samefile(source) and dest.read_bytes() == data
+    assert os.stat(dest).st_uid == os.geteuid()
+    # The other user rewrites their file: ours keeps the verified bytes.
+    _rewrite_as(OTHER_UID, source, b"EVIL")
+    assert dest.read_bytes() == data
+
+
+def test_a_siblings_file_others_can_write_is_copied_and_a_private_own_file_is_linked(tmp_path):
+    from sdsetup.model_store import take_from_sibling
+
+    data = b"checkpoint bytes"
+    sha = hashlib.sha256(data).hexdigest()
+    first = _install_with_model(tmp_path, "webui", "models/m.safetensors", data)
+    source = first / "models/m.safetensors"
+    source.chmod(0o644)
+    own = tmp_path / "ComfyUI" / "models/own.safetensors"
+    assert take_from_sibling(source, own, sha) == "linked" and own.samefile(source)
+    source.chmod(0o666)  # world-writable: anyone could change the bytes under us later
+    shared = tmp_path / "Forge" / "models/m.safetensors"
+    assert take_from_sibling(source, shared, sha) == "copied" and not shared.samefile(source)
+
+
+def test_a_copy_that_does_not_hash_to_the_manifest_is_not_kept(tmp_path):
+    from sdsetup.model_store import take_from_sibling
+
+    source = tmp_path / "webui" / "m.safetensors"
+    source.parent.mkdir()
+    source.write_bytes(b"changed after the check")
+    source.chmod(0o666)
+    dest = tmp_path / "ComfyUI" / "m.safetensors"
+    assert take_from_sibling(source, dest, hashlib.sha256(b"original").hexdigest()) is None
+    assert not dest.exists() and list(dest.parent.iterdir()) == []
+
+
+@as_root
+def test_the_hash_cache_rehashes_a_file_rewritten_in_place_with_its_mtime_restored(shared_tmp):
+    tmp_path = shared_tmp
+    from sdsetup.hashing import HashCache
+
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(b"GOOD" * 1000)
+    os.chown(path, OTHER_UID, OTHER_UID)
+    cache = HashCache(tmp_path / "cache.json")
+    good, cached = cache.sha256(path)
+    assert not cached and HashCache(tmp_path / "cache.json").sha256(path) == (good, True)
+    _rewrite_as(OTHER_UID, path, b"EVIL")
+    digest, cached = HashCache(tmp_path / "cache.json").sha256(path)
+    assert not cached and digest == hashlib.sha256(b"EVIL" + b"GOOD" * 999).hexdigest()
+
+
+def test_the_hash_cache_rehashes_a_file_whose_owner_or_mode_changed(tmp_path):
+    from sdsetup.hashing import HashCache
+
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(b"bytes")
+    path.chmod(0o644)
+    HashCache(tmp_path / "cache.json").sha256(path)
+    path.chmod(0o666)
+    assert HashCache(tmp_path / "cache.json").sha256(path)[1] is False

@@ -88,3 +88,34 @@ def test_verification_stays_on_with_a_ca_bundle_that_does_not_sign_the_server(tl
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(right))  # the environment's right CA must not rescue a wrong setting
     with pytest.raises(requests.exceptions.SSLError):
         build_session(Settings(ca_bundle=str(wrong))).get(f"{base}/hello.txt", timeout=10)
+
+
+def test_ca_bundle_adds_a_ca_to_certifis_store_instead_of_replacing_it(tmp_path, monkeypatch):
+    """Issue 23 item 24: README says ca_bundle *adds* a corporate CA; it replaced the trust store, so every
+    public server failed. certifi's store is stood in for by a file holding a "public" CA (the machine
+    has no internet); a server signed by it and one signed by the corporate CA must both verify, from
+    sdsetup's session and from the file handed to git and pip."""
+    import certifi
+
+    from sdsetup.net.session import trust_store
+
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "hello.txt").write_text("hello over TLS")
+    public, public_key = _cert(tmp_path, "public")
+    corporate, corporate_key = _cert(tmp_path, "corporate")
+    monkeypatch.setattr(certifi, "where", lambda: str(public))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    settings = Settings(ca_bundle=str(corporate), cache_dir=tmp_path / "cache")
+    with _https(root, public, public_key) as public_site, _https(root, corporate, corporate_key) as corporate_site:
+        session = build_session(settings)
+        assert session.get(f"{public_site}/hello.txt", timeout=10).text == "hello over TLS"
+        assert session.get(f"{corporate_site}/hello.txt", timeout=10).text == "hello over TLS"
+        store = Path(trust_store(settings))
+        for site in (public_site, corporate_site):  # what git (http.sslCAInfo) and pip (--cert) are given
+            context = ssl.create_default_context(cafile=str(store))
+            import urllib.request
+
+            with urllib.request.urlopen(f"{site}/hello.txt", context=context, timeout=10) as answer:
+                assert answer.read() == b"hello over TLS"
+    assert corporate.read_bytes() == corporate.read_bytes() and store != corporate  # the user's file is not touched

@@ -1,5 +1,5 @@
-"""`sdsetup bundle create OUT` / `sdsetup bundle verify OUT`, and how `install --mirror-url` /
-`install --offline` turn into settings. docs/bundle.md describes bundles and serving them."""
+"""`sdsetup bundle create OUT` / `sdsetup bundle verify OUT`. docs/bundle.md describes bundles and serving
+them; how `install --mirror-url` / `--offline` turn into settings is sdsetup/install/inputs.py's."""
 
 from __future__ import annotations
 
@@ -37,35 +37,6 @@ def verify(settings: Any, out: Path) -> Outcome:
 
     data = verify_bundle(out)
     return Outcome("bundle verify", data, ExitCode.OK if data["ok"] else ExitCode.INTEGRITY, human=render_verify)
-
-
-def install_settings(settings: Any, *, mirror_url: str | None, offline: Path | None) -> Any:
-    """`install --mirror-url URL` (every channel under one base) or `--offline DIR` (a bundle folder,
-    read through file:// - no network at all) as the settings' mirror."""
-    from sdsetup.bundle.layout import LOCK_NAME
-    from sdsetup.net.mirror_profiles import check_url
-
-    if mirror_url is None and offline is None:
-        return settings
-    if mirror_url is not None and offline is not None:
-        raise usage_error(t("--mirror-url and --offline both given"), t("pick one: --offline DIR for a local bundle, --mirror-url URL for a served one"))
-    if settings.mirror or settings.mirror_overrides:
-        raise usage_error(t("--mirror together with --mirror-url/--offline"), t("a bundle serves every channel: drop --mirror"))
-    if offline is not None:
-        folder = Path(offline).expanduser().absolute()
-        if not (folder / LOCK_NAME).is_file():
-            raise usage_error(t("--offline {offline}: no {lock_name} there, so it is not a finished bundle", offline=offline, lock_name=LOCK_NAME),
-                              t("give the folder `sdsetup bundle create` wrote (check it with `sdsetup bundle verify`)"))
-        from sdsetup.bundle.check import check_for_install
-
-        # A damaged file would send the install to the file's canonical URL: check first, offline means no network.
-        check_for_install(folder, settings.cache_dir / "bundle-hashes.json")
-        url = folder.as_uri()
-    else:
-        url = check_url(mirror_url, "--mirror-url", "URL")
-        if not url.startswith(("http://", "https://", "file://")):
-            raise usage_error(t("--mirror-url {mirror_url}: not an http(s):// or file:// URL", mirror_url=mirror_url), t("e.g. --mirror-url http://192.168.1.5:8000/"))
-    return settings.with_(mirror=url.rstrip("/") + "/", mirror_overrides=())
 
 
 def render_create(data: Mapping[str, Any]) -> str:

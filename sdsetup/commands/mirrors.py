@@ -100,7 +100,7 @@ def probe(settings: Settings, channels: list[str] | None = None) -> Outcome:
     from sdsetup.logs import get_logger, start_run_log
     from sdsetup.net import decide, measure
     from sdsetup.net.mirrors import MirrorPlan, load_catalog, looks_like_url, override_mirror, probe_targets
-    from sdsetup.net.session import build_session
+    from sdsetup.net.session import build_session, trust_store
 
     for channel in channels or ():
         if channel not in CHANNELS:
@@ -122,7 +122,7 @@ def probe(settings: Settings, channels: list[str] | None = None) -> Outcome:
     log = get_logger("mirrors")
     log.info("probing %s through %s", name or "all profiles", _redacted(settings.proxy) or "no explicit proxy")
     checks = measure.probe_all(build_session(settings, pool_size=48), probe_targets(catalog, pool),
-                                    budget=PROBE_BUDGET, proxy=settings.proxy, ca_bundle=settings.ca_bundle)
+                                    budget=PROBE_BUDGET, proxy=settings.proxy, ca_bundle=trust_store(settings))
     ranked = decide.ranked_by_channel(checks)
     for results in ranked.values():
         for result in results:

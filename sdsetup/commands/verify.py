@@ -56,24 +56,12 @@ def run(
     from sdsetup import verify
 
     progress = progress_enabled(settings.quiet)
-    out = Path(out).expanduser().absolute() if out else None
-    if out is not None:  # before the smoke test, which takes seconds (minutes with --full) to reach it
-        from sdsetup.errors import usage_error
-        from sdsetup.fsutil import file_in_the_way
+    from sdsetup.fsutil import check_output_file
 
-        blocking = file_in_the_way(out)
-        if out.is_dir():
-            raise usage_error(t("--out {out} is a folder", out=out),
-                              t("give the path of the PNG to write, e.g. --out smoke.png"))
-        if blocking is not None:
-            raise usage_error(t("--out {out}: {blocking} is a file, not a folder", out=out, blocking=blocking),
-                              t("give a path inside a folder, e.g. --out smoke.png"))
+    # Before the smoke test, which takes seconds (minutes with --full) to reach them.
+    out = check_output_file(out, "--out") if out else None
+    report = check_output_file(report, "--report") if report is not None else None
     report_image = None
-    if report is not None and Path(report).expanduser().is_dir():
-        from sdsetup.errors import usage_error
-
-        raise usage_error(t("--report {report} is a folder", report=report),
-                          t("give the path of the page to write, e.g. --report report.html"))
     if report is not None:  # the page embeds the smoke image: keep it in a temporary file when --out is not given
         import tempfile
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
@@ -36,23 +35,14 @@ def run_result(
     timeout: float = DEFAULT_TIMEOUT,
     env: Mapping[str, str] | None = None,
 ) -> tuple[int, str, str] | None:
-    """(exit code, stdout, stderr), or None when the program cannot be started or times out."""
-    kwargs: dict[str, Any] = {}
-    if sys.platform == "win32":
-        # No console window flashing up for each probe when run from a GUI shell.
-        kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+    """(exit code, stdout, stderr), or None when the program cannot be started or times out.
+
+    Through sdsetup.children like every child: its own process group, stopped whole at the timeout (a
+    grandchild holding the output pipe would otherwise keep the probe waiting), and gone with sdsetup."""
+    from sdsetup import children
+
     try:
-        proc = subprocess.run(
-            list(argv),
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=timeout,
-            env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL,
-            **kwargs,
-        )
+        proc = children.run(list(argv), timeout=timeout, env=dict(env) if env is not None else None, windowless=True)
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
     return proc.returncode, proc.stdout or "", proc.stderr or ""

@@ -54,9 +54,11 @@ class MachineFacts:
         if not isinstance(os_data, Mapping):
             raise TypeError("'os' must be an object")
         gpus = data.get("gpus") or []
-        if not isinstance(gpus, list):
-            raise TypeError("'gpus' must be a list")
+        if not isinstance(gpus, list) or not all(isinstance(gpu, Mapping) for gpu in gpus):
+            raise TypeError("'gpus' must be a list of objects")
         os_facts = {key: os_data.get(key) for key in OS_KEYS}
+        if not isinstance(os_facts.get("system"), str):
+            raise TypeError("'os.system' must be a string (Linux, Windows, Darwin)")
         if os_facts["bits"] is not None:
             os_facts["bits"] = int(os_facts["bits"])
         os_facts["wsl"] = bool(os_facts.get("wsl"))
@@ -86,6 +88,8 @@ def load_machine_facts(path: Path) -> MachineFacts:
     hint = "SDSETUP_MACHINE_FACTS must name the output of `sdsetup check --json` (or its data.machine object)"
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except RecursionError:
+        raise usage_error(t("SDSETUP_MACHINE_FACTS: {path} is nested too deeply to be machine facts", path=path), hint) from None
     except OSError as exc:
         raise usage_error(t("SDSETUP_MACHINE_FACTS: cannot read {path}: {strerror}", path=path, strerror=exc.strerror or exc), hint) from None
     except ValueError as exc:
@@ -96,7 +100,7 @@ def load_machine_facts(path: Path) -> MachineFacts:
         raise usage_error(t("SDSETUP_MACHINE_FACTS: {path} is the output of a check that failed", path=path), hint)
     try:
         facts = MachineFacts.from_json(machine_object(document))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:  # a wrong shape anywhere
         raise usage_error(t("SDSETUP_MACHINE_FACTS: {path} has no machine facts in the expected shape ({exc})", path=path, exc=exc), hint) from None
     facts.replayed_from = str(path)
     return facts

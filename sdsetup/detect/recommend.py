@@ -6,6 +6,7 @@ The sources for each rule are in ../shared/facts/a1111.md §3.5 (drivers), §3.6
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
@@ -59,44 +60,25 @@ class ManifestTorch:
         )
 
 
-class _BuiltinTorch(Mapping):
-    """`MANIFESTS[name]`: the built-in manifests' torch facts, loaded on first use (kept for importers)."""
+@functools.lru_cache(maxsize=None)
+def _builtin_torch(name: str) -> ManifestTorch | None:
+    """A built-in manifest's torch facts, loaded once; None for a name that is not built in (or broken)."""
+    from sdsetup.errors import SdsetupError
+    from sdsetup.manifest import builtin_names, load_manifest
 
-    def __init__(self) -> None:
-        self._cache: dict[str, ManifestTorch] = {}
-
-    def __getitem__(self, name: str) -> ManifestTorch:
-        if name not in self._cache:
-            from sdsetup.errors import SdsetupError
-            from sdsetup.manifest import builtin_names, load_manifest
-
-            if name not in builtin_names():
-                raise KeyError(name)
-            try:
-                self._cache[name] = ManifestTorch.from_manifest(load_manifest(name))
-            except SdsetupError:
-                raise KeyError(name) from None
-        return self._cache[name]
-
-    def __iter__(self):
-        from sdsetup.manifest import builtin_names
-
-        return iter(builtin_names())
-
-    def __len__(self) -> int:
-        from sdsetup.manifest import builtin_names
-
-        return len(builtin_names())
-
-
-MANIFESTS: Mapping[str, ManifestTorch] = _BuiltinTorch()
+    if name not in builtin_names():
+        return None
+    try:
+        return ManifestTorch.from_manifest(load_manifest(name))
+    except SdsetupError:
+        return None
 
 
 def manifest_torch(manifest: Manifest | str | None) -> ManifestTorch:
     """The torch facts of a Manifest, or of a built-in manifest by name (an unknown name: a1111's)."""
     if manifest is not None and not isinstance(manifest, str):
         return ManifestTorch.from_manifest(manifest)
-    return MANIFESTS.get(manifest or "a1111") or MANIFESTS["a1111"]
+    return _builtin_torch(manifest or "a1111") or _builtin_torch("a1111")
 
 
 def _manifest_name(manifest: Manifest | str | None) -> str | None:

@@ -132,4 +132,7 @@ def validate(install_dir: Path | None, logs: Iterable[str], *, fix: bool, yes: b
         if not bundle.parent.is_dir():
             raise usage_error(t("--bundle {bundle}: {parent} is a file, not a folder", bundle=bundle, parent=bundle.parent),
                               t("choose a path inside a folder, e.g. --bundle report.zip"))
+        from sdsetup.fsutil import check_output_file
+
+        check_output_file(bundle, "--bundle")  # a dangling link, /proc, a long name (issue 23 item 2)
     return Request(install_dir, specs, fix, yes, bundle)

@@ -33,31 +33,65 @@ KIND_LABELS = {
 }
 
 
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+@[^\s\"'<>]*")
+# A URL with userinfo, found at "://" (linear: see sdsetup/redact.py); the userinfo runs to the last "@"
+# before the path, so a password holding "@" is learned whole.
+_URL = re.compile(r"""(?<=[A-Za-z0-9+.-])://[^\s"'<>/]+@[^\s"'<>]*""")
 
-# The web UI's own login flags; the value follows a space, an "=", or (sysinfo's JSON list) '", "'.
-_LOGIN_FLAG = re.compile(r"""(?<![\w-])(--(?:gradio-auth|api-auth|ngrok(?:-auth)?))(\s*=\s*|\s+|",\s*")("[^"]*"|'[^']*'|[^\s"',\]]+)""")
+_LOGIN_FLAG = redact._LOGIN_FLAG
 # A variable whose name says it holds a secret: a whole _-separated word KEY, TOKEN, SECRET, PASSWORD,
-# AUTH… (CIVITAI_KEY, HF_TOKEN, MY_SERVICE_AUTH; not KEYBOARD or AUTHOR).
-_SECRET_WORD = r"(?:API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD|PWD|AUTH|CREDENTIALS?)"
-SECRET_NAME = re.compile(rf"(?i)^(?:[A-Z0-9]+_)*{_SECRET_WORD}(?:_[A-Z0-9]+)*$")
-_SECRET_ASSIGN = re.compile(rf"""(?i)(?<![\w.-])((?:[A-Z0-9]+_)*{_SECRET_WORD}(?:_[A-Z0-9]+)*)(\s*=\s*)("[^"]*"|'[^']*'|[^\s"'&,;]+)""")
+# AUTH… (CIVITAI_KEY, HF_TOKEN, MY_SERVICE_AUTH; not KEYBOARD or AUTHOR). Judged by is_secret_name on
+# the whole word: a pattern of words around a secret word re-read the name once per underscore.
+_SECRET_WORDS = frozenset({"APIKEY", "KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PWD", "AUTH", "CREDENTIAL", "CREDENTIALS"})
+_ASSIGN_NAME = re.compile(r"(?<![\w.-])([A-Za-z0-9_]+)(\s*=\s*)")
+_ASSIGN_VALUE = re.compile(r"""("[^"\n]*"|'[^'\n]*'|[^\s"'&,;]+)""")
 # the same as a JSON member, for upper-case (environment) names only: sdsetup's own keys are lower-case
-_SECRET_MEMBER = re.compile(rf"""(?<![\w.-])((?:[A-Z0-9]+_)*{_SECRET_WORD}(?:_[A-Z0-9]+)*)("\s*:\s*)("[^"]*")""")
+_MEMBER_NAME = re.compile(r"""(?<![\w.-])([A-Z0-9_]+)("\s*:\s*)""")
+_MEMBER_VALUE = re.compile(r'"[^"\n]*"')
 _HINT = re.compile(r"(?i)-auth|ngrok|key|token|secret|passw|pwd|auth|credential")
+
+
+def is_secret_name(name: str) -> bool:
+    """NAME is made of _-separated ASCII words and one of them is KEY, TOKEN, SECRET, PASSWORD, AUTH…"""
+    words = name.upper().split("_")
+    return all(word.isascii() and word.isalnum() for word in words) and any(word in _SECRET_WORDS for word in words)
+
+
+def _is_member_name(name: str) -> bool:
+    return name == name.upper() and is_secret_name(name)
 
 
 def _unquote(value: str) -> str:
     return value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" else value
 
 
+def _logins(value: str) -> list[str]:
+    """A login flag's value and its parts: A1111 takes user1:pass1,user2:pass2 (each pair and password)."""
+    found = [value]
+    for pair in value.split(","):
+        pair = pair.strip()
+        found += [pair, pair.partition(":")[2]] if ":" in pair else [pair]
+    return found
+
+
+def _named_values(text: str, finder: re.Pattern, is_secret, value: re.Pattern) -> list[str]:
+    found = []
+    last = 0
+    for match in finder.finditer(text):
+        if match.start() >= last and is_secret(match[1]):  # a name inside a value already taken is part of it
+            hit = value.match(text, match.end())
+            if hit:
+                found.append(_unquote(hit[0]))
+                last = hit.end()
+    return found
+
+
 def assignment_secrets(text: str) -> list[str]:
     """Values of login flags and of secret-named variables in a text (a log line, a webui-user file)."""
     if not _HINT.search(text):
         return []
-    found = [_unquote(m[3]) for m in _LOGIN_FLAG.finditer(text)]
-    found += [_unquote(m[3]) for m in _SECRET_ASSIGN.finditer(text)]
-    found += [_unquote(m[3]) for m in _SECRET_MEMBER.finditer(text)]
+    found = [part for m in _LOGIN_FLAG.finditer(text) for part in _logins(_unquote(m[3]))]
+    found += _named_values(text, _ASSIGN_NAME, is_secret_name, _ASSIGN_VALUE)
+    found += _named_values(text, _MEMBER_NAME, _is_member_name, _MEMBER_VALUE)
     return [v for v in found if len(v) >= 3 and v != MASK]
 
 
@@ -67,7 +101,7 @@ def url_secrets(text: str) -> list[str]:
         return []
     found: list[str] = []
     for url in _URL.findall(text):
-        found += secrets_in_url(url)
+        found += secrets_in_url("x" + url)  # any scheme: only the userinfo is read
     return found
 
 
@@ -96,7 +130,7 @@ def machine_secrets(settings=None, install_dir: Path | None = None, env: dict | 
         found += secrets_in_url(url)
     for name, value in env.items():
         # any variable named like a secret; short values (on/off, 1) would mask common words
-        if value and (name in _TOKEN_VARS or (SECRET_NAME.match(name) and len(value) >= 6)):
+        if value and (name in _TOKEN_VARS or (is_secret_name(name) and len(value) >= 6)):
             found.append(value)
     token_files = [Path(env.get("HF_HOME", "") or Path.home() / ".cache" / "huggingface") / "token"]
     if install_dir is not None:
@@ -118,52 +152,86 @@ def machine_secrets(settings=None, install_dir: Path | None = None, env: dict | 
     return sorted(unique, key=len, reverse=True)
 
 
+def secrets_pattern(secrets: Iterable[str]) -> re.Pattern | None:
+    """One regex for many literal secrets, shaped as their trie (shared prefixes once, chains as one
+    literal): each text position costs the few characters that tell the secrets apart, not one compare
+    per secret, so a log that teaches 20,000 secrets is still read in linear time. Longest match first."""
+    trie: dict = {}
+    for secret in secrets:
+        node = trie
+        for char in secret:
+            node = node.setdefault(char, {})
+        node[""] = True
+
+    def render(node: dict) -> str:
+        branches = []
+        for char in sorted(key for key in node if key):
+            child, literal = node[char], char
+            while len(child) == 1 and "" not in child:  # a chain with no branch and no end: one literal
+                ((char, child),) = child.items()
+                literal += char
+            branches.append(re.escape(literal) + render(child))
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    if not trie:
+        return None
+    try:
+        return re.compile(render(trie))
+    except (RecursionError, re.error, OverflowError):  # a pathological set: the caller replaces one by one
+        return None
+
+
 class Redactor:
     """Callable text -> redacted text, counting replacements per kind."""
 
     def __init__(self, secrets: Iterable[str] = (), home: str | None = None) -> None:
-        self.secrets = [s for s in secrets if s and len(s) >= 3]
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True)
+        self._known = set(self.secrets)
+        self._pattern: re.Pattern | None = None
+        self._unsorted = bool(self.secrets)  # the pattern is built when first needed, after the learning
         self.home = home if home is not None else os.path.expanduser("~")
         self.counts: Counter = Counter()
 
     def __call__(self, text: str) -> str:
         if not text:
             return text
-        out, n = redact._USERINFO.subn(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
-        self.counts["url_password"] += n
-        for pattern in redact._TOKENS:
-            out, n = pattern.subn(MASK, out)
-            self.counts["token"] += n
-        out, n = redact._AUTH_HEADER.subn(lambda m: f"{m[1]}{m[2]}{MASK}", out)
-        self.counts["auth_header"] += n
+        out, counts = redact.redact_patterns(text)
+        self.counts.update(counts)
         if _HINT.search(out):  # masked in place; learning them for elsewhere is the reader's job (learn)
-            out, n = _LOGIN_FLAG.subn(lambda m: f"{m[1]}{m[2]}{MASK}", out)
-            self.counts["web_ui_login"] += n
-            out, n = _SECRET_ASSIGN.subn(lambda m: f"{m[1]}{m[2]}{MASK}" if m[3] != MASK else m[0], out)
+            out, n = redact._sub_named(out, _ASSIGN_NAME, is_secret_name, _ASSIGN_VALUE)
             self.counts["secret_env"] += n
-            out, n = _SECRET_MEMBER.subn(lambda m: f'{m[1]}{m[2]}"{MASK}"' if m[3] != f'"{MASK}"' else m[0], out)  # stays JSON
+            out, n = redact._sub_named(out, _MEMBER_NAME, _is_member_name, _MEMBER_VALUE)  # stays JSON
             self.counts["secret_env"] += n
-        out, n = redact._KEY_VALUE.subn(redact.mask_key_value, out)
-        self.counts["secret_value"] += n
-        for secret in self.secrets:
-            n = out.count(secret)
-            if n:
-                out = out.replace(secret, MASK)
-                self.counts["known_secret"] += n
+        if self._unsorted:  # longest first, so a secret holding another is masked whole
+            self.secrets.sort(key=len, reverse=True)
+            self._pattern = secrets_pattern(self.secrets)
+            self._unsorted = False
+        if self._pattern is not None:
+            out, n = self._pattern.subn(MASK, out)
+            self.counts["known_secret"] += n
+        else:
+            for secret in self.secrets:
+                n = out.count(secret)
+                if n:
+                    out = out.replace(secret, MASK)
+                    self.counts["known_secret"] += n
         if self.home:
             before = out
             out = redact.redact_home(out, self.home)
             if out != before:
                 self.counts["home_path"] += max(1, before.count(self.home) + before.count(self.home.replace("/", "\\")))
-        # The foundation's own pass last: anything it knows that the steps above missed.
-        return redact.redact_text(out, self.secrets, self.home)
+        return out
 
     def learn(self, secrets: Iterable[str]) -> None:
         """More secrets found later (in the logs being read): masked from now on."""
         for secret in secrets:
-            if secret and len(secret) >= 3 and secret not in self.secrets:
+            if secret and len(secret) >= 3 and secret not in self._known:
+                self._known.add(secret)
                 self.secrets.append(secret)
-                self.secrets.sort(key=len, reverse=True)
+                self._unsorted = True
 
     def summary(self) -> dict[str, int]:
         return {kind: self.counts[kind] for kind in KIND_LABELS if self.counts[kind]}

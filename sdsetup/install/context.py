@@ -106,8 +106,9 @@ class InstallContext:
         return self.layout.constraints
 
     def path(self, relative: str, what: str = "manifest path") -> Path:
-        """A manifest path inside the install dir; escapes (.., absolute, symlinks out) are refused."""
-        return safe_join(self.install_dir, relative, what)
+        """A manifest path inside the install dir; escapes (.., absolute) are refused, and links into system
+        folders; a link to another disk (models/ is often one) is followed, as verify follows it."""
+        return safe_join(self.install_dir, relative, what, follow_links=True)
 
     @cached_property
     def session(self):

@@ -45,8 +45,9 @@ def execute(plan: Plan, settings: Any) -> dict[str, Any]:
     # The command checked DIR already; execute() is also called directly, so it refuses a file itself.
     validate_install_dir(install_dir, probe_write=False)
     refuse_foreign_repo(plan)  # before the lock writes .sdsetup/ into someone else's repository
-    created = not install_dir.exists()
-    install_dir.mkdir(parents=True, exist_ok=True)
+    from sdsetup.fsutil import make_new_dir
+
+    created = make_new_dir(install_dir)  # mkdir's answer: a run beside this one making DIR too gets False
     try:
         return _execute_locked(plan, settings, reporter, log_path, created)
     except BaseException:

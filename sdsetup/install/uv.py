@@ -141,7 +141,7 @@ def wheel_filename(entry: dict[str, Any]) -> str:
 
 def parse_pylock(doc: dict[str, Any], *, base: Path, tags: Sequence[str] | None, requested: Sequence[str] = ()) -> list[Any]:
     """The picks of a pylock.toml (PEP 751) written by `uv pip compile` (pure; relative paths from base)."""
-    from sdsetup.install.wheelhouse import Pick
+    from sdsetup.install.picks import Pick
 
     if not isinstance(doc, dict) or str(doc.get("lock-version", "")).split(".")[0] != "1":
         raise UvUnusable(f"unexpected pylock version {doc.get('lock-version') if isinstance(doc, dict) else '?'}")
@@ -220,7 +220,7 @@ def compile_picks(ctx: Any, uv: str, requirements: Sequence[str], *, index_args:
     2. `uv pip compile --no-deps --format pylock.toml` of exactly those pins: their URLs and sha256.
     """
     from sdsetup.install.pip_run import run_checked
-    from sdsetup.install.wheelhouse import Pick
+    from sdsetup.install.picks import Pick
     from sdsetup.tomlcompat import loads_toml
 
     options, extra_env = uv_options(index_args)
@@ -298,7 +298,9 @@ def tool_env(ctx: Any, env: Mapping[str, str], extra: Mapping[str, str] | None =
     out = {**env, **(extra or {}), "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1",
            "UV_NO_PROGRESS": "1"}
     if getattr(ctx.settings, "ca_bundle", None):
-        out["SSL_CERT_FILE"] = str(ctx.settings.ca_bundle)
+        from sdsetup.net.session import trust_store  # public CAs plus the user's (README: ca_bundle adds)
+
+        out["SSL_CERT_FILE"] = str(trust_store(ctx.settings))
     if env.get("PIP_PROXY"):
         out.update(proxy_env(env["PIP_PROXY"]))
     return out

@@ -14,30 +14,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import unquote, urlsplit
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.i18n import t
+from sdsetup.install.picks import Pick  # noqa: F401 (callers import it from here too)
 
 REPORT_VERSION = "1"
 _BAD_FEATURE = re.compile(r"invalid choice: .?fast-deps|no such option: --use-feature", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Pick:
-    """One distribution the resolver picked."""
-
-    name: str
-    version: str
-    url: str
-    sha256: str | None
-    filename: str
-    local_path: str | None  # set for file:// URLs (an archive already on disk)
-    is_wheel: bool
-    requested: bool
 
 
 def filename_from_url(url: str) -> str:
@@ -88,7 +74,7 @@ def parse_report(report: dict[str, Any], origin: str = "pip report") -> list[Pic
 
 def pip_supports_fast_deps(pip_version: str | None) -> bool:
     """fast-deps exists from pip 20.2 on; it is tried and dropped if this pip refuses it."""
-    from sdsetup.install.steps.venv import version_tuple
+    from sdsetup.versions import version_tuple
 
     return version_tuple(pip_version) >= (20, 2)
 
@@ -138,7 +124,7 @@ def network_failure(output: str, *, label: str, index_args: Sequence[str], proxy
 
 def resume_args(pip_version: str | None) -> list[str]:
     """`--resume-retries` where this pip has it (25.1 added it, off by default until 25.2)."""
-    from sdsetup.install.steps.venv import version_tuple
+    from sdsetup.versions import version_tuple
 
     return ["--resume-retries", "5"] if version_tuple(pip_version) >= (25, 1) else []
 

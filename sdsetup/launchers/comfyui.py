@@ -63,9 +63,13 @@ def render_sh(args: list[str], env: list[tuple[str, str]]) -> str:
 
 
 def render_bat(args: list[str], env: list[tuple[str, str]]) -> str:
+    """The quoting webui-user.bat has (sdsetup/webui_user_file.py): `set "NAME=value"` with `%` doubled,
+    a value cmd.exe cannot hold refused (ValueError), flags as words with `%` doubled."""
+    from sdsetup.webui_user_file import arg_word, set_line
+
     lines = ["@echo off", f"rem {NOTE}", 'cd /d "%~dp0"']
-    lines += [f'set "{name}={value}"' for name, value in env]
-    lines.append("venv\\Scripts\\python.exe main.py " + " ".join(args) + " %*")
+    lines += [set_line(name, value, "bat") for name, value in env]
+    lines.append("venv\\Scripts\\python.exe main.py " + " ".join(arg_word(a).replace("%", "%%") for a in args) + " %*")
     return "\r\n".join(lines) + "\r\n"
 
 
@@ -105,7 +109,7 @@ def json_quote(value: str) -> str:
     """A YAML double-quoted scalar (JSON's string syntax is valid YAML)."""
     import json
 
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=True)  # ASCII (\\uXXXX): fits a user's file in any encoding
 
 
 class _Settings:
@@ -117,6 +121,7 @@ class _Settings:
 class ComfyLaunchStep(Step):
     id = "launch-scripts"
     title = "run_comfyui.sh and run_comfyui.bat"
+    code_page: int | None = None  # the .bat's code page; None: this machine's (tests set another)
 
     def __init__(self, manifest: Any, decisions: Any, mirrors: Any) -> None:
         self.manifest = manifest
@@ -148,16 +153,32 @@ class ComfyLaunchStep(Step):
     def rendered(self, ctx: Any) -> dict[str, bytes]:
         from sdsetup.model_store import shared_dirs
 
+        from sdsetup.install.webui_config import encoding_refusal
+        from sdsetup.webui_user_file import codec_for, first_unencodable, machine_oem_code_page
+
         settings = self.settings_for(ctx)
-        out = {"run_comfyui.sh": render_sh(list(settings.args), list(settings.env)).encode("utf-8"),
-               "run_comfyui.bat": render_bat(list(settings.args), list(settings.env)).encode("utf-8")}
         try:
-            existing = ctx.path(YAML_NAME).read_text("utf-8")
+            bat = render_bat(list(settings.args), list(settings.env))
+        except ValueError as exc:
+            from sdsetup.errors import usage_error
+
+            raise usage_error(t("run_comfyui.bat cannot hold a setting: {reason}", reason=exc),
+                              t("remove the double quote or line break from that setting (a batch file cannot hold it)")) from None
+        code_page = self.code_page or machine_oem_code_page()
+        problem = first_unencodable(bat, code_page)  # cmd.exe reads the file in the OEM code page, not UTF-8
+        if problem:
+            raise encoding_refusal(*problem, code_page)
+        out = {"run_comfyui.sh": render_sh(list(settings.args), list(settings.env)).encode("utf-8"),
+               "run_comfyui.bat": bat.encode(codec_for(code_page))}
+        try:
+            # The user's bytes as they are, whatever their encoding (GBK is common): sdsetup's markers are
+            # ASCII at line starts, and its section is ASCII, so it fits beside them.
+            existing = ctx.path(YAML_NAME).read_bytes().decode("utf-8", "surrogateescape")
         except OSError:
             existing = None
         yaml = render_yaml(existing, shared_dirs(ctx.install_dir))
         if yaml is not None:
-            out[YAML_NAME] = yaml.encode("utf-8")  # b"": only sdsetup's section was there; the file goes
+            out[YAML_NAME] = yaml.encode("utf-8", "surrogateescape")  # b"": only sdsetup's section was there; the file goes
         return out
 
     def identity(self, ctx: Any) -> Any:
@@ -183,9 +204,8 @@ class ComfyLaunchStep(Step):
             if not data:  # an empty YAML file would stop ComfyUI (it iterates the parsed document)
                 path.unlink(missing_ok=True)
                 continue
-            atomic_write_bytes(path, data)
-            if os.name != "nt" and name != YAML_NAME:
-                os.chmod(path, 0o600 if private else (0o755 if name.endswith(".sh") else 0o644))
+            atomic_write_bytes(path, data, mode=None if name == YAML_NAME else
+                               0o600 if private else (0o755 if name.endswith(".sh") else 0o644))  # private from its first byte
             ctx.reporter.detail(t("{name}: written", name=name))
         if private:
             ctx.warnings.append(t("run_comfyui.sh and run_comfyui.bat contain your proxy or mirror password; they are readable by you only: keep them private"))

@@ -48,7 +48,9 @@ def effective_proxy(proxy: str | None, env: Mapping[str, str]) -> str | None:
 def inputs_from(settings: Any, env: Mapping[str, str]) -> RouteInputs:
     """The one place routing reads the settings."""
     env_proxy = not settings.proxy and any(env.get(name) for name in _PROXY_VARS)
-    return RouteInputs(Path(settings.cache_dir), settings.proxy, settings.ca_bundle, env_proxy,
+    from sdsetup.net.session import trust_store  # public CAs plus the user's: git probes verify with it
+
+    return RouteInputs(Path(settings.cache_dir), settings.proxy, trust_store(settings), env_proxy,
                        effective_proxy(settings.proxy, env))
 
 

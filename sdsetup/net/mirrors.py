@@ -72,6 +72,7 @@ from sdsetup.net.autoroute import ProbeFn, targets as probe_targets  # noqa: F40
 from sdsetup.net.decide import Route
 from sdsetup.net.rewrite import _ordered_unique, _split_github, _split_torch, canonical_of, channel_of, rewrite_for, rewrite_github, torch_index_url  # noqa: F401 (public here too)
 from sdsetup.net.gitlogin import HELPER as _GIT_HELPER, config_env as _git_config_env, origin as _origin, split_login as _split_login
+from sdsetup.net.session import trust_store
 from sdsetup.redact import redact_url, secrets_in_url
 from sdsetup.settings import CHANNELS, Settings
 from sdsetup.i18n import t
@@ -547,7 +548,7 @@ def select_mirrors(
                             [(ch, override_mirror(ch, url, catalog)) for ch, url in settings.mirror_overrides])
         notes += [f"{channel}: overridden to {redact_url(url)}" for channel, url in settings.mirror_overrides]
         return MirrorPlan(profile=name, channels=_Deferred(decided, 0), proxy=settings.proxy, rewrites=catalog.rewrites,
-                          notes=tuple(notes), env_proxy=env_proxy, routes=_Deferred(decided, 1), ca_bundle=settings.ca_bundle)
+                          notes=tuple(notes), env_proxy=env_proxy, routes=_Deferred(decided, 1), ca_bundle=trust_store(settings))
     else:
         channels = dict(catalog.profile("official" if name == "auto" else name).channels)
         routes = _forced_routes(channels, f"--mirror {name} (mirror profile chosen, not probed)")
@@ -564,5 +565,5 @@ def select_mirrors(
         env_proxy=env_proxy,
         base_url=name if looks_like_url(settings.mirror) else None,
         routes=routes,
-        ca_bundle=settings.ca_bundle,
+        ca_bundle=trust_store(settings),
     )

@@ -7,6 +7,7 @@ wins over REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE (requests would let those override i
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sdsetup.settings import Settings
@@ -19,6 +20,34 @@ def proxies_for(settings: Settings) -> dict[str, str]:
     if not settings.proxy:
         return {}
     return {"http": settings.proxy, "https": settings.proxy}
+
+
+def trust_store(settings: Settings) -> str | None:
+    """The CA file sdsetup, git and pip verify with when `ca_bundle` is set: certifi's public CAs plus
+    the user's (README: ca_bundle *adds* a corporate CA; alone it would make every public server fail).
+    Written once per content into the cache; the user's file as it is when certifi is missing or the
+    cache cannot be written. None without ca_bundle (each tool's own default store)."""
+    if not settings.ca_bundle:
+        return None
+    import hashlib
+
+    try:
+        import certifi
+
+        public = Path(certifi.where()).read_bytes()
+        extra = Path(settings.ca_bundle).read_bytes()
+    except (ImportError, OSError):
+        return settings.ca_bundle
+    combined = public.rstrip(b"\n") + b"\n\n# added by sdsetup from " + str(settings.ca_bundle).encode("utf-8", "replace") + b"\n" + extra
+    path = Path(settings.cache_dir) / "ca" / f"{hashlib.sha256(combined).hexdigest()[:16]}.pem"
+    try:
+        if not path.is_file():
+            from sdsetup.fsutil import atomic_write_bytes
+
+            atomic_write_bytes(path, combined)
+    except OSError:
+        return settings.ca_bundle
+    return str(path)
 
 
 def build_session(settings: Settings, *, pool_size: int | None = None) -> "requests.Session":
@@ -38,7 +67,7 @@ def build_session(settings: Settings, *, pool_size: int | None = None) -> "reque
         # An explicit proxy must not be bypassed by NO_PROXY or env proxies picked per request.
         session.trust_env = False
         if settings.ca_bundle:
-            session.verify = settings.ca_bundle
+            session.verify = trust_store(settings)
         else:
             import certifi  # requests' own CA store; trust_env=False would otherwise drop REQUESTS_CA_BUNDLE
 
@@ -46,8 +75,8 @@ def build_session(settings: Settings, *, pool_size: int | None = None) -> "reque
 
             session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or certifi.where()
     elif settings.ca_bundle:
-        session.verify = settings.ca_bundle
-        _pin_verify(session, settings.ca_bundle)
+        session.verify = trust_store(settings)
+        _pin_verify(session, session.verify)
     return session
 
 

@@ -61,7 +61,7 @@ class ModelsStep(Step):
         from sdsetup.install.wheelhouse import download_specs
         from sdsetup.net.filespec import FileSpec
 
-        from sdsetup.model_store import link_into, load_shared, save_shared, sibling_copy
+        from sdsetup.model_store import load_shared, save_shared, sibling_copy, take_from_sibling
 
         shared = load_shared(ctx.install_dir)
         specs = []
@@ -79,15 +79,17 @@ class ModelsStep(Step):
                 )
             # Another install beside this one has the same file: no second download.
             source = sibling_copy(ctx.install_dir, model.sha256, lambda p, m=model: file_matches(ctx, p, m.sha256, m.size))
-            if source is not None:
-                if link_into(source, dest):
-                    shared.pop(model.path, None)
-                    ctx.hash_cache.remember(dest, model.sha256)
-                    ctx.reporter.detail(t("{name}: hard link to {source} (no download)", name=dest.name, source=source))
-                else:  # the UI's own model-path setting points at it (the launch step writes it)
-                    shared[model.path] = str(source)
-                    ctx.reporter.detail(t("{name}: used where it is, {source} (another file system; no download)",
-                                          name=dest.name, source=source))
+            how = take_from_sibling(source, dest, model.sha256) if source is not None else None
+            if how in ("linked", "copied"):
+                shared.pop(model.path, None)
+                ctx.hash_cache.remember(dest, model.sha256)
+                ctx.reporter.detail(t("{name}: hard link to {source} (no download)", name=dest.name, source=source) if how == "linked"
+                                    else t("{name}: copied from {source} (another user's file; no download)", name=dest.name, source=source))
+                continue
+            if how == "shared":  # the UI's own model-path setting points at it (the launch step writes it)
+                shared[model.path] = str(source)
+                ctx.reporter.detail(t("{name}: used where it is, {source} (another file system; no download)",
+                                      name=dest.name, source=source))
                 continue
             specs.append(FileSpec(urls=self.urls[model.path], dest=dest, sha256=model.sha256, size=model.size, label=model.name))
         for spec in specs:

@@ -89,8 +89,11 @@ def undo_commands(install_dir, previous: dict[str, Any]) -> list[str]:
     where = f'git -C "{install_dir}"'
     commands = []
     if previous.get("branch") or previous.get("head"):
-        # --force: sdsetup's own edits to the web UI's tracked webui-user.sh/.bat would block the switch.
-        commands.append(f"{where} checkout --force {previous.get('branch') or previous['head']}")
+        # Uncommitted edits (the user's and sdsetup's in the tracked webui-user.sh/.bat) would block the
+        # switch: stash them first (kept in `git stash list`, never discarded as --force did; nothing
+        # stashed when there are none), then a plain checkout, which refuses rather than overwrite.
+        commands.append(f"{where} stash push -m sdsetup-undo")
+        commands.append(f"{where} checkout {previous.get('branch') or previous['head']}")
     if previous.get("origin"):
         commands.append(f"{where} remote set-url origin {redact_url(previous['origin'])}")
     else:
@@ -123,6 +126,8 @@ class WebuiStep(Step):
     def is_done(self, ctx: Any) -> bool:
         from sdsetup.gitops import head_commit
 
+        if set_aside_pending(ctx.install_dir):
+            return False  # a killed run's webui-user files are still set aside: run() puts them back
         if head_commit(ctx.install_dir, ctx.git_runner()) != self.repo.commit:
             return False
         exclude = ctx.install_dir / ".git" / "info" / "exclude"
@@ -140,6 +145,8 @@ class WebuiStep(Step):
         from sdsetup.gitops import changed_files, checkout_pinned, exclude_paths, head_commit
 
         runner = ctx.git_runner()
+        for name in restore_set_aside(ctx) if set_aside_pending(ctx.install_dir) else ():
+            ctx.reporter.detail(t("{name}: put back as you had it (an earlier run was stopped while it was set aside)", name=name))
         current = head_commit(ctx.install_dir, runner)
         found = inspect_existing_repo(ctx.install_dir, self.repo, self.urls, runner)
         if found and found["foreign"] and not ctx.options.adopt_repo:
@@ -169,6 +176,8 @@ class WebuiStep(Step):
         finally:
             for path, data in saved.items():  # the user's lines and sdsetup's block, as they were
                 atomic_write_bytes(path, data)
+            if saved:
+                _set_aside_file(ctx.install_dir).unlink(missing_ok=True)
         exclude_paths(ctx.install_dir, EXCLUDES)
         if previous and found and found["head"] != self.repo.commit:
             was = found["branch"] or (found["head"] or "no commit")[:10]
@@ -196,20 +205,60 @@ def _set_aside_launcher_settings(ctx: Any, runner: Any) -> dict:
     were (a copy also goes to .sdsetup/backups). Any other change stops the install as usual."""
     import time
 
-    from sdsetup.fsutil import atomic_write_bytes
+    from sdsetup.fsutil import atomic_write_bytes, atomic_write_json
     from sdsetup.gitops import changed_files
 
     changed = changed_files(ctx.install_dir, runner)
     if not changed or not set(changed) <= set(OWN_TRACKED):
         return {}
     saved = {}
+    pending = {}
     for name in changed:
         path = ctx.install_dir / name
         data = path.read_bytes()
         saved[path] = data
-        atomic_write_bytes(ctx.layout.backup_path(name, time.strftime('%Y%m%d-%H%M%S')), data)
+        backup = ctx.layout.backup_path(name, time.strftime('%Y%m%d-%H%M%S'))
+        atomic_write_bytes(backup, data, mode=0o600)  # may hold a password
+        pending[name] = str(backup.relative_to(ctx.install_dir))
+    # Recorded before the files are reverted: a kill from here until they are back leaves the record, and
+    # the next run puts them back first (restore_set_aside), whatever the checkout did meanwhile.
+    atomic_write_json(_set_aside_file(ctx.install_dir), {"files": pending})
     runner.run(["-C", str(ctx.install_dir), "checkout", "--quiet", "HEAD", "--", *changed])
     return saved
+
+
+def _set_aside_file(install_dir):
+    return InstallLayout(install_dir).state_dir / "set-aside.json"
+
+
+def set_aside_pending(install_dir) -> bool:
+    """webui-user files were set aside by a run that did not put them back (it was killed)."""
+    return _set_aside_file(install_dir).is_file()
+
+
+def restore_set_aside(ctx: Any) -> list[str]:
+    """Put back what a killed run set aside (from its backups), then forget the record; the names."""
+    import json
+
+    from sdsetup.fsutil import atomic_write_bytes, safe_join
+
+    record = _set_aside_file(ctx.install_dir)
+    try:
+        files = json.loads(record.read_text("utf-8")).get("files") or {}
+    except (OSError, ValueError, AttributeError):
+        files = {}
+    restored = []
+    for name, backup in files.items():
+        if name not in OWN_TRACKED:
+            continue  # only the two files sdsetup sets aside, whatever the record says
+        try:
+            data = safe_join(ctx.install_dir, str(backup), "backup").read_bytes()
+        except (OSError, SdsetupError):
+            continue
+        atomic_write_bytes(ctx.install_dir / name, data)
+        restored.append(name)
+    record.unlink(missing_ok=True)
+    return restored
 
 
 def _confirm(question: str) -> bool:

@@ -91,6 +91,19 @@ class WebuiUserStep(Step):
                 old = path.read_bytes() if path.exists() else None
             except OSError:
                 old = None
+            if old is not None:  # never replace across a block whose end the user removed (their lines are there)
+                from sdsetup.webui_user_file import block_markers, unclosed_block
+
+                begin, end = block_markers("sdsetup", kind)
+                line = unclosed_block(old.decode("ascii", "surrogateescape"), begin, end)
+                if line is not None:
+                    from sdsetup.errors import usage_error
+
+                    raise usage_error(
+                        t("{name} line {line}: sdsetup's block starts here ({begin}) but its end line is missing",
+                          name=name, line=line, begin=begin),
+                        t("put the line `{end}` back after sdsetup's lines (or delete line {line}); sdsetup does not "
+                          "guess which lines below it are yours", end=end, line=line))
             block = render_sh_block(settings) if kind == "sh" else render_bat_block(settings)
             if kind == "bat":
                 problem = bat_encoding_problem(block, code_page)
@@ -126,15 +139,13 @@ class WebuiUserStep(Step):
                 edited_inside = previous_block is not None and _block_digest(old, kind) != last.get(name)
                 if previous_block is None or edited_inside:
                     backup = ctx.state_dir / "backups" / f"{name}.{time.strftime('%Y%m%d-%H%M%S')}"
-                    atomic_write_bytes(backup, old)
+                    atomic_write_bytes(backup, old, mode=0o600)  # it may hold a password
                     ctx.reporter.detail(t("{name}: your version is kept, with a copy in {copy}", name=name,
                                           copy=backup.relative_to(ctx.install_dir)))
                     if edited_inside:
                         ctx.warnings.append(t("{name}: the lines inside the sdsetup block had been edited; they were "
                                               "replaced (your copy: {backup})", name=name, backup=backup))
-            atomic_write_bytes(path, new)  # created 0600 (a temp file), then opened up when nothing is secret
-            if os.name != "nt":
-                os.chmod(path, 0o600 if private else 0o644)
+            atomic_write_bytes(path, new, mode=0o600 if private else 0o644)  # private from its first byte
             written[name] = how
             ctx.reporter.detail(f"{name}: {how}")
         if private:
