@@ -194,7 +194,7 @@ _literals_cache: dict[int, tuple[str, ...]] = {}
 
 
 def _prefilter_literals(table: "GenericTable") -> tuple[str, ...]:
-    from sdsetup.doctor.match import pattern_literals
+    from sdsetup.doctor.literals import pattern_literals
 
     literals = set(_KEYWORDS)
     for row in table.os_errors:

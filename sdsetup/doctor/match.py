@@ -21,15 +21,7 @@ from typing import Any, Callable, Iterable
 
 from sdsetup.doctor.kb import KnowledgeBase, KnownError
 
-try:  # the regex parser, to find the literal text a pattern needs (Python 3.11+ / 3.10)
-    import re._constants as _sre_constants
-    import re._parser as _sre_parse
-except ImportError:  # pragma: no cover
-    import sre_constants as _sre_constants  # type: ignore[no-redef]
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
-
-_LITERAL = _sre_constants.LITERAL
-_BRANCH = _sre_constants.BRANCH
+from sdsetup.doctor.literals import _literals, _sre_parse, pattern_literals  # noqa: F401 (pattern_literals: public here too)
 
 MAX_EVIDENCE = 3
 MAX_EVIDENCE_CHARS = 400
@@ -77,33 +69,6 @@ class SourceScan:
     hits: dict[str, Hit] = field(default_factory=dict)
     stats: Any = None  # logread.ReadStats for files and stdin
     generic: list[Any] = field(default_factory=list)  # generic.Event: the latest run's exceptions and OS errors
-
-
-def _literals(parsed) -> list[str] | None:
-    """Substrings one of which every match must contain (None when no such set is found)."""
-    best, run = "", []
-    for op, value in parsed:
-        if op is _LITERAL:
-            run.append(chr(value))
-            continue
-        best = max(best, "".join(run), key=len)
-        run = []
-        if op is _BRANCH and len(parsed) == 1:  # a top-level a|b|c: one literal per branch
-            branches = [_literals(branch) for branch in value[1]]
-            if all(branches):
-                return [lit for branch in branches for lit in branch]
-    best = max(best, "".join(run), key=len)
-    return [best] if len(best) >= 4 else None
-
-
-def pattern_literals(pattern: re.Pattern) -> list[str] | None:
-    """Substrings one of which every match of `pattern` contains, or None (case-insensitive or exotic)."""
-    if pattern.flags & re.IGNORECASE:
-        return None
-    try:
-        return _literals(_sre_parse.parse(pattern.pattern, pattern.flags))
-    except Exception:
-        return None
 
 
 class _Compiled:
