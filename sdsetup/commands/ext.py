@@ -49,7 +49,8 @@ def add(settings: Settings, url: str, *, install_dir: Path | None = None, commit
     root, record = _install(install_dir)
     start_run_log(settings, "ext")
     ctx = open_context(settings, root)
-    data = add_extension(ctx, record.launcher, url, commit=commit, skip_requirements=skip_requirements)
+    data = add_extension(ctx, record.launcher, url, commit=commit, skip_requirements=skip_requirements,
+                         extra_held=record.held)
     warnings = [t("{name} was added without its requirements; it may fail at launch", name=data["name"])] if data.get("skipped_requirements") else []
     return Outcome("ext add", data, human=_human_add, warnings=warnings)
 

@@ -15,8 +15,9 @@ from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.ext.record import load_extensions, upsert
-from sdsetup.ext.rules import (ALWAYS_HELD, REQUIREMENT_FILES, Conflict, canonical_git_url, conflicts, folder_for,
-                               held_packages, name_from_url, requirement_lines)
+from sdsetup.ext.held import held_versions
+from sdsetup.ext.rules import (REQUIREMENT_FILES, Conflict, canonical_git_url, conflicts, folder_for, name_from_url,
+                               requirement_lines)
 from sdsetup.i18n import t
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -34,14 +35,6 @@ def remote_head(runner: Any, urls: tuple[str, ...]) -> str:
         errors.append(runner.tail(result.stderr, 1))
     raise SdsetupError(t("could not read the newest commit of {url} from any source ({errors})", url=urls[-1], errors="; ".join(errors)),
                        t("check the network or the github mirror (`sdsetup check --network`), or give --commit SHA"), ExitCode.NETWORK)
-
-
-def installed_versions(python: Path, names: tuple[str, ...]) -> dict[str, str]:
-    from sdsetup.install.pip_run import probe_venv
-    from sdsetup.versions import project_name
-
-    probe = probe_venv(python, names) or {}
-    return {project_name(k): v for k, v in (probe.get("packages") or {}).items() if v}
 
 
 def conflict_error(name: str, found: list[Conflict], resolver: str | None = None) -> SdsetupError:
@@ -70,7 +63,8 @@ def _rmtree(path: Path) -> None:
         shutil.rmtree(path, onerror=unlock)
 
 
-def add_extension(ctx: Any, launcher: str, url: str, *, commit: str | None = None, skip_requirements: bool = False) -> dict[str, Any]:
+def add_extension(ctx: Any, launcher: str, url: str, *, commit: str | None = None, skip_requirements: bool = False,
+                  extra_held: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     from sdsetup.gitops import checkout_pinned, head_commit
     from sdsetup.install import wheelhouse
 
@@ -102,8 +96,7 @@ def add_extension(ctx: Any, launcher: str, url: str, *, commit: str | None = Non
     picks: list[Any] = []
     held: dict[str, str] = {}
     if lines and not skip_requirements:
-        constraints_text = ctx.constraints_file.read_text("utf-8") if ctx.constraints_file.is_file() else ""
-        held = held_packages(constraints_text, installed_versions(ctx.python, ALWAYS_HELD))
+        held = held_versions(ctx.constraints_file, ctx.python, extra_held)
         found = conflicts(lines, held)
         if found:
             _rmtree(staging)

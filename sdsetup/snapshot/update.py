@@ -35,8 +35,8 @@ def resolve_ref(runner: Any, urls: tuple[str, ...], ref: str) -> str:
 
 
 def update_to(ctx: Any, record: Any, ref: str) -> dict[str, Any]:
-    from sdsetup.ext.add import installed_versions
-    from sdsetup.ext.rules import ALWAYS_HELD, conflicts, held_packages, requirement_lines
+    from sdsetup.ext.held import held_for
+    from sdsetup.ext.rules import conflicts, requirement_lines
     from sdsetup.fsutil import atomic_write_text
     from sdsetup.gitops import checkout_pinned, head_commit
     from sdsetup.install import wheelhouse
@@ -54,8 +54,7 @@ def update_to(ctx: Any, record: Any, ref: str) -> dict[str, Any]:
     lines = requirement_lines(req_file.read_text("utf-8", "replace")) if req_file.is_file() else []
     picks: list[Any] = []
     if lines:
-        constraints_text = ctx.constraints_file.read_text("utf-8") if ctx.constraints_file.is_file() else ""
-        held = held_packages(constraints_text, installed_versions(ctx.python, ALWAYS_HELD))
+        held = held_for(ctx, record)
         found = conflicts(lines, held)
 
         def back(error: SdsetupError) -> SdsetupError:
