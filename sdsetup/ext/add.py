@@ -124,6 +124,10 @@ def add_extension(ctx: Any, launcher: str, url: str, *, commit: str | None = Non
              "requirements": [f"{p.name}=={p.version}" for p in picks], "skipped_requirements": bool(skip_requirements and lines),
              "added": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     upsert(ctx.install_dir, entry)
+    from sdsetup.launch.held import held_file, write_held
+
+    if picks or held_file(ctx.install_dir).is_file():
+        write_held(ctx.install_dir, ctx.python, extra_held)
     return {**entry, "changed": True}
 
 

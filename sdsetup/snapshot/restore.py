@@ -108,5 +108,8 @@ def restore(ctx: Any, record: Any, snap: Snapshot) -> dict[str, Any]:
     save_record(ctx.install_dir, record)
     commits = {e.name: e.commit for e in snap.extensions}
     save_extensions(ctx.install_dir, [{**e, "commit": commits[e["name"]]} for e in load_extensions(ctx.install_dir) if e["name"] in commits])
+    from sdsetup.launch.held import write_held
+
+    write_held(ctx.install_dir, ctx.python, record.held)  # what pip at launch holds: the venv as restored
     return {"snapshot": snap.id, "webui_commit": snap.webui_commit, "extensions_moved_away": moved, "venv": venv,
             "launch_files": launch}

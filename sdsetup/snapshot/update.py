@@ -81,4 +81,7 @@ def update_to(ctx: Any, record: Any, ref: str) -> dict[str, Any]:
             wheelhouse.install(ctx, [paths[p.filename] for p in picks], label="update", build_index_args=index_args)
     record.webui.commit = commit
     save_record(root, record)
+    from sdsetup.launch.held import write_held
+
+    write_held(root, ctx.python, record.held)
     return {"from": before, "to": commit, "packages": [f"{p.name}=={p.version}" for p in picks]}
