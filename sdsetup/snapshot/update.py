@@ -38,8 +38,9 @@ def update_to(ctx: Any, record: Any, ref: str) -> dict[str, Any]:
     from sdsetup.ext.held import held_for
     from sdsetup.ext.rules import conflicts, requirement_lines
     from sdsetup.fsutil import atomic_write_text
-    from sdsetup.gitops import checkout_pinned, head_commit
+    from sdsetup.gitops import head_commit
     from sdsetup.install import wheelhouse
+    from sdsetup.snapshot.restore import move_webui
     from sdsetup.install_record import save_record
 
     root = ctx.install_dir
@@ -49,7 +50,7 @@ def update_to(ctx: Any, record: Any, ref: str) -> dict[str, Any]:
     before = head_commit(root, runner)
     if before != commit:
         ctx.reporter.say(t("web UI: {old} -> {new}", old=(before or "-")[:10], new=commit[:10]))
-        checkout_pinned(root, urls, commit, runner=runner, name="web UI", origin=record.webui.url)
+        move_webui(ctx, runner, urls, commit, record.webui.url)
     req_file = root / REQUIREMENTS.get(record.launcher, "requirements.txt")
     lines = requirement_lines(req_file.read_text("utf-8", "replace")) if req_file.is_file() else []
     picks: list[Any] = []
@@ -59,7 +60,7 @@ def update_to(ctx: Any, record: Any, ref: str) -> dict[str, Any]:
 
         def back(error: SdsetupError) -> SdsetupError:
             if before and before != commit:
-                checkout_pinned(root, urls, before, runner=runner, name="web UI", origin=record.webui.url)
+                move_webui(ctx, runner, urls, before, record.webui.url)
             return error
 
         if found:
