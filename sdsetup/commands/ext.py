@@ -65,7 +65,7 @@ def _human_add(data: dict[str, Any]) -> str:
 
 
 def list_ext(settings: Settings, install_dir: Path | None = None) -> Outcome:
-    from sdsetup.ext.add import list_extensions
+    from sdsetup.ext.listing import list_extensions
 
     root, record = _install(install_dir)
     items = list_extensions(root, record.launcher)
@@ -92,7 +92,7 @@ def _human_list(data: dict[str, Any]) -> str:
 
 
 def remove(settings: Settings, name: str, *, install_dir: Path | None = None) -> Outcome:
-    from sdsetup.ext.add import remove_extension
+    from sdsetup.ext.remove import remove_extension
     from sdsetup.ext.rules import check_name
 
     check_name(name)

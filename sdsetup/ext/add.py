@@ -1,4 +1,4 @@
-"""Adding, listing and removing extensions (effects). Everything that can refuse runs before anything
+"""Adding an extension (effects). Everything that can refuse runs before anything
 changes: the clone goes to DIR/.sdsetup/ext-staging/NAME, the requirements are checked against the held
 packages and resolved (a dry run), and only then are packages installed and the checkout moved into
 extensions/NAME (custom_nodes/NAME for ComfyUI). A kill leaves the staging clone, which the next run
@@ -129,44 +129,3 @@ def add_extension(ctx: Any, launcher: str, url: str, *, commit: str | None = Non
     if picks or held_file(ctx.install_dir).is_file():
         write_held(ctx.install_dir, ctx.python, extra_held)
     return {**entry, "changed": True}
-
-
-def list_extensions(root: Path, launcher: str) -> list[dict[str, Any]]:
-    """Every folder under extensions/ (custom_nodes/), with its commit, and whether sdsetup added it."""
-    from sdsetup.gitops import head_commit, is_dirty
-
-    recorded = {e["name"]: e for e in load_extensions(root)}
-    folder = root / folder_for(launcher)
-    items = []
-    names = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))} if folder.is_dir() else set()
-    for name in sorted(names | set(recorded), key=str.lower):
-        path = folder / name
-        entry = recorded.get(name) or {}
-        commit = head_commit(path) if path.is_dir() else None
-        items.append({"name": name, "path": f"{folder_for(launcher)}/{name}", "present": path.is_dir(), "commit": commit,
-                      "recorded_commit": entry.get("commit"), "url": entry.get("url"), "by_sdsetup": bool(entry),
-                      "moved": bool(entry) and commit is not None and commit != entry.get("commit"),
-                      "changed_files": bool(commit) and is_dirty(path)})
-    return items
-
-
-def remove_extension(root: Path, launcher: str, name: str) -> dict[str, Any]:
-    """Move extensions/NAME into .sdsetup/backups (never deleted: the user may have changed it) and drop
-    it from the record. Packages it installed stay: other extensions may use them."""
-    from sdsetup.ext.record import drop
-    from sdsetup.layout import InstallLayout
-
-    path = root / folder_for(launcher) / name
-    recorded = any(e.get("name") == name for e in load_extensions(root))
-    if not path.is_dir():
-        if recorded:
-            drop(root, name)
-            return {"name": name, "removed": False, "backup": None}
-        raise SdsetupError(t("there is no extension {name} in {folder}", name=name, folder=path.parent),
-                           t("see `sdsetup ext list` for the names"), ExitCode.USAGE)
-    layout = InstallLayout(root)
-    backup = layout.backup_path(f"{folder_for(launcher)}-{name}", time.strftime("%Y%m%d-%H%M%S"))
-    backup.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(path, backup)
-    drop(root, name)
-    return {"name": name, "removed": True, "backup": str(backup)}

@@ -41,7 +41,8 @@ def move_webui(ctx: Any, runner: Any, urls: tuple[str, ...], commit: str, origin
 
 
 def restore_checkouts(ctx: Any, record: Any, snap: Snapshot) -> list[str]:
-    from sdsetup.ext.add import list_extensions, remove_extension
+    from sdsetup.ext.listing import list_extensions
+    from sdsetup.ext.remove import remove_extension
     from sdsetup.gitops import checkout_pinned, head_commit
 
     runner = ctx.git_runner()
