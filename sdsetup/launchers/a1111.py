@@ -41,23 +41,12 @@ def _step_class():
         def settings_for(self, ctx: Any):
             from sdsetup.model_store import shared_dirs
 
-            from sdsetup.launch.held import held_env
-
             settings = super().settings_for(ctx)
-            # The launch environment holds what the install holds (extensions' install.py run pip at launch).
-            env = dict(settings.env)
-            settings = replace(settings, env=(*settings.env, *((k, v) for k, v in held_env(ctx.install_dir) if k not in env)))
             folders = shared_dirs(ctx.install_dir)
             if not folders or "--ckpt-dir" in settings.args:
                 return settings
             # --ckpt-dir adds a folder to models/Stable-diffusion (modules/sd_models.py lists both).
             return replace(settings, args=(*settings.args, "--ckpt-dir", folders[0]))
-
-        def run(self, ctx: Any):
-            from sdsetup.launch.held import write_held
-
-            write_held(ctx.install_dir, ctx.python, self.manifest.held)  # before the files that name it
-            return super().run(ctx)
 
     return SharedModelsWebuiUserStep
 
