@@ -64,6 +64,7 @@ class InstallRecord:
     previous_checkout: dict[str, Any] | None = None
     schema_version: int = RECORD_SCHEMA
     launcher: str = "a1111"  # sdsetup/launchers/ kind: which files hold the launch configuration
+    held: list[str] = field(default_factory=list)  # the manifest's `held` packages (kept at their installed version)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -71,6 +72,8 @@ class InstallRecord:
             del data["previous_checkout"]  # records of installs sdsetup made stay as they were
         if data["launcher"] == "a1111":
             del data["launcher"]  # A1111 records stay as they were before other UIs
+        if not data["held"]:
+            del data["held"]  # records of manifests without `held` stay as they were
         return data
 
     @classmethod
@@ -92,6 +95,7 @@ class InstallRecord:
                 previous_checkout=dict(data["previous_checkout"]) if data.get("previous_checkout") else None,
                 schema_version=int(data.get("schema_version", RECORD_SCHEMA)),
                 launcher=str(data.get("launcher") or "a1111"),
+                held=[str(x) for x in data.get("held") or []],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SdsetupError(

@@ -185,6 +185,7 @@ class Manifest:
     smoke: SmokeSpec = SmokeSpec()
     schema: int = MANIFEST_SCHEMA
     launcher: LauncherSpec = LauncherSpec()
+    held: tuple[str, ...] = ()  # packages kept at their installed version besides torch & co (`ext`, `update`, launch)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -522,7 +523,7 @@ def _launch(r: _Reader, data: Any) -> LaunchSpec:
 def parse_manifest(data: Mapping[str, Any], origin: str) -> Manifest:
     """Validate a parsed TOML document into a Manifest (pure; `origin` names it in messages)."""
     r = _Reader(origin)
-    top = ("schema", "name", "title", "webui", "python", "torch", "pip", "repositories", "models", "hub", "launch", "disk", "smoke", "launcher")
+    top = ("schema", "name", "title", "webui", "python", "torch", "pip", "repositories", "models", "hub", "launch", "disk", "smoke", "launcher", "held")
     r.known(data, "", top)
     schema = r.get(data, "schema", "", int)
     if schema != MANIFEST_SCHEMA:
@@ -600,7 +601,26 @@ def parse_manifest(data: Mapping[str, Any], origin: str) -> Manifest:
         smoke=smoke,
         schema=schema,
         launcher=LauncherSpec(kind=kind),
+        held=_held(r, data),
     )
+
+
+_PROJECT = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+
+
+def _held(r: _Reader, data: Mapping[str, Any]) -> tuple[str, ...]:
+    """`held = ["gradio", ...]`: project names only; each is held at the version the venv has."""
+    values = r.strings(data, "held", "")
+    seen: set[str] = set()
+    for index, value in enumerate(values):
+        if not _PROJECT.match(value):
+            raise r.fail(f"held[{index}]", f"'{value}' is not a package name",
+                         "give only the name, e.g. held = [\"gradio\"]: it is held at the version the install put in the venv")
+        name = re.sub(r"[-_.]+", "-", value).lower()
+        if name in seen:
+            raise r.fail(f"held[{index}]", f"'{value}' appears twice")
+        seen.add(name)
+    return values
 
 
 def _unique(r: _Reader, key: str, values: list[str], field_name: str) -> None:

@@ -73,6 +73,7 @@ def build(root: Path, git, files_server) -> World:
     ext_ok = git.create_repo("sdfix/good-ext", {"scripts/good.py": "# a stand-in extension\n", "requirements.txt": "tinydep>=1.0\n"})
     ext_torch = git.create_repo("sdfix/torch-ext", {"scripts/t.py": "# wants another torch\n", "requirements.txt": "torch==2.0.0\ntinydep\n"})
     git.create_repo("sdfix/deep-ext", {"requirements.txt": "oldtorchdep==1.0\n"})
+    git.create_repo("sdfix/uipkg-ext", {"scripts/u.py": "# wants another uipkg\n", "requirements.txt": "uipkg==2.0\n"})
     config = root / "config.toml"
     config.write_text(
         "[profiles.daytwo]\n"
@@ -87,7 +88,7 @@ def env(world: World, **extra: str) -> dict[str, str]:
     return out
 
 
-def make_install(world: World, target: Path) -> Path:
+def make_install(world: World, target: Path, *, held: tuple[str, ...] = ()) -> Path:
     _git("clone", "-q", world.git.url("sdfix/webui.git"), str(target), cwd=world.root)
     _git("-c", "advice.detachedHead=false", "checkout", "-q", "--detach", world.commit_a, cwd=target)
     _git("remote", "set-url", "origin", "https://github.com/sdfix/webui.git", cwd=target)
@@ -104,6 +105,8 @@ def make_install(world: World, target: Path) -> Path:
                                                 "commit": world.commit_a},
               "python": "venv/bin/python", "backend": "cpu", "torch_tag": "cpu", "finished": True,
               "launch_args": ["--skip-torch-cuda-test"], "env": {"SDSETUP_STANDIN": "1"}}
+    if held:
+        record["held"] = list(held)  # what a manifest's `held = [...]` puts in the record
     (state / "install.json").write_text(json.dumps(record), "utf-8")
     (target / "webui-user.sh").write_text("#!/bin/bash\n# >>> sdsetup >>>\nexport COMMANDLINE_ARGS='--skip-torch-cuda-test'\n# <<< sdsetup <<<\n", "utf-8")
     return target

@@ -94,3 +94,50 @@ def test_held_packages_and_requirement_lines_are_read_like_pip():
     assert held_packages("torch==2.1.0+cu121\ntorchvision==0.16.0+cu121\n# note\n", {"xformers": "0.0.23"}) == {
         "torch": "2.1.0+cu121", "torchvision": "0.16.0+cu121", "xformers": "0.0.23"}
     assert requirement_lines("# c\n-r other.txt\n--extra-index-url x\nnumpy  # pinned\n\ntorch\n") == ["numpy", "torch"]
+
+
+def test_what_the_manifest_marks_as_held_is_held_by_ext_add(world, tmp_path):
+    """`held = ["uipkg"]` in the manifest (kept in the install record): an extension asking for another
+    uipkg is refused like one asking for another torch; without the key the same extension goes in."""
+    webui = dw.make_install(world, tmp_path / "webui", held=("uipkg",))
+    before = dw.venv_packages(webui)
+    refused = _ext(world, "add", "https://github.com/sdfix/uipkg-ext", "--dir", str(webui))
+    assert refused.returncode == 1, refused.stderr[-3000:]
+    error = json.loads(refused.stdout)["error"]
+    assert error["details"]["conflicts"] == [{"package": "uipkg", "held": "1.0", "wanted": "uipkg==2.0"}]
+    assert "uipkg" in error["message"]
+    assert not (webui / "extensions" / "uipkg-ext").exists() and dw.venv_packages(webui) == before
+
+    record_file = webui / ".sdsetup/install.json"
+    record = json.loads(record_file.read_text("utf-8"))
+    del record["held"]
+    record_file.write_text(json.dumps(record), "utf-8")
+    accepted = _ext(world, "add", "https://github.com/sdfix/uipkg-ext", "--dir", str(webui))
+    assert accepted.returncode == 0, accepted.stderr[-3000:]
+    assert dw.venv_packages(webui)["uipkg"] == "2.0"
+
+
+@pytest.mark.parametrize("value, problem", [('["gradio>=3"]', "is not a package name"), ('["numpy", "NumPy"]', "appears twice"),
+                                            ('"gradio"', "expected a list"), ('["-r x"]', "is not a package name")])
+def test_a_bad_held_key_is_a_usage_error_before_anything_is_done(tmp_path, value, problem):
+    from tests.test_manifest import VALID
+
+    bad = tmp_path / "held.toml"
+    bad.write_text(f"held = {value}\n" + VALID, "utf-8")
+    result = subprocess.run([sys.executable, "-m", "sdsetup", "install", str(tmp_path / "d"), "--manifest", str(bad), "--dry-run"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "'held" in result.stderr and problem in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_the_held_key_reaches_the_install_record():
+    from sdsetup.install_record import InstallRecord, RepoRecord
+    from sdsetup.manifest import parse_manifest
+    from sdsetup.tomlcompat import loads_toml
+    from tests.test_manifest import VALID
+
+    assert parse_manifest(loads_toml('held = ["gradio", "numpy"]\n' + VALID, "t"), "m.toml").held == ("gradio", "numpy")
+    record = InstallRecord("m", RepoRecord("w", ".", "https://x/y.git", "0" * 40), "venv/bin/python", "cpu", held=["gradio"])
+    assert InstallRecord.from_json(record.to_json()).held == ["gradio"]
+    assert "held" not in InstallRecord("m", record.webui, "venv/bin/python", "cpu").to_json()  # older records stay as they were

@@ -8,6 +8,7 @@ the doctor's finding and fix printed; a UI that prints a fatal line and then wai
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -139,3 +140,74 @@ def test_console_lines_are_read_for_readiness_and_fatal_errors():
     assert ready_url("Loading weights") is None
     assert fatal("RuntimeError: Torch is not able to use GPU; add --skip-torch-cuda-test") == "Torch is not able to use GPU"
     assert fatal("Model loaded in 3.2s") is None
+
+
+EXT_RUNNER_UI = '''import glob, os, subprocess, sys
+# As A1111/Forge do at launch (launch_utils.run_extensions_installers): each extension's install.py, with
+# the web UI's environment; a failure is printed and the web UI goes on.
+for script in sorted(glob.glob(os.path.join("extensions", "*", "install.py"))):
+    result = subprocess.run([sys.executable, script], capture_output=True, text=True)
+    if result.returncode:
+        print(f"Error running install.py for extension {os.path.dirname(script)}.", flush=True)
+        print(f"Error code: {result.returncode}", flush=True)
+        print("stdout: " + result.stdout, flush=True)  # A1111's launch_utils.run() reports both
+        print("stderr: " + result.stderr, flush=True)
+port = os.environ["COMMANDLINE_ARGS"].split("--port ")[1].split()[0]
+print(f"Running on local URL:  http://127.0.0.1:{port}", flush=True)
+'''
+TORCH_INSTALLER = '''import subprocess, sys
+result = subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--find-links", {wheels!r}, "torch==2.0.0"])
+sys.exit(result.returncode)
+'''
+
+
+def test_an_extensions_install_py_cannot_replace_torch_at_launch_and_the_doctor_names_the_held_package(world, tmp_path):
+    webui = dw.make_install(world, tmp_path / "webui")
+    _set_ui(webui, EXT_RUNNER_UI, _free_port())
+    installer = webui / "extensions/wants-old-torch/install.py"
+    installer.parent.mkdir(parents=True)
+    installer.write_text(TORCH_INSTALLER.format(wheels=str(world.wheels["torch-2.0.0"].parent)), "utf-8")
+    env = {k: v for k, v in dw.env(world).items() if k not in ("PIP_CONSTRAINT", "UV_CONSTRAINT")}
+    result = subprocess.run([sys.executable, "-m", "sdsetup", "launch", str(webui), "--json"], env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "The user requested (constraint) torch==2.1.0" in result.stderr  # pip's refusal, in the streamed console
+    assert dw.venv_packages(webui)["torch"] == "2.1.0"
+    held = (webui / ".sdsetup/held-constraints.txt").read_text("utf-8")
+    assert "torch==2.1.0" in held.splitlines()
+
+    doctor = subprocess.run([sys.executable, "-m", "sdsetup", "doctor", str(webui), "--json"], env=env,
+                            capture_output=True, text=True, timeout=180)
+    findings = json.loads(doctor.stdout)["data"]["findings"]
+    found = [f for f in findings if f["id"] == "pip-held-constraint"]
+    assert found and "torch==2.1.0" in json.dumps(found[0]), findings
+
+    # Without the launch environment the same install.py does replace torch: the hold is what stopped it.
+    subprocess.run([str(webui / "venv/bin/python"), str(installer)], env=env, capture_output=True, cwd=webui, timeout=120)
+    assert dw.venv_packages(webui)["torch"] == "2.0.0"
+
+
+@pytest.mark.parametrize("folder", ["plain", "with space"])
+def test_the_constraint_variables_reach_pip_through_sh_and_bat_quoting(world, tmp_path, folder):
+    """held_env's value written with the launch files' own quoting reads back as written, and pip (with
+    the file:// form where the folder has a space) refuses another torch with it."""
+    from sdsetup.launch.held import held_env, render
+    from sdsetup.webui_user_file import effective_env, set_line
+
+    root = tmp_path / folder
+    (root / ".sdsetup").mkdir(parents=True)
+    (root / ".sdsetup/held-constraints.txt").write_text(render({"torch": "2.1.0"}), "utf-8")
+    env = dict(held_env(root))
+    assert set(env) == {"PIP_CONSTRAINT", "UV_CONSTRAINT"} and not any(c.isspace() for c in env["PIP_CONSTRAINT"])
+    for flavour in ("sh", "bat"):
+        text = "\n".join(set_line(k, v, flavour, base=str(root)) for k, v in env.items()) + "\n"
+        assert effective_env(text, flavour, str(root) + "/") ["PIP_CONSTRAINT"].replace("\\", "/") == env["PIP_CONSTRAINT"], text
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    python = venv / "bin/python"
+    wheels = str(world.wheels["torch-2.0.0"].parent)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links", wheels, "torch==2.1.0"], check=True,
+                   capture_output=True)
+    refused = subprocess.run([str(python), "-m", "pip", "install", "--no-index", "--find-links", wheels, "torch==2.0.0"],
+                             capture_output=True, text=True, env={**os.environ, **env})
+    assert refused.returncode == 1 and "The user requested (constraint) torch==2.1.0" in refused.stdout + refused.stderr

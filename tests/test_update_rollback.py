@@ -123,3 +123,94 @@ def test_update_needs_exactly_one_target(to, manifest, tmp_path):
     with pytest.raises(SdsetupError) as caught:
         update(load_settings({}), tmp_path, to=to, manifest=manifest)
     assert caught.value.exit_code == 2 and "--to" in caught.value.message
+
+
+def test_a_rollback_killed_half_way_finishes_when_run_again_and_the_state_is_a(world, tmp_path):
+    """SIGKILL inside the rollback's venv restore (uipkg 1.0 is not in the wheel cache, so it comes
+    slowly from the index after 2.0 was taken out): the rerun continues the journaled rollback and ends
+    at exactly A (commit, package set, record)."""
+    webui = dw.make_install(world, tmp_path / "webui")
+    packages_a = dw.venv_packages(webui)
+    assert _run(world, "update", str(webui), "--to", world.commit_b, "--mirror", "daytwo").returncode == 0
+    (webui / ".sdsetup/wheelhouse/uipkg-1.0-py3-none-any.whl").unlink()
+    world.files.rule("/pypi/files/uipkg-1.0*", rate=500, delay=1.0)
+    proc = subprocess.Popen([sys.executable, "-m", "sdsetup", "rollback", str(webui), "--mirror", "daytwo"], env=dw.env(world),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None and not any(
+                "uipkg-1.0" in r.path for r in world.files.requests()):
+            time.sleep(0.05)
+        assert proc.poll() is None, "the rollback ended before the slow download began"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        world.files.rule("/pypi/files/uipkg-1.0*", rate=None, delay=None)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert (webui / ".sdsetup/daytwo-journal.json").exists()
+    assert dw.venv_packages(webui) != packages_a  # killed half way: not A yet
+    again = _run(world, "rollback", str(webui), "--mirror", "daytwo")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _head(webui) == world.commit_a and dw.venv_packages(webui) == packages_a
+    assert json.loads((webui / ".sdsetup/install.json").read_text())["webui"]["commit"] == world.commit_a
+    assert not (webui / ".sdsetup/daytwo-journal.json").exists()
+    assert "torch==2.1.0" in (webui / ".sdsetup/held-constraints.txt").read_text("utf-8").splitlines()
+
+
+@pytest.fixture(scope="module")
+def install_world(tmp_path_factory):
+    """The install engine's own world (tests/fixtures/install/): `update --manifest` runs install."""
+    from tests.fixtures.install import fixture as fx
+    from tests.servers.fileserver import FileServer
+    from tests.servers.gitserver import serve_git
+
+    if not fx.real_wheels():
+        pytest.skip("needs real pip/setuptools/wheel wheels in build/test-wheels: run scripts/test.sh once (it downloads them)")
+    root = tmp_path_factory.mktemp("update-manifest-world")
+    with serve_git(root / "git") as git:
+        built = fx.build_world(root, git)
+        with FileServer(built.files_dir) as files:
+            config = fx.write_config(root / "config.toml", files.url("/"), git.prefix_base)
+            facts = root / "machine.json"
+            facts.write_text(json.dumps(fx.MACHINE), "utf-8")
+            env = {**os.environ, "SDSETUP_CONFIG": str(config), "SDSETUP_MACHINE_FACTS": str(facts), "SDSETUP_TIMEOUT": "10",
+                   "PYTHONUNBUFFERED": "1"}
+            yield {"world": built, "git": git, "files": files, "root": root, "env": env, "manifest": fx.write_manifest(built, root / "a.toml")}
+
+
+def test_update_to_a_manifest_at_pin_b_then_rollback_to_exactly_a(install_world, tmp_path):
+    w, env = install_world["world"], install_world["env"]
+    target = tmp_path / "webui"
+    installed = subprocess.run([sys.executable, "-m", "sdsetup", "install", str(target), "--manifest", str(install_world["manifest"]),
+                                "--mirror", "e2e", "--python", sys.executable, "--yes", "--skip-smoke", "--json"],
+                               env=env, capture_output=True, text=True, timeout=400)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    packages_a = dw.venv_packages(target)
+    record_a = json.loads((target / ".sdsetup/install.json").read_text("utf-8"))
+    assert _head(target) == w.webui_commit
+
+    # Pin B: a newer web UI commit, and a manifest that names it.
+    git = install_world["git"]
+    commit_b = dw.add_commit(git.root, "sdfixture/stable-diffusion-webui", {"NEWS.md": "pin B\n"})
+    manifest_b = tmp_path / "b.toml"
+    manifest_b.write_text(install_world["manifest"].read_text("utf-8").replace(w.webui_commit, commit_b), "utf-8")
+    updated = subprocess.run([sys.executable, "-m", "sdsetup", "update", str(target), "--manifest", str(manifest_b), "--mirror", "e2e",
+                              "--json"], env=env, capture_output=True, text=True, timeout=400)
+    assert updated.returncode == 0, updated.stderr[-3000:]
+    snapshot = json.loads(updated.stdout)["data"]["snapshot"]
+    assert _head(target) == commit_b and (target / "NEWS.md").is_file()
+    assert json.loads((target / ".sdsetup/install.json").read_text("utf-8"))["webui"]["commit"] == commit_b
+    assert not (target / ".sdsetup/daytwo-journal.json").exists()
+    # Drift after the update that the rollback must undo: a package pip moved.
+    subprocess.run([str(target / "venv/bin/python"), "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+                    str(next(w.files_dir.rglob("fixture_b-1.0-*.whl")))], check=True, capture_output=True)
+    assert dw.venv_packages(target)["fixture-b"] == "1.0"
+
+    rolled = subprocess.run([sys.executable, "-m", "sdsetup", "rollback", str(target), snapshot, "--mirror", "e2e", "--json"],
+                            env=env, capture_output=True, text=True, timeout=400)
+    assert rolled.returncode == 0, rolled.stderr[-3000:]
+    assert _head(target) == w.webui_commit and not (target / "NEWS.md").exists()
+    assert dw.venv_packages(target) == packages_a
+    record = json.loads((target / ".sdsetup/install.json").read_text("utf-8"))
+    assert record["webui"] == record_a["webui"]

@@ -49,7 +49,8 @@ def add(settings: Settings, url: str, *, install_dir: Path | None = None, commit
     root, record = _install(install_dir)
     start_run_log(settings, "ext")
     ctx = open_context(settings, root)
-    data = add_extension(ctx, record.launcher, url, commit=commit, skip_requirements=skip_requirements)
+    data = add_extension(ctx, record.launcher, url, commit=commit, skip_requirements=skip_requirements,
+                         extra_held=record.held)
     warnings = [t("{name} was added without its requirements; it may fail at launch", name=data["name"])] if data.get("skipped_requirements") else []
     return Outcome("ext add", data, human=_human_add, warnings=warnings)
 
@@ -64,7 +65,7 @@ def _human_add(data: dict[str, Any]) -> str:
 
 
 def list_ext(settings: Settings, install_dir: Path | None = None) -> Outcome:
-    from sdsetup.ext.add import list_extensions
+    from sdsetup.ext.listing import list_extensions
 
     root, record = _install(install_dir)
     items = list_extensions(root, record.launcher)
@@ -91,7 +92,7 @@ def _human_list(data: dict[str, Any]) -> str:
 
 
 def remove(settings: Settings, name: str, *, install_dir: Path | None = None) -> Outcome:
-    from sdsetup.ext.add import remove_extension
+    from sdsetup.ext.remove import remove_extension
     from sdsetup.ext.rules import check_name
 
     check_name(name)

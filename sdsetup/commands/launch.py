@@ -88,6 +88,11 @@ def run(settings: Settings, install_dir: Path | None, *, open_browser: bool = Fa
         raise SdsetupError(t("the web UI's venv is missing ({python})", python=python), t("run `sdsetup install {dir}` to make it again", dir=root),
                            ExitCode.FAILED)
     args, env, source = launch_settings(root, record)
+    from sdsetup.launch.held import held_env, write_held
+
+    write_held(root, python, record.held)  # the venv as it is now: what pip at launch may not move
+    for name, value in held_env(root):
+        env.setdefault(name, value)  # launch files written before they named it hold it too
     # A1111 and Forge read COMMANDLINE_ARGS themselves (launch.py), as webui.sh leaves it; ComfyUI takes argv.
     plan = build(record.launcher, str(python), args if record.launcher == "comfyui" else [], env, source)
     if record.launcher != "comfyui":

@@ -1,4 +1,4 @@
-"""Adding, listing and removing extensions (effects). Everything that can refuse runs before anything
+"""Adding an extension (effects). Everything that can refuse runs before anything
 changes: the clone goes to DIR/.sdsetup/ext-staging/NAME, the requirements are checked against the held
 packages and resolved (a dry run), and only then are packages installed and the checkout moved into
 extensions/NAME (custom_nodes/NAME for ComfyUI). A kill leaves the staging clone, which the next run
@@ -15,8 +15,9 @@ from typing import Any
 
 from sdsetup.errors import ExitCode, SdsetupError
 from sdsetup.ext.record import load_extensions, upsert
-from sdsetup.ext.rules import (ALWAYS_HELD, REQUIREMENT_FILES, Conflict, canonical_git_url, conflicts, folder_for,
-                               held_packages, name_from_url, requirement_lines)
+from sdsetup.ext.held import held_versions
+from sdsetup.ext.rules import (REQUIREMENT_FILES, Conflict, canonical_git_url, conflicts, folder_for, name_from_url,
+                               requirement_lines)
 from sdsetup.i18n import t
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -34,14 +35,6 @@ def remote_head(runner: Any, urls: tuple[str, ...]) -> str:
         errors.append(runner.tail(result.stderr, 1))
     raise SdsetupError(t("could not read the newest commit of {url} from any source ({errors})", url=urls[-1], errors="; ".join(errors)),
                        t("check the network or the github mirror (`sdsetup check --network`), or give --commit SHA"), ExitCode.NETWORK)
-
-
-def installed_versions(python: Path, names: tuple[str, ...]) -> dict[str, str]:
-    from sdsetup.install.pip_run import probe_venv
-    from sdsetup.versions import project_name
-
-    probe = probe_venv(python, names) or {}
-    return {project_name(k): v for k, v in (probe.get("packages") or {}).items() if v}
 
 
 def conflict_error(name: str, found: list[Conflict], resolver: str | None = None) -> SdsetupError:
@@ -70,7 +63,8 @@ def _rmtree(path: Path) -> None:
         shutil.rmtree(path, onerror=unlock)
 
 
-def add_extension(ctx: Any, launcher: str, url: str, *, commit: str | None = None, skip_requirements: bool = False) -> dict[str, Any]:
+def add_extension(ctx: Any, launcher: str, url: str, *, commit: str | None = None, skip_requirements: bool = False,
+                  extra_held: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     from sdsetup.gitops import checkout_pinned, head_commit
     from sdsetup.install import wheelhouse
 
@@ -102,8 +96,7 @@ def add_extension(ctx: Any, launcher: str, url: str, *, commit: str | None = Non
     picks: list[Any] = []
     held: dict[str, str] = {}
     if lines and not skip_requirements:
-        constraints_text = ctx.constraints_file.read_text("utf-8") if ctx.constraints_file.is_file() else ""
-        held = held_packages(constraints_text, installed_versions(ctx.python, ALWAYS_HELD))
+        held = held_versions(ctx.constraints_file, ctx.python, extra_held)
         found = conflicts(lines, held)
         if found:
             _rmtree(staging)
@@ -131,45 +124,8 @@ def add_extension(ctx: Any, launcher: str, url: str, *, commit: str | None = Non
              "requirements": [f"{p.name}=={p.version}" for p in picks], "skipped_requirements": bool(skip_requirements and lines),
              "added": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     upsert(ctx.install_dir, entry)
+    from sdsetup.launch.held import held_file, write_held
+
+    if picks or held_file(ctx.install_dir).is_file():
+        write_held(ctx.install_dir, ctx.python, extra_held)
     return {**entry, "changed": True}
-
-
-def list_extensions(root: Path, launcher: str) -> list[dict[str, Any]]:
-    """Every folder under extensions/ (custom_nodes/), with its commit, and whether sdsetup added it."""
-    from sdsetup.gitops import head_commit, is_dirty
-
-    recorded = {e["name"]: e for e in load_extensions(root)}
-    folder = root / folder_for(launcher)
-    items = []
-    names = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))} if folder.is_dir() else set()
-    for name in sorted(names | set(recorded), key=str.lower):
-        path = folder / name
-        entry = recorded.get(name) or {}
-        commit = head_commit(path) if path.is_dir() else None
-        items.append({"name": name, "path": f"{folder_for(launcher)}/{name}", "present": path.is_dir(), "commit": commit,
-                      "recorded_commit": entry.get("commit"), "url": entry.get("url"), "by_sdsetup": bool(entry),
-                      "moved": bool(entry) and commit is not None and commit != entry.get("commit"),
-                      "changed_files": bool(commit) and is_dirty(path)})
-    return items
-
-
-def remove_extension(root: Path, launcher: str, name: str) -> dict[str, Any]:
-    """Move extensions/NAME into .sdsetup/backups (never deleted: the user may have changed it) and drop
-    it from the record. Packages it installed stay: other extensions may use them."""
-    from sdsetup.ext.record import drop
-    from sdsetup.layout import InstallLayout
-
-    path = root / folder_for(launcher) / name
-    recorded = any(e.get("name") == name for e in load_extensions(root))
-    if not path.is_dir():
-        if recorded:
-            drop(root, name)
-            return {"name": name, "removed": False, "backup": None}
-        raise SdsetupError(t("there is no extension {name} in {folder}", name=name, folder=path.parent),
-                           t("see `sdsetup ext list` for the names"), ExitCode.USAGE)
-    layout = InstallLayout(root)
-    backup = layout.backup_path(f"{folder_for(launcher)}-{name}", time.strftime("%Y%m%d-%H%M%S"))
-    backup.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(path, backup)
-    drop(root, name)
-    return {"name": name, "removed": True, "backup": str(backup)}

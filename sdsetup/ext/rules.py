@@ -57,9 +57,9 @@ def check_name(name: str) -> str:
     return name
 
 
-def held_packages(constraints_text: str, installed: dict[str, str]) -> dict[str, str]:
+def held_packages(constraints_text: str, installed: dict[str, str], extra: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
     """{normalised name: version} the install holds: the constraints file's pins, and torch,
-    torchvision, xformers as installed."""
+    torchvision, xformers and the manifest's `held` packages (`extra`) as installed."""
     from sdsetup.versions import project_name
 
     held: dict[str, str] = {}
@@ -68,7 +68,7 @@ def held_packages(constraints_text: str, installed: dict[str, str]) -> dict[str,
         if "==" in line:
             name, version = line.split("==", 1)
             held[project_name(name.strip())] = version.strip()
-    for name in ALWAYS_HELD:
+    for name in (*ALWAYS_HELD, *extra):
         version = installed.get(project_name(name)) or installed.get(name)
         if version:
             held.setdefault(project_name(name), version)

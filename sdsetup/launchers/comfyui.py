@@ -15,6 +15,7 @@ from typing import Any
 
 from sdsetup.i18n import t
 from sdsetup.install.steps.base import Step
+from sdsetup.webui_user_file import set_line
 
 SCRIPTS = (("run_comfyui.sh", "sh"), ("run_comfyui.bat", "bat"))
 NOTE = "written by `sdsetup install` (rewritten on every install; put your own flags after the script's name)"
@@ -65,7 +66,7 @@ def render_sh(args: list[str], env: list[tuple[str, str]]) -> str:
 def render_bat(args: list[str], env: list[tuple[str, str]]) -> str:
     """The quoting webui-user.bat has (sdsetup/webui_user_file.py): `set "NAME=value"` with `%` doubled,
     a value cmd.exe cannot hold refused (ValueError), flags as words with `%` doubled."""
-    from sdsetup.webui_user_file import arg_word, set_line
+    from sdsetup.webui_user_file import arg_word
 
     lines = ["@echo off", f"rem {NOTE}", 'cd /d "%~dp0"']
     lines += [set_line(name, value, "bat") for name, value in env]
@@ -137,9 +138,12 @@ class ComfyLaunchStep(Step):
                           extra=self.decisions.launch_env, mirror_env=mirror_env)
 
     def settings_for(self, ctx: Any) -> _Settings:
+        from sdsetup.launch.held import held_env
         from sdsetup.layout import HF_HOME_REL
 
-        return _Settings(self.decisions.launch_args, self._env(HF_HOME_REL))
+        env = self._env(HF_HOME_REL)
+        own = dict(env)  # ComfyUI-Manager runs pip/uv for custom nodes: the held packages stay held
+        return _Settings(self.decisions.launch_args, (*env, *((k, v) for k, v in held_env(ctx.install_dir) if k not in own)))
 
     def describe(self) -> dict[str, Any]:
         from sdsetup.layout import HF_HOME_REL
@@ -196,7 +200,10 @@ class ComfyLaunchStep(Step):
 
     def run(self, ctx: Any) -> dict[str, Any]:
         from sdsetup.fsutil import atomic_write_bytes
+        from sdsetup.launch.held import write_held
         from sdsetup.redact import secrets_in_url
+
+        write_held(ctx.install_dir, ctx.python, self.manifest.held)  # before the scripts that name it
 
         private = bool(self.mirrors.proxy_has_credentials) or any(secrets_in_url(v) for _n, v in self.settings_for(ctx).env)
         for name, data in self.rendered(ctx).items():

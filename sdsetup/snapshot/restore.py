@@ -13,8 +13,36 @@ from sdsetup.i18n import t
 from sdsetup.snapshot.model import LAUNCH_FILES, Snapshot, package_changes
 
 
+OWN_TRACKED = ("webui-user.sh", "webui-user.bat")  # tracked by A1111/Forge, changed by sdsetup and their owner
+
+
+def move_webui(ctx: Any, runner: Any, urls: tuple[str, ...], commit: str, origin: str) -> None:
+    """Check the web UI out at `commit`. webui-user.sh/.bat, which the web UI tracks and sdsetup's block
+    changes, are set aside (a copy in .sdsetup/backups first, so a kill loses nothing) and put back as
+    they were; any other local change stops it in checkout_pinned, as in install."""
+    import time
+
+    from sdsetup.fsutil import atomic_write_bytes
+    from sdsetup.gitops import changed_files, checkout_pinned
+
+    root = ctx.install_dir
+    changed = changed_files(root, runner)
+    saved = {}
+    if changed and set(changed) <= set(OWN_TRACKED):
+        for name in changed:
+            saved[root / name] = (root / name).read_bytes()
+            atomic_write_bytes(ctx.layout.backup_path(name, time.strftime("%Y%m%d-%H%M%S")), saved[root / name])
+        runner.run(["-C", str(root), "checkout", "--quiet", "HEAD", "--", *changed])
+    try:
+        checkout_pinned(root, urls, commit, runner=runner, name="web UI", origin=origin)
+    finally:
+        for path, data in saved.items():
+            atomic_write_bytes(path, data)
+
+
 def restore_checkouts(ctx: Any, record: Any, snap: Snapshot) -> list[str]:
-    from sdsetup.ext.add import list_extensions, remove_extension
+    from sdsetup.ext.listing import list_extensions
+    from sdsetup.ext.remove import remove_extension
     from sdsetup.gitops import checkout_pinned, head_commit
 
     runner = ctx.git_runner()
@@ -22,7 +50,7 @@ def restore_checkouts(ctx: Any, record: Any, snap: Snapshot) -> list[str]:
     moved = []
     if head_commit(root, runner) != snap.webui_commit:
         ctx.reporter.say(t("web UI: back to {commit}", commit=snap.webui_commit[:10]))
-        checkout_pinned(root, ctx.mirrors.git_urls(snap.webui_url), snap.webui_commit, runner=runner, name="web UI", origin=snap.webui_url)
+        move_webui(ctx, runner, ctx.mirrors.git_urls(snap.webui_url), snap.webui_commit, snap.webui_url)
     wanted = {e.name: e for e in snap.extensions}
     for item in list_extensions(root, record.launcher):
         if item["present"] and item["name"] not in wanted:
@@ -108,5 +136,8 @@ def restore(ctx: Any, record: Any, snap: Snapshot) -> dict[str, Any]:
     save_record(ctx.install_dir, record)
     commits = {e.name: e.commit for e in snap.extensions}
     save_extensions(ctx.install_dir, [{**e, "commit": commits[e["name"]]} for e in load_extensions(ctx.install_dir) if e["name"] in commits])
+    from sdsetup.launch.held import write_held
+
+    write_held(ctx.install_dir, ctx.python, record.held)  # what pip at launch holds: the venv as restored
     return {"snapshot": snap.id, "webui_commit": snap.webui_commit, "extensions_moved_away": moved, "venv": venv,
             "launch_files": launch}

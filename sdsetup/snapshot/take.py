@@ -48,7 +48,7 @@ def wheel_index(wheelhouse: Path) -> dict[tuple[str, str], Path]:
 
 
 def take(ctx: Any, record: Any, reason: str) -> Snapshot:
-    from sdsetup.ext.add import list_extensions
+    from sdsetup.ext.listing import list_extensions
     from sdsetup.ext.record import load_extensions
     from sdsetup.fsutil import atomic_write_json
     from sdsetup.gitops import head_commit

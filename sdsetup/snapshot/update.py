@@ -35,11 +35,12 @@ def resolve_ref(runner: Any, urls: tuple[str, ...], ref: str) -> str:
 
 
 def update_to(ctx: Any, record: Any, ref: str) -> dict[str, Any]:
-    from sdsetup.ext.add import installed_versions
-    from sdsetup.ext.rules import ALWAYS_HELD, conflicts, held_packages, requirement_lines
+    from sdsetup.ext.held import held_for
+    from sdsetup.ext.rules import conflicts, requirement_lines
     from sdsetup.fsutil import atomic_write_text
-    from sdsetup.gitops import checkout_pinned, head_commit
+    from sdsetup.gitops import head_commit
     from sdsetup.install import wheelhouse
+    from sdsetup.snapshot.restore import move_webui
     from sdsetup.install_record import save_record
 
     root = ctx.install_dir
@@ -49,18 +50,17 @@ def update_to(ctx: Any, record: Any, ref: str) -> dict[str, Any]:
     before = head_commit(root, runner)
     if before != commit:
         ctx.reporter.say(t("web UI: {old} -> {new}", old=(before or "-")[:10], new=commit[:10]))
-        checkout_pinned(root, urls, commit, runner=runner, name="web UI", origin=record.webui.url)
+        move_webui(ctx, runner, urls, commit, record.webui.url)
     req_file = root / REQUIREMENTS.get(record.launcher, "requirements.txt")
     lines = requirement_lines(req_file.read_text("utf-8", "replace")) if req_file.is_file() else []
     picks: list[Any] = []
     if lines:
-        constraints_text = ctx.constraints_file.read_text("utf-8") if ctx.constraints_file.is_file() else ""
-        held = held_packages(constraints_text, installed_versions(ctx.python, ALWAYS_HELD))
+        held = held_for(ctx, record)
         found = conflicts(lines, held)
 
         def back(error: SdsetupError) -> SdsetupError:
             if before and before != commit:
-                checkout_pinned(root, urls, before, runner=runner, name="web UI", origin=record.webui.url)
+                move_webui(ctx, runner, urls, before, record.webui.url)
             return error
 
         if found:
@@ -82,4 +82,7 @@ def update_to(ctx: Any, record: Any, ref: str) -> dict[str, Any]:
             wheelhouse.install(ctx, [paths[p.filename] for p in picks], label="update", build_index_args=index_args)
     record.webui.commit = commit
     save_record(root, record)
+    from sdsetup.launch.held import write_held
+
+    write_held(root, ctx.python, record.held)
     return {"from": before, "to": commit, "packages": [f"{p.name}=={p.version}" for p in picks]}

@@ -65,6 +65,7 @@ class RecordStep(Step):
             finished=True,
             previous_checkout=load_previous(ctx.install_dir),
             launcher=launcher.kind,
+            held=list(m.held),
         )
 
     def identity(self, ctx: Any) -> Any:

@@ -75,8 +75,12 @@ class WebuiUserStep(Step):
         except OSError:
             candidates = []
         python = next((c for c in candidates if os.path.isfile(c)), None)
-        return LaunchSettings(args=tuple(self.decisions.launch_args), env=self._env(str(ctx.hf_home)), python=python,
-                              base=str(ctx.install_dir))
+        from sdsetup.launch.held import held_env
+
+        env = self._env(str(ctx.hf_home))
+        own = dict(env)  # extensions' install.py run pip at launch: the held packages stay held (docs/launch.md)
+        env = (*env, *((k, v) for k, v in held_env(ctx.install_dir) if k not in own))
+        return LaunchSettings(args=tuple(self.decisions.launch_args), env=env, python=python, base=str(ctx.install_dir))
 
     def rendered(self, ctx: Any) -> dict[str, tuple[bytes, str, bytes | None]]:
         """{file: (new bytes, how, old bytes)}; a .bat value the code page cannot hold is refused."""
@@ -121,6 +125,9 @@ class WebuiUserStep(Step):
 
     def run(self, ctx: Any) -> dict[str, Any]:
         from sdsetup.fsutil import atomic_write_bytes
+        from sdsetup.launch.held import write_held
+
+        write_held(ctx.install_dir, ctx.python, getattr(self.manifest, "held", ()))  # before the files that name it
 
         written = {}
         last = ctx.journal.detail(self.id).get("blocks", {})
