@@ -188,9 +188,9 @@ def _targets(ctx: FixContext) -> list[tuple[Path, str, str | None, str]]:
     found = []
     # A ComfyUI install starts from sdsetup's run_comfyui.sh/.bat: those are edited, never a webui-user
     # file ComfyUI would not read.
-    comfy = [n for n in launch_files.COMFY_SCRIPTS if (ctx.install_dir / n).is_file()]
-    for name in comfy or ("webui-user.bat", "webui-user.sh"):
-        path = ctx.install_dir / name
+    comfy = launch_files.comfy_scripts(ctx.install_dir)
+    for path in comfy or [ctx.install_dir / n for n in ("webui-user.bat", "webui-user.sh")]:
+        name = path.name
         if path.is_file():
             text, encoding = _read_text(path)
             found.append((path, launch_files.flavour_of(name), text, encoding))
