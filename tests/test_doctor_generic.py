@@ -288,3 +288,26 @@ def test_the_anchor_prefilters_let_every_known_wording_through_and_stop_plain_li
     for plain in ("Loading weights [6ce0161689] from /models/v1-5-pruned-emaonly.safetensors",
                   "Running on local URL:  http://127.0.0.1:7860", "100%|██████████| 20/20 [00:02<00:00,  8.11it/s]"):
         assert not tracker.passes(plain) and not compiled.candidate(plain), plain
+
+
+COMFY_NODE_NATIVE_LIBRARY = """\
+** Python executable: /home/ana/ComfyUI/venv/bin/python
+Import times for custom nodes:
+Cannot import /home/ana/ComfyUI/custom_nodes/comfyui_facetools module for custom nodes: libGL.so.1: cannot open shared object file: No such file or directory
+   0.0 seconds: /home/ana/ComfyUI/custom_nodes/websocket_image_save.py
+   0.4 seconds (IMPORT FAILED): /home/ana/ComfyUI/custom_nodes/comfyui_facetools
+
+Starting server
+"""
+
+
+def test_a_custom_node_import_failure_keeps_its_reason_not_the_import_lists_summary_line():
+    # the reason a node failed sits on its "Cannot import ..." line; the import list repeats only the folder
+    assert ids(COMFY_NODE_NATIVE_LIBRARY)[0] == "libgl-missing", "a known cause still comes first"
+    text = COMFY_NODE_NATIVE_LIBRARY.replace("libGL.so.1: cannot open shared object file: No such file or directory",
+                                             "DLL load failed while importing _pywrap_dlib: The specified module could not be found.")
+    found = [r for r in findings(text) if r.entry.id.startswith("generic")]
+    assert found and "comfyui_facetools" in found[0].entry.title, [r.entry.id for r in found]
+    evidence = " ".join(line for _, line in found[0].hit.evidence)
+    assert "DLL load failed while importing _pywrap_dlib" in evidence, evidence
+    assert any("--force-reinstall" in step for step in found[0].entry.fix.steps)

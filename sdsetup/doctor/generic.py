@@ -360,6 +360,10 @@ class GenericTracker:
         if node:
             path = (node.group(1) or node.group(3) or "").strip()
             folder = re.split(r"[\\/]", path.rstrip("\\/"))[-1] if path else "?"
+            old = self.events.get("custom-node-import")
+            if node.group(3) and old is not None and old.values.get("folder") == folder and old.values.get("message"):
+                old.count += 1  # the import list's summary line: the earlier line with the reason stays the evidence
+                return
             self._add("custom-node-import", line_no, text, {"folder": folder, "message": (node.group(2) or "").strip()[:MAX_MESSAGE]},
                       where=("custom-node", folder))
             return
