@@ -196,6 +196,7 @@ def venv_template(tmp_path_factory):
 def index(tmp_path_factory):
     root = tmp_path_factory.mktemp("index")
     wheels = [build_wheel(root / "build", "httpx", v) for v in ("0.24.1", "0.27.0")]
+    wheels += [build_wheel(root / "build", "fastapi", v) for v in ("0.90.1", "0.94.0", "0.99.1")]
     wheels += [build_wheel(root / "build", "torch", "2.1.2+cpu"), build_wheel(root / "build", "torchvision", "0.16.2+cpu")]
     write_simple_index(root / "simple", wheels, root / "files")
     with serve_tree(root) as server:
@@ -215,6 +216,26 @@ def test_pip_fix_installs_into_the_venv_from_the_configured_index_then_is_done(t
     assert fixes.installed_versions(python, ["httpx"]) == {"httpx": "0.24.1"}
     again = json.loads(doctor(str(root), "--log", str(FIXTURES / "httpx-socket-options.log"), "--fix", "--yes", "--json").stdout)
     assert again["data"]["fixes"][0]["status"] == "done"
+
+
+@pytest.mark.parametrize("webui_pin, expected", [("0.94.0", "0.94.0"), (None, "0.90.1")])
+def test_middleware_fix_installs_the_checkouts_own_fastapi_pin_never_below_it(tmp_path, venv_template, index, monkeypatch,
+                                                                               webui_pin, expected):
+    # A1111 1.10 pins fastapi==0.94.0: the entry's 0.90.1 (right for pre-1.0 checkouts) would downgrade it.
+    monkeypatch.setenv("PIP_INDEX_URL", index)
+    root = tmp_path / "webui"
+    root.mkdir()
+    if webui_pin:
+        (root / "requirements_versions.txt").write_text(f"gradio==3.41.2\nfastapi=={webui_pin}  # pinned\nhttpx==0.24.1\n")
+    python = copy_venv(venv_template, root / "venv")
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "fastapi==0.99.1"], check=True, capture_output=True, timeout=180)
+    result = doctor(str(root), "--log", str(FIXTURES / "gradio-middleware.log"), "--fix", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    fix = next(f for f in json.loads(result.stdout)["data"]["fixes"] if f["action"].startswith("pip_install fastapi"))
+    assert fix["result"] == "applied", fix
+    assert fixes.installed_versions(python, ["fastapi"]) == {"fastapi": expected}
+    again = json.loads(doctor(str(root), "--log", str(FIXTURES / "gradio-middleware.log"), "--fix", "--yes", "--json").stdout)
+    assert next(f for f in again["data"]["fixes"] if f["action"].startswith("pip_install fastapi"))["status"] == "done"
 
 
 def test_a_failing_fix_is_reported_with_pips_words_and_exit_code_5(tmp_path, venv_template, index, monkeypatch):

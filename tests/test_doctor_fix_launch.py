@@ -61,6 +61,44 @@ def test_out_of_memory_on_comfyui_goes_to_lowvram_and_an_env_fix_lands_before_ma
     assert launch_files.effective_env((root / "run_comfyui.sh").read_text(), "comfy-sh")["PYTHONUTF8"] == "1"
 
 
+PORTABLE_GPU = ".\\python_embeded\\python.exe -s ComfyUI\\main.py --windows-standalone-build\r\npause\r\n"
+PORTABLE_CPU = ".\\python_embeded\\python.exe -s ComfyUI\\main.py --cpu --windows-standalone-build\r\npause\r\n"
+
+
+def portable(root: Path, gpu: str = PORTABLE_GPU) -> Path:
+    (root / "ComfyUI").mkdir(parents=True)
+    (root / "ComfyUI" / "main.py").write_text("# ComfyUI\n")
+    (root / "python_embeded").mkdir()
+    (root / "run_nvidia_gpu.bat").write_bytes(gpu.encode())
+    (root / "run_cpu.bat").write_bytes(PORTABLE_CPU.encode())
+    return root
+
+
+def test_on_the_portable_build_a_fix_edits_run_nvidia_gpu_and_run_cpu_keeping_every_user_line(tmp_path):
+    # the user's own additions: an echo line, a quoted output folder with a space, a % in a value
+    gpu = ("@echo off\r\necho starting\r\n.\\python_embeded\\python.exe -s ComfyUI\\main.py --windows-standalone-build "
+           '--output-directory "D:\\My Images"\r\npause\r\n')
+    root = portable(tmp_path / "ComfyUI_windows_portable", gpu)
+    # DIR may be the portable folder or the ComfyUI folder inside it
+    for target in (root, root / "ComfyUI"):
+        result = doctor(str(target), "--log", str(FIXTURES / "nan-vae.log"), "--fix", "--yes", "--json")
+        assert result.exit_code == 0, result.output
+    bat = (root / "run_nvidia_gpu.bat").read_bytes().decode()
+    assert launch_files.effective_args(bat, "comfy-bat") == ["--windows-standalone-build", "--output-directory", '"D:\\My Images"',
+                                                             "--fp32-vae"]
+    assert bat.startswith("@echo off\r\necho starting\r\n") and bat.endswith("--fp32-vae\r\npause\r\n"), bat
+    assert "%*" not in bat, "no argument forwarding the portable build never had"
+    cpu = (root / "run_cpu.bat").read_bytes().decode()
+    assert launch_files.effective_args(cpu, "comfy-bat") == ["--cpu", "--windows-standalone-build", "--fp32-vae"]
+    assert not list(root.glob("webui-user.*")) and not list((root / "ComfyUI").glob("webui-user.*"))
+    # an environment fix lands before main.py, quoted as in every other launch file (% doubled)
+    assert doctor(str(root), "--log", str(FIXTURES / "windows-gbk-encoding.log"), "--fix", "--yes").exit_code == 0
+    lines = (root / "run_nvidia_gpu.bat").read_bytes().decode().split("\r\n")
+    assert lines.index('set "PYTHONUTF8=1"') < next(i for i, l in enumerate(lines) if "main.py" in l)
+    assert launch_files.change(PORTABLE_GPU, "comfy-bat", set_env={"X": "50%"}).startswith('set "X=50%%"\r\n')
+    assert launch_files.effective_env(launch_files.change(PORTABLE_GPU, "comfy-bat", set_env={"X": "50%"}), "comfy-bat") == {"X": "50%"}
+
+
 def _plan(manifest: str, install_dir: Path):
     facts = MachineFacts.from_json({
         "os": {"system": "Linux", "release": "x", "version": "x", "machine": "x86_64", "bits": 64, "wsl": False},

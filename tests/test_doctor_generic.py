@@ -268,3 +268,46 @@ def test_each_failure_class_gets_its_own_next_step(final, expected):
     if found[0].entry.id != expected:  # a knowledge-base entry may know it better; the class still must be right
         pytest.fail(f"{ids(text)} for {final!r}")
     assert "ComfyUI core" in found[0].entry.title or expected in ("generic-network",)
+
+
+def test_the_anchor_prefilters_let_every_known_wording_through_and_stop_plain_lines():
+    # The prefilters look for each literal's rarest part first; a line holding any literal must still pass,
+    # whatever sits around it, or a finding would be lost on a big log.
+    from sdsetup.doctor import generic, match
+    from sdsetup.doctor.kb import load_kb
+
+    tracker = generic.GenericTracker(generic.load_table())
+    literals = generic._literals_cache[id(tracker.table)]
+    assert literals
+    for literal in literals:
+        for line in (literal, f"12:00:01 | {literal} (at step 3)", f"{literal}{literal[:2]}"):
+            assert tracker.passes(line), (literal, line)
+    compiled = match._Compiled(load_kb())
+    for literal in compiled.literals:
+        assert compiled.candidate(f"  {literal}  "), literal
+    for plain in ("Loading weights [6ce0161689] from /models/v1-5-pruned-emaonly.safetensors",
+                  "Running on local URL:  http://127.0.0.1:7860", "100%|██████████| 20/20 [00:02<00:00,  8.11it/s]"):
+        assert not tracker.passes(plain) and not compiled.candidate(plain), plain
+
+
+COMFY_NODE_NATIVE_LIBRARY = """\
+** Python executable: /home/ana/ComfyUI/venv/bin/python
+Import times for custom nodes:
+Cannot import /home/ana/ComfyUI/custom_nodes/comfyui_facetools module for custom nodes: libGL.so.1: cannot open shared object file: No such file or directory
+   0.0 seconds: /home/ana/ComfyUI/custom_nodes/websocket_image_save.py
+   0.4 seconds (IMPORT FAILED): /home/ana/ComfyUI/custom_nodes/comfyui_facetools
+
+Starting server
+"""
+
+
+def test_a_custom_node_import_failure_keeps_its_reason_not_the_import_lists_summary_line():
+    # the reason a node failed sits on its "Cannot import ..." line; the import list repeats only the folder
+    assert ids(COMFY_NODE_NATIVE_LIBRARY)[0] == "libgl-missing", "a known cause still comes first"
+    text = COMFY_NODE_NATIVE_LIBRARY.replace("libGL.so.1: cannot open shared object file: No such file or directory",
+                                             "DLL load failed while importing _pywrap_dlib: The specified module could not be found.")
+    found = [r for r in findings(text) if r.entry.id.startswith("generic")]
+    assert found and "comfyui_facetools" in found[0].entry.title, [r.entry.id for r in found]
+    evidence = " ".join(line for _, line in found[0].hit.evidence)
+    assert "DLL load failed while importing _pywrap_dlib" in evidence, evidence
+    assert any("--force-reinstall" in step for step in found[0].entry.fix.steps)

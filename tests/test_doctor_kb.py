@@ -169,3 +169,12 @@ def test_the_nan_unet_fix_is_what_the_threads_confirmed():
     entry = load_kb().get("nan-unet")
     assert "Upcast cross attention layer to float32" in entry.fix.steps[0]
     assert entry.autofix.args == ("--no-half",) and "--no-half" in entry.fix.steps[1]
+
+
+def test_windows_commands_never_pass_flags_to_webui_user_bat_or_use_hash_comments():
+    # webui-user.bat ends in `call webui.bat` without %*: a flag after it is dropped, and cmd.exe has no
+    # `#` comments (rtx50-sm120 once said `webui-user.bat --reinstall-torch    # once`).
+    for entry in load_kb().entries:
+        for line in entry.fix.commands.get("windows", ()):
+            assert not re.match(r"(?i)^\s*(call\s+)?webui-user\.bat\s+\S", line), (entry.id, line)
+            assert " # " not in line and not line.lstrip().startswith("#"), (entry.id, line)

@@ -188,9 +188,9 @@ def _targets(ctx: FixContext) -> list[tuple[Path, str, str | None, str]]:
     found = []
     # A ComfyUI install starts from sdsetup's run_comfyui.sh/.bat: those are edited, never a webui-user
     # file ComfyUI would not read.
-    comfy = [n for n in launch_files.COMFY_SCRIPTS if (ctx.install_dir / n).is_file()]
-    for name in comfy or ("webui-user.bat", "webui-user.sh"):
-        path = ctx.install_dir / name
+    comfy = launch_files.comfy_scripts(ctx.install_dir)
+    for path in comfy or [ctx.install_dir / n for n in ("webui-user.bat", "webui-user.sh")]:
+        name = path.name
         if path.is_file():
             text, encoding = _read_text(path)
             found.append((path, launch_files.flavour_of(name), text, encoding))
@@ -356,13 +356,56 @@ def _need_venv(ctx: FixContext) -> str | None:
     return None
 
 
+def webui_pins(install_dir: Path) -> dict[str, str]:
+    """The exact pins of the web UI's own requirements_versions.txt (what its launch.py installs), by name."""
+    path = install_dir / "requirements_versions.txt"
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return {}
+    from packaging.requirements import InvalidRequirement
+
+    texts = []
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            texts.append(line)
+    pins: dict[str, str] = {}
+    for text in texts:
+        try:
+            pins.update(_pins([text]))
+        except InvalidRequirement:
+            continue
+    return {_canonical(k): v for k, v in pins.items()}
+
+
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _follow_webui_pins(requirements: list, pins: dict[str, str]) -> list:
+    """An entry's exact pin gives way to the checkout's own pin of the same package: the entry's version is
+    the one that fixed the web UI of its thread, and installing it into a newer checkout (A1111 1.10 pins
+    fastapi 0.94.0, the fix for old versions is 0.90.1) would downgrade what that checkout needs."""
+    from packaging.requirements import Requirement
+
+    out = []
+    for req in requirements:
+        exact = [spec.version for spec in req.specifier if spec.operator == "=="]
+        pinned = pins.get(_canonical(req.name))
+        if exact and pinned and pinned != exact[0]:
+            req = Requirement(f"{req.name}=={pinned}")
+        out.append(req)
+    return out
+
+
 def plan_pip_install(ctx: FixContext, args: tuple[str, ...]) -> tuple[str, str, list[Operation]]:
     from packaging.requirements import Requirement
 
     missing = _need_venv(ctx)
     if missing:
         return "skip", missing, []
-    requirements = [Requirement(a) for a in args]
+    requirements = _follow_webui_pins([Requirement(a) for a in args], webui_pins(ctx.install_dir))
     versions = installed_versions(ctx.venv_python, [r.name for r in requirements]) or {}
     wanted = [str(r) for r in requirements if not versions.get(r.name) or not r.specifier.contains(versions[r.name], prereleases=True)]
     if not wanted:

@@ -192,6 +192,21 @@ _KEYWORDS = ("Traceback", "Error", "Exception", "Exit", "Interrupt", "Failure", 
 
 _literals_cache: dict[int, tuple[str, ...]] = {}
 
+# Characters of clean startup logs, most frequent first (counted over tests/fixtures/logs/clean*): a regex
+# alternation is scanned position by position and only stops at a character some branch starts with,
+# so each literal is looked for by its rarest part (an "anchor") and a line that holds one is confirmed
+# against the whole literals. Characters not listed count as rarest.
+_COMMON_CHARS = " #eoi-nst0.arl12duc:pmg/fbh,3()w8\\6Cy54Bv97Mkj%xD=|UITSLR_"
+
+
+def _anchor(literal: str) -> str:
+    """The part of `literal` (at most 8 characters, at least 3) that starts at its rarest character."""
+    if len(literal) <= 3:
+        return literal
+    rank = {ch: i for i, ch in enumerate(_COMMON_CHARS)}
+    start = max(range(len(literal) - 2), key=lambda i: rank.get(literal[i], len(_COMMON_CHARS)))
+    return literal[start:start + 8]
+
 
 def _prefilter_literals(table: "GenericTable") -> tuple[str, ...]:
     from sdsetup.doctor.literals import pattern_literals
@@ -283,7 +298,9 @@ class GenericTracker:
         # the prefilter also lets through every wording the table knows (cmd.exe's Chinese messages carry none of _ANY's words)
         literals = _literals_cache.get(id(table)) or _literals_cache.setdefault(id(table), _prefilter_literals(table))
         # most lines are ASCII: one regex over the ASCII literals; the rest also need the Chinese, Japanese, ... wordings
-        self.ascii_filter = re.compile("|".join(re.escape(lit) for lit in literals if lit.isascii()))
+        ascii_literals = [lit for lit in literals if lit.isascii()]
+        self.anchor_filter = re.compile("|".join(re.escape(a) for a in sorted({_anchor(lit) for lit in ascii_literals})))
+        self.ascii_filter = re.compile("|".join(re.escape(lit) for lit in ascii_literals))
         self.full_filter = re.compile("|".join(re.escape(lit) for lit in literals))
         self.run = 0
         self.events: dict[str, Event] = {}
@@ -293,6 +310,12 @@ class GenericTracker:
         self.tb_text = ""
         self.last_where: tuple[str, str] | None = None
         self.report_type = ""
+
+    def passes(self, text: str) -> bool:
+        """The prefilter: does the line hold any text the generic findings start from?"""
+        if text.isascii():
+            return self.anchor_filter.search(text) is not None and self.ascii_filter.search(text) is not None
+        return self.full_filter.search(text) is not None
 
     def new_run(self) -> None:
         self.run += 1
@@ -313,7 +336,7 @@ class GenericTracker:
                 if plain:
                     self._exception(line_no, text, plain.group(1), (plain.group(2) or "").strip())
                     return
-        if not (self.ascii_filter if text.isascii() else self.full_filter).search(text):
+        if not self.passes(text):
             return
         text = _PREFIX.sub("", text, count=1)  # `docker compose` service names, logging timestamps
         if _TB_START.search(text):
@@ -337,6 +360,10 @@ class GenericTracker:
         if node:
             path = (node.group(1) or node.group(3) or "").strip()
             folder = re.split(r"[\\/]", path.rstrip("\\/"))[-1] if path else "?"
+            old = self.events.get("custom-node-import")
+            if node.group(3) and old is not None and old.values.get("folder") == folder and old.values.get("message"):
+                old.count += 1  # the import list's summary line: the earlier line with the reason stays the evidence
+                return
             self._add("custom-node-import", line_no, text, {"folder": folder, "message": (node.group(2) or "").strip()[:MAX_MESSAGE]},
                       where=("custom-node", folder))
             return

@@ -11,9 +11,26 @@ import re
 import shlex
 
 from sdsetup.doctor import webui_user
+from sdsetup.webui_user_file import bat_value, set_line
 
-COMFY_SCRIPTS = {"run_comfyui.sh": "comfy-sh", "run_comfyui.bat": "comfy-bat"}
+# sdsetup's own scripts, then the ones ComfyUI's Windows portable build ships (`.\python_embeded\python.exe
+# -s ComfyUI\main.py --windows-standalone-build`, then `pause`): a fix goes into every one of them there is.
+COMFY_SCRIPTS = {"run_comfyui.sh": "comfy-sh", "run_comfyui.bat": "comfy-bat",
+                 "run_nvidia_gpu.bat": "comfy-bat", "run_cpu.bat": "comfy-bat"}
+_MAIN_PY = re.compile(r"""(?:^|(?<=[\s\\/"']))main\.py["']?(?=\s|$)""")
 _DOCTOR_MAP = {"--medvram": "--lowvram", "--medvram-sdxl": "--lowvram"}  # ComfyUI has one step down: --lowvram
+
+
+def comfy_scripts(install_dir):
+    """The ComfyUI launch scripts that start this install: its own, or, for DIR = the portable build's
+    ComfyUI folder, the run_*.bat beside python_embeded one level up."""
+    here = [install_dir / n for n in COMFY_SCRIPTS if (install_dir / n).is_file()]
+    if here:
+        return here
+    up = install_dir.parent
+    if (up / "python_embeded").is_dir():
+        return [up / n for n in COMFY_SCRIPTS if n.endswith(".bat") and (up / n).is_file()]
+    return []
 
 
 def flavour_of(name: str) -> str:
@@ -34,9 +51,22 @@ def comfy_flags(flags) -> list[str]:
 def _exec_line(text: str, flavour: str) -> tuple[int, list[str]] | None:
     lines = text.splitlines()
     for index, line in enumerate(lines):
-        if " main.py" in line and (line.startswith("exec ") if flavour == "comfy-sh" else "python" in line.lower()):
+        if line.strip().lower().startswith(("rem ", "::", "#")) or not _MAIN_PY.search(line):
+            continue
+        if line.startswith("exec ") if flavour == "comfy-sh" else "python" in line.lower():
             return index, lines
     return None
+
+
+def _split_exec(line: str) -> tuple[str, str]:
+    """(everything up to and including main.py, the arguments after it) of the line that starts ComfyUI."""
+    end = _MAIN_PY.search(line).end()
+    return line[:end], line[end:]
+
+
+def _comfy_words(rest: str, flavour: str) -> list[str]:
+    # .bat: cmd.exe's words, quotes kept (a user's --output-directory "D:\My Images" is written back as it was)
+    return shlex.split(rest, posix=flavour == "comfy-sh")
 
 
 def _comfy_args(text: str, flavour: str) -> list[str]:
@@ -44,9 +74,7 @@ def _comfy_args(text: str, flavour: str) -> list[str]:
     if found is None:
         return []
     index, lines = found
-    words = shlex.split(lines[index], posix=flavour == "comfy-sh")
-    after = words[[w.endswith("main.py") for w in words].index(True) + 1:]
-    return [w for w in after if w not in ("$@", "%*")]
+    return [w for w in _comfy_words(_split_exec(lines[index])[1], flavour) if w not in ("$@", "%*")]
 
 
 def effective_args(text: str, flavour: str) -> list[str]:
@@ -64,7 +92,7 @@ def effective_env(text: str, flavour: str) -> dict[str, str]:
         m = re.match(pattern, line.strip())
         if m:
             value = m.group(2)
-            env[m.group(1)] = (shlex.split(value)[0] if value else "") if flavour == "comfy-sh" else value
+            env[m.group(1)] = (shlex.split(value)[0] if value else "") if flavour == "comfy-sh" else value.replace("%%", "%")
     return env
 
 
@@ -85,12 +113,16 @@ def change(text: str | None, flavour: str, *, set_env=None, add_args=(), remove_
     new_env = [(k, v) for k, v in (set_env or {}).items() if env_now.get(k) != v]
     if wanted == args and not new_env:
         return text
-    head = lines[index].split(" main.py", 1)[0] + " main.py"
+    head, rest = _split_exec(lines[index])
+    words = _comfy_words(rest, flavour)
+    forward = [w for w in words if w in ("$@", "%*")]  # kept where there was one, never added (portable has none)
+    kept = [w for w in words if w not in removed and w not in ("$@", "%*")]  # the user's words as written
+    added = [a for a in wanted if a not in args]
     if flavour == "comfy-sh":
-        lines[index] = " ".join([head, *(shlex.quote(a) for a in wanted), '"$@"'])
-        env_lines = [f"export {k}={shlex.quote(v)}" for k, v in new_env]
+        lines[index] = " ".join([head, *(shlex.quote(a) for a in kept + added), *(['"$@"'] if forward else [])])
+        env_lines = [set_line(k, v, "sh") for k, v in new_env]
     else:
-        lines[index] = " ".join([head, *wanted, "%*"])
-        env_lines = [f'set "{k}={v.replace("%", "%%")}"' for k, v in new_env]
+        lines[index] = " ".join([head, *kept, *(bat_value(a) for a in added), *forward])
+        env_lines = [set_line(k, v, "bat") for k, v in new_env]
     lines[index:index] = env_lines  # before the line that starts ComfyUI
-    return newline.join(lines) + newline
+    return newline.join(lines) + (newline if text.endswith(("\n", "\r")) else "")

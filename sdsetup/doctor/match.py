@@ -97,9 +97,14 @@ class _Compiled:
                     leftovers.append(pattern)
         self.literals = tuple(sorted(literals, key=len))
         self.rest = tuple(leftovers)  # patterns without a usable literal: searched in full
+        # one regex over each literal's rarest part first (generic._anchor): most lines hold none
+        from sdsetup.doctor.generic import _anchor
+
+        self.anchors = re.compile("|".join(re.escape(a) for a in sorted({_anchor(lit) for lit in self.literals}))) \
+            if self.literals else None
 
     def candidate(self, text: str) -> bool:
-        if any(map(text.__contains__, self.literals)):
+        if self.anchors is not None and self.anchors.search(text) and any(map(text.__contains__, self.literals)):
             return True
         return any(pattern.search(text) for pattern in self.rest)
 
@@ -152,7 +157,9 @@ class Scanner:
             if line_no - self.last_marker > _WEAK_GAP:
                 self._new_run()
             self.last_marker = line_no
-        self.generic.feed(line_no, text)
+        generic = self.generic
+        if generic.in_traceback or generic.passes(text):  # most lines: no call into the tracker at all
+            generic.feed(line_no, text)
         if not self.compiled.candidate(text):
             return
         for entry, patterns, context in self.compiled.entries:
