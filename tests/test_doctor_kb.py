@@ -178,3 +178,12 @@ def test_windows_commands_never_pass_flags_to_webui_user_bat_or_use_hash_comment
         for line in entry.fix.commands.get("windows", ()):
             assert not re.match(r"(?i)^\s*(call\s+)?webui-user\.bat\s+\S", line), (entry.id, line)
             assert " # " not in line and not line.lstrip().startswith("#"), (entry.id, line)
+
+
+def test_force_reinstall_commands_never_drag_in_new_dependencies():
+    # `pip install --force-reinstall torch==2.1.2 …` alone reinstalls every dependency at its newest
+    # version too (numpy 2 among them, which the release branch cannot load: see numpy-abi).
+    for entry in load_kb().entries:
+        for line in (c for cs in entry.fix.commands.values() for c in cs):
+            if "--force-reinstall" in line:
+                assert "--no-deps" in line, (entry.id, line)
