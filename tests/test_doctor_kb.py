@@ -187,3 +187,26 @@ def test_force_reinstall_commands_never_drag_in_new_dependencies():
         for line in (c for cs in entry.fix.commands.values() for c in cs):
             if "--force-reinstall" in line:
                 assert "--no-deps" in line, (entry.id, line)
+
+
+def test_every_sdsetup_command_in_the_kb_uses_options_the_cli_has():
+    # safetensors-header once said `sdsetup fetch URL --dest DIR`; fetch has no --dest (it is -o/--output)
+    from typer.testing import CliRunner
+
+    from sdsetup.cli import app
+
+    lines = [c for e in load_kb().entries for cs in e.fix.commands.values() for c in cs]
+    lines += [m for e in load_kb().entries for s in e.fix.steps for m in re.findall(r"`(sdsetup [^`]+)`", s)]
+    checked = 0
+    for line in lines:
+        if not line.startswith("sdsetup "):
+            continue
+        words = line.split()
+        sub = [w for w in words[1:3] if re.fullmatch(r"[a-z]+", w)]  # `ext remove`, `fetch`; not DIR/URL
+        path = sub[:2] if sub and sub[0] in ("ext", "models", "mirrors", "bundle") else sub[:1]
+        result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "300", "NO_COLOR": "1"})
+        assert result.exit_code == 0, (line, result.output)
+        for opt in (w.split("=", 1)[0] for w in words if w.startswith("-")):
+            assert re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", result.stdout), (line, opt)
+        checked += 1
+    assert checked >= 5
