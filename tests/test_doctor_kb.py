@@ -178,3 +178,35 @@ def test_windows_commands_never_pass_flags_to_webui_user_bat_or_use_hash_comment
         for line in entry.fix.commands.get("windows", ()):
             assert not re.match(r"(?i)^\s*(call\s+)?webui-user\.bat\s+\S", line), (entry.id, line)
             assert " # " not in line and not line.lstrip().startswith("#"), (entry.id, line)
+
+
+def test_force_reinstall_commands_never_drag_in_new_dependencies():
+    # `pip install --force-reinstall torch==2.1.2 …` alone reinstalls every dependency at its newest
+    # version too (numpy 2 among them, which the release branch cannot load: see numpy-abi).
+    for entry in load_kb().entries:
+        for line in (c for cs in entry.fix.commands.values() for c in cs):
+            if "--force-reinstall" in line:
+                assert "--no-deps" in line, (entry.id, line)
+
+
+def test_every_sdsetup_command_in_the_kb_uses_options_the_cli_has():
+    # safetensors-header once said `sdsetup fetch URL --dest DIR`; fetch has no --dest (it is -o/--output)
+    from typer.testing import CliRunner
+
+    from sdsetup.cli import app
+
+    lines = [c for e in load_kb().entries for cs in e.fix.commands.values() for c in cs]
+    lines += [m for e in load_kb().entries for s in e.fix.steps for m in re.findall(r"`(sdsetup [^`]+)`", s)]
+    checked = 0
+    for line in lines:
+        if not line.startswith("sdsetup "):
+            continue
+        words = line.split()
+        sub = [w for w in words[1:3] if re.fullmatch(r"[a-z]+", w)]  # `ext remove`, `fetch`; not DIR/URL
+        path = sub[:2] if sub and sub[0] in ("ext", "models", "mirrors", "bundle") else sub[:1]
+        result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "300", "NO_COLOR": "1"})
+        assert result.exit_code == 0, (line, result.output)
+        for opt in (w.split("=", 1)[0] for w in words if w.startswith("-")):
+            assert re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", result.stdout), (line, opt)
+        checked += 1
+    assert checked >= 5
