@@ -224,7 +224,7 @@ def create_app(state: GuiState) -> Any:
 
     async def install(request: Request) -> Response:
         from sdsetup.commands import install as command
-        from sdsetup.commands.bundle import install_settings
+        from sdsetup.install.inputs import install_settings
         from sdsetup.errors import usage_error
         from sdsetup.install.plan import InstallOptions
 
