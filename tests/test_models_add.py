@@ -256,6 +256,12 @@ def test_hash_state_comes_from_the_cache_without_hashing(tmp_path):
     stat = path.stat()
     assert hash_state(None, None, stat) == "unrecorded"
     assert hash_state("a" * 64, None, stat) == "unchecked"
-    assert hash_state("a" * 64, [stat.st_size, stat.st_mtime_ns, "a" * 64], stat) == "verified"
-    assert hash_state("a" * 64, [stat.st_size, stat.st_mtime_ns, "b" * 64], stat) == "differs"
-    assert hash_state("a" * 64, [stat.st_size + 1, stat.st_mtime_ns, "a" * 64], stat) == "unchecked"
+    from sdsetup.hashing import fingerprint
+
+    assert hash_state("a" * 64, [*fingerprint(stat), "a" * 64], stat) == "verified"
+    assert hash_state("a" * 64, [*fingerprint(stat), "b" * 64], stat) == "differs"
+    changed = fingerprint(stat)
+    changed[2] += 1  # the ctime moved (bytes rewritten and the mtime put back): not trusted
+    assert hash_state("a" * 64, [*changed, "a" * 64], stat) == "unchecked"
+    # an entry in the older shape (size, mtime only) is not trusted either
+    assert hash_state("a" * 64, [stat.st_size, stat.st_mtime_ns, "a" * 64], stat) == "unchecked"

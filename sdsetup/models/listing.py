@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sdsetup.hashing import fingerprint
 from sdsetup.models.folders import FOLDERS, MODEL_SUFFIXES, TYPES
 
 # hash states: verified (the cached hash of this exact file equals the recorded one), differs (it does
@@ -15,12 +16,13 @@ from sdsetup.models.folders import FOLDERS, MODEL_SUFFIXES, TYPES
 
 
 def hash_state(expected: str | None, cached: list | None, stat: os.stat_result) -> str:
-    """Pure: the state of one file from its recorded sha256 and its hash-cache entry [size, mtime_ns, sha256]."""
+    """Pure: the state of one file from its recorded sha256 and its hash-cache entry [*fingerprint, sha256]
+    (the same fingerprint the cache trusts: size, mtime, ctime, inode, owner, mode)."""
     if not expected:
         return "unrecorded"
-    if not cached or len(cached) != 3 or cached[0] != stat.st_size or cached[1] != stat.st_mtime_ns:
+    if not isinstance(cached, list) or len(cached) < 2 or cached[:-1] != fingerprint(stat):
         return "unchecked"
-    return "verified" if cached[2] == expected else "differs"
+    return "verified" if cached[-1] == expected else "differs"
 
 
 def list_models(root: Path, launcher: str, expected: dict[str, str], cache: dict[str, list]) -> list[dict[str, Any]]:
