@@ -139,7 +139,7 @@ def test_check_install_verify_doctor_and_start_in_a_real_browser(world, browser,
         page.check("#skip-smoke")  # the world's torch is a stand-in that cannot draw
         page.check("input[name='mirror'][value='e2e']")
         page.click("#install-run")
-        page.wait_for_selector("#install-out .file", timeout=180_000)  # a download is under way: bytes, rate, source
+        page.wait_for_selector("#install-out .file", state="attached", timeout=180_000)  # a download began (li.closed .files is display:none once a step ends, so not "visible")
         checkpoint = page.locator("#install-out .file[data-file*='checkpoint']")
         checkpoint.wait_for(timeout=240_000)  # the slow one: caught while its bytes arrive
         page.wait_for_selector("#install-out .file[data-file*='checkpoint'] .rate:not(:empty)", timeout=30_000)
