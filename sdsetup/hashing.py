@@ -31,6 +31,13 @@ def fingerprint(stat: os.stat_result) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev, stat.st_uid, stat.st_mode]
 
 
+def trusted_digest(entry: object, stat: os.stat_result) -> str | None:
+    """The cached sha256 when the entry's fingerprint still matches the file, else None."""
+    if isinstance(entry, list) and len(entry) >= 2 and entry[:-1] == fingerprint(stat):
+        return entry[-1]
+    return None
+
+
 class HashCache:
     """A JSON file of {abs path: [*fingerprint, sha256]}; a stale entry (or one in an older shape) is
     simply recomputed."""
@@ -46,9 +53,9 @@ class HashCache:
         """(hex digest, whether it came from the cache)."""
         stat = os.stat(path)
         key = str(Path(path).resolve())
-        entry = self.entries.get(key)
-        if not rehash and isinstance(entry, list) and entry[:-1] == fingerprint(stat):
-            return entry[-1], True
+        cached = None if rehash else trusted_digest(self.entries.get(key), stat)
+        if cached is not None:
+            return cached, True
         digest = sha256_file(path)
         # The stat from before reading: a write during the read makes the next check rehash.
         self.entries[key] = [*fingerprint(stat), digest]

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sdsetup.hashing import fingerprint
+from sdsetup.hashing import trusted_digest
 from sdsetup.models.folders import FOLDERS, MODEL_SUFFIXES, TYPES
 
 # hash states: verified (the cached hash of this exact file equals the recorded one), differs (it does
@@ -20,9 +20,10 @@ def hash_state(expected: str | None, cached: list | None, stat: os.stat_result) 
     (the same fingerprint the cache trusts: size, mtime, ctime, inode, owner, mode)."""
     if not expected:
         return "unrecorded"
-    if not isinstance(cached, list) or len(cached) < 2 or cached[:-1] != fingerprint(stat):
+    digest = trusted_digest(cached, stat)
+    if digest is None:
         return "unchecked"
-    return "verified" if cached[-1] == expected else "differs"
+    return "verified" if digest == expected else "differs"
 
 
 def list_models(root: Path, launcher: str, expected: dict[str, str], cache: dict[str, list]) -> list[dict[str, Any]]:
